@@ -1,0 +1,25 @@
+using FineTuneService.Core.Domain;
+using Microsoft.EntityFrameworkCore;
+
+namespace FineTuneService.Core.Data;
+
+public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> options) : DbContext(options)
+{
+    public DbSet<Tenant> Tenants => Set<Tenant>();
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<StoredFile> Files => Set<StoredFile>();
+    public DbSet<FineTuningJob> Jobs => Set<FineTuningJob>();
+    public DbSet<JobEvent> JobEvents => Set<JobEvent>();
+    public DbSet<JobCheckpoint> JobCheckpoints => Set<JobCheckpoint>();
+    public DbSet<Artifact> Artifacts => Set<Artifact>();
+    public DbSet<ArtifactChunk> ArtifactChunks => Set<ArtifactChunk>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder) =>
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // Enums are stored as their names so rows read well in psql and survive reordering.
+        configurationBuilder.Properties<Enum>().HaveConversion<string>().HaveMaxLength(32);
+    }
+}

@@ -1,0 +1,57 @@
+using System.Text.Json.Nodes;
+
+namespace FineTuneService.Core.Domain;
+
+/// <summary>Exactly the OpenAI job status values.</summary>
+public enum JobStatus { ValidatingFiles, Queued, Running, Succeeded, Failed, Cancelled }
+
+/// <summary>What the worker should do when it next checks the job between steps.</summary>
+public enum JobControl { None, Pause, Cancel }
+
+/// <summary>Admin review state of the job's model; a held model is not listed to its tenant.</summary>
+public enum ReviewState { NotRequired, Held, Approved, Rejected }
+
+public sealed class FineTuningJob
+{
+    public required string Id { get; init; }
+    public required string TenantId { get; init; }
+    /// <summary>Base model id, e.g. "safetune-tiny".</summary>
+    public required string Model { get; init; }
+    public required string TrainingFileId { get; init; }
+    public string? ValidationFileId { get; init; }
+    public JobStatus Status { get; set; } = JobStatus.ValidatingFiles;
+    /// <summary>Set by cancel/pause requests, read by the worker between steps.</summary>
+    public JobControl Control { get; set; } = JobControl.None;
+    /// <summary>True while paused: status stays queued (OpenAI has no paused status) and no worker holds it.</summary>
+    public bool Paused { get; set; }
+    /// <summary>Resolved hyperparameters: n_epochs, batch_size, learning_rate_multiplier ("auto" replaced once known).</summary>
+    public required JsonObject Hyperparameters { get; set; }
+    /// <summary>The requested method object as posted (type, supervised.hyperparameters).</summary>
+    public JsonObject? Method { get; init; }
+    /// <summary>Requested safety strategy and parameters: {strategy: [...], params: {...}}.</summary>
+    public required JsonObject Safety { get; set; }
+    public string? Suffix { get; init; }
+    public long Seed { get; init; }
+    public JsonObject? Metadata { get; init; }
+    public string? FineTunedModel { get; set; }
+    /// <summary>OpenAI error object {code, message, param}, null unless failed.</summary>
+    public JsonObject? Error { get; set; }
+    public long? TrainedTokens { get; set; }
+    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public DateTime? EstimatedFinish { get; set; }
+    public string? IdempotencyKey { get; init; }
+    /// <summary>Which worker (host/device) holds the job, and when it last reported; a stale heartbeat means the worker died.</summary>
+    public string? WorkerId { get; set; }
+    public DateTime? HeartbeatAt { get; set; }
+    /// <summary>How many times a worker has started this job.</summary>
+    public int Attempts { get; set; }
+    public ReviewState Review { get; set; } = ReviewState.NotRequired;
+    /// <summary>Artifact hash of the final weights (Hugging Face folder bundle).</summary>
+    public string? ResultArtifactSha256 { get; set; }
+    /// <summary>Scores and reports gathered by the safety evaluation, shown as job.safety.scores.</summary>
+    public JsonObject? SafetyScores { get; set; }
+
+    public bool IsTerminal => Status is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled;
+}

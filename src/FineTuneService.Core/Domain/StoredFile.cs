@@ -1,0 +1,24 @@
+using System.Text.Json.Nodes;
+
+namespace FineTuneService.Core.Domain;
+
+/// <summary>OpenAI file status values; "uploaded" until validation ends.</summary>
+public enum FileStatus { Uploaded, Processed, Error }
+
+/// <summary>An uploaded file (OpenAI "file" object). Its bytes live in the artifact store under <see cref="Sha256"/>.</summary>
+public sealed class StoredFile
+{
+    public required string Id { get; init; }
+    public required string TenantId { get; init; }
+    public required string Filename { get; init; }
+    public required string Purpose { get; init; }
+    public long Bytes { get; set; }
+    public required string Sha256 { get; set; }
+    public FileStatus Status { get; set; } = FileStatus.Uploaded;
+    /// <summary>Human-readable reason when <see cref="Status"/> is Error.</summary>
+    public string? StatusDetails { get; set; }
+    /// <summary>Validation outcome: format, example and token counts, and line-numbered errors.</summary>
+    public JsonObject? ValidationReport { get; set; }
+    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime? DeletedAt { get; set; }
+}

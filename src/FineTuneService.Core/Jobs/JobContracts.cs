@@ -1,0 +1,24 @@
+namespace FineTuneService.Core.Jobs;
+
+/// <summary>Hangfire queue names. The gpu queue has one worker per device so a device runs one job at a time.</summary>
+public static class Queues
+{
+    public const string Gpu = "gpu";
+    public const string Default = "default";
+}
+
+/// <summary>
+/// Runs one fine-tuning job end to end on this worker's device. Implemented by the worker host (it needs libtorch);
+/// the API enqueues it by this interface. Idempotent: Hangfire delivers at least once, so a second delivery resumes
+/// from the last checkpoint or does nothing when the job is terminal.
+/// </summary>
+public interface IFineTuneJobRunner
+{
+    Task RunAsync(string jobId, CancellationToken cancellationToken);
+}
+
+/// <summary>Validates an uploaded file in the background and records the line-numbered report on it. Idempotent.</summary>
+public interface IFileValidationJob
+{
+    Task RunAsync(string fileId, CancellationToken cancellationToken);
+}
