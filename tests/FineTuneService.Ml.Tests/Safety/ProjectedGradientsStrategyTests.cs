@@ -55,6 +55,7 @@ public sealed class ProjectedGradientsStrategyTests
         var edited = 0;
         for (var step = 0; step < 6; step++)
         {
+            using var stepScope = NewDisposeScope(); // as in the trainer: subspaces must outlive the step's scope
             problem.TaskBackward();
             var before = problem.Grads();
             var report = strategy.OnGradients(step, problem.Parameters, problem.SafetyLoss);
@@ -80,6 +81,7 @@ public sealed class ProjectedGradientsStrategyTests
         var edited = 0;
         for (var step = 0; step < 6; step++)
         {
+            using var stepScope = NewDisposeScope(); // as in the trainer: subspaces must outlive the step's scope
             problem.TaskBackward();
             var before = problem.Grads();
             edited += strategy.OnGradients(step, problem.Parameters, problem.SafetyLoss).Conflicting;
@@ -142,7 +144,7 @@ public sealed class ProjectedGradientsStrategyTests
     public void Rejects_unknown_variants_and_bad_numbers()
     {
         Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams("orthogonal"), 1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(Rank: 0), 1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(RefreshEvery: 0), 1));
+        Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(Rank: 0), 1));
+        Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(RefreshEvery: 0), 1));
     }
 }

@@ -65,10 +65,5 @@ public sealed class AntidoteStrategy(AntidoteParams options)
         return new AntidoteReport(pruned);
     }
 
-    private static AntidoteParams Validate(AntidoteParams options)
-    {
-        if (options.DenseRatio is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), $"antidote.dense_ratio must be in [0, 1], got {options.DenseRatio}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.CalibrationSamples, 1, nameof(options.CalibrationSamples));
-        return options;
-    }
+    private static AntidoteParams Validate(AntidoteParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.Antidote);
 }

@@ -152,12 +152,5 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
 
     private static double[] ToArray(Tensor t) => t.cpu().data<double>().ToArray();
 
-    private static SafetyLayerLocatorParams Validate(SafetyLayerLocatorParams options)
-    {
-        if (!(options.StartFraction > 0 && options.StartFraction <= options.EndFraction && options.EndFraction <= 1))
-            throw new ArgumentOutOfRangeException(nameof(options), $"Need 0 < start_fraction ≤ end_fraction ≤ 1, got {options.StartFraction} and {options.EndFraction}.");
-        if (!(options.ScaleAlpha > 1)) throw new ArgumentOutOfRangeException(nameof(options), $"scale_alpha must be > 1, got {options.ScaleAlpha}.");
-        ArgumentOutOfRangeException.ThrowIfNegative(options.SearchRadius, nameof(options.SearchRadius));
-        return options;
-    }
+    private static SafetyLayerLocatorParams Validate(SafetyLayerLocatorParams options) => SafetyParams.Require(options, options.Errors(), "safety layer locator");
 }

@@ -79,12 +79,5 @@ public sealed class SafeMergeStrategy(SafeMergeParams options)
         return decisions;
     }
 
-    private static SafeMergeParams Validate(SafeMergeParams options)
-    {
-        WeightMerge.ValidateLambda(options.Lambda);
-        if (options.Threshold is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), $"safemerge.threshold must be in [0, 1], got {options.Threshold}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.Rank, 1, nameof(options.Rank));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.SafetySamples, 1, nameof(options.SafetySamples));
-        return options;
-    }
+    private static SafeMergeParams Validate(SafeMergeParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.SafeMerge);
 }

@@ -86,15 +86,7 @@ public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options,
         _subspaces.Clear();
     }
 
-    private static ProjectedGradientsParams Validate(ProjectedGradientsParams options)
-    {
-        if (!ProjectedGradientsVariants.All.Contains(options.Variant))
-            throw new ArgumentException($"Unknown projected_gradients variant '{options.Variant}'; expected one of {string.Join(", ", ProjectedGradientsVariants.All)}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.Rank, 1, nameof(options.Rank));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.RefreshEvery, 1, nameof(options.RefreshEvery));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.SafetySamples, 1, nameof(options.SafetySamples));
-        return options;
-    }
+    private static ProjectedGradientsParams Validate(ProjectedGradientsParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.ProjectedGradients);
 }
 
 /// <summary>Per-sample gradients of a safety loss, without touching the parameters' <c>.grad</c>.</summary>

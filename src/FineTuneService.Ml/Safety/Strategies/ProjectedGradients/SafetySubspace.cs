@@ -41,7 +41,8 @@ public sealed class SafetySubspace : IDisposable
         var useRight = twoSided || rows < cols;
         var left = useLeft ? LowRank.TopLeftSingularVectors(cat(matrices, 1), rank, generator) : null;
         var right = useRight ? LowRank.TopLeftSingularVectors(cat(matrices.Select(m => m.t()).ToArray(), 1), rank, generator) : null;
-        return new SafetySubspace(mean.MoveToOuterDisposeScope(), left?.MoveToOuterDisposeScope(), right?.MoveToOuterDisposeScope());
+        // Long-lived state: detached from every dispose scope (the trainer calls us inside its per-step scope).
+        return new SafetySubspace(mean.DetachFromDisposeScope(), left?.DetachFromDisposeScope(), right?.DetachFromDisposeScope());
     }
 
     /// <summary>P x: the part of <paramref name="x"/> (same shape as the weight) inside the subspace.</summary>
