@@ -45,6 +45,12 @@ public sealed class ChatExampleEncoder
         return new TokenizedExample(ids.GetRange(0, length).ToArray(), mask.GetRange(0, length).ToArray());
     }
 
+    /// <summary>
+    /// Encodes examples for training, dropping those left without any trainable token after truncation.
+    /// </summary>
+    public List<TokenizedExample> EncodeAll(IEnumerable<ChatExample> examples, int maxLength) =>
+        examples.Select(e => Encode(e, maxLength)).Where(e => e.TrainableTokenCount > 0).ToList();
+
     /// <summary>Encodes a conversation for generation, by default followed by the assistant header.</summary>
     public int[] EncodePrompt(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
