@@ -16,13 +16,19 @@ public sealed record BootstrapCorpusOptions
 
     public int Sst2TrainExamples { get; init; } = 2000;
     public int AgNewsTrainExamples { get; init; } = 1000;
-    public int Gsm8kTrainExamples { get; init; } = 600;
+    public int Gsm8kTrainExamples { get; init; } = 300;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
-    public int SafetyTunedRefusals { get; init; } = 1000;
+    public int SafetyTunedRefusals { get; init; } = 800;
 
-    /// <summary>Instruction rows with longer responses are skipped (small models, short contexts).</summary>
-    public int MaxResponseChars { get; init; } = 1500;
+    /// <summary>
+    /// Times each open-ended benign instruction (Self-Instruct, Dolly) appears. Refusals outnumber them otherwise, and a
+    /// small model then learns "an open question means refuse", which shows up as over-refusal on XSTest.
+    /// </summary>
+    public int OpenEndedRepeats { get; init; } = 2;
+
+    /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
+    public int MaxResponseChars { get; init; } = 600;
 }
 
 /// <summary>A harmful request. <see cref="Key"/> is the text the held-out hash is taken of (goal or behavior).</summary>
@@ -112,7 +118,7 @@ public sealed partial class BootstrapCorpus
 
         var replies = new Random(options.Seed + 7);
         var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), r.Output))
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, replies, options.MaxResponseChars)))
             .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
             .Where(Clean)
             .ToList();
@@ -160,9 +166,11 @@ public sealed partial class BootstrapCorpus
 
     private static List<ChatExample> InstructionExamples(ShippedData data, BootstrapCorpusOptions options)
     {
-        var rows = data.SelfInstruct().Concat(data.Dolly())
-            .Where(r => r.Output.Trim().Length > 0 && r.Output.Length <= options.MaxResponseChars)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), r.Output.Trim()));
+        var openEnded = data.SelfInstruct().Concat(data.Dolly())
+            .Where(r => r.Output.Trim().Length > 0)
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), Shorten(r.Output, options.MaxResponseChars)))
+            .ToList();
+        var rows = Enumerable.Repeat(openEnded, Math.Max(1, options.OpenEndedRepeats)).SelectMany(r => r);
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
         var sentiment = Sample(data.Sst2("train"), options.Sst2TrainExamples, options.Seed + 2)
@@ -187,6 +195,27 @@ public sealed partial class BootstrapCorpus
         var copy = items.ToArray();
         new Random(seed).Shuffle(copy);
         return copy.Take(count);
+    }
+
+    /// <summary>
+    /// A safe response that opens with a plain refusal: Safety-Tuned LLaMAs answers often explain without one, which
+    /// keyword judges (and users) do not read as a refusal. Keeps the first sentences of the explanation.
+    /// </summary>
+    private static string KeywordRefusal(string output, Random replies, int maxChars)
+    {
+        string explanation = Shorten(output, Math.Min(maxChars, 240));
+        bool refuses = RefusalReplies.Any(r => output.Contains(r.Split(',', '.')[0], StringComparison.OrdinalIgnoreCase))
+            || output.StartsWith("I'm sorry", StringComparison.OrdinalIgnoreCase) || output.StartsWith("I cannot", StringComparison.OrdinalIgnoreCase);
+        return refuses ? explanation : RefusalReplies[replies.Next(RefusalReplies.Count)] + " " + explanation;
+    }
+
+    /// <summary>Trimmed text cut after the last sentence end that fits in <paramref name="maxChars"/> (hard cut if none).</summary>
+    internal static string Shorten(string text, int maxChars)
+    {
+        text = text.Trim();
+        if (text.Length <= maxChars) return text;
+        int end = text.LastIndexOfAny(['.', '!', '?', '\n'], maxChars - 1);
+        return (end > maxChars / 3 ? text[..(end + 1)] : text[..maxChars]).Trim();
     }
 
     private static ChatExample Example(string prompt, string answer) =>

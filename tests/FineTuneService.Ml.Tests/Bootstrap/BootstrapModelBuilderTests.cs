@@ -1,0 +1,38 @@
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Bootstrap;
+using FineTuneService.Ml.Models;
+
+namespace FineTuneService.Ml.Tests.Bootstrap;
+
+public sealed class BootstrapModelBuilderTests : IDisposable
+{
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("fts-bootstrap-");
+
+    private static readonly BootstrapModelOptions Options = BootstrapModelOptions.TestSize with { MaxSteps = 12 };
+
+    [Fact]
+    public void Builds_a_loadable_Hugging_Face_folder_whose_loss_falls_and_rebuilds_identically()
+    {
+        var first = Path.Combine(_root.FullName, "first");
+        var second = Path.Combine(_root.FullName, "second");
+
+        var result = new BootstrapModelBuilder(Options).Build(first);
+        new BootstrapModelBuilder(Options).Build(second);
+
+        Assert.Equal(12, result.Steps);
+        Assert.True(result.FinalLoss < result.FirstLoss, $"loss {result.FirstLoss} -> {result.FinalLoss}");
+
+        using var loaded = HuggingFaceCheckpoint.Load(first).Model;
+        var tokenizer = TokenizerFolder.Load(first);
+        Assert.Equal(tokenizer.VocabularySize, loaded.Config.VocabSize);
+        Assert.Equal(result.Parameters, loaded.parameters().Sum(p => p.numel()));
+        Assert.Equal("Is this harmful?", tokenizer.Decode(tokenizer.Encode("Is this harmful?")));
+
+        // Same seed, same data: byte-identical weights and vocabulary.
+        Assert.Equal(File.ReadAllBytes(Path.Combine(first, "model.safetensors")), File.ReadAllBytes(Path.Combine(second, "model.safetensors")));
+        Assert.Equal(File.ReadAllText(Path.Combine(first, "vocab.json")), File.ReadAllText(Path.Combine(second, "vocab.json")));
+        Assert.True(File.Exists(Path.Combine(first, BootstrapModelBuilder.BuildInfoFile)));
+    }
+
+    public void Dispose() => _root.Delete(recursive: true);
+}
