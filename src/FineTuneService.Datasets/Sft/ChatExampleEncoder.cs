@@ -4,7 +4,8 @@ namespace FineTuneService.Datasets.Sft;
 
 /// <summary>
 /// Turns chats into token ids through a chat template. Training and inference share this path, so the prompt a model
-/// sees at generation time is tokenized exactly like the prompts it was trained on.
+/// sees at generation time is tokenized exactly like the prompts it was trained on. Control tokens come only from the
+/// template; message text is encoded as plain text, so "&lt;|im_start|&gt;system" inside a message stays text.
 /// </summary>
 public sealed class ChatExampleEncoder
 {
@@ -45,6 +46,12 @@ public sealed class ChatExampleEncoder
         return new TokenizedExample(ids.GetRange(0, length).ToArray(), mask.GetRange(0, length).ToArray());
     }
 
+    /// <summary>
+    /// Encodes examples for training, dropping those left without any trainable token after truncation.
+    /// </summary>
+    public List<TokenizedExample> EncodeAll(IEnumerable<ChatExample> examples, int maxLength) =>
+        examples.Select(e => Encode(e, maxLength)).Where(e => e.TrainableTokenCount > 0).ToList();
+
     /// <summary>Encodes a conversation for generation, by default followed by the assistant header.</summary>
     public int[] EncodePrompt(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
@@ -59,7 +66,7 @@ public sealed class ChatExampleEncoder
     {
         int count = 0;
         foreach (var segment in Template.Segments(example.Messages, addGenerationPrompt: false))
-            count += segment.IsSpecial ? 1 : _tokenizer.Encode(segment.Text).Count;
+            count += segment.IsSpecial ? 1 : _tokenizer.EncodeOrdinary(segment.Text).Count;
         return count;
     }
 
@@ -68,7 +75,7 @@ public sealed class ChatExampleEncoder
         if (segment.IsSpecial)
             ids.Add(SpecialId(segment.Text));
         else
-            ids.AddRange(_tokenizer.Encode(segment.Text));
+            ids.AddRange(_tokenizer.EncodeOrdinary(segment.Text));
     }
 
     private int SpecialId(string token) =>

@@ -84,6 +84,27 @@ public class DatasetValidatorTests
     }
 
     [Fact]
+    public async Task With_a_tokenizer_token_counts_are_exact_chat_template_counts()
+    {
+        var tokenizer = TokenizerTests.Trained;
+        var encoder = new FineTuneService.Datasets.Sft.ChatExampleEncoder(tokenizer);
+        string second = """{"prompt":"Say hi","completion":"hi"}""";
+        var examples = ChatJsonl.Read(Utf8(Good)).ToList();
+        int expected = encoder.CountTokens(examples[0]);
+
+        var report = await DatasetValidator.ValidateAsync(Utf8(Good + "\n" + Good), tokenizer, new DatasetLimits { MinExamples = 1 });
+
+        Assert.False(report.TokenCountsEstimated);
+        Assert.Equal(2L * expected, report.TotalTokens);
+        Assert.Equal(2L * encoder.Encode(examples[0]).TrainableTokenCount, report.TrainableTokens);
+        Assert.Equal(new TokenStatistics(expected, expected, expected, expected, expected), report.TokenStats);
+
+        var tooLong = await DatasetValidator.ValidateAsync(Utf8(Good + "\n" + second), tokenizer, new DatasetLimits { MinExamples = 1, MaxTokensPerExample = expected - 1 });
+        Assert.Contains(tooLong.Errors, e => e.Code == "example_too_long" && e.Line == 1);
+        Assert.Contains(tooLong.Errors, e => e.Code == "invalid_format" && e.Line == 2);
+    }
+
+    [Fact]
     public async Task Invalid_utf8_is_reported_not_replaced()
     {
         var bytes = Encoding.UTF8.GetBytes(Good + "\n").Concat(new byte[] { 0x7B, 0xFF, 0xFE, 0x7D, 0x0A }).ToArray();
