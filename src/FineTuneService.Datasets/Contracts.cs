@@ -1,7 +1,18 @@
 namespace FineTuneService.Datasets;
 
-/// <summary>One chat turn. Roles are "system", "user" and "assistant".</summary>
-public sealed record ChatMessage(string Role, string Content);
+/// <summary>
+/// One chat turn. Roles are "system", "user" and "assistant". <paramref name="Weight"/> is OpenAI's optional per-turn
+/// weight on assistant turns: 0 keeps the turn as context only (no loss), 1 or null trains on it.
+/// </summary>
+public sealed record ChatMessage(string Role, string Content, int? Weight = null)
+{
+    public const string System = "system";
+    public const string User = "user";
+    public const string Assistant = "assistant";
+
+    /// <summary>True for assistant turns that count towards the loss.</summary>
+    public bool IsTrainable => Role == Assistant && Weight != 0;
+}
 
 /// <summary>One training example as read from JSONL; prompt/completion rows become a user and an assistant turn.</summary>
 public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, int LineNumber);
@@ -13,6 +24,9 @@ public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, int LineNu
 public sealed record TokenizedExample(int[] InputIds, bool[] LossMask)
 {
     public int Length => InputIds.Length;
+
+    /// <summary>Positions that count towards the loss.</summary>
+    public int TrainableTokenCount => LossMask.Count(trainable => trainable);
 }
 
 /// <summary>Text to ids and back. Byte-level BPE in practice; implementations load Hugging Face tokenizer files.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 
@@ -13,6 +14,7 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<JobCheckpoint> JobCheckpoints => Set<JobCheckpoint>();
     public DbSet<Artifact> Artifacts => Set<Artifact>();
     public DbSet<ArtifactChunk> ArtifactChunks => Set<ArtifactChunk>();
+    public DbSet<BaseModel> BaseModels => Set<BaseModel>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);
@@ -21,5 +23,6 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     {
         // Enums are stored as their names so rows read well in psql and survive reordering.
         configurationBuilder.Properties<Enum>().HaveConversion<string>().HaveMaxLength(32);
+        configurationBuilder.Properties<JsonObject>().HaveColumnType("jsonb").HaveConversion<JsonObjectConverter, JsonObjectComparer>();
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using FineTuneService.Ml.Evaluation.Judges;
-using TorchSharp;
+using FineTuneService.Ml.SafeTensors;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Evaluation.Classifier;
@@ -56,10 +56,8 @@ public sealed class HarmClassifier : IDisposable
 
     public void Save(string path)
     {
-        var tensors = module.state_dict().ToDictionary(
-            kv => kv.Key,
-            kv => (kv.Value.shape, kv.Value.detach().cpu().to_type(ScalarType.Float32).data<float>().ToArray()));
-        SafeTensorsFile.WriteF32(path, tensors, new Dictionary<string, string>
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        SafeTensorsWriter.Save(path, module.state_dict(), new Dictionary<string, string>
         {
             ["format"] = FormatName,
             ["feature_version"] = HashedTextFeatures.Version.ToString(CultureInfo.InvariantCulture),
@@ -73,7 +71,8 @@ public sealed class HarmClassifier : IDisposable
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"Harm classifier weights not found at {path}; run `fts classifier train` to build them.", path);
-        var (tensors, metadata) = SafeTensorsFile.ReadF32(path);
+        using var file = SafeTensorsFile.Open(path);
+        var metadata = file.Metadata;
         if (metadata.GetValueOrDefault("format") != FormatName)
             throw new InvalidDataException($"{path}: not a harm classifier weights file (format '{metadata.GetValueOrDefault("format")}').");
         if (metadata.GetValueOrDefault("feature_version") != HashedTextFeatures.Version.ToString(CultureInfo.InvariantCulture))
@@ -84,17 +83,10 @@ public sealed class HarmClassifier : IDisposable
             int.Parse(metadata["hidden"], CultureInfo.InvariantCulture));
         var threshold = double.Parse(metadata["threshold"], CultureInfo.InvariantCulture);
         var module = new HarmClassifierModule(shape.Buckets, shape.Hidden);
-        using (no_grad())
+        foreach (var (name, parameter) in module.named_parameters())
         {
-            foreach (var (name, parameter) in module.named_parameters())
-            {
-                if (!tensors.TryGetValue(name, out var stored))
-                    throw new InvalidDataException($"{path}: tensor '{name}' is missing.");
-                if (!stored.Shape.SequenceEqual(parameter.shape))
-                    throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(',', stored.Shape)}], expected [{string.Join(',', parameter.shape)}].");
-                using var value = tensor(stored.Data, stored.Shape);
-                parameter.copy_(value);
-            }
+            if (!file.Tensors.ContainsKey(name)) throw new InvalidDataException($"{path}: tensor '{name}' is missing.");
+            file.CopyTo(name, parameter);
         }
         return new HarmClassifier(module, shape, threshold);
     }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a throwaway PostgreSQL cluster that it starts and removes itself.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 1; }
+
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 30000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "test.sh: no free port" >&2; return 1
+}
+
+work=$(mktemp -d /tmp/fts-test.XXXXXX)
+chmod 755 "$work"
+cleanup() { deploy/dev/postgres.sh stop "$work/pg" || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+export FTS_TEST_POSTGRES
+FTS_TEST_POSTGRES=$(deploy/dev/postgres.sh start "$work/pg" "$(free_port)" --fast)
+echo "PostgreSQL for tests: $FTS_TEST_POSTGRES"
+
+dotnet build FineTuneService.sln -c Release -v q -nologo
+set +e
+dotnet test FineTuneService.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$work/test.log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One plain closing line over all test assemblies.
+awk '/(Passed|Failed)! +- Failed:/ {
+       gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) }
+     } END { printf "Tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$work/test.log"
+exit "$status"

@@ -1,0 +1,18 @@
+using System.Text.Json.Nodes;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace FineTuneService.Core.Data;
+
+/// <summary>
+/// Stores <see cref="JsonObject"/> properties as jsonb text. A converter plus a deep comparer (rather than Npgsql's
+/// dynamic JSON) so that in-place edits such as <c>job.Hyperparameters["n_epochs"] = 3</c> are detected and saved.
+/// </summary>
+internal sealed class JsonObjectConverter() : ValueConverter<JsonObject, string>(
+    value => value.ToJsonString((System.Text.Json.JsonSerializerOptions?)null),
+    text => JsonNode.Parse(text, null, default)!.AsObject());
+
+internal sealed class JsonObjectComparer() : ValueComparer<JsonObject>(
+    (left, right) => JsonNode.DeepEquals(left, right),
+    value => value.ToJsonString((System.Text.Json.JsonSerializerOptions?)null).GetHashCode(),
+    value => JsonNode.Parse(value.ToJsonString((System.Text.Json.JsonSerializerOptions?)null), null, default)!.AsObject());

@@ -1,0 +1,55 @@
+using FineTuneService.Core.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Core.Hosting;
+
+/// <summary>Database settings: section "Database"; the connection string is <c>ConnectionStrings:Postgres</c>.</summary>
+public sealed record DatabaseOptions
+{
+    public const string Section = "Database";
+
+    /// <summary>From <c>ConnectionStrings:Postgres</c>.</summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Apply pending EF migrations when the host starts. Unset means: only in Development.</summary>
+    public bool? MigrateOnStartup { get; set; }
+
+    /// <summary>How often EF retries a command that failed with a transient fault.</summary>
+    public int MaxRetryCount { get; set; } = 5;
+}
+
+public static class DatabaseHostingExtensions
+{
+    /// <summary>
+    /// Registers <see cref="FineTuneDbContext"/> (scoped) and <see cref="IDbContextFactory{FineTuneDbContext}"/> on
+    /// Npgsql with transient-fault retries, validates <see cref="DatabaseOptions"/> at start, and applies migrations
+    /// at start when <see cref="DatabaseOptions.MigrateOnStartup"/> says so (call this before hosted services that
+    /// need the schema, e.g. Hangfire servers).
+    /// </summary>
+    public static IHostApplicationBuilder AddFineTuneDatabase(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<DatabaseOptions>()
+            .BindConfiguration(DatabaseOptions.Section)
+            .Configure<IConfiguration>((options, configuration) =>
+                options.ConnectionString = configuration.GetConnectionString("Postgres") ?? options.ConnectionString)
+            .Validate(options => !string.IsNullOrWhiteSpace(options.ConnectionString),
+                "ConnectionStrings:Postgres is required (e.g. Host=127.0.0.1;Port=5544;Username=fts;Database=fts).")
+            .ValidateOnStart();
+
+        // The factory also registers the context itself as a scoped service.
+        builder.Services.AddDbContextFactory<FineTuneDbContext>((services, options) =>
+            ConfigureNpgsql(options, services.GetRequiredService<IOptions<DatabaseOptions>>().Value));
+
+        builder.Services.AddHostedService<DatabaseMigrator>();
+        return builder;
+    }
+
+    internal static void ConfigureNpgsql(DbContextOptionsBuilder options, DatabaseOptions database) =>
+        options.UseNpgsql(database.ConnectionString, npgsql => npgsql
+            .EnableRetryOnFailure(database.MaxRetryCount)
+            .MigrationsHistoryTable("__ef_migrations_history"));
+}

@@ -1,0 +1,63 @@
+using FineTuneService.Core.Jobs;
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Core.Hosting;
+
+/// <summary>Hangfire storage settings: section "Hangfire".</summary>
+public sealed record HangfireStorageOptions
+{
+    public const string Section = "Hangfire";
+
+    public string SchemaName { get; set; } = "hangfire";
+
+    /// <summary>
+    /// Fallback poll interval. Workers are woken at once through LISTEN/NOTIFY (long polling), so this only matters
+    /// when a notification is lost; kept short so a queued job still starts within about a second.
+    /// </summary>
+    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a fetched job stays invisible to other servers without a heartbeat before it is re-queued.</summary>
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+public static class HangfireHostingExtensions
+{
+    /// <summary>
+    /// Registers Hangfire on PostgreSQL (schema created on first use) and <see cref="IJobScheduler"/>. Servers are the
+    /// hosts' business: the API runs one for the default queue, the worker one per device on the gpu queue.
+    /// </summary>
+    public static IHostApplicationBuilder AddHangfireStorage(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<HangfireStorageOptions>()
+            .BindConfiguration(HangfireStorageOptions.Section)
+            .Validate(o => o.QueuePollInterval > TimeSpan.Zero && o.QueuePollInterval <= TimeSpan.FromSeconds(2),
+                "Hangfire:QueuePollInterval must be positive and at most 2 s so queued jobs start promptly.")
+            .ValidateOnStart();
+
+        builder.Services.AddHangfire((services, configuration) =>
+        {
+            var database = services.GetRequiredService<IOptions<DatabaseOptions>>().Value;
+            var hangfire = services.GetRequiredService<IOptions<HangfireStorageOptions>>().Value;
+            configuration
+                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings()
+                .UsePostgreSqlStorage(connection => connection.UseNpgsqlConnection(database.ConnectionString), new PostgreSqlStorageOptions
+                {
+                    SchemaName = hangfire.SchemaName,
+                    PrepareSchemaIfNecessary = true,
+                    EnableLongPolling = true,
+                    QueuePollInterval = hangfire.QueuePollInterval,
+                    UseSlidingInvisibilityTimeout = true,
+                    InvisibilityTimeout = hangfire.InvisibilityTimeout,
+                });
+        });
+
+        builder.Services.AddSingleton<IJobScheduler, HangfireJobScheduler>();
+        return builder;
+    }
+}

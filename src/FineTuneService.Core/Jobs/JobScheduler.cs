@@ -1,0 +1,39 @@
+using Hangfire;
+using Npgsql;
+using Polly;
+using Polly.Retry;
+
+namespace FineTuneService.Core.Jobs;
+
+/// <summary>Puts work on the Hangfire queues by contract, so callers never reference the implementing host.</summary>
+public interface IJobScheduler
+{
+    /// <summary>Queues file validation on the default queue; returns the Hangfire job id.</summary>
+    string EnqueueFileValidation(string fileId);
+
+    /// <summary>Queues a fine-tuning run on the gpu queue; returns the Hangfire job id.</summary>
+    string EnqueueTraining(string jobId);
+}
+
+internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobScheduler
+{
+    /// <summary>Enqueueing is one short write to PostgreSQL; retry it when the connection blips.</summary>
+    private static readonly ResiliencePipeline Retry = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder()
+                .Handle<NpgsqlException>(e => e.IsTransient)
+                .Handle<TimeoutException>(),
+            MaxRetryAttempts = 4,
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(200),
+            UseJitter = true,
+        })
+        .Build();
+
+    public string EnqueueFileValidation(string fileId) =>
+        Retry.Execute(() => client.Enqueue<IFileValidationJob>(Queues.Default, job => job.RunAsync(fileId, CancellationToken.None)));
+
+    public string EnqueueTraining(string jobId) =>
+        Retry.Execute(() => client.Enqueue<IFineTuneJobRunner>(Queues.Gpu, job => job.RunAsync(jobId, CancellationToken.None)));
+}

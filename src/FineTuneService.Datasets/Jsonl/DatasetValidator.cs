@@ -1,0 +1,167 @@
+using System.Text;
+using FineTuneService.Datasets.Sft;
+using static FineTuneService.Datasets.Jsonl.DatasetErrorCodes;
+
+namespace FineTuneService.Datasets.Jsonl;
+
+/// <summary>
+/// Validates a fine-tuning JSONL file in one streaming pass: row format, roles and content, file limits and token
+/// lengths. Problems are reported with 1-based line numbers; validation never throws for bad content.
+/// </summary>
+public static class DatasetValidator
+{
+    /// <summary>
+    /// Validates <paramref name="stream"/> (read to the end or to the first hard limit; not disposed).
+    /// With a tokenizer, examples are counted through its chat template exactly as training will encode them;
+    /// without one, counts are estimated (UTF-8 bytes / 4 plus a few tokens per message).
+    /// </summary>
+    public static async Task<DatasetValidationReport> ValidateAsync(
+        Stream stream, ITextTokenizer? tokenizer, DatasetLimits? limits = null, CancellationToken cancellationToken = default)
+    {
+        limits ??= DatasetLimits.Default;
+        var state = new ValidationState(limits, tokenizer is null ? null : new ChatExampleEncoder(tokenizer));
+
+        if (stream.CanSeek && stream.Length - stream.Position > limits.MaxFileBytes)
+        {
+            state.Add(new DatasetIssue(FileTooLarge, $"The file has {stream.Length - stream.Position} bytes; the limit is {limits.MaxFileBytes}."));
+            return state.Report(bytes: stream.Length - stream.Position, lineCount: 0, checkMinimum: false);
+        }
+
+        using var lines = new JsonlLineReader(stream);
+        int lineCount = 0;
+        try
+        {
+            await foreach (var (lineNumber, text) in lines.ReadAsync(cancellationToken))
+            {
+                lineCount = lineNumber;
+                if (lines.BytesRead > limits.MaxFileBytes)
+                {
+                    state.Add(new DatasetIssue(FileTooLarge, $"The file is larger than the limit of {limits.MaxFileBytes} bytes.", lineNumber));
+                    return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
+                }
+
+                if (lineNumber > limits.MaxLines)
+                {
+                    state.Add(new DatasetIssue(TooManyLines, $"The file has more than {limits.MaxLines} lines.", lineNumber));
+                    return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
+                }
+
+                state.ValidateLine(text, lineNumber);
+            }
+        }
+        catch (DecoderFallbackException)
+        {
+            state.Add(new DatasetIssue(InvalidEncoding, "The file is not valid UTF-8.", lineCount + 1));
+            return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
+        }
+
+        return state.Report(lines.BytesRead, lineCount, checkMinimum: true);
+    }
+
+    private sealed class ValidationState(DatasetLimits limits, ChatExampleEncoder? encoder)
+    {
+        private readonly List<DatasetIssue> _errors = [];
+        private readonly List<DatasetIssue> _rowIssues = [];
+        private readonly List<int> _tokenCounts = [];
+        private DatasetFormat _format = DatasetFormat.Unknown;
+        private int _formatLine;
+        private int _errorCount;
+        private int _examples;
+        private long _totalTokens;
+        private long _trainableTokens;
+
+        public void Add(DatasetIssue issue)
+        {
+            _errorCount++;
+            if (_errors.Count < limits.MaxErrorsReported)
+                _errors.Add(issue);
+        }
+
+        public void ValidateLine(string text, int lineNumber)
+        {
+            if (string.IsNullOrWhiteSpace(text))
+            {
+                if (!limits.AllowEmptyLines)
+                    Add(new DatasetIssue(EmptyLine, "Empty line.", lineNumber));
+                return;
+            }
+
+            _rowIssues.Clear();
+            var (format, example) = ChatJsonlRow.Parse(text, lineNumber, _rowIssues);
+            if (format != DatasetFormat.Unknown)
+            {
+                if (_format == DatasetFormat.Unknown)
+                    (_format, _formatLine) = (format, lineNumber);
+                else if (format != _format)
+                {
+                    Add(new DatasetIssue(InvalidFormat, $"Mixed formats: this row is {Name(format)} but line {_formatLine} is {Name(_format)}.", lineNumber));
+                    return;
+                }
+            }
+
+            foreach (var issue in _rowIssues)
+                Add(issue);
+            if (example is null)
+                return;
+
+            var (tokens, trainable) = Count(example);
+            if (tokens > limits.MaxTokensPerExample)
+            {
+                Add(new DatasetIssue(ExampleTooLong, $"The example has {tokens} tokens; the limit is {limits.MaxTokensPerExample}.", lineNumber));
+                return;
+            }
+
+            _examples++;
+            _tokenCounts.Add(tokens);
+            _totalTokens += tokens;
+            _trainableTokens += trainable;
+        }
+
+        public DatasetValidationReport Report(long bytes, int lineCount, bool checkMinimum)
+        {
+            if (checkMinimum && _examples < limits.MinExamples)
+                Add(new DatasetIssue(TooFewExamples, $"The file has {_examples} valid examples; at least {limits.MinExamples} are required."));
+
+            return new DatasetValidationReport
+            {
+                Format = _format,
+                ExampleCount = _examples,
+                LineCount = lineCount,
+                ByteCount = bytes,
+                TotalTokens = _totalTokens,
+                TrainableTokens = _trainableTokens,
+                TokenStats = TokenStatistics.From(_tokenCounts),
+                TokenCountsEstimated = encoder is null,
+                ErrorCount = _errorCount,
+                Errors = _errors.ToArray(),
+            };
+        }
+
+        private (int Tokens, int Trainable) Count(ChatExample example)
+        {
+            if (encoder is null)
+            {
+                int tokens = 0, trainable = 0;
+                foreach (var message in example.Messages)
+                {
+                    int estimate = EstimateTokens(message.Content);
+                    tokens += estimate + EstimatedOverheadPerMessage;
+                    if (message.IsTrainable)
+                        trainable += estimate + 1;
+                }
+
+                return (tokens, trainable);
+            }
+
+            var encoded = encoder.Encode(example);
+            return (encoded.Length, encoded.TrainableTokenCount);
+        }
+
+        private static string Name(DatasetFormat format) => format == DatasetFormat.Chat ? "chat (messages)" : "prompt/completion";
+    }
+
+    /// <summary>Control tokens per ChatML message: &lt;|im_start|&gt;, role, newline, &lt;|im_end|&gt;, newline.</summary>
+    private const int EstimatedOverheadPerMessage = 5;
+
+    private static int EstimateTokens(string text) => (Encoding.UTF8.GetByteCount(text) + 3) / 4;
+}

@@ -1,0 +1,417 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using FineTuneService.Datasets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Training;
+
+/// <summary>
+/// Supervised fine-tuning of a causal LM (input ids [B, T] int64 to logits [B, T, V]) on tokenized chat examples:
+/// next-token cross-entropy on loss-masked positions, AdamW with warmup + cosine decay, gradient clipping and
+/// accumulation, periodic validation and exact checkpoint/resume. Runs synchronously on the calling thread.
+/// </summary>
+/// <remarks>
+/// Under <see cref="TrainingPrecision.BFloat16"/> the trainer converts the model to bf16 (TorchSharp 0.107 has no
+/// autocast) and keeps fp32 master copies of the trainable weights in the optimizer. Packed rows are concatenated
+/// without a block-diagonal mask (the model takes only input ids), so examples in a row can attend to earlier ones.
+/// </remarks>
+public sealed class SftTrainer(
+    nn.Module<Tensor, Tensor> model,
+    SftTrainerOptions options,
+    IEnumerable<ITrainingStrategy>? strategies = null,
+    ITrainingObserver? observer = null,
+    ITextTokenizer? tokenizer = null,
+    ILogger? logger = null)
+{
+    private readonly IReadOnlyList<ITrainingStrategy> strategies = strategies?.ToList() ?? [];
+    private readonly ITrainingObserver observer = observer ?? new NullObserver();
+    private readonly ILogger logger = logger ?? NullLogger.Instance;
+
+    /// <summary>
+    /// Trains until done, cancelled or paused. <paramref name="resumeFrom"/> is a checkpoint directory of a run with the
+    /// same model, data and options; training then continues as if it had never stopped.
+    /// </summary>
+    /// <param name="trainingExamples">Tokenized training examples; the loss covers positions whose next token is in the loss mask.</param>
+    /// <param name="validationExamples">Examples for the validation loss (every <see cref="SftTrainerOptions.EvalEverySteps"/> and at the end).</param>
+    /// <param name="resumeFrom">Checkpoint directory written by an earlier call with the same data and options.</param>
+    /// <param name="cancellationToken">Checked before every optimizer step; stops without saving.</param>
+    /// <param name="pauseToken">Checked before every optimizer step; writes a checkpoint, then stops.</param>
+    public TrainingResult Train(
+        IReadOnlyList<TokenizedExample> trainingExamples,
+        IReadOnlyList<TokenizedExample>? validationExamples = null,
+        string? resumeFrom = null,
+        CancellationToken cancellationToken = default,
+        CancellationToken pauseToken = default)
+    {
+        options.Validate();
+        var device = model.parameters().FirstOrDefault()?.device
+            ?? throw new ArgumentException("The model has no parameters.", nameof(model));
+        var context = new TrainingContext(model, device, options, tokenizer, logger, observer,
+            [.. trainingExamples], validationExamples ?? [], cancellationToken)
+        {
+            Precision = ResolvePrecision(options.Precision, device),
+        };
+        foreach (var strategy in strategies) strategy.BeforeTraining(context);
+
+        var run = new Run(this, context, resumeFrom);
+        try
+        {
+            return run.Execute(pauseToken);
+        }
+        finally
+        {
+            run.Dispose();
+        }
+    }
+
+    private static TrainingPrecision ResolvePrecision(TrainingPrecision requested, Device device) => requested switch
+    {
+        TrainingPrecision.Auto => device.type == DeviceType.CUDA ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32,
+        _ => requested,
+    };
+
+    /// <summary>State of one <see cref="Train"/> call.</summary>
+    private sealed class Run : IDisposable
+    {
+        private readonly SftTrainer trainer;
+        private readonly TrainingContext context;
+        private readonly SftTrainerOptions options;
+        private readonly List<TrainingRow> trainRows;
+        private readonly List<TrainingRow> validationRows;
+        private readonly IReadOnlyList<NamedParameter> trainable;
+        /// <summary>What the optimizer updates: the trainable parameters, or their fp32 master copies under bf16.</summary>
+        private readonly IReadOnlyList<NamedParameter> optimized;
+        private readonly AdamW optimizer;
+        private readonly WarmupCosineSchedule schedule;
+        private readonly int microBatchesPerEpoch;
+        private readonly int stepsPerEpoch;
+        private readonly int totalSteps;
+        private readonly string dataFingerprint;
+        private readonly List<double> allLosses = [];
+        private readonly List<double> runLosses = [];
+        private int step;
+        private long tokensSeen;
+        private double? lastValidationLoss;
+        private (int Epoch, int[] Order) epochOrder = (-1, []);
+
+        public Run(SftTrainer trainer, TrainingContext context, string? resumeFrom)
+        {
+            this.trainer = trainer;
+            this.context = context;
+            options = context.Options;
+            var model = context.Model;
+
+            trainRows = TrainingRows.Build(context.TrainingExamples, options.MaxSequenceLength, options.Packing, options.Seed);
+            if (trainRows.Count == 0)
+                throw new ArgumentException("No training example has an assistant token to learn from (after truncation to MaxSequenceLength).");
+            validationRows = TrainingRows.Build(context.ValidationExamples, options.MaxSequenceLength, packing: false, options.Seed);
+
+            microBatchesPerEpoch = (trainRows.Count + options.BatchSize - 1) / options.BatchSize;
+            stepsPerEpoch = (microBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
+            totalSteps = Math.Min(options.Epochs * stepsPerEpoch, options.MaxSteps ?? int.MaxValue);
+            var warmup = options.WarmupSteps ?? (int)Math.Round(options.WarmupRatio * totalSteps);
+            schedule = new WarmupCosineSchedule(options.LearningRate, warmup, totalSteps, options.MinLearningRateRatio);
+            dataFingerprint = Fingerprint(trainRows, options);
+
+            torch.manual_seed(options.Seed);
+            if (context.Precision == TrainingPrecision.BFloat16)
+            {
+                // Masters are copied before the cast so no precision is lost; the cast replaces the model's parameters.
+                var masters = TrainableOf(model)
+                    .Select(p => new NamedParameter(p.Name, new Parameter(p.Parameter.detach().to(ScalarType.Float32).clone(), requires_grad: true)))
+                    .ToList();
+                model.to(ScalarType.BFloat16);
+                trainable = TrainableOf(model);
+                optimized = masters;
+            }
+            else
+            {
+                trainable = TrainableOf(model);
+                optimized = trainable;
+            }
+            if (trainable.Count == 0) throw new InvalidOperationException("The model has no parameter with requires_grad; nothing to train.");
+            context.TrainableParameters = trainable;
+            context.TotalSteps = totalSteps;
+            optimizer = BuildOptimizer(optimized, options);
+
+            if (resumeFrom is not null) Restore(resumeFrom);
+            context.Step = step;
+            context.Logger.LogInformation(
+                "SFT: {Rows} rows, {Steps} steps ({StepsPerEpoch}/epoch), {Trainable} trainable tensors ({Elements} weights), {Precision} on {Device}, starting at step {Step}",
+                trainRows.Count, totalSteps, stepsPerEpoch, trainable.Count, trainable.Sum(p => p.Parameter.numel()), context.Precision, context.Device, step);
+        }
+
+        public TrainingResult Execute(CancellationToken pauseToken)
+        {
+            var model = context.Model;
+            model.train();
+            var stepClock = new Stopwatch();
+            var runTokens = 0L;
+            var stepsThisRun = 0;
+            string? lastCheckpoint = null;
+            var outcome = TrainingOutcome.Completed;
+
+            while (step < totalSteps)
+            {
+                if (context.CancellationToken.IsCancellationRequested)
+                {
+                    outcome = TrainingOutcome.Cancelled;
+                    break;
+                }
+                if (pauseToken.IsCancellationRequested)
+                {
+                    lastCheckpoint = WriteCheckpoint();
+                    outcome = TrainingOutcome.Paused;
+                    break;
+                }
+
+                stepClock.Start();
+                var (loss, tokens, gradNorm, learningRate) = RunStep(step + 1);
+                stepClock.Stop();
+                step++;
+                context.Step = step;
+                stepsThisRun++;
+                runTokens += tokens;
+                tokensSeen += tokens;
+                allLosses.Add(loss);
+                runLosses.Add(loss);
+
+                if (step % options.ProgressEverySteps == 0 || step == totalSteps)
+                {
+                    var seconds = stepClock.Elapsed.TotalSeconds;
+                    var remaining = TimeSpan.FromSeconds(seconds / stepsThisRun * (totalSteps - step));
+                    trainer.observer.OnProgress(new TrainingProgress(
+                        step, totalSteps, EpochOf(step), loss, learningRate, gradNorm,
+                        seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, DateTimeOffset.UtcNow + remaining));
+                }
+                if (validationRows.Count > 0 && options.EvalEverySteps > 0 && step % options.EvalEverySteps == 0) Evaluate();
+                if (options.CheckpointEverySteps > 0 && step % options.CheckpointEverySteps == 0 && step < totalSteps)
+                    lastCheckpoint = WriteCheckpoint();
+            }
+
+            if (outcome == TrainingOutcome.Completed)
+            {
+                if (validationRows.Count > 0 && (options.EvalEverySteps == 0 || step % options.EvalEverySteps != 0)) Evaluate();
+                foreach (var strategy in trainer.strategies) strategy.AfterTraining(context);
+            }
+            context.Logger.LogInformation("SFT {Outcome} at step {Step}/{Total}", outcome, step, totalSteps);
+            return new TrainingResult(outcome, step, totalSteps, runLosses, lastValidationLoss, tokensSeen, lastCheckpoint);
+        }
+
+        /// <summary>One optimizer step (1-based <paramref name="stepNumber"/>) in its own dispose scope.</summary>
+        private (double Loss, long Tokens, double GradNorm, double LearningRate) RunStep(int stepNumber)
+        {
+            using var scope = NewDisposeScope();
+            var epoch = (stepNumber - 1) / stepsPerEpoch;
+            var firstMicroBatch = (stepNumber - 1) % stepsPerEpoch * options.GradientAccumulationSteps;
+            var lastMicroBatch = Math.Min(firstMicroBatch + options.GradientAccumulationSteps, microBatchesPerEpoch);
+            var microBatches = Enumerable.Range(firstMicroBatch, lastMicroBatch - firstMicroBatch)
+                .Select(m => MicroBatchRows(epoch, m))
+                .ToList();
+            // Normalise by the step's loss-bearing tokens so accumulation equals one big batch.
+            var targets = microBatches.Sum(rows => rows.Sum(r => r.TargetCount));
+            if (context.Device.type == DeviceType.CUDA)
+                torch.cuda.manual_seed(options.Seed * 1_000_003 + stepNumber); // the CUDA generator state is not exposed; reseed per step instead
+
+            var loss = 0.0;
+            var tokens = 0L;
+            foreach (var rows in microBatches)
+            {
+                var (inputIds, labels) = Collate(rows);
+                var micro = TokenLossSum(inputIds, labels) / targets;
+                micro.backward();
+                loss += micro.ToDouble();
+                tokens += rows.Sum(r => r.Length);
+            }
+
+            foreach (var strategy in trainer.strategies) strategy.OnGradients(context, stepNumber);
+
+            if (!ReferenceEquals(optimized, trainable))
+            {
+                for (var i = 0; i < trainable.Count; i++)
+                {
+                    var grad = trainable[i].Parameter.grad;
+                    optimized[i].Parameter.grad = grad is null ? null : grad.to(ScalarType.Float32);
+                }
+            }
+
+            var parameters = optimized.Select(p => p.Parameter).ToList();
+            var gradNorm = nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity);
+            var learningRate = schedule.At(stepNumber);
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+            optimizer.step();
+            optimizer.zero_grad();
+
+            if (!ReferenceEquals(optimized, trainable))
+            {
+                using var noGrad = no_grad();
+                for (var i = 0; i < trainable.Count; i++) trainable[i].Parameter.copy_(optimized[i].Parameter);
+                context.Model.zero_grad();
+            }
+            return (loss, tokens, gradNorm, learningRate);
+        }
+
+        /// <summary>Sum of next-token cross-entropy over labelled positions (fp32 even when the model runs in bf16).</summary>
+        private Tensor TokenLossSum(Tensor inputIds, Tensor labels)
+        {
+            var logits = context.Model.forward(inputIds);
+            if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+            var vocabulary = logits.shape[^1];
+            return nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
+                ignore_index: TrainingRow.IgnoreIndex, reduction: nn.Reduction.Sum);
+        }
+
+        private (Tensor InputIds, Tensor Labels) Collate(IReadOnlyList<TrainingRow> rows)
+        {
+            var width = rows.Max(r => r.Length);
+            var ids = new long[rows.Count * width];
+            var labels = new long[rows.Count * width];
+            Array.Fill(ids, options.PadTokenId);
+            Array.Fill(labels, TrainingRow.IgnoreIndex);
+            for (var r = 0; r < rows.Count; r++)
+            {
+                for (var t = 0; t < rows[r].Length; t++)
+                {
+                    ids[r * width + t] = rows[r].InputIds[t];
+                    labels[r * width + t] = rows[r].Labels[t];
+                }
+            }
+            long[] shape = [rows.Count, width];
+            return (tensor(ids, shape).to(context.Device), tensor(labels, shape).to(context.Device));
+        }
+
+        private List<TrainingRow> MicroBatchRows(int epoch, int microBatch)
+        {
+            if (epochOrder.Epoch != epoch) epochOrder = (epoch, DataOrder.Permutation(trainRows.Count, options.Seed, epoch));
+            var start = microBatch * options.BatchSize;
+            var end = Math.Min(start + options.BatchSize, trainRows.Count);
+            return [.. epochOrder.Order[start..end].Select(i => trainRows[i])];
+        }
+
+        private void Evaluate()
+        {
+            var model = context.Model;
+            model.eval();
+            var lossSum = 0.0;
+            var targets = 0L;
+            using (no_grad())
+            {
+                foreach (var rows in validationRows.Chunk(options.BatchSize))
+                {
+                    using var scope = NewDisposeScope();
+                    var (inputIds, labels) = Collate(rows);
+                    lossSum += TokenLossSum(inputIds, labels).ToDouble();
+                    targets += rows.Sum(r => r.TargetCount);
+                }
+            }
+            model.train();
+            lastValidationLoss = lossSum / targets;
+            trainer.observer.OnEvaluation(new EvaluationResult(step, lastValidationLoss.Value, targets));
+        }
+
+        private string WriteCheckpoint()
+        {
+            if (string.IsNullOrWhiteSpace(options.CheckpointDirectory))
+                throw new InvalidOperationException("Pausing or checkpointing needs SftTrainerOptions.CheckpointDirectory.");
+            var directory = Path.Combine(options.CheckpointDirectory, $"step-{step:D6}");
+            using var rng = torch.random.get_rng_state();
+            var state = new TrainerState
+            {
+                Step = step,
+                TotalSteps = totalSteps,
+                Epoch = EpochOf(step + 1),
+                StepsPerEpoch = stepsPerEpoch,
+                MicroBatchCursor = step % stepsPerEpoch * options.GradientAccumulationSteps,
+                Seed = options.Seed,
+                DataFingerprint = dataFingerprint,
+                BaseModel = options.BaseModelReference,
+                Precision = context.Precision,
+                PeakLearningRate = schedule.PeakLearningRate,
+                WarmupSteps = schedule.WarmupSteps,
+                MinLearningRateRatio = schedule.MinRatio,
+                TokensSeen = tokensSeen,
+                TorchCpuRngState = Convert.ToBase64String(rng.data<byte>().ToArray()),
+                TrainLosses = [.. allLosses],
+                LastValidationLoss = lastValidationLoss,
+                TrainableParameters = [.. trainable.Select(p => p.Name)],
+            };
+            TrainingCheckpoint.Write(directory, state, optimized, optimizer);
+            trainer.observer.OnCheckpoint(new CheckpointWritten(step, directory, allLosses.LastOrDefault(double.NaN), lastValidationLoss));
+            return directory;
+        }
+
+        private void Restore(string directory)
+        {
+            var state = TrainingCheckpoint.ReadState(directory);
+            void Check(bool same, string what, object stored, object current)
+            {
+                if (!same)
+                    throw new InvalidOperationException($"Cannot resume from {directory}: {what} differs (checkpoint: {stored}, this run: {current}).");
+            }
+            Check(state.DataFingerprint == dataFingerprint, "training data or batching options", state.DataFingerprint, dataFingerprint);
+            Check(state.BaseModel == options.BaseModelReference, "base model", state.BaseModel, options.BaseModelReference);
+            Check(state.Precision == context.Precision, "precision", state.Precision, context.Precision);
+            Check(state.TotalSteps == totalSteps, "total steps", state.TotalSteps, totalSteps);
+            Check(state.TrainableParameters.SequenceEqual(trainable.Select(p => p.Name)), "trainable parameters",
+                string.Join(",", state.TrainableParameters), string.Join(",", trainable.Select(p => p.Name)));
+
+            TrainingCheckpoint.LoadTrainable(directory, optimized);
+            if (!ReferenceEquals(optimized, trainable))
+            {
+                using var noGrad = no_grad();
+                for (var i = 0; i < trainable.Count; i++) trainable[i].Parameter.copy_(optimized[i].Parameter);
+            }
+            TrainingCheckpoint.LoadOptimizer(directory, optimizer);
+            using (var rng = tensor(Convert.FromBase64String(state.TorchCpuRngState)))
+                torch.random.set_rng_state(rng);
+
+            step = state.Step;
+            tokensSeen = state.TokensSeen;
+            lastValidationLoss = state.LastValidationLoss;
+            allLosses.AddRange(state.TrainLosses);
+        }
+
+        private int EpochOf(int stepNumber) => Math.Min((stepNumber - 1) / stepsPerEpoch + 1, options.Epochs);
+
+        private static List<NamedParameter> TrainableOf(nn.Module model) =>
+            [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => new NamedParameter(p.name, p.parameter))];
+
+        /// <summary>AdamW over trainable parameters only; no weight decay on vectors (biases, norm weights).</summary>
+        private static AdamW BuildOptimizer(IReadOnlyList<NamedParameter> parameters, SftTrainerOptions options)
+        {
+            var groups = parameters
+                .GroupBy(p => p.Parameter.dim() >= 2)
+                .OrderByDescending(g => g.Key)
+                .Select(g => new AdamW.ParamGroup(g.Select(p => p.Parameter), options.LearningRate, options.Beta1, options.Beta2,
+                    options.Epsilon, g.Key ? options.WeightDecay : 0.0, amsgrad: false, maximize: false))
+                .ToList();
+            return new AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, amsgrad: false, maximize: false);
+        }
+
+        private static string Fingerprint(IReadOnlyList<TrainingRow> rows, SftTrainerOptions options)
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(
+                $"{options.BatchSize}|{options.GradientAccumulationSteps}|{options.MaxSequenceLength}|{options.Packing}|{options.Seed}|{options.Epochs}|{options.MaxSteps}"));
+            foreach (var row in rows)
+            {
+                hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.InputIds.AsSpan()));
+                hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.Labels.AsSpan()));
+            }
+            return Convert.ToHexStringLower(hash.GetHashAndReset());
+        }
+
+        public void Dispose()
+        {
+            optimizer.Dispose();
+            if (!ReferenceEquals(optimized, trainable))
+                foreach (var master in optimized) master.Parameter.Dispose();
+        }
+    }
+
+    private sealed class NullObserver : ITrainingObserver;
+}

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Training;
+
+/// <summary>
+/// Checkpoint directory of <see cref="SftTrainer"/>; everything needed to continue a run exactly.
+/// <list type="bullet">
+/// <item><c>trainer_state.json</c>: <see cref="TrainerState"/> (step, epoch, data cursor, schedule, seed, data and
+/// base-model fingerprints, torch CPU generator state, loss history).</item>
+/// <item><c>trainable.bin</c>: the trainable parameters only (fp32 master copies under bf16): an int32 count, then
+/// per parameter a length-prefixed UTF-8 name and the tensor in TorchSharp's <c>Tensor.Save</c> format. Frozen
+/// weights are the base model named by <see cref="TrainerState.BaseModel"/>.</item>
+/// <item><c>optimizer.bin</c>: AdamW state (per-parameter step, first and second moments, options) from
+/// <c>OptimizerHelper.save_state_dict</c>.</item>
+/// </list>
+/// The directory is written under a temporary name and renamed, so a directory that exists is complete.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    public const string StateFile = "trainer_state.json";
+    public const string TrainableFile = "trainable.bin";
+    public const string OptimizerFile = "optimizer.bin";
+    public const string Format = "fts-sft-checkpoint/1";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    /// <summary>Reads only the state file, e.g. to show step and losses of a stored checkpoint.</summary>
+    public static TrainerState ReadState(string directory)
+    {
+        var path = Path.Combine(directory, StateFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Not a training checkpoint: {path} is missing.", path);
+        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path), Json)
+            ?? throw new InvalidDataException($"{path} is empty.");
+        if (state.Format != Format) throw new InvalidDataException($"{path} has format '{state.Format}', expected '{Format}'.");
+        return state;
+    }
+
+    internal static void Write(string directory, TrainerState state, IReadOnlyList<NamedParameter> trainable, OptimizerHelper optimizer)
+    {
+        var parent = Path.GetDirectoryName(Path.GetFullPath(directory))!;
+        Directory.CreateDirectory(parent);
+        var temporary = Path.Combine(parent, $".{Path.GetFileName(directory)}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(temporary);
+        try
+        {
+            using (var writer = new BinaryWriter(File.Create(Path.Combine(temporary, TrainableFile))))
+            {
+                writer.Write(trainable.Count);
+                foreach (var (name, parameter) in trainable)
+                {
+                    writer.Write(name);
+                    using var cpu = parameter.detach().cpu();
+                    cpu.Save(writer);
+                }
+            }
+            using (var writer = new BinaryWriter(File.Create(Path.Combine(temporary, OptimizerFile))))
+                optimizer.save_state_dict(writer);
+            File.WriteAllText(Path.Combine(temporary, StateFile), JsonSerializer.Serialize(state, Json));
+
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+            Directory.Move(temporary, directory);
+        }
+        catch
+        {
+            if (Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>Copies the stored trainable tensors into <paramref name="trainable"/> (same names, shapes).</summary>
+    internal static void LoadTrainable(string directory, IReadOnlyList<NamedParameter> trainable)
+    {
+        var path = Path.Combine(directory, TrainableFile);
+        using var reader = new BinaryReader(File.OpenRead(path));
+        var count = reader.ReadInt32();
+        var byName = trainable.ToDictionary(p => p.Name, p => p.Parameter);
+        if (count != byName.Count)
+            throw new InvalidDataException($"{path} holds {count} trainable tensors but the model has {byName.Count} trainable parameters.");
+        using var noGrad = no_grad();
+        for (var i = 0; i < count; i++)
+        {
+            var name = reader.ReadString();
+            if (!byName.TryGetValue(name, out var parameter))
+                throw new InvalidDataException($"{path} holds '{name}', which is not a trainable parameter of the model.");
+            using var stored = TensorExtensionMethods.Load(reader);
+            if (!stored.shape.SequenceEqual(parameter.shape))
+                throw new InvalidDataException($"{path}: '{name}' has shape [{string.Join(",", stored.shape)}], model has [{string.Join(",", parameter.shape)}].");
+            parameter.copy_(stored);
+        }
+    }
+
+    internal static void LoadOptimizer(string directory, OptimizerHelper optimizer)
+    {
+        using var reader = new BinaryReader(File.OpenRead(Path.Combine(directory, OptimizerFile)));
+        optimizer.load_state_dict(reader);
+    }
+}
+
+/// <summary>Contents of <c>trainer_state.json</c>.</summary>
+public sealed record TrainerState
+{
+    public string Format { get; init; } = TrainingCheckpoint.Format;
+
+    /// <summary>Optimizer steps done; the run continues with step <c>Step + 1</c>.</summary>
+    public required int Step { get; init; }
+    public required int TotalSteps { get; init; }
+
+    /// <summary>1-based epoch of the next step.</summary>
+    public required int Epoch { get; init; }
+    public required int StepsPerEpoch { get; init; }
+
+    /// <summary>Index of the next micro-batch within the epoch's seeded row order.</summary>
+    public required int MicroBatchCursor { get; init; }
+
+    public required long Seed { get; init; }
+
+    /// <summary>SHA-256 over the training rows and the options that shape batches; must match on resume.</summary>
+    public required string DataFingerprint { get; init; }
+    public required string BaseModel { get; init; }
+    public required TrainingPrecision Precision { get; init; }
+    public required double PeakLearningRate { get; init; }
+    public required int WarmupSteps { get; init; }
+    public required double MinLearningRateRatio { get; init; }
+    public required long TokensSeen { get; init; }
+
+    /// <summary>torch CPU generator state (dropout on CPU), base64.</summary>
+    public required string TorchCpuRngState { get; init; }
+    public required IReadOnlyList<double> TrainLosses { get; init; }
+    public double? LastValidationLoss { get; init; }
+    public required IReadOnlyList<string> TrainableParameters { get; init; }
+    public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
+}

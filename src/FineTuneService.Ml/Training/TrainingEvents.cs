@@ -1,0 +1,66 @@
+namespace FineTuneService.Ml.Training;
+
+/// <summary>State after an optimizer step.</summary>
+/// <param name="Step">Optimizer steps done (1-based).</param>
+/// <param name="TotalSteps">Optimizer steps of the whole run.</param>
+/// <param name="Epoch">1-based epoch the step belongs to.</param>
+/// <param name="TrainLoss">Mean cross-entropy per loss-bearing token of this step.</param>
+/// <param name="LearningRate">Learning rate this step used.</param>
+/// <param name="GradientNorm">Global L2 norm of the gradients before clipping.</param>
+/// <param name="TokensPerSecond">Non-padding tokens per second of step time, over this call's steps so far.</param>
+/// <param name="TokensSeen">Non-padding tokens trained on so far (including before a resume).</param>
+/// <param name="Elapsed">Step time of this call so far (excludes evaluation and checkpoints).</param>
+/// <param name="EstimatedFinish">Extrapolated from the mean step time of this call.</param>
+public sealed record TrainingProgress(
+    int Step,
+    int TotalSteps,
+    int Epoch,
+    double TrainLoss,
+    double LearningRate,
+    double GradientNorm,
+    double TokensPerSecond,
+    long TokensSeen,
+    TimeSpan Elapsed,
+    DateTimeOffset EstimatedFinish);
+
+/// <summary>Validation loss after <paramref name="Step"/>: mean cross-entropy per loss-bearing token.</summary>
+public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens);
+
+/// <summary>A checkpoint directory written by the trainer; see <see cref="TrainingCheckpoint"/> for its format.</summary>
+public sealed record CheckpointWritten(int Step, string Directory, double TrainLoss, double? ValidationLoss);
+
+/// <summary>Receives what the trainer reports; called synchronously on the training thread, so keep it quick.</summary>
+public interface ITrainingObserver
+{
+    void OnProgress(TrainingProgress progress) { }
+    void OnEvaluation(EvaluationResult evaluation) { }
+
+    /// <summary>A complete checkpoint directory exists; persist it (upload, record) before returning if needed.</summary>
+    void OnCheckpoint(CheckpointWritten checkpoint) { }
+}
+
+public enum TrainingOutcome
+{
+    Completed,
+    /// <summary>Stopped by the cancellation token; nothing was saved beyond the periodic checkpoints.</summary>
+    Cancelled,
+    /// <summary>Stopped by the pause token after writing a checkpoint to resume from.</summary>
+    Paused,
+}
+
+/// <summary>How a <see cref="SftTrainer.Train"/> call ended.</summary>
+/// <param name="Outcome">Completed, cancelled or paused.</param>
+/// <param name="TotalSteps">Optimizer steps of the whole run.</param>
+/// <param name="FinalValidationLoss">Last validation loss measured (null without validation data).</param>
+/// <param name="TokensSeen">Non-padding tokens trained on (including before a resume).</param>
+/// <param name="StepsDone">Optimizer steps done in total (including those before a resume).</param>
+/// <param name="TrainLosses">Loss of every step done in this call, index 0 = the first step of this call.</param>
+/// <param name="LastCheckpoint">The checkpoint directory written last in this call, if any.</param>
+public sealed record TrainingResult(
+    TrainingOutcome Outcome,
+    int StepsDone,
+    int TotalSteps,
+    IReadOnlyList<double> TrainLosses,
+    double? FinalValidationLoss,
+    long TokensSeen,
+    string? LastCheckpoint);

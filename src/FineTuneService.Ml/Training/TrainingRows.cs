@@ -1,0 +1,103 @@
+using FineTuneService.Datasets;
+
+namespace FineTuneService.Ml.Training;
+
+/// <summary>
+/// One row of a batch: input ids and shifted next-token labels, <see cref="IgnoreIndex"/> where the next token does
+/// not count (non-assistant tokens, example boundaries inside a packed row, padding).
+/// </summary>
+internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount)
+{
+    public const int IgnoreIndex = -100;
+
+    public int Length => InputIds.Length;
+}
+
+/// <summary>Turns tokenized examples into rows: one per example (padded later) or packed up to a maximum length.</summary>
+internal static class TrainingRows
+{
+    public static List<TrainingRow> Build(IReadOnlyList<TokenizedExample> examples, int maxLength, bool packing, long seed)
+    {
+        var rows = examples.Select(e => ToRow(e, maxLength)).Where(r => r.TargetCount > 0).ToList();
+        if (!packing) return rows;
+
+        // Pack in a seeded order so rows mix examples from the whole set; the packing is fixed for the run and
+        // each epoch then shuffles the packed rows, which keeps the number of steps per epoch constant.
+        var order = DataOrder.Permutation(rows.Count, seed, epoch: -1);
+        var packed = new List<TrainingRow>();
+        var ids = new List<int>(maxLength);
+        var labels = new List<int>(maxLength);
+        var targets = 0;
+        foreach (var index in order)
+        {
+            var row = rows[index];
+            if (ids.Count + row.Length > maxLength) Flush();
+            ids.AddRange(row.InputIds);
+            labels.AddRange(row.Labels);
+            targets += row.TargetCount;
+        }
+        Flush();
+        return packed;
+
+        void Flush()
+        {
+            if (ids.Count == 0) return;
+            packed.Add(new TrainingRow([.. ids], [.. labels], targets));
+            ids.Clear();
+            labels.Clear();
+            targets = 0;
+        }
+    }
+
+    /// <summary>Labels for position t are the token at t+1 when that token is in the loss mask.</summary>
+    public static TrainingRow ToRow(TokenizedExample example, int maxLength)
+    {
+        if (example.LossMask.Length != example.InputIds.Length)
+            throw new ArgumentException($"LossMask has {example.LossMask.Length} entries for {example.InputIds.Length} tokens.");
+        var length = Math.Min(example.Length, maxLength);
+        var ids = example.InputIds[..length];
+        var labels = new int[length];
+        var targets = 0;
+        for (var t = 0; t < length; t++)
+        {
+            var next = t + 1;
+            if (next < length && example.LossMask[next])
+            {
+                labels[t] = example.InputIds[next];
+                targets++;
+            }
+            else
+            {
+                labels[t] = TrainingRow.IgnoreIndex;
+            }
+        }
+        return new TrainingRow(ids, labels, targets);
+    }
+}
+
+/// <summary>
+/// Seeded data order: the permutation of an epoch is a pure function of (seed, epoch), so resuming needs only the
+/// step to find the data cursor. SplitMix64 + Fisher-Yates, independent of <see cref="Random"/>'s implementation.
+/// </summary>
+internal static class DataOrder
+{
+    public static int[] Permutation(int count, long seed, int epoch)
+    {
+        var order = Enumerable.Range(0, count).ToArray();
+        var state = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 2) * 0xBF58476D1CE4E5B9UL);
+        for (var i = count - 1; i > 0; i--)
+        {
+            var j = (int)(Next(ref state) % (ulong)(i + 1));
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        return order;
+    }
+
+    private static ulong Next(ref ulong state)
+    {
+        var z = state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

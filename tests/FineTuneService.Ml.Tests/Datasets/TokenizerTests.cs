@@ -1,0 +1,127 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Datasets.Templates;
+using FineTuneService.Datasets.Tokenization;
+
+namespace FineTuneService.Ml.Tests.Datasets;
+
+public class TokenizerTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "fts-tok-" + Guid.NewGuid().ToString("N"));
+
+    internal static IReadOnlyList<string> Corpus { get; } = BuildCorpus();
+
+    internal static ByteLevelBpeTokenizer Trained { get; } = BpeTrainer.Train(Corpus, new BpeTrainerOptions { VocabularySize = 400 });
+
+    private static readonly string[] Probes =
+    [
+        "Hello, world! It's 2024 and we're testing BPE.",
+        "  leading spaces\n\nand\ttabs   trailing  ",
+        "Ünïcödé: naïve café, 日本語のテキスト, Ελληνικά, emoji 😀👍🏽 and 🏳️‍🌈.",
+        "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n",
+        "<|endoftext|><|pad|>text glued<|im_end|>",
+        "",
+    ];
+
+    [Fact]
+    public void Training_is_deterministic_and_reaches_the_requested_size()
+    {
+        var again = BpeTrainer.Train(Corpus, new BpeTrainerOptions { VocabularySize = 400 });
+
+        Assert.Equal(Trained.Model.Merges, again.Model.Merges);
+        Assert.Equal(Trained.Model.Vocabulary.OrderBy(kv => kv.Value), again.Model.Vocabulary.OrderBy(kv => kv.Value));
+        Assert.Equal(400, Trained.VocabularySize);
+        Assert.Equal([396, 397, 398, 399], BpeModel.DefaultSpecialTokens.Select(t => Trained.SpecialTokenId(t)!.Value));
+        Assert.True(Trained.Encode(Corpus[0]).Count < System.Text.Encoding.UTF8.GetByteCount(Corpus[0]) / 2, "merges should compress the training text");
+    }
+
+    [Theory]
+    [MemberData(nameof(ProbeData))]
+    public void Own_encoder_round_trips_text_exactly(string text) =>
+        Assert.Equal(text, Trained.Decode(Trained.Encode(text)));
+
+    [Fact]
+    public void Saved_folder_loads_through_Microsoft_ML_Tokenizers_and_encodes_identically()
+    {
+        TokenizerFolder.Save(_directory, Trained, ChatTemplate.ChatMl, modelMaxLength: 256);
+        var loaded = TokenizerFolder.Load(_directory);
+
+        Assert.IsType<Microsoft.ML.Tokenizers.BpeTokenizer>(loaded.Inner);
+        foreach (string text in Probes.Concat(Corpus.Take(200)))
+        {
+            Assert.Equal(Trained.Encode(text), loaded.Encode(text));
+            Assert.Equal(text, loaded.Decode(loaded.Encode(text)));
+        }
+
+        Assert.Equal((Trained.EosTokenId, Trained.PadTokenId, Trained.BosTokenId), (loaded.EosTokenId, loaded.PadTokenId, loaded.BosTokenId));
+        Assert.Equal(Trained.VocabularySize, loaded.VocabularySize);
+        Assert.Same(ChatTemplate.ChatMl, loaded.ChatTemplate);
+        Assert.Equal(256, loaded.ModelMaxLength);
+    }
+
+    [Fact]
+    public void Vocab_and_merges_files_alone_load_the_same_tokenizer()
+    {
+        TokenizerFolder.Save(_directory, Trained);
+        File.Delete(Path.Combine(_directory, TokenizerFolder.TokenizerJsonFile));
+        var loaded = TokenizerFolder.Load(_directory);
+
+        foreach (string text in Probes)
+            Assert.Equal(Trained.Encode(text), loaded.Encode(text));
+    }
+
+    [Fact]
+    public void Saved_files_follow_the_Hugging_Face_layout()
+    {
+        TokenizerFolder.Save(_directory, Trained);
+
+        var tokenizerJson = JsonNode.Parse(File.ReadAllText(Path.Combine(_directory, "tokenizer.json")))!;
+        Assert.Equal("BPE", (string?)tokenizerJson["model"]!["type"]);
+        Assert.Equal("ByteLevel", (string?)tokenizerJson["pre_tokenizer"]!["type"]);
+        Assert.Equal("ByteLevel", (string?)tokenizerJson["decoder"]!["type"]);
+        Assert.Equal(4, tokenizerJson["added_tokens"]!.AsArray().Count);
+        Assert.Equal(Trained.Model.Merges.Count, tokenizerJson["model"]!["merges"]!.AsArray().Count);
+
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(_directory, "tokenizer_config.json")))!;
+        Assert.Equal(ChatTemplate.ChatMlJinja, (string?)config["chat_template"]);
+        Assert.Equal("<|im_end|>", (string?)config["eos_token"]);
+        Assert.Equal("<|pad|>", (string?)config["pad_token"]);
+        Assert.Equal("#version: 0.2", File.ReadLines(Path.Combine(_directory, "merges.txt")).First());
+        Assert.True(File.Exists(Path.Combine(_directory, "special_tokens_map.json")));
+        Assert.True(File.Exists(Path.Combine(_directory, "vocab.json")));
+    }
+
+    [Fact]
+    public void Special_tokens_encode_to_single_ids()
+    {
+        var ids = Trained.Encode("<|im_start|>user");
+        Assert.Equal(Trained.SpecialTokenId("<|im_start|>"), ids[0]);
+        Assert.DoesNotContain(Trained.SpecialTokenId("<|im_start|>")!.Value, Trained.Encode("<|im_start |>"));
+    }
+
+    public static TheoryData<string> ProbeData() => new(Probes);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory))
+            Directory.Delete(_directory, recursive: true);
+    }
+
+    private static List<string> BuildCorpus()
+    {
+        string[] words =
+        [
+            "the", "model", "refuses", "harmful", "requests", "and", "answers", "helpful", "questions", "tokenizer", "training",
+            "data", "safety", "assistant", "user", "positive", "negative", "sports", "business", "world", "science", "news",
+            "café", "naïve", "日本語", "emoji", "😀", "123", "4567", "it's", "we're", "don't", "!", "?", ",", ".", "(", ")",
+        ];
+        var random = new Random(7);
+        var lines = new List<string>();
+        for (int i = 0; i < 400; i++)
+        {
+            int length = random.Next(5, 30);
+            lines.Add(string.Join(random.Next(6) == 0 ? "\n" : " ", Enumerable.Range(0, length).Select(_ => words[random.Next(words.Length)])));
+        }
+
+        return lines;
+    }
+}

@@ -1,0 +1,222 @@
+using FineTuneService.Ml.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Tests.Training;
+
+[Collection(TorchGlobalStateCollection.Name)]
+public class SftTrainerTests
+{
+    [Fact]
+    public void Loss_falls_when_overfitting_a_tiny_dataset()
+    {
+        using var model = new TinyCausalLm(dropoutRate: 0);
+        var options = TrainerTestData.Options() with { Epochs = 40 };
+
+        var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(8));
+
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        Assert.Equal(80, result.StepsDone);
+        Assert.True(result.TrainLosses[^1] < 0.5 * result.TrainLosses[0],
+            $"loss went from {result.TrainLosses[0]:F3} to {result.TrainLosses[^1]:F3}");
+    }
+
+    [Fact]
+    public void First_step_loss_is_the_mean_next_token_cross_entropy_over_masked_positions()
+    {
+        var examples = TrainerTestData.ReverseTask(4);
+        using var model = new TinyCausalLm(dropoutRate: 0);
+        var expected = ManualMaskedLoss(model, examples);
+
+        var result = new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1 }).Train(examples);
+
+        Assert.Equal(expected, result.TrainLosses[0], 5);
+    }
+
+    [Fact]
+    public void Tokens_outside_the_loss_mask_do_not_change_the_loss()
+    {
+        double FirstLoss(int trailingToken)
+        {
+            using var model = new TinyCausalLm(dropoutRate: 0);
+            var examples = TrainerTestData.ReverseTask(6, trailing: trailingToken);
+            return new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1 }).Train(examples).TrainLosses[0];
+        }
+        double FirstLossWithMaskedLastToken(int lastToken)
+        {
+            using var model = new TinyCausalLm(dropoutRate: 0);
+            var examples = TrainerTestData.ReverseTask(6, trailing: lastToken)
+                .Select(e => e with { LossMask = [.. e.LossMask[..^1], true] })
+                .ToList();
+            return new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1 }).Train(examples).TrainLosses[0];
+        }
+
+        // A trailing token that is not in the mask is only ever a label, so its value must not matter...
+        Assert.Equal(FirstLoss(5), FirstLoss(29));
+        // ...while the same token inside the mask does count.
+        Assert.NotEqual(FirstLossWithMaskedLastToken(5), FirstLossWithMaskedLastToken(29));
+    }
+
+    [Fact]
+    public void Gradient_accumulation_matches_one_large_batch()
+    {
+        var examples = TrainerTestData.ReverseTask(8);
+        IReadOnlyList<double> Losses(int batch, int accumulation)
+        {
+            using var model = new TinyCausalLm(dropoutRate: 0);
+            var options = TrainerTestData.Options() with { BatchSize = batch, GradientAccumulationSteps = accumulation, Epochs = 3 };
+            return new SftTrainer(model, options).Train(examples).TrainLosses;
+        }
+
+        var large = Losses(4, 1);
+        var accumulated = Losses(2, 2);
+
+        Assert.Equal(large.Count, accumulated.Count);
+        for (var i = 0; i < large.Count; i++) Assert.Equal(large[i], accumulated[i], 4);
+    }
+
+    [Fact]
+    public void Cancellation_stops_within_one_step()
+    {
+        using var model = new TinyCausalLm();
+        using var cancellation = new CancellationTokenSource();
+        var observer = new DelegateObserver(progress: p => { if (p.Step == 3) cancellation.Cancel(); });
+
+        var result = new SftTrainer(model, TrainerTestData.Options() with { Epochs = 10 }, observer: observer)
+            .Train(TrainerTestData.ReverseTask(8), cancellationToken: cancellation.Token);
+
+        Assert.Equal(TrainingOutcome.Cancelled, result.Outcome);
+        Assert.Equal(3, result.StepsDone);
+        Assert.Equal(3, result.TrainLosses.Count);
+    }
+
+    [Fact]
+    public void Frozen_parameters_stay_bit_identical_and_are_left_out_of_the_optimizer()
+    {
+        using var model = new TinyCausalLm();
+        var before = TrainerTestData.Snapshot(model);
+        string[] frozen = ["embed_tokens.weight", "lm_head.weight", "lm_head.bias"];
+        IReadOnlyList<string> trainable = [];
+        var freeze = new DelegateStrategy(
+            before: c => { foreach (var (name, p) in c.Model.named_parameters()) if (frozen.Contains(name)) p.requires_grad = false; },
+            onGradients: (c, _) => trainable = [.. c.TrainableParameters.Select(p => p.Name)]);
+
+        new SftTrainer(model, TrainerTestData.Options() with { WeightDecay = 0.1 }, [freeze]).Train(TrainerTestData.ReverseTask(8));
+
+        var after = TrainerTestData.Snapshot(model);
+        foreach (var name in frozen) Assert.Equal(before[name], after[name]);
+        Assert.DoesNotContain(trainable, frozen.Contains);
+        Assert.NotEqual(before["qkv_proj.weight"], after["qkv_proj.weight"]);
+    }
+
+    [Fact]
+    public void A_gradient_zeroed_in_OnGradients_leaves_its_parameter_unchanged()
+    {
+        using var model = new TinyCausalLm();
+        var before = TrainerTestData.Snapshot(model);
+        var calls = new List<int>();
+        var zeroOutput = new DelegateStrategy(onGradients: (context, step) =>
+        {
+            calls.Add(step);
+            var parameter = context.TrainableParameters.Single(p => p.Name == "o_proj.weight").Parameter;
+            Assert.NotNull(parameter.grad);
+            parameter.grad!.zero_();
+        });
+
+        var result = new SftTrainer(model, TrainerTestData.Options(), [zeroOutput]).Train(TrainerTestData.ReverseTask(8));
+
+        var after = TrainerTestData.Snapshot(model);
+        Assert.Equal(Enumerable.Range(1, result.StepsDone), calls);
+        Assert.Equal(before["o_proj.weight"], after["o_proj.weight"]);
+        Assert.NotEqual(before["o_proj.bias"], after["o_proj.bias"]);
+    }
+
+    [Fact]
+    public void Strategies_run_in_order_and_AfterTraining_only_when_completed()
+    {
+        var log = new List<string>();
+        ITrainingStrategy Named(string name) => new DelegateStrategy(
+            before: _ => log.Add($"{name}.before"),
+            onGradients: (_, step) => { if (step == 1) log.Add($"{name}.grad"); },
+            after: _ => log.Add($"{name}.after"));
+
+        using (var model = new TinyCausalLm())
+            new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 2 }, [Named("a"), Named("b")]).Train(TrainerTestData.ReverseTask(8));
+        Assert.Equal(["a.before", "b.before", "a.grad", "b.grad", "a.after", "b.after"], log);
+
+        log.Clear();
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        using (var model = new TinyCausalLm())
+            new SftTrainer(model, TrainerTestData.Options(), [Named("a")]).Train(TrainerTestData.ReverseTask(8), cancellationToken: cancelled.Token);
+        Assert.Equal(["a.before"], log);
+    }
+
+    [Fact]
+    public void Progress_and_validation_are_reported()
+    {
+        using var model = new TinyCausalLm();
+        var progress = new List<TrainingProgress>();
+        var evaluations = new List<EvaluationResult>();
+        var observer = new DelegateObserver(progress.Add, evaluations.Add);
+        var options = TrainerTestData.Options() with { Epochs = 3, EvalEverySteps = 2 };
+
+        var result = new SftTrainer(model, options, observer: observer)
+            .Train(TrainerTestData.ReverseTask(8), TrainerTestData.ReverseTask(4, seed: 99));
+
+        Assert.Equal(Enumerable.Range(1, 6), progress.Select(p => p.Step));
+        Assert.All(progress, p => Assert.Equal(6, p.TotalSteps));
+        Assert.Equal([1, 1, 2, 2, 3, 3], progress.Select(p => p.Epoch));
+        Assert.All(progress, p => Assert.True(p.TokensPerSecond > 0 && p.LearningRate > 0 && double.IsFinite(p.TrainLoss)));
+        Assert.Equal(progress.Select(p => p.TrainLoss), result.TrainLosses);
+        Assert.Equal([2, 4, 6], evaluations.Select(e => e.Step));
+        Assert.Equal(evaluations[^1].ValidationLoss, result.FinalValidationLoss);
+        Assert.Equal(progress[^1].TokensSeen, result.TokensSeen);
+    }
+
+    [Fact]
+    public void Packed_rows_train()
+    {
+        using var model = new TinyCausalLm(dropoutRate: 0);
+        var options = TrainerTestData.Options() with { Packing = true, BatchSize = 2, Epochs = 30 };
+
+        var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(12));
+
+        Assert.True(result.TrainLosses[^1] < 0.6 * result.TrainLosses[0]);
+    }
+
+    [Fact]
+    public void BFloat16_keeps_fp32_master_weights_and_trains()
+    {
+        using var model = new TinyCausalLm(dropoutRate: 0);
+        var options = TrainerTestData.Options() with { Precision = TrainingPrecision.BFloat16, Epochs = 30 };
+
+        var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(8));
+
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+        Assert.True(result.TrainLosses[^1] < 0.6 * result.TrainLosses[0],
+            $"loss went from {result.TrainLosses[0]:F3} to {result.TrainLosses[^1]:F3}");
+    }
+
+    private static double ManualMaskedLoss(TinyCausalLm model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        model.eval();
+        var total = 0.0;
+        var count = 0;
+        foreach (var example in examples)
+        {
+            var logits = model.forward(tensor(example.InputIds.Select(i => (long)i).ToArray()).unsqueeze(0));
+            var logProbs = nn.functional.log_softmax(logits[0], dim: -1);
+            for (var t = 0; t + 1 < example.Length; t++)
+            {
+                if (!example.LossMask[t + 1]) continue;
+                total -= logProbs[t, example.InputIds[t + 1]].ToDouble();
+                count++;
+            }
+        }
+        model.train();
+        return total / count;
+    }
+}

@@ -1,0 +1,53 @@
+using FineTuneService.Datasets;
+using FineTuneService.Ml.Training;
+
+namespace FineTuneService.Ml.Tests.Training;
+
+public class TrainingRowsTests
+{
+    [Fact]
+    public void Labels_are_the_next_token_where_the_next_token_is_in_the_loss_mask()
+    {
+        var example = new TokenizedExample([10, 11, 12, 13, 14], [false, false, true, true, false]);
+
+        var row = TrainingRows.ToRow(example, maxLength: 16);
+
+        Assert.Equal([-100, 12, 13, -100, -100], row.Labels);
+        Assert.Equal(2, row.TargetCount);
+    }
+
+    [Fact]
+    public void Packing_never_predicts_across_example_boundaries_and_respects_the_maximum_length()
+    {
+        var examples = Enumerable.Range(0, 10)
+            .Select(i => new TokenizedExample([100 + i, 200 + i, 300 + i], [false, true, true]))
+            .ToList();
+
+        var rows = TrainingRows.Build(examples, maxLength: 8, packing: true, seed: 3);
+
+        Assert.All(rows, r => Assert.True(r.Length <= 8));
+        Assert.Equal(30, rows.Sum(r => r.Length));
+        foreach (var row in rows)
+        {
+            for (var t = 0; t < row.Length; t++)
+            {
+                if (row.Labels[t] == TrainingRow.IgnoreIndex) continue;
+                // Every target is the next token of the same example (ids of one example share the last two digits).
+                Assert.Equal(row.InputIds[t] % 100, row.Labels[t] % 100);
+                Assert.Equal(row.InputIds[t] + 100, row.Labels[t]);
+            }
+        }
+        Assert.Equal(20, rows.Sum(r => r.TargetCount));
+    }
+
+    [Fact]
+    public void Data_order_is_a_seeded_permutation()
+    {
+        var first = DataOrder.Permutation(50, seed: 5, epoch: 0);
+
+        Assert.Equal(Enumerable.Range(0, 50), first.Order());
+        Assert.Equal(first, DataOrder.Permutation(50, seed: 5, epoch: 0));
+        Assert.NotEqual(first, DataOrder.Permutation(50, seed: 5, epoch: 1));
+        Assert.NotEqual(first, DataOrder.Permutation(50, seed: 6, epoch: 0));
+    }
+}
