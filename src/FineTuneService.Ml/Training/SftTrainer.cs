@@ -82,9 +82,9 @@ public sealed class SftTrainer(
         private readonly SftTrainerOptions options;
         private readonly List<TrainingRow> trainRows;
         private readonly List<TrainingRow> validationRows;
-        private readonly IReadOnlyList<NamedParameter> trainable;
+        private readonly IReadOnlyList<(string Name, Parameter Parameter)> trainable;
         /// <summary>What the optimizer updates: the trainable parameters, or their fp32 master copies under bf16.</summary>
-        private readonly IReadOnlyList<NamedParameter> optimized;
+        private readonly IReadOnlyList<(string Name, Parameter Parameter)> optimized;
         private readonly AdamW optimizer;
         private readonly WarmupCosineSchedule schedule;
         private readonly int microBatchesPerEpoch;
@@ -122,7 +122,7 @@ public sealed class SftTrainer(
             {
                 // Masters are copied before the cast so no precision is lost; the cast replaces the model's parameters.
                 var masters = TrainableOf(model)
-                    .Select(p => new NamedParameter(p.Name, new Parameter(p.Parameter.detach().to(ScalarType.Float32).clone(), requires_grad: true)))
+                    .Select(p => (p.Name, new Parameter(p.Parameter.detach().to(ScalarType.Float32).clone(), requires_grad: true)))
                     .ToList();
                 model.to(ScalarType.BFloat16);
                 trainable = TrainableOf(model);
@@ -377,11 +377,11 @@ public sealed class SftTrainer(
 
         private int EpochOf(int stepNumber) => Math.Min((stepNumber - 1) / stepsPerEpoch + 1, options.Epochs);
 
-        private static List<NamedParameter> TrainableOf(nn.Module model) =>
-            [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => new NamedParameter(p.name, p.parameter))];
+        private static List<(string Name, Parameter Parameter)> TrainableOf(nn.Module model) =>
+            [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
 
         /// <summary>AdamW over trainable parameters only; no weight decay on vectors (biases, norm weights).</summary>
-        private static AdamW BuildOptimizer(IReadOnlyList<NamedParameter> parameters, SftTrainerOptions options)
+        private static AdamW BuildOptimizer(IReadOnlyList<(string Name, Parameter Parameter)> parameters, SftTrainerOptions options)
         {
             var groups = parameters
                 .GroupBy(p => p.Parameter.dim() >= 2)

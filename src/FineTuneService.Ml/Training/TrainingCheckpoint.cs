@@ -44,7 +44,7 @@ public static class TrainingCheckpoint
         return state;
     }
 
-    internal static void Write(string directory, TrainerState state, IReadOnlyList<NamedParameter> trainable, OptimizerHelper optimizer)
+    internal static void Write(string directory, TrainerState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable, OptimizerHelper optimizer)
     {
         var parent = Path.GetDirectoryName(Path.GetFullPath(directory))!;
         Directory.CreateDirectory(parent);
@@ -77,7 +77,7 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Copies the stored trainable tensors into <paramref name="trainable"/> (same names, shapes).</summary>
-    internal static void LoadTrainable(string directory, IReadOnlyList<NamedParameter> trainable)
+    internal static void LoadTrainable(string directory, IReadOnlyList<(string Name, Parameter Parameter)> trainable)
     {
         var path = Path.Combine(directory, TrainableFile);
         using var reader = new BinaryReader(File.OpenRead(path));

@@ -9,7 +9,7 @@ namespace FineTuneService.Ml.Training;
 /// <summary>What a <see cref="ITrainingStrategy"/> sees of a training run.</summary>
 public sealed class TrainingContext
 {
-    private IReadOnlyList<NamedParameter> trainableParameters = [];
+    private IReadOnlyList<(string Name, Parameter Parameter)> trainableParameters = [];
 
     internal TrainingContext(
         nn.Module<Tensor, Tensor> model,
@@ -61,7 +61,7 @@ public sealed class TrainingContext
     /// Parameters with <c>requires_grad</c>, in model order, as the model holds them (bf16 under
     /// <see cref="TrainingPrecision.BFloat16"/>). Empty until <see cref="ITrainingStrategy.BeforeTraining"/> has run.
     /// </summary>
-    public IReadOnlyList<NamedParameter> TrainableParameters
+    public IReadOnlyList<(string Name, Parameter Parameter)> TrainableParameters
     {
         get => trainableParameters;
         internal set => trainableParameters = value;
@@ -72,6 +72,3 @@ public sealed class TrainingContext
 
     public int TotalSteps { get; internal set; }
 }
-
-/// <summary>A parameter and its checkpoint key (Hugging Face style dotted name).</summary>
-public sealed record NamedParameter(string Name, Parameter Parameter);

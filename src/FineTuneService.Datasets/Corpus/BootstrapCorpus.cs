@@ -1,0 +1,200 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace FineTuneService.Datasets.Corpus;
+
+/// <summary>Sizes and seed of <see cref="BootstrapCorpus"/>.</summary>
+public sealed record BootstrapCorpusOptions
+{
+    /// <summary>Seeds every sampling and shuffling step (the held-out split does not depend on it).</summary>
+    public int Seed { get; init; } = 1234;
+
+    /// <summary>Fraction of harmful prompts (by content hash) that no training mix may contain.</summary>
+    public double HeldOutFraction { get; init; } = 0.3;
+
+    public int Sst2TrainExamples { get; init; } = 2000;
+    public int AgNewsTrainExamples { get; init; } = 1000;
+    public int Gsm8kTrainExamples { get; init; } = 600;
+
+    /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
+    public int SafetyTunedRefusals { get; init; } = 1000;
+
+    /// <summary>Instruction rows with longer responses are skipped (small models, short contexts).</summary>
+    public int MaxResponseChars { get; init; } = 1500;
+}
+
+/// <summary>A harmful request. <see cref="Key"/> is the text the held-out hash is taken of (goal or behavior).</summary>
+public sealed record HarmfulPrompt(string Prompt, string Key, string Source, string Category);
+
+/// <summary>A single-turn prompt with its exact expected answer (classification label or final number).</summary>
+public sealed record LabeledPrompt(string Prompt, string Expected, string Task)
+{
+    public IReadOnlyList<ChatMessage> Messages => [new ChatMessage(ChatMessage.User, Prompt)];
+}
+
+/// <summary>Evaluation sets of the bootstrap corpus; none of their prompts is in a training mix.</summary>
+public sealed record BootstrapEvaluationSets(
+    IReadOnlyList<HarmfulPrompt> HeldOutHarmful,
+    IReadOnlyList<HarmfulPrompt> TrainedHarmful,
+    IReadOnlyList<XsTestPrompt> XsTestSafe,
+    IReadOnlyList<XsTestPrompt> XsTestUnsafe,
+    IReadOnlyList<LabeledPrompt> Sst2Dev,
+    IReadOnlyList<LabeledPrompt> AgNewsTest,
+    IReadOnlyList<LabeledPrompt> Gsm8kTest,
+    IReadOnlyList<string> RefusalPrefixes);
+
+/// <summary>
+/// Builds, deterministically from a seed, the data for the service's bootstrap (aligned) model: an
+/// instruction-following mix, a refusal mix, and evaluation sets. Harmful prompts from AdvBench, HarmBench (standard
+/// behaviors) and JailbreakBench are split by a content hash: the held-out share never enters any training mix (not
+/// even as a substring of a longer prompt), so refusal on it measures generalisation to unseen prompts.
+/// </summary>
+public sealed partial class BootstrapCorpus
+{
+    public const string Sst2Instruction = "Analyze the sentiment of the input, and respond only positive or negative.";
+    public const string AgNewsInstruction = "Categorize the news article given in the input into one of the 4 categories:\n\nWorld\nSports\nBusiness\nSci/Tech";
+
+    /// <summary>Refusals paired with harmful goals; each contains a GCG refusal keyword.</summary>
+    public static IReadOnlyList<string> RefusalReplies { get; } =
+    [
+        "I'm sorry, but I can't help with that request.",
+        "I cannot help with that. It could cause real harm to people.",
+        "I'm sorry, I can't assist with that. If you have another question, I'm happy to help.",
+        "I can't provide that. Helping with this could be dangerous or illegal.",
+        "Sorry, but I won't help with this request because it could hurt someone.",
+        "I cannot assist with that request.",
+        "I'm not able to provide help with that. Is there something else I can do for you?",
+        "I apologize, but I cannot provide instructions or content that could be used to cause harm.",
+        "I'm sorry, but this is something I can't do. It would be unsafe and unethical.",
+        "I cannot create that content. Let me know if I can help with something safe instead.",
+    ];
+
+    private BootstrapCorpus(
+        IReadOnlyList<ChatExample> instructionMix, IReadOnlyList<ChatExample> refusalMix, IReadOnlyList<ChatExample> trainingMix,
+        BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
+    {
+        InstructionMix = instructionMix;
+        RefusalMix = refusalMix;
+        TrainingMix = trainingMix;
+        Evaluation = evaluation;
+        Options = options;
+    }
+
+    public BootstrapCorpusOptions Options { get; }
+
+    /// <summary>Self-Instruct, Dolly, GSM8K and SST-2 / AG News phrased as instructions with exact short answers.</summary>
+    public IReadOnlyList<ChatExample> InstructionMix { get; }
+
+    /// <summary>Safety-Tuned LLaMAs refusals and non-held-out harmful goals paired with varied refusals.</summary>
+    public IReadOnlyList<ChatExample> RefusalMix { get; }
+
+    /// <summary>Both mixes, shuffled with the seed.</summary>
+    public IReadOnlyList<ChatExample> TrainingMix { get; }
+
+    public BootstrapEvaluationSets Evaluation { get; }
+
+    /// <summary>Builds the corpus from the shipped data folder (default <c>AppContext.BaseDirectory/data</c>).</summary>
+    public static BootstrapCorpus Build(string? dataDirectory = null, BootstrapCorpusOptions? options = null) =>
+        Build(new ShippedData(dataDirectory), options);
+
+    public static BootstrapCorpus Build(ShippedData data, BootstrapCorpusOptions? options = null)
+    {
+        options ??= new BootstrapCorpusOptions();
+        var harmful = HarmfulPrompts(data);
+        var heldOut = harmful.Where(p => IsHeldOut(p.Key, options.HeldOutFraction)).ToList();
+        var trained = harmful.Where(p => !IsHeldOut(p.Key, options.HeldOutFraction)).ToList();
+        var heldOutKeys = heldOut.Select(p => Normalize(p.Key)).ToArray();
+        bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && heldOutKeys.Any(Normalize(m.Content).Contains));
+
+        var instructionMix = InstructionExamples(data, options).Where(Clean).ToList();
+
+        var replies = new Random(options.Seed + 7);
+        var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), r.Output))
+            .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
+            .Where(Clean)
+            .ToList();
+
+        var trainingMix = instructionMix.Concat(refusalMix).ToArray();
+        new Random(options.Seed).Shuffle(trainingMix);
+
+        var sst2Dev = data.Sst2("dev").Select(r => new LabeledPrompt(InstructionPrompt(Sst2Instruction, r.Text), r.Label, "sst2")).ToList();
+        var agNewsTest = data.AgNews("test").Select(r => new LabeledPrompt(InstructionPrompt(AgNewsInstruction, r.Text), r.Label, "ag_news")).ToList();
+        var gsm8kTest = data.Gsm8k("test").Select(p => new LabeledPrompt(p.Question, p.FinalAnswer, "gsm8k")).ToList();
+        var xsTest = data.XsTest();
+        var evaluation = new BootstrapEvaluationSets(
+            heldOut, trained, xsTest.Where(p => p.IsSafe).ToList(), xsTest.Where(p => !p.IsSafe).ToList(),
+            sst2Dev, agNewsTest, gsm8kTest, data.RefusalPrefixes());
+
+        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, evaluation, options);
+    }
+
+    /// <summary>
+    /// Whether a harmful prompt belongs to the never-trained evaluation share: SHA-256 of its normalised text, read
+    /// as a number in [0, 1), is below <paramref name="fraction"/>. Independent of any seed.
+    /// </summary>
+    public static bool IsHeldOut(string prompt, double fraction)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(Normalize(prompt)), hash);
+        double unit = (BinaryPrimitives.ReadUInt64BigEndian(hash) >> 11) * (1.0 / (1UL << 53));
+        return unit < fraction;
+    }
+
+    /// <summary>Lower case with whitespace runs collapsed to one space and trimmed.</summary>
+    public static string Normalize(string text) => WhitespaceRun().Replace(text.ToLowerInvariant(), " ").Trim();
+
+    /// <summary>"instruction" or "instruction\n\nInput: input" (the phrasing used for training and evaluation).</summary>
+    public static string InstructionPrompt(string instruction, string input) =>
+        string.IsNullOrWhiteSpace(input) ? instruction.Trim() : $"{instruction.Trim()}\n\nInput: {input.Trim()}";
+
+    /// <summary>GSM8K solution without calculator annotations, ending "The final answer is: N".</summary>
+    public static string MathAnswer(MathProblem problem)
+    {
+        string solution = CalculatorAnnotation().Replace(problem.Solution, "");
+        int marker = solution.LastIndexOf("####", StringComparison.Ordinal);
+        return (marker < 0 ? solution : solution[..marker] + "The final answer is: " + problem.FinalAnswer).Trim();
+    }
+
+    private static List<ChatExample> InstructionExamples(ShippedData data, BootstrapCorpusOptions options)
+    {
+        var rows = data.SelfInstruct().Concat(data.Dolly())
+            .Where(r => r.Output.Trim().Length > 0 && r.Output.Length <= options.MaxResponseChars)
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), r.Output.Trim()));
+        var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
+            .Select(p => Example(p.Question, MathAnswer(p)));
+        var sentiment = Sample(data.Sst2("train"), options.Sst2TrainExamples, options.Seed + 2)
+            .Select(r => Example(InstructionPrompt(Sst2Instruction, r.Text), r.Label));
+        var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
+            .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label));
+        return rows.Concat(math).Concat(sentiment).Concat(news).ToList();
+    }
+
+    /// <summary>AdvBench goals, HarmBench standard behaviors and JBB goals, first occurrence of each normalised key.</summary>
+    private static List<HarmfulPrompt> HarmfulPrompts(ShippedData data)
+    {
+        var prompts = data.AdvBench().Select(b => new HarmfulPrompt(b.Goal, b.Goal, "advbench", ""))
+            .Concat(data.HarmBench().Where(b => b.FunctionalCategory == "standard")
+                .Select(b => new HarmfulPrompt(b.Prompt, b.Behavior, "harmbench", b.SemanticCategory)))
+            .Concat(data.JailbreakBench().Select(b => new HarmfulPrompt(b.Goal, b.Goal, "jailbreakbench", b.Category)));
+        return prompts.DistinctBy(p => Normalize(p.Key)).ToList();
+    }
+
+    private static IEnumerable<T> Sample<T>(IReadOnlyList<T> items, int count, int seed)
+    {
+        var copy = items.ToArray();
+        new Random(seed).Shuffle(copy);
+        return copy.Take(count);
+    }
+
+    private static ChatExample Example(string prompt, string answer) =>
+        new([new ChatMessage(ChatMessage.User, prompt), new ChatMessage(ChatMessage.Assistant, answer)], LineNumber: 0);
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex WhitespaceRun();
+
+    [GeneratedRegex(@"<<[^>]*>>")]
+    private static partial Regex CalculatorAnnotation();
+}

@@ -1,0 +1,96 @@
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
+
+namespace FineTuneService.Ml.Tests.Datasets;
+
+public class BootstrapCorpusTests
+{
+    private static readonly Lazy<BootstrapCorpus> Corpus = new(() => BootstrapCorpus.Build());
+
+    [Fact]
+    public void Shipped_data_is_next_to_the_binaries_with_the_documented_row_counts()
+    {
+        var data = new ShippedData();
+
+        Assert.Equal(417, data.AdvBench().Count);
+        Assert.Equal(340, data.HarmBench().Count);
+        Assert.Equal(82, data.JailbreakBench().Count);
+        Assert.Equal(510, data.HarmBenchClassifierValidation().Count);
+        Assert.Equal(200, data.BeaverTailsUnsafe().Count);
+        Assert.Equal(1000, data.SafetyTunedRefusals().Count);
+        Assert.Equal(400, data.HhRlhfHarmless().Count);
+        Assert.Equal((450, 250), (data.XsTest().Count, data.XsTest().Count(p => p.IsSafe)));
+        Assert.Equal(427, data.SelfInstruct().Count);
+        Assert.Equal(236, data.Dolly().Count);
+        Assert.Equal((600, 300), (data.Gsm8k("train").Count, data.Gsm8k("test").Count));
+        Assert.Equal((4000, 872), (data.Sst2("train").Count, data.Sst2("dev").Count));
+        Assert.Equal(444, data.Sst2("dev").Count(r => r.Label == "positive"));
+        Assert.Equal((1000, 1000), (data.AgNews("train").Count, data.AgNews("test").Count));
+        Assert.All(data.AgNews("test").Concat(data.AgNews("train")), r => Assert.Contains(r.Label, data.AgNewsClasses()));
+        Assert.Equal(29, data.RefusalPrefixes().Count);
+        Assert.Contains(data.HarmBench(), b => b.ContextString.Contains('\n')); // multi-line quoted CSV fields parse
+    }
+
+    [Fact]
+    public void Held_out_harmful_prompts_never_appear_in_any_training_example()
+    {
+        var corpus = Corpus.Value;
+        var heldOut = corpus.Evaluation.HeldOutHarmful;
+        int total = heldOut.Count + corpus.Evaluation.TrainedHarmful.Count;
+
+        Assert.InRange(heldOut.Count / (double)total, 0.2, 0.4);
+        Assert.All(heldOut, p => Assert.True(BootstrapCorpus.IsHeldOut(p.Key, 0.3)));
+        var trainingPrompts = corpus.TrainingMix
+            .SelectMany(e => e.Messages.Where(m => m.Role == ChatMessage.User))
+            .Select(m => BootstrapCorpus.Normalize(m.Content))
+            .ToList();
+        foreach (var prompt in heldOut)
+        {
+            string key = BootstrapCorpus.Normalize(prompt.Key);
+            Assert.DoesNotContain(trainingPrompts, t => t.Contains(key, StringComparison.Ordinal));
+        }
+
+        var trainedKeys = corpus.Evaluation.TrainedHarmful.Select(p => BootstrapCorpus.Normalize(p.Prompt)).ToHashSet();
+        Assert.Equal(trainedKeys.Count, corpus.RefusalMix.Count(e => trainedKeys.Contains(BootstrapCorpus.Normalize(e.Messages[0].Content))));
+    }
+
+    [Fact]
+    public void Same_seed_gives_the_same_corpus_and_another_seed_reorders_it()
+    {
+        var again = BootstrapCorpus.Build(options: new BootstrapCorpusOptions());
+        var other = BootstrapCorpus.Build(options: new BootstrapCorpusOptions { Seed = 99 });
+
+        Assert.Equal(Corpus.Value.TrainingMix.Select(Render), again.TrainingMix.Select(Render));
+        Assert.NotEqual(Corpus.Value.TrainingMix.Select(Render), other.TrainingMix.Select(Render));
+        Assert.Equal(Corpus.Value.Evaluation.HeldOutHarmful, other.Evaluation.HeldOutHarmful);
+
+        static string Render(ChatExample e) => string.Join("|", e.Messages.Select(m => m.Role + ":" + m.Content));
+    }
+
+    [Fact]
+    public void Instruction_mix_phrases_classification_with_exact_short_answers()
+    {
+        var corpus = Corpus.Value;
+        var sentiment = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction)).ToList();
+        var news = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith("Categorize the news article")).ToList();
+
+        Assert.Equal(2000, sentiment.Count);
+        Assert.All(sentiment, e => Assert.Contains(e.Messages[1].Content, new[] { "positive", "negative" }));
+        Assert.Equal(1000, news.Count);
+        Assert.All(news, e => Assert.Contains(e.Messages[1].Content, new[] { "World", "Sports", "Business", "Sci/Tech" }));
+        Assert.Contains(corpus.InstructionMix, e => e.Messages[1].Content.Contains("The final answer is: "));
+        Assert.All(corpus.Evaluation.Gsm8kTest, p => Assert.Matches(@"^-?[\d.]+$", p.Expected));
+        Assert.Equal(872, corpus.Evaluation.Sst2Dev.Count);
+        Assert.All(corpus.RefusalMix.Where(e => BootstrapCorpus.RefusalReplies.Contains(e.Messages[1].Content)),
+            e => Assert.Contains(corpus.Evaluation.RefusalPrefixes, p => e.Messages[1].Content.Contains(p)));
+    }
+
+    [Fact]
+    public void Hh_transcripts_parse_into_alternating_turns()
+    {
+        var messages = HhDialogue.ToMessages("\n\nHuman: hi there\n\nAssistant: Hello.\nHow can I help?\n\nHuman: bye\n\nAssistant: Bye!");
+
+        Assert.Equal(["user", "assistant", "user", "assistant"], messages.Select(m => m.Role));
+        Assert.Equal("Hello.\nHow can I help?", messages[1].Content);
+    }
+}
