@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 
@@ -27,11 +29,11 @@ internal static class ClassifierCommand
         }
         var options = ParseOptions(args.Skip(1).ToArray());
         var repo = RepositoryRoot();
-        var dataRoot = options.GetValueOrDefault("data") ?? Path.Combine(repo, "src/FineTuneService.Ml/data");
+        var data = new ShippedData(options.GetValueOrDefault("data") ?? Path.Combine(repo, "src/FineTuneService.Ml/data"));
         var weights = options.GetValueOrDefault("weights") ?? Path.Combine(repo, "src/FineTuneService.Ml", HarmClassifier.ShippedRelativePath);
         var report = options.GetValueOrDefault("report") ?? Path.Combine(repo, "docs/benchmarks/classifier/validation.md");
-        var keywords = RefusalKeywords.Load(Path.Combine(repo, "src/FineTuneService.Ml", RefusalKeywords.ShippedRelativePath));
-        var files = options.GetValueOrDefault("benign-answers") == "true" ? new HarmClassifierDataFiles().WithBenignAnswers() : new HarmClassifierDataFiles();
+        var keywords = RefusalKeywords.FromShippedData(data);
+        var corpusOptions = new HarmClassifierCorpusOptions { IncludeBenignAnswers = options.GetValueOrDefault("benign-answers") == "true" };
         var training = new HarmClassifierTrainingOptions();
         if (options.TryGetValue("seed", out var seed)) training = training with { Seed = int.Parse(seed) };
         if (options.TryGetValue("epochs", out var epochs)) training = training with { Epochs = int.Parse(epochs) };
@@ -39,22 +41,23 @@ internal static class ClassifierCommand
         HarmClassifierValidationResult result;
         if (args[0] == "train")
         {
-            var (classifier, trained) = HarmClassifierValidation.TrainAndValidate(dataRoot, keywords, training, files,
-                onEpoch: (epoch, loss) => Console.WriteLine($"epoch {epoch}: loss {loss:0.0000}"));
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var (classifier, trained) = HarmClassifierValidation.TrainAndValidate(data, keywords, training, corpusOptions,
+                (epoch, loss) => Console.WriteLine($"epoch {epoch}: loss {loss:0.0000}"));
             using (classifier) classifier.Save(weights);
             result = trained;
-            Console.WriteLine($"wrote {weights} ({new FileInfo(weights).Length / 1024.0 / 1024.0:0.00} MiB)");
+            Console.WriteLine($"wrote {weights} ({new FileInfo(weights).Length / 1024.0 / 1024.0:0.00} MiB); "
+                + $"train+validate CPU time {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:0.0} s");
         }
         else
         {
             using var classifier = HarmClassifier.Load(weights);
-            var corpus = HarmClassifierCorpus.Load(dataRoot, keywords, files, training.Seed);
-            result = HarmClassifierValidation.Validate(classifier, corpus, dataRoot, keywords, training with { Shape = classifier.Shape }, files);
+            var corpus = HarmClassifierCorpus.Load(data, keywords, corpusOptions with { Seed = training.Seed });
+            result = HarmClassifierValidation.Validate(classifier, corpus, data, keywords, training with { Shape = classifier.Shape });
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(report)!);
         var markdown = result.ToMarkdown(Path.GetRelativePath(repo, weights), "fts classifier " + string.Join(' ', args));
-        if (args[0] == "validate") markdown = markdown.Replace("Training time (feature extraction + training): **0.0 s**.", "(validation only; training time is reported by `fts classifier train`).");
         File.WriteAllText(report, markdown);
         Console.WriteLine($"HarmBench validation: accuracy {result.HarmBench.Accuracy:0.000}, F1 {result.HarmBench.F1:0.000} "
             + $"(keyword baseline accuracy {result.HarmBenchKeywordBaseline.Accuracy:0.000}, F1 {result.HarmBenchKeywordBaseline.F1:0.000}); "

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Evaluation.Judges;
 
 namespace FineTuneService.Ml.Evaluation.Classifier;
@@ -8,11 +9,13 @@ namespace FineTuneService.Ml.Evaluation.Classifier;
 public sealed record HarmClassifierValidationResult(
     HarmClassifierTrainingOptions Options,
     IReadOnlyDictionary<string, int> TrainPairsBySource,
-    double TrainingSeconds,
+    double? TrainingSeconds,
+    double? TrainingCpuSeconds,
     BinaryClassificationMetrics HeldOut,
     BinaryClassificationMetrics HarmBench,
     BinaryClassificationMetrics HarmBenchKeywordBaseline,
-    IReadOnlyDictionary<string, double> HeldOutFlagRateBySource)
+    IReadOnlyDictionary<string, double> HeldOutFlagRateBySource,
+    IReadOnlyDictionary<string, double> HeldOutKeywordFlagRateBySource)
 {
     public string ToMarkdown(string weightsPath, string commandLine)
     {
@@ -25,7 +28,9 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine($"Model: hashed word uni/bigram features ({Options.Shape.Buckets:N0} buckets) -> {Options.Shape.Hidden} hidden (ReLU) -> logit; "
             + $"{(long)Options.Shape.Buckets * Options.Shape.Hidden + 2 * Options.Shape.Hidden + 1:N0} parameters. "
             + $"Adam lr {Options.LearningRate.ToString(f)}, {Options.Epochs} epochs, batch {Options.BatchSize}, seed {Options.Seed}, class-balanced loss.");
-        s.AppendLine($"Training time (feature extraction + training): **{TrainingSeconds.ToString("0.0", f)} s**.");
+        s.AppendLine(TrainingSeconds is { } wall && TrainingCpuSeconds is { } cpu
+            ? $"Training time (data loading, features, training): **{wall.ToString("0.0", f)} s wall, {cpu.ToString("0.0", f)} s CPU** (wall time depends on what else shares the cores)."
+            : "Existing weights re-scored (`classifier validate`); `classifier train` reports the training time.");
         s.AppendLine();
         s.AppendLine("## HarmBench human-labelled classifier validation set (never trained on)");
         s.AppendLine();
@@ -44,10 +49,10 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine();
         s.AppendLine("Share of held-out pairs judged harmful, per source:");
         s.AppendLine();
-        s.AppendLine("| source | judged harmful |");
-        s.AppendLine("|---|---|");
+        s.AppendLine("| source | classifier: harmful | keyword judge: harmful |");
+        s.AppendLine("|---|---|---|");
         foreach (var (source, rate) in HeldOutFlagRateBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            s.AppendLine($"| {source} | {rate.ToString("P1", f)} |");
+            s.AppendLine($"| {source} | {rate.ToString("P1", f)} | {HeldOutKeywordFlagRateBySource[source].ToString("P1", f)} |");
         s.AppendLine();
         s.AppendLine("## Training pairs");
         s.AppendLine();
@@ -55,6 +60,13 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine("|---|---|");
         foreach (var (source, count) in TrainPairsBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             s.AppendLine($"| {source} | {count} |");
+        s.AppendLine();
+        s.AppendLine("## Notes");
+        s.AppendLine();
+        s.AppendLine("- Rebuild: `dotnet run --project src/FineTuneService.Cli -- classifier train` (deterministic from the seed; reads the shipped copies under `src/FineTuneService.Ml/data`, writes the weights and this file). `classifier validate` re-scores existing weights.");
+        s.AppendLine("- The weights (~2 MiB safetensors) are committed so the worker can judge without training; the file is copied next to the binaries with `data/**`.");
+        s.AppendLine("- Harmful-side sources are small and differ from HarmBench's long attacked generations; the classifier mostly learns refusal vs. compliance after a harmful request, so on HarmBench it stays below the keyword rule. Its point is the hard negatives: short task outputs (label words, class names, numbers) after harmful prompts, which the keyword rule counts as harmful (see the per-source table).");
+        s.AppendLine("- The source mix (Dolly / self-instruct answers off by default, `--benign-answers true` to add them) was chosen after comparing HarmBench-validation figures, so these figures are not a fully clean test.");
         return s.ToString();
 
         string Row(string judge, BinaryClassificationMetrics m) =>
@@ -67,35 +79,40 @@ public sealed record HarmClassifierValidationResult(
 public static class HarmClassifierValidation
 {
     public static (HarmClassifier Classifier, HarmClassifierValidationResult Result) TrainAndValidate(
-        string dataRoot, RefusalKeywords keywords, HarmClassifierTrainingOptions options,
-        HarmClassifierDataFiles? files = null, HarmClassifierEpochCallback? onEpoch = null)
+        ShippedData data, RefusalKeywords keywords, HarmClassifierTrainingOptions options,
+        HarmClassifierCorpusOptions? corpusOptions = null, HarmClassifierEpochCallback? onEpoch = null)
     {
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-        var corpus = HarmClassifierCorpus.Load(dataRoot, keywords, files, options.Seed);
+        var cpuBefore = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        var corpus = HarmClassifierCorpus.Load(data, keywords, (corpusOptions ?? new()) with { Seed = options.Seed });
         var classifier = HarmClassifierTrainer.Train(corpus.Train, options, onEpoch);
         var seconds = stopwatch.Elapsed.TotalSeconds;
-        var result = Validate(classifier, corpus, dataRoot, keywords, options, files) with { TrainingSeconds = seconds };
+        var cpuSeconds = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        var result = Validate(classifier, corpus, data, keywords, options) with { TrainingSeconds = seconds, TrainingCpuSeconds = cpuSeconds };
         return (classifier, result);
     }
 
-    public static HarmClassifierValidationResult Validate(HarmClassifier classifier, HarmClassifierCorpus corpus, string dataRoot,
-        RefusalKeywords keywords, HarmClassifierTrainingOptions options, HarmClassifierDataFiles? files = null)
+    public static HarmClassifierValidationResult Validate(HarmClassifier classifier, HarmClassifierCorpus corpus, ShippedData data,
+        RefusalKeywords keywords, HarmClassifierTrainingOptions options)
     {
         var heldOutPredictions = Predict(classifier, corpus.HeldOut);
-        var harmBench = HarmClassifierCorpus.LoadHarmBenchValidation(dataRoot, files);
+        var harmBench = HarmClassifierCorpus.LoadHarmBenchValidation(data);
         var harmBenchLabels = harmBench.Select(p => p.Harmful).ToArray();
         var keywordPredictions = harmBench.Select(p => !keywords.IsRefusal(p.Response)).ToArray();
 
         return new HarmClassifierValidationResult(
             options,
             corpus.Train.GroupBy(p => p.Source).ToDictionary(g => g.Key, g => g.Count()),
-            TrainingSeconds: 0,
+            TrainingSeconds: null,
+            TrainingCpuSeconds: null,
             BinaryClassificationMetrics.Compute(heldOutPredictions, corpus.HeldOut.Select(p => p.Harmful).ToArray()),
             BinaryClassificationMetrics.Compute(Predict(classifier, harmBench), harmBenchLabels),
             BinaryClassificationMetrics.Compute(keywordPredictions, harmBenchLabels),
             corpus.HeldOut.Select((p, i) => (p.Source, Flagged: heldOutPredictions[i]))
                 .GroupBy(x => x.Source)
-                .ToDictionary(g => g.Key, g => g.Average(x => x.Flagged ? 1.0 : 0.0)));
+                .ToDictionary(g => g.Key, g => g.Average(x => x.Flagged ? 1.0 : 0.0)),
+            corpus.HeldOut.GroupBy(p => p.Source)
+                .ToDictionary(g => g.Key, g => g.Average(p => keywords.IsRefusal(p.Response) ? 0.0 : 1.0)));
     }
 
     private static bool[] Predict(HarmClassifier classifier, IReadOnlyList<LabelledPair> pairs) =>

@@ -9,7 +9,7 @@ public sealed record SparseFeatures(long[] Buckets, float[] Weights);
 /// Torch-free feature hashing for the harm classifier. The response contributes word unigrams, bigrams, its opening
 /// words and a length bucket; the prompt contributes unigrams in a separate namespace, so the model can learn
 /// "harmful request + compliant answer" without reading the request alone as harm. Each field's weights are
-/// 1/sqrt(count), so long generations do not dominate. Hashing is FNV-1a (stable across processes and platforms).
+/// 1/sqrt(count) (the prompt's halved), so long generations do not dominate. Hashing is FNV-1a (stable across processes and platforms).
 /// </summary>
 public sealed partial class HashedTextFeatures(int buckets, int maxResponseTokens = 256, int maxPromptTokens = 128)
 {
@@ -34,18 +34,19 @@ public sealed partial class HashedTextFeatures(int buckets, int maxResponseToken
             if (i > 0) responseFeatures.Add("r2:" + responseTokens[i - 1] + " " + responseTokens[i]);
             if (i < 3) responseFeatures.Add($"r^{i}:" + responseTokens[i]);
         }
-        Add(responseFeatures, buckets, weights);
+        Add(responseFeatures, buckets, weights, scale: 1f);
 
+        // The request only modulates: the same harmful requests are refused and complied with in training.
         var promptTokens = Tokenize(prompt, maxPromptTokens);
-        Add(promptTokens.Select(t => "p:" + t).ToList(), buckets, weights);
+        Add(promptTokens.Select(t => "p:" + t).ToList(), buckets, weights, scale: 0.5f);
 
         return new SparseFeatures([.. buckets], [.. weights]);
     }
 
-    private void Add(List<string> features, List<long> buckets, List<float> weights)
+    private void Add(List<string> features, List<long> buckets, List<float> weights, float scale)
     {
         if (features.Count == 0) return;
-        var weight = 1f / MathF.Sqrt(features.Count);
+        var weight = scale / MathF.Sqrt(features.Count);
         foreach (var feature in features)
         {
             buckets.Add((long)(Fnv1a(feature) % (ulong)Buckets));

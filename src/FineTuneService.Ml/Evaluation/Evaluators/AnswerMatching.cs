@@ -60,3 +60,9 @@ public sealed partial class Gsm8kAnswerMatcher : IAnswerMatcher
     [GeneratedRegex(@"-?\d[\d,]*(\.\d+)?")]
     private static partial Regex NumberPattern();
 }
+
+public static class AnswerMatchers
+{
+    /// <summary>GSM8K's final-number matcher for "gsm8k", exact label match for everything else.</summary>
+    public static IAnswerMatcher For(string task) => task == "gsm8k" ? new Gsm8kAnswerMatcher() : new ExactLabelMatcher();
+}

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using FineTuneService.Datasets.Corpus;
 
 namespace FineTuneService.Ml.Evaluation.Judges;
 
@@ -8,9 +8,6 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 /// </summary>
 public sealed class RefusalKeywords
 {
-    /// <summary>Shipped copy of llm-attacks <c>experiments/evaluate.py:_test_prefixes</c> (29 strings, MIT).</summary>
-    public const string ShippedRelativePath = "data/judges/gcg_refusal_prefixes.json";
-
     public RefusalKeywords(IEnumerable<string> keywords)
     {
         Keywords = keywords.Where(k => !string.IsNullOrEmpty(k)).Distinct().ToArray();
@@ -19,17 +16,8 @@ public sealed class RefusalKeywords
 
     public IReadOnlyList<string> Keywords { get; }
 
-    /// <summary>Loads a JSON array of strings.</summary>
-    public static RefusalKeywords Load(string path)
-    {
-        using var stream = File.OpenRead(path);
-        var keywords = JsonSerializer.Deserialize<string[]>(stream)
-            ?? throw new InvalidDataException($"{path}: expected a JSON array of refusal keywords.");
-        return new RefusalKeywords(keywords);
-    }
-
-    /// <summary>Loads the shipped list next to the application (<see cref="AppContext.BaseDirectory"/>).</summary>
-    public static RefusalKeywords LoadShipped() => Load(Path.Combine(AppContext.BaseDirectory, ShippedRelativePath));
+    /// <summary>The GCG list shipped under <c>data/gcg_refusal_prefixes</c>.</summary>
+    public static RefusalKeywords FromShippedData(ShippedData data) => new(data.RefusalPrefixes());
 
     public bool IsRefusal(string response)
     {

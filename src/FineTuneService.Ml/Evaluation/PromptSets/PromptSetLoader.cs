@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace FineTuneService.Ml.Evaluation.PromptSets;
 
-/// <summary>Loads harmful and over-refusal prompt sets from their published files and user-uploaded JSONL.</summary>
+/// <summary>Loads user-uploaded prompt sets (JSONL) for <c>POST /v1/safety/evaluations</c>.</summary>
 public static class PromptSetLoader
 {
     /// <summary>
@@ -41,50 +41,5 @@ public static class PromptSetLoader
         using var stream = File.OpenRead(path);
         try { return LoadJsonl(stream, name); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
-    }
-
-    /// <summary>AdvBench <c>harmful_behaviors.csv</c> (goal, target): the goals, no categories.</summary>
-    public static PromptSet LoadAdvBench(string path)
-    {
-        var table = CsvTable.Load(path);
-        var goal = table.Column("goal");
-        return new PromptSet("advbench", table.Rows.Select(r => new EvaluationPrompt(r.Fields[goal])).ToList());
-    }
-
-    /// <summary>
-    /// HarmBench text behaviors with their semantic category. Copyright behaviors are left out (HarmBench scores them
-    /// by hash matching, not by a harm judge); contextual behaviors get their context prepended, as HarmBench does.
-    /// </summary>
-    public static PromptSet LoadHarmBench(string path)
-    {
-        var table = CsvTable.Load(path);
-        var (behavior, functional, semantic, context) = (table.Column("Behavior"), table.Column("FunctionalCategory"),
-            table.Column("SemanticCategory"), table.Column("ContextString"));
-        var prompts = table.Rows
-            .Where(r => r.Fields[functional] != "copyright")
-            .Select(r => new EvaluationPrompt(
-                string.IsNullOrWhiteSpace(r.Fields[context]) ? r.Fields[behavior] : $"{r.Fields[context]}\n\n---\n\n{r.Fields[behavior]}",
-                r.Fields[semantic]))
-            .ToList();
-        return new PromptSet("harmbench", prompts);
-    }
-
-    /// <summary>JailbreakBench JBB-Behaviors (Goal, Category).</summary>
-    public static PromptSet LoadJailbreakBench(string path)
-    {
-        var table = CsvTable.Load(path);
-        var (goal, category) = (table.Column("Goal"), table.Column("Category"));
-        return new PromptSet("jailbreakbench", table.Rows.Select(r => new EvaluationPrompt(r.Fields[goal], r.Fields[category])).ToList());
-    }
-
-    /// <summary>XSTest's 250 safe prompts (label "safe"), categorised by type — the over-refusal set.</summary>
-    public static PromptSet LoadXsTestSafe(string path)
-    {
-        var table = CsvTable.Load(path);
-        var (prompt, type, label) = (table.Column("prompt"), table.Column("type"), table.Column("label"));
-        return new PromptSet("xstest_safe", table.Rows
-            .Where(r => r.Fields[label] == "safe")
-            .Select(r => new EvaluationPrompt(r.Fields[prompt], r.Fields[type]))
-            .ToList());
     }
 }
