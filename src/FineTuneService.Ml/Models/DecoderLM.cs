@@ -69,7 +69,7 @@ public sealed class DecoderLM : nn.Module<Tensor, Tensor>
     public static DecoderLM CreateRandom(DecoderConfig config, long seed, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         var lm = new DecoderLM(config);
-        var generator = new Generator((ulong)seed);
+        using var generator = new Generator((ulong)seed);
         using (no_grad())
         {
             foreach (var (name, parameter) in lm.named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))

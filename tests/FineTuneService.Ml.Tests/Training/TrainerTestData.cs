@@ -1,5 +1,8 @@
 using FineTuneService.Datasets;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Training;
+using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Training;
 
@@ -33,6 +36,17 @@ internal static class TrainerTestData
         return examples;
     }
 
+    /// <summary>The real Llama-style decoder, tiny (a few thousand weights).</summary>
+    public static DecoderLM Decoder(long seed = 7) => DecoderLM.CreateRandom(TinyModels.Llama(), seed);
+
+    /// <summary>"decoder": <see cref="Decoder"/>; "dropout": <see cref="TinyCausalLm"/>, whose dropout draws from torch's RNG.</summary>
+    public static nn.Module<Tensor, Tensor> Model(string kind) => kind switch
+    {
+        "decoder" => Decoder(),
+        "dropout" => new TinyCausalLm(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
     public static SftTrainerOptions Options(string? checkpointDirectory = null) => new()
     {
         Epochs = 2,
@@ -42,7 +56,7 @@ internal static class TrainerTestData
         WarmupSteps = 2,
         Seed = 11,
         CheckpointDirectory = checkpointDirectory,
-        BaseModelReference = "tiny-causal-lm@seed7",
+        BaseModelReference = "tiny-llama@seed7",
     };
 
     public static Dictionary<string, float[]> Snapshot(TorchSharp.torch.nn.Module model) =>

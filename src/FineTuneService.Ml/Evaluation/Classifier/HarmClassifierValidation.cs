@@ -66,7 +66,7 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine("- Rebuild: `dotnet run --project src/FineTuneService.Cli -- classifier train` (deterministic from the seed; reads the shipped copies under `src/FineTuneService.Ml/data`, writes the weights and this file). `classifier validate` re-scores existing weights.");
         s.AppendLine("- The weights (~2 MiB safetensors) are committed so the worker can judge without training; the file is copied next to the binaries with `data/**`.");
         s.AppendLine("- Harmful-side sources are small and differ from HarmBench's long attacked generations; the classifier mostly learns refusal vs. compliance after a harmful request, so on HarmBench it stays below the keyword rule. Its point is the hard negatives: short task outputs (label words, class names, numbers) after harmful prompts, which the keyword rule counts as harmful (see the per-source table).");
-        s.AppendLine("- The source mix (Dolly / self-instruct answers off by default, `--benign-answers true` to add them) was chosen after comparing HarmBench-validation figures, so these figures are not a fully clean test.");
+        s.AppendLine("- The source mix (Dolly / self-instruct answers off by default, `--benign-answers` to add them) was chosen after comparing HarmBench-validation figures, so these figures are not a fully clean test.");
         return s.ToString();
 
         string Row(string judge, BinaryClassificationMetrics m) =>
