@@ -35,15 +35,14 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public IServiceProvider Services => _host.Services;
 
-    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3)
+    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, params string[] devices)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["ConnectionStrings:Postgres"] = await server.CreateDatabaseAsync(),
             ["Database:MigrateOnStartup"] = "true",
-            ["Worker:Devices:0"] = "cpu",
             ["Worker:HeartbeatInterval"] = "00:00:00.2",
             ["Worker:StaleTimeout"] = "00:00:30", // generous: a loaded 2-core CI box must not look like a dead worker
             ["Worker:RecoveryInterval"] = "00:00:00.5",
@@ -52,7 +51,9 @@ public sealed class WorkerHost : IAsyncDisposable
             ["Worker:MetricsEverySteps"] = "2",
             ["Worker:MaxSequenceLength"] = "64",
             ["Worker:ModelCacheDirectory"] = cache,
-        });
+        };
+        for (var i = 0; i < devices.Length; i++) settings[$"Worker:Devices:{i}"] = devices[i];
+        builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddFineTuneDatabase();
         builder.AddArtifactStore();
