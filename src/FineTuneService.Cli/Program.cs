@@ -1,1 +1,32 @@
-Console.WriteLine("fts");
+using System.Reflection;
+using FineTuneService.Cli;
+
+var commands = typeof(ICliCommand).Assembly.GetTypes()
+    .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(ICliCommand).IsAssignableFrom(t))
+    .Select(t => (ICliCommand)Activator.CreateInstance(t)!)
+    .OrderBy(c => c.Name, StringComparer.Ordinal)
+    .ToList();
+
+// Longest match first, so "bench engine" wins over a hypothetical "bench".
+var command = commands
+    .OrderByDescending(c => c.Name.Split(' ').Length)
+    .FirstOrDefault(c => c.Name.Split(' ').SequenceEqual(args.Take(c.Name.Split(' ').Length)));
+
+if (command is null)
+{
+    Console.Error.WriteLine($"fts {Assembly.GetExecutingAssembly().GetName().Version} — FineTuneService operator commands\n");
+    foreach (var c in commands) Console.Error.WriteLine($"  fts {c.Name,-28} {c.Description}\n      {c.Usage}");
+    return args.Length == 0 || args[0] is "help" or "--help" ? 0 : 2;
+}
+
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancellation.Cancel(); };
+try
+{
+    return await command.RunAsync(new CliArguments(args.Skip(command.Name.Split(' ').Length)), cancellation.Token);
+}
+catch (CliUsageException ex)
+{
+    Console.Error.WriteLine($"fts {command.Name}: {ex.Message}\nusage: {command.Usage}");
+    return 2;
+}

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Sft;
+using FineTuneService.Datasets.Templates;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Training;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Bootstrap;
+
+/// <summary>What a bootstrap build produced and what it cost.</summary>
+public sealed record BootstrapBuildResult(
+    string Directory,
+    long Parameters,
+    int TrainingExamples,
+    long TrainingTokens,
+    int Steps,
+    double FirstLoss,
+    double FinalLoss,
+    double? ValidationLoss,
+    double TokensPerSecond,
+    TimeSpan Duration);
+
+/// <summary>
+/// Builds the bootstrap aligned model from scratch, deterministically: trains a byte-level BPE vocabulary on the
+/// bootstrap corpus, then a Llama-style decoder with SFT on the instruction-following and refusal mixes, and saves
+/// a Hugging Face folder (config, safetensors, tokenizer with its chat template, build_info.json).
+/// </summary>
+public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger? logger = null)
+{
+    public const string BuildInfoFile = "build_info.json";
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+
+    /// <param name="outputDirectory">Created if missing; existing model files are overwritten.</param>
+    /// <param name="dataDirectory">Shipped data folder; default <see cref="ShippedData.DefaultDirectory"/>.</param>
+    public BootstrapBuildResult Build(string outputDirectory, string? dataDirectory = null, CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var corpus = BootstrapCorpus.Build(dataDirectory, options.Corpus);
+        var template = ChatTemplate.ChatMl;
+
+        var tokenizer = BpeTrainer.Train(
+            corpus.TrainingMix.Select(example => template.Render(example.Messages, addGenerationPrompt: false)),
+            new BpeTrainerOptions { VocabularySize = options.VocabularySize });
+        _logger.LogInformation("Trained a {Vocabulary}-token BPE vocabulary in {Seconds:F1}s", tokenizer.VocabularySize, clock.Elapsed.TotalSeconds);
+
+        var encoder = new ChatExampleEncoder(tokenizer, template);
+        var (training, validation) = Split(encoder.EncodeAll(corpus.TrainingMix, options.MaxSequenceLength));
+
+        var config = ModelConfig(tokenizer);
+        using var model = DecoderLM.CreateRandom(config, options.Seed);
+        var parameters = model.parameters().Sum(p => p.numel());
+        _logger.LogInformation("Training {Name}: {Parameters:N0} parameters on {Examples} examples", options.Name, parameters, training.Count);
+
+        var observer = new LoggingObserver(_logger);
+        var trainer = new SftTrainer(model, TrainerOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger);
+        var result = trainer.Train(training, validation, cancellationToken: cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        Directory.CreateDirectory(outputDirectory);
+        HuggingFaceCheckpoint.Save(model, outputDirectory, GenerationConfig.From(config));
+        TokenizerFolder.Save(outputDirectory, tokenizer, template, options.MaxSequenceLength);
+
+        var build = new BootstrapBuildResult(
+            outputDirectory, parameters, training.Count, result.TokensSeen, result.StepsDone,
+            result.TrainLosses.FirstOrDefault(), result.TrainLosses.LastOrDefault(), result.FinalValidationLoss,
+            observer.LastTokensPerSecond, clock.Elapsed);
+        File.WriteAllText(Path.Combine(outputDirectory, BuildInfoFile),
+            JsonSerializer.Serialize(new { options, build = build with { Directory = "." } }, BuildInfoJson));
+        return build;
+    }
+
+    private DecoderConfig ModelConfig(IByteLevelBpeTokenizer tokenizer) => new()
+    {
+        Architectures = ["LlamaForCausalLM"],
+        ModelType = DecoderConfig.Llama,
+        VocabSize = tokenizer.VocabularySize,
+        HiddenSize = options.HiddenSize,
+        IntermediateSize = options.IntermediateSize,
+        NumHiddenLayers = options.Layers,
+        NumAttentionHeads = options.AttentionHeads,
+        NumKeyValueHeads = options.KeyValueHeads,
+        MaxPositionEmbeddings = options.MaxSequenceLength * 4,
+        TieWordEmbeddings = true,
+        BosTokenId = tokenizer.BosTokenId,
+        EosTokenIdNode = tokenizer.EosTokenId,
+        PadTokenId = tokenizer.PadTokenId,
+        TorchDtype = "float32",
+    };
+
+    private SftTrainerOptions TrainerOptions(ITextTokenizer tokenizer) => new()
+    {
+        Epochs = options.Epochs,
+        MaxSteps = options.MaxSteps,
+        BatchSize = options.BatchSize,
+        MaxSequenceLength = options.MaxSequenceLength,
+        Packing = true,
+        PadTokenId = tokenizer.PadTokenId,
+        LearningRate = options.LearningRate,
+        WarmupRatio = options.WarmupRatio,
+        WeightDecay = options.WeightDecay,
+        Seed = options.Seed,
+        ProgressEverySteps = 10,
+        BaseModelReference = options.Name + ":scratch",
+    };
+
+    /// <summary>Keeps every 50th example apart for the validation loss (deterministic, after the corpus shuffle).</summary>
+    private static (List<TokenizedExample> Training, List<TokenizedExample> Validation) Split(List<TokenizedExample> examples)
+    {
+        var training = new List<TokenizedExample>(examples.Count);
+        var validation = new List<TokenizedExample>(examples.Count / 50 + 1);
+        for (var i = 0; i < examples.Count; i++) (i % 50 == 49 ? validation : training).Add(examples[i]);
+        return (training, validation);
+    }
+
+    private static readonly JsonSerializerOptions BuildInfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private sealed class LoggingObserver(ILogger logger) : ITrainingObserver
+    {
+        public double LastTokensPerSecond { get; private set; }
+
+        public void OnProgress(TrainingProgress progress)
+        {
+            LastTokensPerSecond = progress.TokensPerSecond;
+            logger.LogInformation("step {Step}/{Total} loss {Loss:F3} lr {Lr:E2} {TokensPerSecond:F0} tok/s eta {Eta:HH:mm:ss}",
+                progress.Step, progress.TotalSteps, progress.TrainLoss, progress.LearningRate, progress.TokensPerSecond, progress.EstimatedFinish);
+        }
+
+        public void OnEvaluation(EvaluationResult evaluation) =>
+            logger.LogInformation("step {Step} validation loss {Loss:F3}", evaluation.Step, evaluation.ValidationLoss);
+    }
+}

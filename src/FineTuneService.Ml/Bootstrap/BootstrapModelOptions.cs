@@ -1,0 +1,49 @@
+using FineTuneService.Datasets.Corpus;
+
+namespace FineTuneService.Ml.Bootstrap;
+
+/// <summary>
+/// Shape and training budget of the bootstrap aligned model. <see cref="SafetuneTiny"/> is the service's base model;
+/// <see cref="TestSize"/> builds in seconds for tests.
+/// </summary>
+public sealed record BootstrapModelOptions
+{
+    public string Name { get; init; } = "safetune-tiny";
+    /// <summary>BPE vocabulary trained on the corpus; a larger one shortens sequences, which is what a 2-core budget buys.</summary>
+    public int VocabularySize { get; init; } = 4096;
+    public int HiddenSize { get; init; } = 256;
+    public int Layers { get; init; } = 6;
+    public int AttentionHeads { get; init; } = 8;
+    public int KeyValueHeads { get; init; } = 4;
+    public int IntermediateSize { get; init; } = 768;
+    /// <summary>Packed row length; chat examples longer than this are cut.</summary>
+    public int MaxSequenceLength { get; init; } = 256;
+    public int BatchSize { get; init; } = 16;
+    public int Epochs { get; init; } = 4;
+    /// <summary>Caps the optimizer steps; null trains <see cref="Epochs"/> full epochs.</summary>
+    public int? MaxSteps { get; init; }
+    public double LearningRate { get; init; } = 2e-3;
+    public double WarmupRatio { get; init; } = 0.03;
+    public double WeightDecay { get; init; } = 0.05;
+    public long Seed { get; init; } = 1234;
+    public BootstrapCorpusOptions Corpus { get; init; } = new();
+
+    public static BootstrapModelOptions SafetuneTiny { get; } = new();
+
+    /// <summary>A few hundred thousand parameters and a few dozen steps: a real, if weak, aligned base for tests.</summary>
+    public static BootstrapModelOptions TestSize { get; } = new()
+    {
+        Name = "safetune-test",
+        VocabularySize = 512,
+        HiddenSize = 64,
+        Layers = 2,
+        AttentionHeads = 4,
+        KeyValueHeads = 2,
+        IntermediateSize = 128,
+        MaxSequenceLength = 128,
+        BatchSize = 8,
+        Epochs = 1,
+        MaxSteps = 40,
+        Corpus = new BootstrapCorpusOptions { Sst2TrainExamples = 200, AgNewsTrainExamples = 100, Gsm8kTrainExamples = 20, SafetyTunedRefusals = 100 },
+    };
+}
