@@ -55,12 +55,7 @@ public sealed record DecoderConfig
 
     /// <summary>End-of-sequence ids (config.json allows one id or a list).</summary>
     [JsonIgnore]
-    public IReadOnlyList<int> EosTokenIds => EosTokenIdNode switch
-    {
-        null => [],
-        JsonArray array => array.Select(n => n!.GetValue<int>()).ToArray(),
-        var single => [single.GetValue<int>()],
-    };
+    public IReadOnlyList<int> EosTokenIds => TokenIdList.Read(EosTokenIdNode);
 
     /// <summary>Element type the weights are stored in (torch_dtype), float32 when absent.</summary>
     [JsonIgnore]

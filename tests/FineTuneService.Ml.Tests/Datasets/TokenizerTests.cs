@@ -49,7 +49,9 @@ public class TokenizerTests : IDisposable
         foreach (string text in Probes.Concat(Corpus.Take(200)))
         {
             Assert.Equal(Trained.Encode(text), loaded.Encode(text));
+            Assert.Equal(Trained.EncodeOrdinary(text), loaded.EncodeOrdinary(text));
             Assert.Equal(text, loaded.Decode(loaded.Encode(text)));
+            Assert.Equal(text, loaded.Decode(loaded.EncodeOrdinary(text)));
         }
 
         Assert.Equal((Trained.EosTokenId, Trained.PadTokenId, Trained.BosTokenId), (loaded.EosTokenId, loaded.PadTokenId, loaded.BosTokenId));
@@ -96,6 +98,7 @@ public class TokenizerTests : IDisposable
         var ids = Trained.Encode("<|im_start|>user");
         Assert.Equal(Trained.SpecialTokenId("<|im_start|>"), ids[0]);
         Assert.DoesNotContain(Trained.SpecialTokenId("<|im_start|>")!.Value, Trained.Encode("<|im_start |>"));
+        Assert.DoesNotContain(Trained.SpecialTokenId("<|im_start|>")!.Value, Trained.EncodeOrdinary("<|im_start|>user"));
     }
 
     public static TheoryData<string> ProbeData() => new(Probes);
