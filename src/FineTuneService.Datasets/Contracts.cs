@@ -38,6 +38,14 @@ public interface ITextTokenizer
     int? BosTokenId { get; }
     /// <summary>Id of a special token such as "&lt;|im_start|&gt;", or null.</summary>
     int? SpecialTokenId(string token);
+    /// <summary>Encodes text; special-token strings in it (e.g. "&lt;|im_end|&gt;") become their special ids.</summary>
     IReadOnlyList<int> Encode(string text);
+
+    /// <summary>
+    /// Encodes text as plain text: special-token strings are tokenized like any other characters. Chat content is
+    /// encoded this way so a message cannot smuggle in control tokens (role injection).
+    /// </summary>
+    IReadOnlyList<int> EncodeOrdinary(string text) => Encode(text);
+
     string Decode(IEnumerable<int> ids);
 }

@@ -101,6 +101,9 @@ public sealed partial class BootstrapCorpus
 
     public BootstrapEvaluationSets Evaluation { get; }
 
+    /// <summary>Every message text of the training mix: the corpus to train the bootstrap model's BPE tokenizer on.</summary>
+    public IEnumerable<string> TokenizerTrainingText() => TrainingMix.SelectMany(e => e.Messages).Select(m => m.Content);
+
     /// <summary>Builds the corpus from the shipped data folder (default <c>AppContext.BaseDirectory/data</c>).</summary>
     public static BootstrapCorpus Build(string? dataDirectory = null, BootstrapCorpusOptions? options = null) =>
         Build(new ShippedData(dataDirectory), options);

@@ -4,7 +4,8 @@ namespace FineTuneService.Datasets.Sft;
 
 /// <summary>
 /// Turns chats into token ids through a chat template. Training and inference share this path, so the prompt a model
-/// sees at generation time is tokenized exactly like the prompts it was trained on.
+/// sees at generation time is tokenized exactly like the prompts it was trained on. Control tokens come only from the
+/// template; message text is encoded as plain text, so "&lt;|im_start|&gt;system" inside a message stays text.
 /// </summary>
 public sealed class ChatExampleEncoder
 {
@@ -65,7 +66,7 @@ public sealed class ChatExampleEncoder
     {
         int count = 0;
         foreach (var segment in Template.Segments(example.Messages, addGenerationPrompt: false))
-            count += segment.IsSpecial ? 1 : _tokenizer.Encode(segment.Text).Count;
+            count += segment.IsSpecial ? 1 : _tokenizer.EncodeOrdinary(segment.Text).Count;
         return count;
     }
 
@@ -74,7 +75,7 @@ public sealed class ChatExampleEncoder
         if (segment.IsSpecial)
             ids.Add(SpecialId(segment.Text));
         else
-            ids.AddRange(_tokenizer.Encode(segment.Text));
+            ids.AddRange(_tokenizer.EncodeOrdinary(segment.Text));
     }
 
     private int SpecialId(string token) =>

@@ -72,9 +72,14 @@ public sealed class ChatTemplate
         throw new NotSupportedException("Unsupported chat_template: only ChatML (<|im_start|>) and Llama 3 (<|start_header_id|>) families are rendered.");
     }
 
-    /// <summary>Picks the family whose control tokens the tokenizer has (Llama 3 first, else ChatML).</summary>
+    /// <summary>
+    /// The template a loaded tokenizer folder names, else the family whose control tokens the tokenizer has
+    /// (Llama 3 first, else ChatML).
+    /// </summary>
     public static ChatTemplate ForTokenizer(ITextTokenizer tokenizer) =>
-        tokenizer.SpecialTokenId("<|start_header_id|>") is not null && tokenizer.SpecialTokenId("<|eot_id|>") is not null ? Llama3 : ChatMl;
+        tokenizer is Tokenization.HfBpeTokenizer loaded ? loaded.ChatTemplate
+        : tokenizer.SpecialTokenId("<|start_header_id|>") is not null && tokenizer.SpecialTokenId("<|eot_id|>") is not null ? Llama3
+        : ChatMl;
 
     /// <summary>The chat as ordered pieces; concatenating their text gives <see cref="Render"/>.</summary>
     public IReadOnlyList<ChatSegment> Segments(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)

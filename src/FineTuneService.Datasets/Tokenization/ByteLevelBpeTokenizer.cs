@@ -74,6 +74,13 @@ public sealed class ByteLevelBpeTokenizer : IByteLevelBpeTokenizer
         return ids;
     }
 
+    public IReadOnlyList<int> EncodeOrdinary(string text)
+    {
+        var ids = new List<int>(text.Length / 3 + 4);
+        EncodeOrdinary(text, ids);
+        return ids;
+    }
+
     public string Decode(IEnumerable<int> ids)
     {
         var text = new StringBuilder();

@@ -12,6 +12,7 @@ namespace FineTuneService.Datasets.Tokenization;
 public sealed class HfBpeTokenizer : IByteLevelBpeTokenizer
 {
     private readonly BpeTokenizer _inner;
+    private readonly BpeTokenizer _ordinary;
 
     public HfBpeTokenizer(BpeModel model, string eosToken, string padToken, string? bosToken, ChatTemplate chatTemplate, int modelMaxLength)
     {
@@ -23,11 +24,20 @@ public sealed class HfBpeTokenizer : IByteLevelBpeTokenizer
         foreach (var (token, id) in specials)
             vocabulary.TryAdd(token, id);
 
+        var preTokenizerRegex = new Regex(model.PreTokenizerPattern, RegexOptions.Compiled);
         _inner = BpeTokenizer.Create(new BpeOptions(vocabulary)
         {
             Merges = model.Merges.Select(m => $"{m.Left} {m.Right}"),
             SpecialTokens = specials,
-            PreTokenizer = new RegexPreTokenizer(new Regex(model.PreTokenizerPattern, RegexOptions.Compiled), specials),
+            PreTokenizer = new RegexPreTokenizer(preTokenizerRegex, specials),
+            ByteLevel = true,
+        });
+
+        // Same model without special-token splitting: special strings in plain text are tokenized as bytes.
+        _ordinary = BpeTokenizer.Create(new BpeOptions(vocabulary)
+        {
+            Merges = model.Merges.Select(m => $"{m.Left} {m.Right}"),
+            PreTokenizer = new RegexPreTokenizer(preTokenizerRegex, specialTokens: null),
             ByteLevel = true,
         });
 
@@ -56,6 +66,8 @@ public sealed class HfBpeTokenizer : IByteLevelBpeTokenizer
     public int? SpecialTokenId(string token) => Model.SpecialTokens.TryGetValue(token, out int id) ? id : null;
 
     public IReadOnlyList<int> Encode(string text) => _inner.EncodeToIds(text);
+
+    public IReadOnlyList<int> EncodeOrdinary(string text) => _ordinary.EncodeToIds(text);
 
     public string Decode(IEnumerable<int> ids) => _inner.Decode(ids, considerSpecialTokens: true);
 

@@ -19,12 +19,7 @@ public sealed record GenerationConfig
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; init; }
 
     [JsonIgnore]
-    public IReadOnlyList<int> EosTokenIds => EosTokenIdNode switch
-    {
-        null => [],
-        JsonArray array => array.Select(n => n!.GetValue<int>()).ToArray(),
-        var single => [single.GetValue<int>()],
-    };
+    public IReadOnlyList<int> EosTokenIds => TokenIdList.Read(EosTokenIdNode);
 
     private static readonly JsonSerializerOptions SerializerOptions = new()
     {

@@ -141,4 +141,25 @@ public sealed class LoraTests
         Assert.False(pattern.Targets("model.layers.3.self_attn.k_proj"));
         Assert.Equal(2.0, pattern.Scaling);
     }
+
+    [Fact]
+    public void Backward_reaches_only_the_lora_factors()
+    {
+        using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 4);
+        LoraAdapter.Inject(model, Config with { Dropout = 0.1 }, seed: 2);
+        model.train();
+        using var scope = NewDisposeScope();
+        var ids = Ids();
+
+        var logits = model.call(ids);
+        var loss = nn.functional.cross_entropy(logits.narrow(1, 0, 3).reshape(-1, logits.shape[^1]), ids.narrow(1, 1, 3).reshape(-1));
+        loss.backward();
+
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            if (name.EndsWith(".lora_B.weight", StringComparison.Ordinal)) Assert.True(parameter.grad!.abs().sum().item<float>() > 0, name);
+            else if (!LoraAdapter.IsLoraKey(name)) Assert.Null(parameter.grad);
+        }
+        Assert.Equal(Config.Alpha / Config.Rank, LoraAdapter.Adapters(model).First().Module.Scaling);
+    }
 }

@@ -100,4 +100,20 @@ public sealed class DecoderLMTests
         Assert.All(sa.Keys, k => TensorAssert.Identical(sa[k], sb[k], k));
         Assert.False(TensorAssert.BitIdentical(sa["model.embed_tokens.weight"], sc["model.embed_tokens.weight"]));
     }
+
+    [Fact]
+    public void Bfloat16_model_runs_close_to_its_float32_weights()
+    {
+        using var model = DecoderLM.CreateRandom(TinyModels.Qwen2(), seed: 13, ScalarType.BFloat16);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ids = tensor(new long[] { 5, 9, 1, 30, 7, 2 }).view(1, 6);
+
+        var low = model.call(ids);
+        model.To(ScalarType.Float32);
+        var full = model.call(ids);
+
+        Assert.Equal(ScalarType.BFloat16, low.dtype);
+        Assert.True(low.to_type(ScalarType.Float32).allclose(full, rtol: 0.05, atol: 0.05));
+    }
 }

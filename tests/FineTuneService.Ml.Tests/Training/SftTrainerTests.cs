@@ -10,7 +10,7 @@ public class SftTrainerTests
     [Fact]
     public void Loss_falls_when_overfitting_a_tiny_dataset()
     {
-        using var model = new TinyCausalLm(dropoutRate: 0);
+        using var model = TrainerTestData.Decoder();
         var options = TrainerTestData.Options() with { Epochs = 40 };
 
         var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(8));
@@ -25,7 +25,7 @@ public class SftTrainerTests
     public void First_step_loss_is_the_mean_next_token_cross_entropy_over_masked_positions()
     {
         var examples = TrainerTestData.ReverseTask(4);
-        using var model = new TinyCausalLm(dropoutRate: 0);
+        using var model = TrainerTestData.Decoder();
         var expected = ManualMaskedLoss(model, examples);
 
         var result = new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1 }).Train(examples);
@@ -38,13 +38,13 @@ public class SftTrainerTests
     {
         double FirstLoss(int trailingToken)
         {
-            using var model = new TinyCausalLm(dropoutRate: 0);
+            using var model = TrainerTestData.Decoder();
             var examples = TrainerTestData.ReverseTask(6, trailing: trailingToken);
             return new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1 }).Train(examples).TrainLosses[0];
         }
         double FirstLossWithMaskedLastToken(int lastToken)
         {
-            using var model = new TinyCausalLm(dropoutRate: 0);
+            using var model = TrainerTestData.Decoder();
             var examples = TrainerTestData.ReverseTask(6, trailing: lastToken)
                 .Select(e => e with { LossMask = [.. e.LossMask[..^1], true] })
                 .ToList();
@@ -63,7 +63,7 @@ public class SftTrainerTests
         var examples = TrainerTestData.ReverseTask(8);
         IReadOnlyList<double> Losses(int batch, int accumulation)
         {
-            using var model = new TinyCausalLm(dropoutRate: 0);
+            using var model = TrainerTestData.Decoder();
             var options = TrainerTestData.Options() with { BatchSize = batch, GradientAccumulationSteps = accumulation, Epochs = 3 };
             return new SftTrainer(model, options).Train(examples).TrainLosses;
         }
@@ -78,7 +78,7 @@ public class SftTrainerTests
     [Fact]
     public void Cancellation_stops_within_one_step()
     {
-        using var model = new TinyCausalLm();
+        using var model = TrainerTestData.Decoder();
         using var cancellation = new CancellationTokenSource();
         var observer = new DelegateObserver(progress: p => { if (p.Step == 3) cancellation.Cancel(); });
 
@@ -93,9 +93,9 @@ public class SftTrainerTests
     [Fact]
     public void Frozen_parameters_stay_bit_identical_and_are_left_out_of_the_optimizer()
     {
-        using var model = new TinyCausalLm();
+        using var model = TrainerTestData.Decoder();
         var before = TrainerTestData.Snapshot(model);
-        string[] frozen = ["embed_tokens.weight", "lm_head.weight", "lm_head.bias"];
+        string[] frozen = ["model.embed_tokens.weight", "lm_head.weight", "model.layers.1.mlp.down_proj.weight"];
         IReadOnlyList<string> trainable = [];
         var freeze = new DelegateStrategy(
             before: c => { foreach (var (name, p) in c.Model.named_parameters()) if (frozen.Contains(name)) p.requires_grad = false; },
@@ -106,19 +106,19 @@ public class SftTrainerTests
         var after = TrainerTestData.Snapshot(model);
         foreach (var name in frozen) Assert.Equal(before[name], after[name]);
         Assert.DoesNotContain(trainable, frozen.Contains);
-        Assert.NotEqual(before["qkv_proj.weight"], after["qkv_proj.weight"]);
+        Assert.NotEqual(before["model.layers.0.self_attn.q_proj.weight"], after["model.layers.0.self_attn.q_proj.weight"]);
     }
 
     [Fact]
     public void A_gradient_zeroed_in_OnGradients_leaves_its_parameter_unchanged()
     {
-        using var model = new TinyCausalLm();
+        using var model = TrainerTestData.Decoder();
         var before = TrainerTestData.Snapshot(model);
         var calls = new List<int>();
         var zeroOutput = new DelegateStrategy(onGradients: (context, step) =>
         {
             calls.Add(step);
-            var parameter = context.TrainableParameters.Single(p => p.Name == "o_proj.weight").Parameter;
+            var parameter = context.TrainableParameters.Single(p => p.Name == "model.layers.0.self_attn.o_proj.weight").Parameter;
             Assert.NotNull(parameter.grad);
             parameter.grad!.zero_();
         });
@@ -127,8 +127,8 @@ public class SftTrainerTests
 
         var after = TrainerTestData.Snapshot(model);
         Assert.Equal(Enumerable.Range(1, result.StepsDone), calls);
-        Assert.Equal(before["o_proj.weight"], after["o_proj.weight"]);
-        Assert.NotEqual(before["o_proj.bias"], after["o_proj.bias"]);
+        Assert.Equal(before["model.layers.0.self_attn.o_proj.weight"], after["model.layers.0.self_attn.o_proj.weight"]);
+        Assert.NotEqual(before["model.layers.1.self_attn.o_proj.weight"], after["model.layers.1.self_attn.o_proj.weight"]);
     }
 
     [Fact]
@@ -140,14 +140,14 @@ public class SftTrainerTests
             onGradients: (_, step) => { if (step == 1) log.Add($"{name}.grad"); },
             after: _ => log.Add($"{name}.after"));
 
-        using (var model = new TinyCausalLm())
+        using (var model = TrainerTestData.Decoder())
             new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 2 }, [Named("a"), Named("b")]).Train(TrainerTestData.ReverseTask(8));
         Assert.Equal(["a.before", "b.before", "a.grad", "b.grad", "a.after", "b.after"], log);
 
         log.Clear();
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
-        using (var model = new TinyCausalLm())
+        using (var model = TrainerTestData.Decoder())
             new SftTrainer(model, TrainerTestData.Options(), [Named("a")]).Train(TrainerTestData.ReverseTask(8), cancellationToken: cancelled.Token);
         Assert.Equal(["a.before"], log);
     }
@@ -155,7 +155,7 @@ public class SftTrainerTests
     [Fact]
     public void Progress_and_validation_are_reported()
     {
-        using var model = new TinyCausalLm();
+        using var model = TrainerTestData.Decoder();
         var progress = new List<TrainingProgress>();
         var evaluations = new List<EvaluationResult>();
         var observer = new DelegateObserver(progress.Add, evaluations.Add);
@@ -177,7 +177,7 @@ public class SftTrainerTests
     [Fact]
     public void Packed_rows_train()
     {
-        using var model = new TinyCausalLm(dropoutRate: 0);
+        using var model = TrainerTestData.Decoder();
         var options = TrainerTestData.Options() with { Packing = true, BatchSize = 2, Epochs = 30 };
 
         var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(12));
@@ -188,7 +188,7 @@ public class SftTrainerTests
     [Fact]
     public void BFloat16_keeps_fp32_master_weights_and_trains()
     {
-        using var model = new TinyCausalLm(dropoutRate: 0);
+        using var model = TrainerTestData.Decoder();
         var options = TrainerTestData.Options() with { Precision = TrainingPrecision.BFloat16, Epochs = 30 };
 
         var result = new SftTrainer(model, options).Train(TrainerTestData.ReverseTask(8));
@@ -198,7 +198,7 @@ public class SftTrainerTests
             $"loss went from {result.TrainLosses[0]:F3} to {result.TrainLosses[^1]:F3}");
     }
 
-    private static double ManualMaskedLoss(TinyCausalLm model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples)
+    private static double ManualMaskedLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();

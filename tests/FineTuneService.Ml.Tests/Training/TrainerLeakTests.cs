@@ -9,7 +9,7 @@ public class TrainerLeakTests
     [Fact]
     public void Live_tensor_count_does_not_grow_over_hundreds_of_steps()
     {
-        using var model = new TinyCausalLm(width: 8);
+        using var model = TrainerTestData.Decoder();
         var live = new Dictionary<int, long>();
         // The observer runs on the training thread, where DisposeScopeManager keeps its (thread-static) statistics.
         var observer = new DelegateObserver(progress: p => live[p.Step] = DisposeScopeManager.Statistics.ThreadTotalLiveCount);

@@ -1,5 +1,9 @@
 using FineTuneService.Datasets;
+using FineTuneService.Ml.Lora;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Training;
+using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Training;
 
@@ -33,6 +37,25 @@ internal static class TrainerTestData
         return examples;
     }
 
+    /// <summary>The real Llama-style decoder, tiny (a few thousand weights).</summary>
+    public static DecoderLM Decoder(long seed = 7) => DecoderLM.CreateRandom(TinyModels.Llama(), seed);
+
+    /// <summary>The tiny decoder with LoRA adapters (dropout 0.1, which draws from torch's RNG) on a frozen base.</summary>
+    public static DecoderLM LoraDecoder(long seed = 7)
+    {
+        var model = Decoder(seed);
+        LoraAdapter.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0.1 }, seed);
+        return model;
+    }
+
+    /// <summary>"decoder": <see cref="Decoder"/> (full fine-tuning); "lora": <see cref="LoraDecoder"/>.</summary>
+    public static DecoderLM Model(string kind) => kind switch
+    {
+        "decoder" => Decoder(),
+        "lora" => LoraDecoder(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
     public static SftTrainerOptions Options(string? checkpointDirectory = null) => new()
     {
         Epochs = 2,
@@ -42,7 +65,7 @@ internal static class TrainerTestData
         WarmupSteps = 2,
         Seed = 11,
         CheckpointDirectory = checkpointDirectory,
-        BaseModelReference = "tiny-causal-lm@seed7",
+        BaseModelReference = "tiny-llama@seed7",
     };
 
     public static Dictionary<string, float[]> Snapshot(TorchSharp.torch.nn.Module model) =>

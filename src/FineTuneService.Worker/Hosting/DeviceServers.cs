@@ -1,0 +1,57 @@
+using FineTuneService.Core.Jobs;
+using Hangfire;
+using Hangfire.Common;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Worker.Hosting;
+
+/// <summary>
+/// Starts one Hangfire server per configured device, each with exactly one worker on the <see cref="Queues.Gpu"/>
+/// queue, so a device never trains two jobs at once. More devices or machines simply mean more servers on the same
+/// storage; Hangfire hands each queued job to exactly one of them.
+/// </summary>
+internal sealed class DeviceServers(
+    IOptions<WorkerOptions> options,
+    JobStorage storage,
+    IServiceScopeFactory scopes,
+    IServiceProvider services,
+    ILogger<DeviceServers> logger) : IHostedService
+{
+    private readonly List<BackgroundJobServer> _servers = [];
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var device in options.Value.Devices)
+        {
+            var slot = new WorkerSlot(device);
+            var serverOptions = new BackgroundJobServerOptions
+            {
+                ServerName = slot.ServerName,
+                WorkerCount = 1,
+                Queues = [Queues.Gpu],
+                Activator = new DeviceJobActivator(scopes, slot),
+                FilterProvider = services.GetService<IJobFilterProvider>() ?? JobFilterProviders.Providers,
+                // Training jobs stop at the next step boundary; give them time to checkpoint before the host gives up.
+                ShutdownTimeout = TimeSpan.FromSeconds(30),
+            };
+            _servers.Add(new BackgroundJobServer(serverOptions, storage));
+            logger.LogInformation("Hangfire server {Server} started on device {Device} (queue {Queue}, 1 worker)",
+                slot.ServerName, device, Queues.Gpu);
+        }
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        foreach (var server in _servers) server.SendStop();
+        foreach (var server in _servers)
+        {
+            await server.WaitForShutdownAsync(cancellationToken);
+            server.Dispose();
+        }
+        _servers.Clear();
+    }
+}

@@ -1,0 +1,58 @@
+using FineTuneService.Core.Jobs;
+using FineTuneService.Worker.Jobs;
+using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Training;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Polly;
+
+namespace FineTuneService.Worker.Hosting;
+
+public static class WorkerHostingExtensions
+{
+    /// <summary>
+    /// The training side of the service: one Hangfire server per <c>Worker:Devices</c> entry on the gpu queue,
+    /// <see cref="IFineTuneJobRunner"/>, the base-model cache and crash recovery. Needs the database, the artifact
+    /// store and Hangfire storage (Core's <c>AddFineTuneDatabase</c>, <c>AddArtifactStore</c>, <c>AddHangfireStorage</c>).
+    /// </summary>
+    public static IHostApplicationBuilder AddFineTuneWorker(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddFineTuneWorker();
+        return builder;
+    }
+
+    /// <inheritdoc cref="AddFineTuneWorker(IHostApplicationBuilder)"/>
+    public static IServiceCollection AddFineTuneWorker(this IServiceCollection services)
+    {
+        services.AddOptions<WorkerOptions>()
+            .BindConfiguration(WorkerOptions.SectionName)
+            .PostConfigure(o => o.Devices = o.Devices.Length == 0 ? ["cpu"] : o.Devices)
+            .ValidateDataAnnotations()
+            .Validate(o => o.Devices.All(TrainingDevice.IsValidName),
+                "Worker:Devices entries must be \"cpu\" or \"cuda:N\".")
+            .Validate(o => o.Devices.Distinct(StringComparer.OrdinalIgnoreCase).Count() == o.Devices.Length,
+                "Worker:Devices must not list a device twice.")
+            .Validate(o => o.HeartbeatInterval > TimeSpan.Zero && o.RecoveryInterval > TimeSpan.Zero,
+                "Worker:HeartbeatInterval and Worker:RecoveryInterval must be positive.")
+            .Validate(o => o.StaleTimeout >= 3 * o.HeartbeatInterval,
+                "Worker:StaleTimeout must be at least three heartbeat intervals, or live jobs would be taken over.")
+            .ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddResiliencePipeline(ArtifactTransfer.PipelineKey, builder => ArtifactTransfer.Configure(builder));
+
+        services.AddSingleton<ArtifactTransfer>();
+        services.AddSingleton<BaseModelCache>();
+        services.AddSingleton<JobClaims>();
+        services.AddSingleton<JobLeases>();
+        services.AddSingleton<TrainingEngine>();
+        services.AddScoped<CurrentWorkerSlot>();
+        services.AddScoped<IFineTuneJobRunner, FineTuneJobRunner>();
+
+        services.AddHostedService<DeviceServers>();
+        services.AddSingleton<StaleJobMonitor>();
+        services.AddHostedService(provider => provider.GetRequiredService<StaleJobMonitor>());
+        return services;
+    }
+}

@@ -1,0 +1,226 @@
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Jsonl;
+using FineTuneService.Ml.Training;
+using FineTuneService.Worker.Hosting;
+using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Training;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Worker.Jobs;
+
+/// <summary>
+/// Runs one fine-tuning job on the device of the Hangfire server that dequeued it: claim, prepare data and model,
+/// train synchronously (resuming from the last checkpoint when there is one), then record the outcome. Every
+/// delivery is safe to repeat: a terminal, paused or live-held job is left alone (see <see cref="JobClaims"/>).
+/// </summary>
+public sealed class FineTuneJobRunner(
+    CurrentWorkerSlot slot,
+    JobClaims claims,
+    JobLeases leases,
+    IDbContextFactory<FineTuneDbContext> contexts,
+    ArtifactTransfer transfer,
+    BaseModelCache models,
+    TrainingEngine engine,
+    IOptions<WorkerOptions> options,
+    ILogger<FineTuneJobRunner> logger) : IFineTuneJobRunner
+{
+    /// <param name="jobId">The fine-tuning job (ftjob-…).</param>
+    /// <param name="cancellationToken">Hangfire's shutdown token: the job checkpoints, is released and re-queued.</param>
+    public async Task RunAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var job = await claims.TryClaimAsync(jobId, slot.Slot.WorkerId, cancellationToken);
+        if (job is null) return;
+
+        logger.LogInformation("Job {JobId} claimed by {WorkerId} (attempt {Attempt})", job.Id, slot.Slot.WorkerId, job.Attempts);
+        var scratch = Path.Combine(options.Value.ModelCacheDirectory, "jobs", $"{job.Id}-{Guid.NewGuid():N}");
+        await using var lease = leases.Start(job.Id, slot.Slot.WorkerId);
+        try
+        {
+            await RunClaimedAsync(job, lease, scratch, cancellationToken);
+        }
+        catch (Exception) when (lease.Lost.IsCancellationRequested)
+        {
+            logger.LogWarning("Job {JobId}: another worker took over; this run ends without writing", job.Id);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Hangfire re-queues a job that stops on its shutdown token; hand the job back so that delivery can claim it.
+            await ReleaseAsync(lease, paused: false, "The worker is shutting down; the job will resume from its last checkpoint");
+            throw;
+        }
+        catch (Exception e)
+        {
+            var error = e is JobFailureException failure
+                ? failure.ToError()
+                : JobFailureException.Error("training_error", $"Fine-tuning failed: {e.Message}", null);
+            logger.LogError(e, "Job {JobId} failed", job.Id);
+            lease.Post($"The job failed: {error["message"]}", EventLevel.Error);
+            await lease.WriteAsync((_, row) =>
+            {
+                row.Status = JobStatus.Failed;
+                row.Error = error;
+                Finish(row, lease.Now);
+            }, CancellationToken.None);
+        }
+        finally
+        {
+            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private async Task RunClaimedAsync(FineTuningJob job, JobLease lease, string scratch, CancellationToken cancellationToken)
+    {
+        var latest = await LatestCheckpointAsync(job.Id, cancellationToken);
+        lease.Post(latest is null
+            ? $"Fine-tuning job started on {slot.Slot.Device}"
+            : $"Fine-tuning job resumed on {slot.Slot.Device} from checkpoint at step {latest.StepNumber} (attempt {job.Attempts})");
+        lease.Post("Validating training file");
+        await lease.FlushAsync(cancellationToken);
+
+        var training = await ReadDatasetAsync(job.TenantId, job.TrainingFileId, "training_file", cancellationToken);
+        var validation = job.ValidationFileId is null
+            ? []
+            : await ReadDatasetAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
+        var model = await models.ResolveAsync(job.Model, job.TenantId, cancellationToken);
+        var hyperparameters = ResolvedHyperparameters.Resolve(job.Hyperparameters, training.Count);
+        await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.ToJson(), cancellationToken);
+
+        string? resumeFrom = null;
+        if (latest is not null)
+        {
+            resumeFrom = Path.Combine(scratch, "resume");
+            await transfer.DownloadFolderAsync(latest.ArtifactSha256, resumeFrom, cancellationToken);
+        }
+
+        var names = new ModelNames(job);
+        var request = new TrainingRequest(
+            ModelFolder: model.Folder,
+            BaseModelReference: $"{model.Id}@{model.Sha256}",
+            Device: slot.Slot.Device,
+            Training: training,
+            Validation: validation,
+            Hyperparameters: hyperparameters,
+            Seed: job.Seed,
+            CheckpointDirectory: Path.Combine(scratch, "checkpoints"),
+            ResumeFrom: resumeFrom,
+            OutputFolder: Path.Combine(scratch, "output"));
+
+        // Training runs synchronously on this thread. The observer reads the control flag between steps and turns it
+        // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.
+        using var observer = new JobObserver(lease, new CheckpointRecorder(lease, transfer, names, logger), options.Value,
+            logger, cancellationToken);
+        var result = engine.Run(request, observer, observer.Cancel, observer.Pause);
+        await FinishAsync(job, lease, names, request, result, cancellationToken);
+    }
+
+    private async Task FinishAsync(FineTuningJob job, JobLease lease, ModelNames names, TrainingRequest request,
+        TrainingResult result, CancellationToken cancellationToken)
+    {
+        switch (result.Outcome)
+        {
+            case TrainingOutcome.Completed:
+                lease.Post("Saving the fine-tuned model");
+                await lease.FlushAsync(cancellationToken);
+                var resultSha = await transfer.UploadFolderAsync(request.OutputFolder, cancellationToken);
+                lease.Post($"New fine-tuned model created: {names.FineTunedModel}");
+                lease.Post("The job has successfully completed");
+                await lease.WriteAsync((_, row) =>
+                {
+                    row.Status = JobStatus.Succeeded;
+                    row.FineTunedModel = names.FineTunedModel;
+                    row.ResultArtifactSha256 = resultSha;
+                    row.TrainedTokens = result.TokensSeen;
+                    row.EstimatedFinish = null;
+                    Finish(row, lease.Now);
+                }, cancellationToken);
+                logger.LogInformation("Job {JobId} succeeded: {Model}, {Tokens} tokens", job.Id, names.FineTunedModel, result.TokensSeen);
+                break;
+
+            case TrainingOutcome.Paused when cancellationToken.IsCancellationRequested:
+                throw new OperationCanceledException(cancellationToken); // released by RunAsync, re-queued by Hangfire
+
+            case TrainingOutcome.Paused:
+                await ReleaseAsync(lease, paused: true, $"The job was paused at step {result.StepsDone}");
+                break;
+
+            case TrainingOutcome.Cancelled:
+                lease.Post($"The job was cancelled at step {result.StepsDone}");
+                await lease.WriteAsync((_, row) =>
+                {
+                    row.Status = JobStatus.Cancelled;
+                    row.EstimatedFinish = null;
+                    Finish(row, lease.Now);
+                }, cancellationToken);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Hands the job back: queued, no worker; paused jobs wait for resume, others for the next delivery. A clean
+    /// hand-off gives its attempt back: the attempt limit is about workers that died, not about pauses or restarts.
+    /// </summary>
+    private static async Task ReleaseAsync(JobLease lease, bool paused, string message)
+    {
+        lease.Post(message);
+        await lease.WriteAsync((_, row) =>
+        {
+            row.Attempts = Math.Max(0, row.Attempts - 1);
+            row.Status = JobStatus.Queued;
+            row.Paused = paused;
+            row.Control = JobControl.None;
+            row.WorkerId = null;
+            row.HeartbeatAt = null;
+            row.EstimatedFinish = null;
+        }, CancellationToken.None);
+    }
+
+    private static void Finish(FineTuningJob row, DateTime now)
+    {
+        row.FinishedAt = now;
+        row.Control = JobControl.None;
+        row.Paused = false;
+        row.WorkerId = null;
+    }
+
+    private async Task<JobCheckpoint?> LatestCheckpointAsync(string jobId, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        return await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId)
+            .OrderByDescending(c => c.StepNumber).FirstOrDefaultAsync(cancellationToken);
+    }
+
+    /// <summary>Reads a tenant's uploaded JSONL file; a missing or invalid file fails the job with a line-numbered error.</summary>
+    private async Task<IReadOnlyList<ChatExample>> ReadDatasetAsync(string tenantId, string fileId, string param,
+        CancellationToken cancellationToken)
+    {
+        StoredFile? file;
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+            file = await db.Files.AsNoTracking()
+                .SingleOrDefaultAsync(f => f.Id == fileId && f.TenantId == tenantId && f.DeletedAt == null, cancellationToken);
+        var code = param == "training_file" ? "invalid_training_file" : "invalid_validation_file";
+        if (file is null) throw new JobFailureException(code, $"File {fileId} does not exist.", param);
+        if (file.Status == FileStatus.Error)
+            throw new JobFailureException(code, $"File {fileId} is invalid: {file.StatusDetails}", param);
+
+        try
+        {
+            var examples = await transfer.ReadAsync(file.Sha256, async (stream, token) =>
+            {
+                var list = new List<ChatExample>();
+                await foreach (var example in ChatJsonl.ReadAsync(stream, token)) list.Add(example);
+                return list;
+            }, cancellationToken);
+            if (examples.Count == 0) throw new JobFailureException(code, $"File {fileId} has no examples.", param);
+            return examples;
+        }
+        catch (InvalidDataException e)
+        {
+            throw new JobFailureException(code, $"File {fileId}: {e.Message}", param, e);
+        }
+    }
+}

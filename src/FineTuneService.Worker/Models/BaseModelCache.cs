@@ -1,0 +1,78 @@
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using FineTuneService.Worker.Jobs;
+
+namespace FineTuneService.Worker.Models;
+
+/// <summary>
+/// Local copies of base models, one folder per bundle SHA-256 under <see cref="WorkerOptions.ModelCacheDirectory"/>.
+/// A bundle is downloaded once per machine, verified, and published by an atomic rename, so concurrent device
+/// servers and later jobs share it and a half-written folder is never used.
+/// </summary>
+public sealed class BaseModelCache(
+    IDbContextFactory<FineTuneDbContext> contexts,
+    ArtifactTransfer transfer,
+    IOptions<WorkerOptions> options,
+    ILogger<BaseModelCache> logger)
+{
+    private static readonly SemaphoreSlim DownloadLock = new(1, 1);
+
+    /// <summary>
+    /// The local folder of base model <paramref name="modelId"/>: a registered base model, or a fine-tuned model of
+    /// the same tenant (<c>ft:…</c>), whose final weights are a bundle too.
+    /// </summary>
+    public async Task<ResolvedModel> ResolveAsync(string modelId, string tenantId, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var sha256 = await db.BaseModels.AsNoTracking().Where(m => m.Id == modelId)
+                         .Select(m => m.ArtifactSha256).SingleOrDefaultAsync(cancellationToken)
+                     ?? await db.Jobs.AsNoTracking()
+                         .Where(j => j.FineTunedModel == modelId && j.TenantId == tenantId && j.Status == JobStatus.Succeeded)
+                         .Select(j => j.ResultArtifactSha256).SingleOrDefaultAsync(cancellationToken)
+                     ?? throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
+
+        return new ResolvedModel(modelId, sha256, await GetFolderAsync(sha256, cancellationToken));
+    }
+
+    /// <summary>The cached folder of bundle <paramref name="sha256"/>, downloading it first when missing.</summary>
+    public async Task<string> GetFolderAsync(string sha256, CancellationToken cancellationToken)
+    {
+        var root = Path.Combine(options.Value.ModelCacheDirectory, "models");
+        var folder = Path.Combine(root, sha256);
+        if (Directory.Exists(folder)) return folder;
+
+        await DownloadLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (Directory.Exists(folder)) return folder;
+            Directory.CreateDirectory(root);
+            var partial = Path.Combine(root, $".{sha256}.{Guid.NewGuid():N}.partial");
+            try
+            {
+                await transfer.DownloadFolderAsync(sha256, partial, cancellationToken);
+                Directory.Move(partial, folder);
+            }
+            catch
+            {
+                if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+                throw;
+            }
+            logger.LogInformation("Base model bundle {Sha256} cached at {Folder}", sha256, folder);
+            return folder;
+        }
+        catch (IOException) when (Directory.Exists(folder))
+        {
+            return folder; // another process published the same bundle first
+        }
+        finally
+        {
+            DownloadLock.Release();
+        }
+    }
+}
+
+/// <summary>A model ready to load: its id, bundle hash and local Hugging Face folder.</summary>
+public sealed record ResolvedModel(string Id, string Sha256, string Folder);

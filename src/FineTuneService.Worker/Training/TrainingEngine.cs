@@ -1,0 +1,81 @@
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Sft;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Training;
+using FineTuneService.Worker.Jobs;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Worker.Training;
+
+/// <summary>Everything one training run needs, prepared by the job runner.</summary>
+public sealed record TrainingRequest(
+    string ModelFolder,
+    string BaseModelReference,
+    string Device,
+    IReadOnlyList<ChatExample> Training,
+    IReadOnlyList<ChatExample> Validation,
+    ResolvedHyperparameters Hyperparameters,
+    long Seed,
+    string CheckpointDirectory,
+    string? ResumeFrom,
+    string OutputFolder);
+
+/// <summary>
+/// Bridge from a job to the engine: loads the base model's Hugging Face folder onto the device, tokenizes the chats
+/// with the model's tokenizer and chat template, runs <see cref="SftTrainer"/> synchronously, and on completion
+/// saves the trained model as a Hugging Face folder (tokenizer files copied along).
+/// </summary>
+public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFactory loggers)
+{
+    private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
+
+    public TrainingResult Run(TrainingRequest request, ITrainingObserver observer, CancellationToken cancel, CancellationToken pause)
+    {
+        var device = TrainingDevice.Resolve(request.Device, _logger);
+        var tokenizer = LoadTokenizer(request.ModelFolder);
+        var encoder = new ChatExampleEncoder(tokenizer);
+        var maxLength = options.Value.MaxSequenceLength;
+        var training = request.Training.Select(e => encoder.Encode(e, maxLength)).ToList();
+        var validation = request.Validation.Select(e => encoder.Encode(e, maxLength)).ToList();
+
+        var loaded = HuggingFaceCheckpoint.Load(request.ModelFolder, ScalarType.Float32, device);
+        using var model = loaded.Model;
+        var hyperparameters = request.Hyperparameters;
+        var trainerOptions = new SftTrainerOptions
+        {
+            Epochs = hyperparameters.Epochs,
+            BatchSize = hyperparameters.BatchSize,
+            LearningRate = options.Value.BaseLearningRate * hyperparameters.LearningRateMultiplier,
+            MaxSequenceLength = maxLength,
+            PadTokenId = tokenizer.PadTokenId,
+            Seed = request.Seed,
+            CheckpointEverySteps = options.Value.CheckpointEverySteps,
+            CheckpointDirectory = request.CheckpointDirectory,
+            BaseModelReference = request.BaseModelReference,
+            EvalEverySteps = validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
+            ProgressEverySteps = 1, // the observer reads the control flag after every step
+        };
+
+        var trainer = new SftTrainer(model, trainerOptions, observer: observer, tokenizer: tokenizer,
+            logger: loggers.CreateLogger<SftTrainer>());
+        var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
+        if (result.Outcome == TrainingOutcome.Completed)
+            HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
+        return result;
+    }
+
+    private static ITextTokenizer LoadTokenizer(string folder)
+    {
+        try
+        {
+            return TokenizerFolder.Load(folder);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw new JobFailureException("invalid_model", $"The base model has no usable tokenizer: {e.Message}", "model", e);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FineTuneService.Worker;
+
+/// <summary>Worker host settings, bound from the <c>Worker</c> configuration section.</summary>
+public sealed record WorkerOptions
+{
+    public const string SectionName = "Worker";
+
+    /// <summary>
+    /// Torch devices this process trains on, one Hangfire server (one job at a time) per entry:
+    /// <c>["cpu"]</c> (also what an empty list means), or <c>["cuda:0", "cuda:1"]</c>. A CUDA entry falls back to
+    /// CPU when CUDA is not available.
+    /// </summary>
+    /// <remarks>Empty by default rather than ["cpu"]: configuration binding appends to a default array.</remarks>
+    public string[] Devices { get; set; } = [];
+
+    /// <summary>How often a running job reports that its worker is alive (and flushes its buffered events).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A running job whose heartbeat is older than this is considered orphaned by a dead worker.</summary>
+    public TimeSpan StaleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How often this process looks for orphaned jobs.</summary>
+    public TimeSpan RecoveryInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Worker starts allowed per job; an orphaned job past this fails with <c>worker_lost</c>.</summary>
+    [Range(1, 100)]
+    public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Save a resumable checkpoint every N optimizer steps.</summary>
+    [Range(1, int.MaxValue)]
+    public int CheckpointEverySteps { get; init; } = 50;
+
+    /// <summary>Write a metrics event (step, loss, tokens/s, ETA) every N optimizer steps.</summary>
+    [Range(1, int.MaxValue)]
+    public int MetricsEverySteps { get; init; } = 5;
+
+    /// <summary>Where base models are unpacked, one folder per bundle SHA-256; also holds per-job scratch space.</summary>
+    [Required]
+    public string ModelCacheDirectory { get; init; } = Path.Combine(Path.GetTempPath(), "fts-worker");
+
+    /// <summary>Peak learning rate before the job's <c>learning_rate_multiplier</c> is applied.</summary>
+    [Range(1e-7, 1.0)]
+    public double BaseLearningRate { get; init; } = 2e-3;
+
+    /// <summary>Training rows are cut to this many tokens.</summary>
+    [Range(8, 1 << 20)]
+    public int MaxSequenceLength { get; init; } = 512;
+}

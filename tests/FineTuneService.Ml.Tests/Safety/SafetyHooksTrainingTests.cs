@@ -1,0 +1,186 @@
+using FineTuneService.Datasets;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Ml.Safety.Strategies.Antidote;
+using FineTuneService.Ml.Safety.Strategies.Hooks;
+using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
+using FineTuneService.Ml.Tests.Models;
+using FineTuneService.Ml.Tests.Training;
+using FineTuneService.Ml.Training;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Tests.Safety;
+
+/// <summary>The strategies wired into <see cref="SftTrainer"/> on a real (tiny) decoder, full fine-tune.</summary>
+public sealed class SafetyHooksTrainingTests
+{
+    private static DecoderLM Model() =>
+        DecoderLM.CreateRandom(TinyModels.Llama() with { NumHiddenLayers = 4, VocabSize = TrainerTestData.Vocabulary }, seed: 5);
+
+    private static readonly IReadOnlyList<TokenizedExample> Task = TrainerTestData.ReverseTask(8, seed: 1);
+    private static readonly SafetyResources Resources = new(
+        SafetyExamples: TrainerTestData.ReverseTask(6, seed: 2),
+        RealignmentExamples: TrainerTestData.ReverseTask(6, seed: 3));
+
+    private static SftTrainerOptions Options => TrainerTestData.Options() with { MaxSteps = 3 };
+
+    private static Dictionary<string, Tensor> Weights(DecoderLM model) =>
+        model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+
+    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+
+    /// <summary>Clones the gradients right before the hook under test runs.</summary>
+    private sealed class GradientProbe : ITrainingStrategy
+    {
+        public Dictionary<string, Tensor> Before { get; } = [];
+
+        public void OnGradients(TrainingContext context, int step)
+        {
+            foreach (var t in Before.Values) t.Dispose();
+            Before.Clear();
+            foreach (var p in context.TrainableParameters) Before[p.Name] = p.Parameter.grad!.clone().DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Checks the property after the hook under test ran.</summary>
+    private sealed class ConflictCheck(GradientProbe probe, ProjectedGradientsHook hook) : ITrainingStrategy
+    {
+        public int Conflicts { get; private set; }
+
+        public void OnGradients(TrainingContext context, int step)
+        {
+            foreach (var p in context.TrainableParameters)
+            {
+                var s = hook.Subspaces[p.Name].SafetyGradient;
+                if (GradientSurgery.Inner(probe.Before[p.Name], s) >= 0) continue;
+                Conflicts++;
+                Assert.True(GradientSurgery.Inner(p.Parameter.grad!, s) >= -1e-6, $"step {step}, {p.Name}: update still conflicts");
+            }
+        }
+    }
+
+    [Fact]
+    public void Frozen_layers_projected_gradients_and_antidote_compose_in_one_run()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Model();
+        var initial = Weights(model);
+        var hooks = SafetyStrategyFactory.Create("""
+            {"strategy": ["antidote", "projected_gradients", "frozen_layers"],
+             "params": {"frozen_layers": {"first_layer": 1, "last_layer": 2},
+                        "projected_gradients": {"variant": "pcgrad", "refresh_every": 2, "safety_samples": 3}}}
+            """, Resources);
+        Assert.Equal([typeof(FrozenLayersHook), typeof(ProjectedGradientsHook), typeof(AntidoteHook)], hooks.Select(h => h.GetType()));
+        var probe = new GradientProbe();
+        var check = new ConflictCheck(probe, (ProjectedGradientsHook)hooks[1]);
+
+        var result = new SftTrainer(model, Options, [hooks[0], probe, hooks[1], check, hooks[2]]).Train(Task);
+
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        var final = Weights(model);
+        foreach (var (name, before) in initial)
+        {
+            var frozen = LayerParameterNames.LayerIndex(name) is 1 or 2 && LayerParameterNames.IsAttentionOrMlp(name);
+            Assert.Equal(frozen, Same(before, final[name]));
+        }
+        Assert.True(check.Conflicts > 0, "the safety set is built to conflict with the task at least once");
+
+        // Antidote reset, per row, exactly floor(0.1 * d_in) entries of every trainable decoder matrix to the base value.
+        var antidote = ((AntidoteHook)hooks[2]).Report!;
+        var matrices = final.Where(w => w.Value.dim() == 2 && LayerParameterNames.LayerIndex(w.Key) is 0 or 3).ToArray();
+        Assert.Equal(matrices.Select(w => w.Key).Order(), antidote.PrunedPerWeight.Keys.Order());
+        foreach (var (name, weight) in matrices)
+        {
+            var perRow = WandaPruning.PrunedPerRow(weight.shape[1], 0.1);
+            Assert.Equal(perRow * weight.shape[0], antidote.PrunedPerWeight[name]);
+            Assert.True(weight.eq(initial[name]).sum().item<long>() >= perRow * weight.shape[0]);
+        }
+        foreach (var t in probe.Before.Values) t.Dispose();
+    }
+
+    [Theory]
+    [InlineData(ProjectedGradientsVariants.Config)]
+    [InlineData(ProjectedGradientsVariants.Subspace)]
+    public void Projected_gradient_variants_train_the_real_decoder(string variant)
+    {
+        using var scope = NewDisposeScope();
+        using var model = Model();
+        var hook = (ProjectedGradientsHook)SafetyStrategyFactory.Create(
+            """{"strategy": "projected_gradients", "params": {"projected_gradients": {"variant": "VARIANT", "rank": 2, "safety_samples": 3}}}""".Replace("VARIANT", variant), Resources)[0];
+        var probe = new GradientProbe();
+        var result = new SftTrainer(model, Options, [probe, hook]).Train(Task);
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        Assert.All(result.TrainLosses, l => Assert.True(double.IsFinite(l)));
+        Assert.NotNull(hook.LastReport);
+        Assert.Equal(model.parameters().Count(), hook.LastReport!.Parameters);
+        if (variant == ProjectedGradientsVariants.Subspace)
+        {
+            // The last step's edit: no part of a conflicting update is left in that weight's safety subspace.
+            foreach (var (name, parameter) in model.named_parameters())
+            {
+                var subspace = hook.Subspaces[name];
+                if (GradientSurgery.Inner(probe.Before[name], subspace.SafetyGradient) < 0)
+                    Assert.True(subspace.Project(parameter.grad!).norm().item<float>() < 1e-4);
+            }
+        }
+        hook.Dispose();
+    }
+
+    [Fact]
+    public void Merge_with_lambda_zero_restores_the_base_and_lambda_one_keeps_the_fine_tune()
+    {
+        using var scope = NewDisposeScope();
+        Dictionary<string, Tensor> Train(string? merge)
+        {
+            var model = Model();
+            var hooks = merge is null ? [] : SafetyStrategyFactory.Create(merge, Resources);
+            new SftTrainer(model, Options, hooks).Train(Task);
+            return Weights(model);
+        }
+
+        var baseline = Weights(Model());
+        var plain = Train(null);
+        var zero = Train("""{"strategy": "merge", "params": {"merge": {"lambda": 0}}}""");
+        var one = Train("""{"strategy": "merge", "params": {"merge": {"lambda": 1}}}""");
+        foreach (var name in baseline.Keys)
+        {
+            Assert.True(Same(baseline[name], zero[name]), $"lambda 0: {name}");
+            Assert.True(Same(plain[name], one[name]), $"lambda 1: {name}");
+        }
+        Assert.Contains(baseline.Keys, name => !Same(baseline[name], plain[name]));
+    }
+
+    [Fact]
+    public void SafeMerge_threshold_selects_the_merged_layers()
+    {
+        using var scope = NewDisposeScope();
+        (Dictionary<string, Tensor> Weights, SafeMergeHook Hook) Train(double threshold)
+        {
+            var model = Model();
+            var hook = (SafeMergeHook)SafetyStrategyFactory.Create(
+                """{"strategy": "safemerge", "params": {"safemerge": {"lambda": 0, "threshold": THRESHOLD, "rank": 2, "safety_samples": 3}}}""".Replace("THRESHOLD", threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)), Resources)[0];
+            new SftTrainer(model, Options, [hook]).Train(Task);
+            return (Weights(model), hook);
+        }
+
+        var baseline = Weights(Model());
+        var (all, allHook) = Train(0.0);
+        var (none, noneHook) = Train(1.0);
+        Assert.All(allHook.Decisions, d => Assert.True(d.Merged));
+        Assert.All(noneHook.Decisions, d => Assert.True(!d.Merged || d.Similarity >= 1 - 1e-9));
+        // Decisions cover the decoder matrices; merged ones (lambda 0) are back at base, the rest keep the fine-tune.
+        Assert.Equal(4 * 7, allHook.Decisions.Count);
+        foreach (var d in allHook.Decisions) Assert.True(Same(baseline[d.Weight], all[d.Weight]), d.Weight);
+        foreach (var d in noneHook.Decisions.Where(d => !d.Merged)) Assert.False(Same(baseline[d.Weight], none[d.Weight]), d.Weight);
+        Assert.All(allHook.Decisions, d => Assert.InRange(d.Similarity, 0, 1 + 1e-9));
+    }
+
+    [Fact]
+    public void Missing_safety_data_and_missing_layer_ranges_are_configuration_errors()
+    {
+        Assert.Throws<SafetyStrategyConfigurationException>(() => SafetyStrategyFactory.Create("""{"strategy": "antidote"}""", new SafetyResources()));
+        var error = Assert.Throws<SafetyStrategyConfigurationException>(() => SafetyStrategyFactory.Create("""{"strategy": "frozen_layers"}""", new SafetyResources()));
+        Assert.Contains("first_layer", error.Message);
+        Assert.Empty(SafetyStrategyFactory.Create("""{"strategy": "none"}""", new SafetyResources()));
+    }
+}

@@ -1,0 +1,259 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Models;
+using FineTuneService.Service.Tests.Infrastructure;
+using FineTuneService.Worker.Jobs;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace FineTuneService.Service.Tests.Worker;
+
+/// <summary>The worker end to end: real PostgreSQL, real Hangfire, real TorchSharp training of a tiny model.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Queued_job_trains_to_succeeded_with_metrics_checkpoints_and_a_loadable_result()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(24));
+        var job = await worker.AddJobAsync(file, epochs: 2);
+
+        var enqueued = DateTime.UtcNow;
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Null(done.Error);
+        Assert.Equal($"ft:{TinyBaseModel.Id}:{WorkerHost.TenantId}:unit:{job.Id}", done.FineTunedModel);
+        Assert.True(done.TrainedTokens > 0);
+        Assert.Equal(1, done.Attempts);
+        Assert.Null(done.WorkerId);
+        // 24 examples, batch 4, 2 epochs; "auto" learning_rate_multiplier resolved and recorded.
+        Assert.Equal(2, (int)done.Hyperparameters["n_epochs"]!);
+        Assert.Equal(4, (int)done.Hyperparameters["batch_size"]!);
+        Assert.Equal(0.1, (double)done.Hyperparameters["learning_rate_multiplier"]!);
+
+        var events = await worker.EventsAsync(job.Id);
+        var messages = events.Select(e => e.Message).ToList();
+        Assert.Contains(messages, m => m.StartsWith("Fine-tuning job started", StringComparison.Ordinal));
+        Assert.Contains("Validating training file", messages);
+        Assert.Contains("Checkpoint created at step 5", messages);
+        Assert.Equal("The job has successfully completed", messages[^1]);
+        var metrics = events.Where(e => e.Type == "metrics").ToList();
+        Assert.NotEmpty(metrics);
+        Assert.All(metrics, m =>
+        {
+            Assert.True((double)m.Data!["train_loss"]! > 0);
+            Assert.True((double)m.Data!["tokens_per_second"]! > 0);
+            Assert.NotNull(m.Data!["estimated_finish"]);
+        });
+        Assert.Equal(12, (int)metrics[^1].Data!["step"]!);
+
+        var checkpoints = await worker.CheckpointsAsync(job.Id);
+        Assert.Equal([5, 10], checkpoints.Select(c => c.StepNumber));
+        Assert.Equal($"{done.FineTunedModel}:ckpt-step-5", checkpoints[0].FineTunedModelCheckpoint);
+
+        // The result bundle is a Hugging Face folder the engine loads again.
+        var folder = Path.Combine(Path.GetTempPath(), $"fts-result-{Guid.NewGuid():N}");
+        try
+        {
+            await using (var bundle = await worker.Services.GetRequiredService<Core.Artifacts.IArtifactStore>()
+                             .OpenReadAsync(done.ResultArtifactSha256!, CancellationToken.None))
+                await ModelBundle.UnpackAsync(bundle!, folder);
+            using var loaded = Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
+            Assert.True(File.Exists(Path.Combine(folder, "tokenizer.json")) || File.Exists(Path.Combine(folder, "vocab.json")));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+
+        output.WriteLine($"start latency (enqueue → claimed): {(done.StartedAt!.Value - enqueued).TotalMilliseconds:0} ms");
+        output.WriteLine($"tokens/s (last metrics event): {(double)metrics[^1].Data!["tokens_per_second"]!:0}");
+    }
+
+    [Fact]
+    public async Task Cancel_stops_training_before_the_next_step()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(24));
+        var job = await worker.AddJobAsync(file, epochs: 200);
+        worker.Enqueue(job.Id);
+
+        await worker.WaitForAsync(job.Id, j => j.Status == JobStatus.Running);
+        await worker.SetAsync(job.Id, j => j.Control = JobControl.Cancel);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Cancelled, done.Status);
+        Assert.Equal(JobControl.None, done.Control);
+        Assert.Null(done.FineTunedModel);
+        var messages = (await worker.EventsAsync(job.Id)).Select(e => e.Message).ToList();
+        var requestedAfter = StepIn(messages.Single(m => m.StartsWith("Cancellation requested", StringComparison.Ordinal)));
+        var stoppedAt = StepIn(messages.Single(m => m.StartsWith("The job was cancelled at step", StringComparison.Ordinal)));
+        Assert.Equal(requestedAfter, stoppedAt);
+        Assert.True(stoppedAt < 1200, "the run should have stopped long before its 1200 steps");
+    }
+
+    [Fact]
+    public async Task Paused_job_resumes_from_its_checkpoint_after_its_worker_dies()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(24));
+        var job = await worker.AddJobAsync(file, epochs: 4);
+        worker.Enqueue(job.Id);
+
+        // Pause while training: the worker saves a checkpoint at the step it stops after and releases the job.
+        await worker.WaitForAsync(job.Id, j => j.Status == JobStatus.Running);
+        await worker.SetAsync(job.Id, j => j.Control = JobControl.Pause);
+        var paused = await worker.WaitForAsync(job.Id, j => j.Paused);
+        Assert.Equal(JobStatus.Queued, paused.Status);
+        Assert.Null(paused.WorkerId);
+        var pausedAt = (await worker.CheckpointsAsync(job.Id)).Max(c => c.StepNumber);
+        Assert.True(pausedAt is > 0 and < 24);
+
+        // Now pretend a worker had resumed it and died: running, a stale heartbeat, a lease nobody renews.
+        await worker.SetAsync(job.Id, j =>
+        {
+            j.Paused = false;
+            j.Status = JobStatus.Running;
+            j.WorkerId = "dead-host:cuda:0:4242";
+            j.HeartbeatAt = DateTime.UtcNow.AddHours(-1);
+            j.Attempts = 1;
+        });
+
+        var done = await worker.WaitForTerminalAsync(job.Id);
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Equal(2, done.Attempts);
+        var events = await worker.EventsAsync(job.Id);
+        var messages = events.Select(e => e.Message).ToList();
+        Assert.Contains(messages, m => m.Contains("dead-host:cuda:0:4242") && m.Contains($"checkpoint at step {pausedAt}"));
+        Assert.Contains(messages, m => m.Contains($"resumed on cpu from checkpoint at step {pausedAt}"));
+        // Resumed, not restarted: no step up to the pause point is trained (reported) twice.
+        var steps = events.Where(e => e.Type == "metrics").Select(e => (int)e.Data!["step"]!).ToList();
+        Assert.Equal(steps.Distinct().Count(), steps.Count);
+        Assert.Equal(24, steps[^1]);
+    }
+
+    [Fact]
+    public async Task Stopping_the_worker_mid_run_saves_a_checkpoint_and_the_next_worker_resumes_from_it()
+    {
+        string database, jobId;
+        int savedAt;
+        await using (var first = await WorkerHost.StartAsync(server))
+        {
+            database = first.ConnectionString;
+            var file = await first.UploadFileAsync(TinyBaseModel.Jsonl(24));
+            jobId = (await first.AddJobAsync(file, epochs: 10)).Id;
+            first.Enqueue(jobId);
+            // A committed checkpoint, then a graceful stop while the remaining 55 steps run.
+            await WaitForEventAsync(first, jobId, e => e.Message == "Checkpoint created at step 5");
+        } // graceful host shutdown while training
+
+        await using var second = await WorkerHost.StartAsync(server, database: database);
+        var released = (await second.EventsAsync(jobId)).Select(e => e.Message).ToList();
+        Assert.Contains("The worker is shutting down; the job will resume from its last checkpoint", released);
+        savedAt = (await second.CheckpointsAsync(jobId)).Max(c => c.StepNumber);
+        Assert.True(savedAt < 60);
+
+        // Hangfire re-queued the interrupted delivery; the new worker claims it and continues.
+        var done = await second.WaitForTerminalAsync(jobId);
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Equal(1, done.Attempts); // a clean hand-off does not use up an attempt
+        var messages = (await second.EventsAsync(jobId)).Select(e => e.Message).ToList();
+        Assert.Contains(messages, m => m.Contains($"resumed on cpu from checkpoint at step {savedAt}"));
+    }
+
+    [Fact]
+    public async Task Orphaned_job_past_the_attempt_limit_fails_with_worker_lost()
+    {
+        await using var worker = await WorkerHost.StartAsync(server, maxAttempts: 2);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(24));
+        var job = await worker.AddJobAsync(file, epochs: 1, j =>
+        {
+            j.Status = JobStatus.Running;
+            j.WorkerId = "dead-host:cpu:1";
+            j.HeartbeatAt = DateTime.UtcNow.AddMinutes(-10);
+            j.Attempts = 2;
+        });
+
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Failed, done.Status);
+        Assert.Equal("worker_lost", (string)done.Error!["code"]!);
+        Assert.Contains("dead-host:cpu:1", (string)done.Error!["message"]!);
+        Assert.Null(done.WorkerId);
+        var last = (await worker.EventsAsync(job.Id))[^1];
+        Assert.Equal(EventLevel.Error, last.Level);
+    }
+
+    [Fact]
+    public async Task A_second_delivery_of_a_finished_job_changes_nothing()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
+        var job = await worker.AddJobAsync(file, epochs: 1);
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        var eventsBefore = await worker.EventsAsync(job.Id);
+
+        var hangfireJob = worker.Enqueue(job.Id);
+        await WaitForHangfireStateAsync(worker, hangfireJob, "Succeeded");
+
+        var after = await worker.GetJobAsync(job.Id);
+        Assert.Equal(JobStatus.Succeeded, after.Status);
+        Assert.Equal(done.Attempts, after.Attempts);
+        Assert.Equal(done.ResultArtifactSha256, after.ResultArtifactSha256);
+        Assert.Equal(done.FinishedAt, after.FinishedAt);
+        Assert.Equal(eventsBefore.Count, (await worker.EventsAsync(job.Id)).Count);
+        Assert.Null(await worker.Services.GetRequiredService<JobClaims>().TryClaimAsync(job.Id, "another-worker", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Invalid_training_file_fails_the_job_with_the_line_number()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12) + "{\"messages\": [\n");
+        var job = await worker.AddJobAsync(file, epochs: 1);
+        worker.Enqueue(job.Id);
+
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Failed, done.Status);
+        Assert.Equal("invalid_training_file", (string)done.Error!["code"]!);
+        Assert.Equal("training_file", (string)done.Error!["param"]!);
+        Assert.Contains("line 13", (string)done.Error!["message"]!);
+    }
+
+    private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            if ((await worker.EventsAsync(jobId)).FirstOrDefault(match) is { } found) return found;
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"No matching event for job {jobId}.");
+    }
+
+    private static async Task WaitForHangfireStateAsync(WorkerHost worker, string hangfireJobId, string state)
+    {
+        var storage = worker.Services.GetRequiredService<JobStorage>();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            using var connection = storage.GetConnection();
+            if (connection.GetStateData(hangfireJobId)?.Name == state) return;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"Hangfire job {hangfireJobId} did not reach {state}.");
+    }
+
+    private static int StepIn(string message) => int.Parse(StepNumber().Match(message).Groups[1].Value);
+
+    [GeneratedRegex(@"step (\d+)")]
+    private static partial Regex StepNumber();
+}
