@@ -45,9 +45,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         var corpus = BootstrapCorpus.Build(dataDirectory, options.Corpus);
         var template = ChatTemplate.ChatMl;
 
-        var tokenizer = BpeTrainer.Train(
-            corpus.TrainingMix.Select(example => template.Render(example.Messages, addGenerationPrompt: false)),
-            new BpeTrainerOptions { VocabularySize = options.VocabularySize });
+        var tokenizer = BpeTrainer.Train(corpus.TokenizerTrainingText(), new BpeTrainerOptions { VocabularySize = options.VocabularySize });
         _logger.LogInformation("Trained a {Vocabulary}-token BPE vocabulary in {Seconds:F1}s", tokenizer.VocabularySize, clock.Elapsed.TotalSeconds);
 
         var encoder = new ChatExampleEncoder(tokenizer, template);
