@@ -3,9 +3,6 @@ using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 
-/// <summary>Hidden state of the last prompt token after every decoder layer: [layers, hidden].</summary>
-public delegate Tensor LastTokenHiddenStates(string prompt);
-
 /// <summary>
 /// Locates the safety layers of an aligned model ("Safety Layers in Aligned LLMs", Li et al. 2024).
 /// <list type="number">
@@ -53,14 +50,18 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
         return (first, last);
     }
 
-    /// <summary>Curves, candidate and over-rejection refinement. <paramref name="complete"/> must generate with the current weights.</summary>
-    public SafetyLayerLocation Locate(
-        IReadOnlyList<string> normalPrompts,
-        IReadOnlyList<string> maliciousPrompts,
-        IReadOnlyList<string> benignPrompts,
-        LastTokenHiddenStates hiddenStates,
+    /// <summary>
+    /// Curves, candidate and over-rejection refinement. <paramref name="hiddenStates"/> gives the last prompt token's
+    /// hidden state after every decoder layer, [layers, hidden]; <paramref name="complete"/> must generate with the
+    /// current weights (it is called with the candidate ranges scaled).
+    /// </summary>
+    public SafetyLayerLocation Locate<TPrompt>(
+        IReadOnlyList<TPrompt> normalPrompts,
+        IReadOnlyList<TPrompt> maliciousPrompts,
+        IReadOnlyList<TPrompt> benignPrompts,
+        Func<TPrompt, Tensor> hiddenStates,
         IReadOnlyList<(string Name, Parameter Parameter)> parameters,
-        Func<string, string> complete,
+        Func<TPrompt, string> complete,
         Predicate<string> isRefusal)
     {
         SimilarityCurves curves;
