@@ -162,4 +162,23 @@ public sealed class LoraTests
         }
         Assert.Equal(Config.Alpha / Config.Rank, LoraAdapter.Adapters(model).First().Module.Scaling);
     }
+
+    [Fact]
+    public void Full_checkpoint_save_refuses_unmerged_adapters_and_accepts_merged_ones()
+    {
+        using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 4);
+        LoraAdapter.Inject(model, Config, seed: 2);
+        PerturbB(model, 3);
+        var directory = TinyModels.TempDirectory();
+
+        var error = Assert.Throws<InvalidOperationException>(() => HuggingFaceCheckpoint.Save(model, directory));
+        Assert.Contains("MergeAndUnload", error.Message);
+
+        LoraAdapter.MergeAndUnload(model);
+        HuggingFaceCheckpoint.Save(model, directory);
+        using var reloaded = HuggingFaceCheckpoint.Load(directory).Model;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        TensorAssert.Identical(model.call(Ids()), reloaded.call(Ids()));
+    }
 }
