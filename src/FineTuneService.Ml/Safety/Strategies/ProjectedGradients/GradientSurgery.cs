@@ -14,12 +14,13 @@ public static class GradientSurgery
         a.to_type(ScalarType.Float64).flatten().dot(b.to_type(ScalarType.Float64).flatten()).item<double>();
 
     /// <summary>PCGrad (Yu et al. 2020): on conflict, g - (&lt;g,s&gt;/|s|^2) s, which makes &lt;update, s&gt; = 0.</summary>
-    public static Tensor PcGrad(Tensor g, Tensor s)
+    public static Tensor PcGrad(Tensor g, Tensor s) => PcGrad(g, s, Inner(g, s), Inner(s, s));
+
+    /// <summary>PCGrad with the inner products already known (the trainer hook batches them into one device sync).</summary>
+    public static Tensor PcGrad(Tensor g, Tensor s, double dot, double safetyNorm2)
     {
-        var dot = Inner(g, s);
-        var norm2 = Inner(s, s);
-        if (dot >= 0 || norm2 == 0) return g.clone();
-        return (g.to_type(ScalarType.Float64) - (dot / norm2) * s.to_type(ScalarType.Float64)).to_type(g.dtype);
+        if (dot >= 0 || safetyNorm2 == 0) return g.clone();
+        return (g.to_type(ScalarType.Float64) - (dot / safetyNorm2) * s.to_type(ScalarType.Float64)).to_type(g.dtype);
     }
 
     /// <summary>
@@ -28,21 +29,19 @@ public static class GradientSurgery
     /// &lt;g, v̂&gt; + &lt;s, v̂&gt;. Both projections are |·|·sqrt((1+cos)/2) &gt;= 0, so &lt;update, s&gt; &gt;= 0 always.
     /// Exactly opposite gradients have no such direction and give a zero update.
     /// </summary>
-    public static Tensor Config(Tensor g, Tensor s)
+    public static Tensor Config(Tensor g, Tensor s) => Config(g, s, Inner(g, s), Math.Sqrt(Inner(g, g)), Math.Sqrt(Inner(s, s)));
+
+    /// <summary>
+    /// ConFIG from the scalars: with c = &lt;g,s&gt;/(|g||s|) the direction v = g/|g| + s/|s| has |v| = sqrt(2 + 2c), and
+    /// the update (&lt;g,v̂&gt; + &lt;s,v̂&gt;) v̂ = k (g/|g| + s/|s|) with k = (|g| + |s|)(1 + c)/|v|^2 = (|g| + |s|)/2.
+    /// </summary>
+    public static Tensor Config(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm)
     {
-        var dot = Inner(g, s);
-        if (dot >= 0) return g.clone();
-        var g64 = g.to_type(ScalarType.Float64);
-        var s64 = s.to_type(ScalarType.Float64);
-        var gNorm = g64.norm().item<double>();
-        var sNorm = s64.norm().item<double>();
-        if (gNorm == 0 || sNorm == 0) return g.clone();
-        var direction = g64 / gNorm + s64 / sNorm;
-        var directionNorm = direction.norm().item<double>();
-        if (directionNorm <= 1e-12) return zeros_like(g);
-        direction /= directionNorm;
-        var length = Inner(g64, direction) + Inner(s64, direction);
-        return (direction * length).to_type(g.dtype);
+        if (dot >= 0 || gradientNorm == 0 || safetyNorm == 0) return g.clone();
+        var cosine = dot / (gradientNorm * safetyNorm);
+        if (1 + cosine <= 1e-12) return zeros_like(g);
+        var length = (gradientNorm + safetyNorm) / 2;
+        return (g.to_type(ScalarType.Float64) * (length / gradientNorm) + s.to_type(ScalarType.Float64) * (length / safetyNorm)).to_type(g.dtype);
     }
 
     /// <summary>
