@@ -5,7 +5,8 @@ namespace FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 /// <summary>
 /// Closed-form edits of a task gradient <c>g</c> against a safety gradient <c>s</c> (the gradient of the safety loss).
 /// <c>g</c> and <c>s</c> conflict when &lt;g, s&gt; &lt; 0: a descent step along <c>-g</c> then raises the safety loss.
-/// All methods return a new tensor and leave their inputs untouched; aligned gradients come back unchanged.
+/// The plain methods return a new tensor; the <c>InPlace</c> ones (used by the trainer hook, a few kernels per tensor)
+/// overwrite <c>g</c>. Aligned gradients are left unchanged.
 /// </summary>
 public static class GradientSurgery
 {
@@ -17,11 +18,10 @@ public static class GradientSurgery
     public static Tensor PcGrad(Tensor g, Tensor s) => PcGrad(g, s, Inner(g, s), Inner(s, s));
 
     /// <summary>PCGrad with the inner products already known (the trainer hook batches them into one device sync).</summary>
-    public static Tensor PcGrad(Tensor g, Tensor s, double dot, double safetyNorm2)
-    {
-        if (dot >= 0 || safetyNorm2 == 0) return g.clone();
-        return (g.to_type(ScalarType.Float64) - (dot / safetyNorm2) * s.to_type(ScalarType.Float64)).to_type(g.dtype);
-    }
+    public static Tensor PcGrad(Tensor g, Tensor s, double dot, double safetyNorm2) => PcGradInPlace(g.clone(), s, dot, safetyNorm2);
+
+    public static Tensor PcGradInPlace(Tensor g, Tensor s, double dot, double safetyNorm2) =>
+        dot >= 0 || safetyNorm2 == 0 ? g : g.add_(s, alpha: -dot / safetyNorm2);
 
     /// <summary>
     /// ConFIG (Liu et al. 2024) for two gradients, applied on conflict. The conflict-free direction is the normalised
@@ -35,13 +35,15 @@ public static class GradientSurgery
     /// ConFIG from the scalars: with c = &lt;g,s&gt;/(|g||s|) the direction v = g/|g| + s/|s| has |v| = sqrt(2 + 2c), and
     /// the update (&lt;g,v̂&gt; + &lt;s,v̂&gt;) v̂ = k (g/|g| + s/|s|) with k = (|g| + |s|)(1 + c)/|v|^2 = (|g| + |s|)/2.
     /// </summary>
-    public static Tensor Config(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm)
+    public static Tensor Config(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm) =>
+        ConfigInPlace(g.clone(), s, dot, gradientNorm, safetyNorm);
+
+    public static Tensor ConfigInPlace(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm)
     {
-        if (dot >= 0 || gradientNorm == 0 || safetyNorm == 0) return g.clone();
-        var cosine = dot / (gradientNorm * safetyNorm);
-        if (1 + cosine <= 1e-12) return zeros_like(g);
+        if (dot >= 0 || gradientNorm == 0 || safetyNorm == 0) return g;
+        if (1 + dot / (gradientNorm * safetyNorm) <= 1e-12) return g.zero_();
         var length = (gradientNorm + safetyNorm) / 2;
-        return (g.to_type(ScalarType.Float64) * (length / gradientNorm) + s.to_type(ScalarType.Float64) * (length / safetyNorm)).to_type(g.dtype);
+        return g.mul_(length / gradientNorm).add_(s, alpha: length / safetyNorm);
     }
 
     /// <summary>
@@ -51,7 +53,13 @@ public static class GradientSurgery
     /// Vectors (biases, norms) are treated as one-column matrices.
     /// </summary>
     public static Tensor RemoveSubspaceComponent(Tensor g, Tensor? left, Tensor? right) =>
-        (g.to_type(ScalarType.Float32) - ProjectOntoSubspace(g, left, right)).to_type(g.dtype);
+        RemoveSubspaceComponentInPlace(g.clone(), left, right);
+
+    public static Tensor RemoveSubspaceComponentInPlace(Tensor g, Tensor? left, Tensor? right)
+    {
+        using var projected = ProjectOntoSubspace(g, left, right);
+        return g.sub_(projected);
+    }
 
     /// <summary>P g: the component of <paramref name="g"/> inside the subspace spanned by the bases.</summary>
     public static Tensor ProjectOntoSubspace(Tensor g, Tensor? left, Tensor? right)

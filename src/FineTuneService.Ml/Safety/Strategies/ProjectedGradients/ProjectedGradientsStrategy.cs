@@ -59,13 +59,12 @@ public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options,
             var (grad, subspace) = items[k];
             var dot = scalars[config ? 2 * k : k];
             if (dot >= 0) continue;
-            var update = Options.Variant switch
+            _ = Options.Variant switch
             {
-                ProjectedGradientsVariants.PcGrad => GradientSurgery.PcGrad(grad, subspace.SafetyGradient, dot, subspace.SafetyNorm2),
-                ProjectedGradientsVariants.Config => GradientSurgery.Config(grad, subspace.SafetyGradient, dot, Math.Sqrt(scalars[2 * k + 1]), Math.Sqrt(subspace.SafetyNorm2)),
-                _ => GradientSurgery.RemoveSubspaceComponent(grad, subspace.Left, subspace.Right),
+                ProjectedGradientsVariants.PcGrad => GradientSurgery.PcGradInPlace(grad, subspace.SafetyGradient, dot, subspace.SafetyNorm2),
+                ProjectedGradientsVariants.Config => GradientSurgery.ConfigInPlace(grad, subspace.SafetyGradient, dot, Math.Sqrt(scalars[2 * k + 1]), Math.Sqrt(subspace.SafetyNorm2)),
+                _ => GradientSurgery.RemoveSubspaceComponentInPlace(grad, subspace.Left, subspace.Right),
             };
-            grad.copy_(update);
             edited++;
         }
         return new GradientEditReport(step, refresh, items.Length, edited);
