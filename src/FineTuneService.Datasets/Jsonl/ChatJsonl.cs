@@ -9,24 +9,25 @@ namespace FineTuneService.Datasets.Jsonl;
 /// </summary>
 public static class ChatJsonl
 {
+    /// <summary>Longest line the reader accepts (the validator's configurable limit is normally stricter).</summary>
+    public const int MaxLineBytes = 64 * 1024 * 1024;
+
     public static IEnumerable<ChatExample> Read(Stream stream)
     {
-        using var lines = new JsonlLineReader(stream);
         var tracker = new FormatTracker();
-        foreach (var (lineNumber, text) in lines.Read())
+        foreach (var line in new JsonlLineReader(stream, MaxLineBytes).Read())
         {
-            if (tracker.Parse(text, lineNumber) is { } example)
+            if (tracker.Parse(line) is { } example)
                 yield return example;
         }
     }
 
     public static async IAsyncEnumerable<ChatExample> ReadAsync(Stream stream, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using var lines = new JsonlLineReader(stream);
         var tracker = new FormatTracker();
-        await foreach (var (lineNumber, text) in lines.ReadAsync(cancellationToken))
+        await foreach (var line in new JsonlLineReader(stream, MaxLineBytes).ReadAsync(cancellationToken))
         {
-            if (tracker.Parse(text, lineNumber) is { } example)
+            if (tracker.Parse(line) is { } example)
                 yield return example;
         }
     }
@@ -44,8 +45,17 @@ public static class ChatJsonl
         private readonly List<DatasetIssue> _issues = [];
         private DatasetFormat _format;
 
-        public ChatExample? Parse(string text, int lineNumber)
+        public ChatExample? Parse(JsonlLine line)
         {
+            var (lineNumber, text, problem) = line;
+            if (problem != JsonlLineProblem.None)
+            {
+                var (code, message) = problem == JsonlLineProblem.TooLong
+                    ? (DatasetErrorCodes.LineTooLong, $"The line is longer than {MaxLineBytes} bytes.")
+                    : (DatasetErrorCodes.InvalidEncoding, "The line is not valid UTF-8.");
+                throw new InvalidDataException(new DatasetIssue(code, message, lineNumber).ToString());
+            }
+
             if (string.IsNullOrWhiteSpace(text))
                 return null;
             _issues.Clear();

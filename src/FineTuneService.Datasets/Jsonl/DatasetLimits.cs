@@ -11,6 +11,9 @@ public sealed record DatasetLimits
     /// <summary>Most physical lines read; validation stops after this.</summary>
     public int MaxLines { get; init; } = 1_000_000;
 
+    /// <summary>Longest accepted line in bytes; longer lines are skipped (not buffered) and reported.</summary>
+    public int MaxLineBytes { get; init; } = 4 * 1024 * 1024;
+
     /// <summary>Most tokens one rendered example may have (the model's context length).</summary>
     public int MaxTokensPerExample { get; init; } = 4096;
 

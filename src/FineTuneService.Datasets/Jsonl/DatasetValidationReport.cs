@@ -33,6 +33,7 @@ public static class DatasetErrorCodes
     public const string FileTooLarge = "file_too_large";
     public const string TooManyLines = "too_many_lines";
     public const string EmptyLine = "empty_line";
+    public const string LineTooLong = "line_too_long";
 }
 
 /// <summary>One problem found in a file. <see cref="Line"/> is 1-based, null for file-level problems.</summary>

@@ -27,32 +27,35 @@ public static class DatasetValidator
             return state.Report(bytes: stream.Length - stream.Position, lineCount: 0, checkMinimum: false);
         }
 
-        using var lines = new JsonlLineReader(stream);
+        var lines = new JsonlLineReader(stream, limits.MaxLineBytes);
         int lineCount = 0;
-        try
+        await foreach (var line in lines.ReadAsync(cancellationToken))
         {
-            await foreach (var (lineNumber, text) in lines.ReadAsync(cancellationToken))
+            lineCount = line.Number;
+            if (lines.BytesRead > limits.MaxFileBytes)
             {
-                lineCount = lineNumber;
-                if (lines.BytesRead > limits.MaxFileBytes)
-                {
-                    state.Add(new DatasetIssue(FileTooLarge, $"The file is larger than the limit of {limits.MaxFileBytes} bytes.", lineNumber));
-                    return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
-                }
-
-                if (lineNumber > limits.MaxLines)
-                {
-                    state.Add(new DatasetIssue(TooManyLines, $"The file has more than {limits.MaxLines} lines.", lineNumber));
-                    return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
-                }
-
-                state.ValidateLine(text, lineNumber);
+                state.Add(new DatasetIssue(FileTooLarge, $"The file is larger than the limit of {limits.MaxFileBytes} bytes.", line.Number));
+                return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
             }
-        }
-        catch (DecoderFallbackException)
-        {
-            state.Add(new DatasetIssue(InvalidEncoding, "The file is not valid UTF-8.", lineCount + 1));
-            return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
+
+            if (line.Number > limits.MaxLines)
+            {
+                state.Add(new DatasetIssue(TooManyLines, $"The file has more than {limits.MaxLines} lines.", line.Number));
+                return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
+            }
+
+            switch (line.Problem)
+            {
+                case JsonlLineProblem.TooLong:
+                    state.Add(new DatasetIssue(LineTooLong, $"The line is longer than {limits.MaxLineBytes} bytes.", line.Number));
+                    break;
+                case JsonlLineProblem.InvalidEncoding:
+                    state.Add(new DatasetIssue(InvalidEncoding, "The line is not valid UTF-8.", line.Number));
+                    break;
+                default:
+                    state.ValidateLine(line.Text!, line.Number);
+                    break;
+            }
         }
 
         return state.Report(lines.BytesRead, lineCount, checkMinimum: true);

@@ -1,75 +1,123 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace FineTuneService.Datasets.Jsonl;
 
+internal enum JsonlLineProblem
+{
+    None,
+    TooLong,
+    InvalidEncoding,
+}
+
+/// <summary>One physical line: 1-based number and text, or the reason it has no text.</summary>
+internal readonly record struct JsonlLine(int Number, string? Text, JsonlLineProblem Problem);
+
 /// <summary>
-/// Streams the lines of a UTF-8 file with 1-based line numbers, never holding more than one line. Invalid UTF-8
-/// raises <see cref="DecoderFallbackException"/> instead of being silently replaced.
+/// Splits a UTF-8 byte stream into lines ('\n', optional '\r' before it; a leading BOM is dropped) in 64 KiB reads.
+/// Memory stays bounded: a line longer than <paramref name="maxLineBytes"/> is skipped to its end and reported, and
+/// invalid UTF-8 is reported per line instead of being replaced.
 /// </summary>
-internal sealed class JsonlLineReader(Stream stream) : IDisposable
+internal sealed class JsonlLineReader(Stream stream, int maxLineBytes)
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    private readonly CountingStream _counter = new(stream);
+    private readonly byte[] _buffer = new byte[64 * 1024];
+    private readonly ArrayBufferWriter<byte> _line = new();
+    private readonly List<JsonlLine> _ready = [];
+    private bool _tooLong;
+    private int _lineNumber;
 
-    /// <summary>Bytes consumed from the underlying stream so far (read-ahead included).</summary>
-    public long BytesRead => _counter.BytesRead;
+    /// <summary>Bytes consumed from the stream so far (read-ahead included).</summary>
+    public long BytesRead { get; private set; }
 
-    public async IAsyncEnumerable<(int LineNumber, string Text)> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public async IAsyncEnumerable<JsonlLine> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using var reader = new StreamReader(_counter, StrictUtf8, detectEncodingFromByteOrderMarks: false, bufferSize: 64 * 1024, leaveOpen: true);
-        int lineNumber = 0;
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        int read;
+        while ((read = await stream.ReadAsync(_buffer, cancellationToken)) > 0)
         {
-            lineNumber++;
-            yield return (lineNumber, lineNumber == 1 ? line.TrimStart('\uFEFF') : line);
+            foreach (var line in Split(read))
+                yield return line;
         }
+
+        if (Finish() is { } last)
+            yield return last;
     }
 
-    public IEnumerable<(int LineNumber, string Text)> Read()
+    public IEnumerable<JsonlLine> Read()
     {
-        using var reader = new StreamReader(_counter, StrictUtf8, detectEncodingFromByteOrderMarks: false, bufferSize: 64 * 1024, leaveOpen: true);
-        int lineNumber = 0;
-        while (reader.ReadLine() is { } line)
+        int read;
+        while ((read = stream.Read(_buffer)) > 0)
         {
-            lineNumber++;
-            yield return (lineNumber, lineNumber == 1 ? line.TrimStart('\uFEFF') : line);
+            foreach (var line in Split(read))
+                yield return line;
         }
+
+        if (Finish() is { } last)
+            yield return last;
     }
 
-    public void Dispose() => _counter.Dispose();
-
-    /// <summary>Read-only pass-through that counts bytes, so size limits hold for non-seekable uploads too.</summary>
-    private sealed class CountingStream(Stream inner) : Stream
+    private List<JsonlLine> Split(int read)
     {
-        public long BytesRead { get; private set; }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
-
-        public override int Read(Span<byte> buffer) => Count(inner.Read(buffer));
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Count(await inner.ReadAsync(buffer, cancellationToken));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        private int Count(int read)
+        BytesRead += read;
+        _ready.Clear();
+        var chunk = _buffer.AsSpan(0, read);
+        while (!chunk.IsEmpty)
         {
-            BytesRead += read;
-            return read;
+            int newline = chunk.IndexOf((byte)'\n');
+            Append(newline < 0 ? chunk : chunk[..newline]);
+            if (newline < 0)
+                break;
+            _ready.Add(Complete());
+            chunk = chunk[(newline + 1)..];
         }
+
+        return _ready;
     }
+
+    private void Append(ReadOnlySpan<byte> part)
+    {
+        if (_tooLong)
+            return;
+        if (_line.WrittenCount + part.Length > maxLineBytes)
+        {
+            _tooLong = true;
+            _line.ResetWrittenCount();
+            return;
+        }
+
+        _line.Write(part);
+    }
+
+    private JsonlLine Complete()
+    {
+        _lineNumber++;
+        var bytes = _line.WrittenSpan;
+        if (bytes is [.., (byte)'\r'])
+            bytes = bytes[..^1];
+        if (_lineNumber == 1 && bytes is [0xEF, 0xBB, 0xBF, ..])
+            bytes = bytes[3..];
+
+        JsonlLine line;
+        if (_tooLong)
+            line = new JsonlLine(_lineNumber, null, JsonlLineProblem.TooLong);
+        else
+        {
+            try
+            {
+                line = new JsonlLine(_lineNumber, StrictUtf8.GetString(bytes), JsonlLineProblem.None);
+            }
+            catch (DecoderFallbackException)
+            {
+                line = new JsonlLine(_lineNumber, null, JsonlLineProblem.InvalidEncoding);
+            }
+        }
+
+        _line.ResetWrittenCount();
+        _tooLong = false;
+        return line;
+    }
+
+    private JsonlLine? Finish() => _line.WrittenCount > 0 || _tooLong ? Complete() : null;
 }

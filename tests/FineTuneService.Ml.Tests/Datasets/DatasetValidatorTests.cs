@@ -105,11 +105,37 @@ public class DatasetValidatorTests
     }
 
     [Fact]
-    public async Task Invalid_utf8_is_reported_not_replaced()
+    public async Task Invalid_utf8_and_overlong_lines_are_reported_per_line_and_validation_continues()
     {
-        var bytes = Encoding.UTF8.GetBytes(Good + "\n").Concat(new byte[] { 0x7B, 0xFF, 0xFE, 0x7D, 0x0A }).ToArray();
-        var report = await DatasetValidator.ValidateAsync(new MemoryStream(bytes), null, new DatasetLimits { MinExamples = 1 });
-        Assert.Contains(report.Errors, e => e.Code == "invalid_encoding");
+        var bytes = new List<byte>(Encoding.UTF8.GetBytes(Good + "\n"));
+        bytes.AddRange([0x7B, 0xFF, 0xFE, 0x7D, 0x0A]);                                   // line 2: invalid UTF-8
+        bytes.AddRange(Encoding.UTF8.GetBytes(Good.Replace("Hello!", new string('x', 300)) + "\n")); // line 3: too long
+        bytes.AddRange(Encoding.UTF8.GetBytes(Good + "\r\n" + Good));                     // lines 4-5, CRLF
+
+        var report = await DatasetValidator.ValidateAsync(new MemoryStream(bytes.ToArray()), null, new DatasetLimits { MinExamples = 1, MaxLineBytes = 200 });
+
+        Assert.Equal([(2, "invalid_encoding"), (3, "line_too_long")], report.Errors.Select(e => (e.Line!.Value, e.Code)));
+        Assert.Equal((3, 5), (report.ExampleCount, report.LineCount));
+    }
+
+    [Fact]
+    public async Task Size_limit_holds_for_streams_of_unknown_length()
+    {
+        var file = Encoding.UTF8.GetBytes("\uFEFF" + string.Join('\n', Enumerable.Repeat(Good, 2000)));
+
+        var report = await DatasetValidator.ValidateAsync(new NonSeekable(file), null, new DatasetLimits { MinExamples = 1, MaxFileBytes = 100_000 });
+        var whole = await DatasetValidator.ValidateAsync(new NonSeekable(file), null, new DatasetLimits { MinExamples = 1 });
+
+        Assert.Equal("file_too_large", report.Errors.Single().Code);
+        Assert.InRange(report.LineCount, 1, 2000 - 1);
+        Assert.True(whole.IsValid, string.Join("; ", whole.Errors));
+        Assert.Equal((2000, file.Length), (whole.ExampleCount, (int)whole.ByteCount));
+    }
+
+    private sealed class NonSeekable(byte[] data) : MemoryStream(data)
+    {
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
     }
 
     [Fact]
