@@ -1,6 +1,45 @@
+using FineTuneService.Api.Endpoints;
+using FineTuneService.Api.Hosting;
+using FineTuneService.Core.Hosting;
+
 var builder = WebApplication.CreateBuilder(args);
+
+builder.AddFineTuneDatabase();      // EF Core on PostgreSQL, migrations at start (Development by default)
+builder.AddArtifactStore();         // chunked, content-addressed blobs in PostgreSQL
+builder.AddHangfireStorage();       // job queues in PostgreSQL (LISTEN/NOTIFY)
+builder.AddBaseModelRegistry();     // imports Models:Directory at start
+builder.AddOpenAiJson();
+builder.AddOpenAiErrors();
+builder.AddApiKeyAuthentication();
+builder.AddFineTuningJobs();
+builder.AddFileValidation();        // default queue served in-process; training runs on the worker host
+builder.AddApiDocumentation();
+
 var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseOpenAiStatusCodes();
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseApiDocumentation();
+app.UseAdminHangfireDashboard();
+
+app.MapAdmin();
+app.MapFiles();
+app.MapFineTuningJobs();
+app.MapModels();
+app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
+
 app.Run();
 
-/// <summary>Entry point marker for WebApplicationFactory.</summary>
+/// <summary>The API's entry point.</summary>
 public partial class Program;
+
+namespace FineTuneService.Api
+{
+    /// <summary>
+    /// Names this assembly for <c>WebApplicationFactory&lt;ApiEntryPoint&gt;</c>: test projects that also see the
+    /// worker host's internal <c>Program</c> would find <c>Program</c> ambiguous.
+    /// </summary>
+    public sealed class ApiEntryPoint;
+}

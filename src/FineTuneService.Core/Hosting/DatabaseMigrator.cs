@@ -20,9 +20,7 @@ internal sealed class DatabaseMigrator(
         if (!(options.Value.MigrateOnStartup ?? environment.IsDevelopment())) return;
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<FineTuneDbContext>();
-        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
-        if (pending.Count == 0) return;
-        logger.LogInformation("Applying {Count} database migration(s): {Migrations}", pending.Count, string.Join(", ", pending));
+        logger.LogInformation("Applying pending database migrations");
         await db.Database.MigrateAsync(cancellationToken);
     }
 

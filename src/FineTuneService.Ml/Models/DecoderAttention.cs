@@ -49,6 +49,7 @@ public sealed class DecoderAttention : nn.Module, IProjectionHost
             case "o_proj": o_proj = projection; break;
             default: throw DecoderKeys.UnknownProjection(name);
         }
+        // Registering null drops the old child; the field and the registry must name the same module.
         register_module(name, null!);
         register_module(name, projection);
     }

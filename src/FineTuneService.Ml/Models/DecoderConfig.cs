@@ -57,6 +57,27 @@ public sealed record DecoderConfig
     [JsonIgnore]
     public IReadOnlyList<int> EosTokenIds => TokenIdList.Read(EosTokenIdNode);
 
+    /// <summary>Parsed rope_scaling: null, "linear" or "llama3"; other types are refused.</summary>
+    [JsonIgnore]
+    public RopeScaling? RopeScalingSettings
+    {
+        get
+        {
+            if (RopeScaling is not JsonObject scaling) return null;
+            var type = (scaling["rope_type"] ?? scaling["type"])?.GetValue<string>();
+            double Number(string key, double? fallback = null) =>
+                scaling[key]?.GetValue<double>() ?? fallback ?? throw new NotSupportedException($"rope_scaling '{type}' needs '{key}'.");
+            return type switch
+            {
+                "default" => null,
+                "linear" => new RopeScaling(type, Number("factor")),
+                "llama3" => new RopeScaling(type, Number("factor"), Number("low_freq_factor"), Number("high_freq_factor"),
+                    Number("original_max_position_embeddings")),
+                _ => throw new NotSupportedException($"rope_scaling type '{type ?? "(missing)"}' is not supported (linear, llama3)."),
+            };
+        }
+    }
+
     /// <summary>Element type the weights are stored in (torch_dtype), float32 when absent.</summary>
     [JsonIgnore]
     public torch.ScalarType StorageDType => TorchDtype switch
@@ -137,10 +158,20 @@ public sealed record DecoderConfig
             throw new InvalidDataException($"{source}: head dimension {HeadDim} must be even for rotary embeddings.");
         if (HiddenAct != "silu")
             throw new NotSupportedException($"{source}: hidden_act '{HiddenAct}' is not supported (silu).");
-        if (RopeScaling is not null)
-            throw new NotSupportedException($"{source}: rope_scaling is not supported.");
+        try
+        {
+            _ = RopeScalingSettings;
+        }
+        catch (NotSupportedException e)
+        {
+            throw new NotSupportedException($"{source}: {e.Message}");
+        }
         if (UseSlidingWindow == true)
             throw new NotSupportedException($"{source}: sliding-window attention is not supported.");
         _ = StorageDType;
     }
 }
+
+/// <summary>Rotary frequency scaling of a config.json ("linear" or Llama 3 "llama3").</summary>
+public sealed record RopeScaling(string Type, double Factor, double LowFrequencyFactor = 1, double HighFrequencyFactor = 4,
+    double OriginalMaxPositionEmbeddings = 8192);

@@ -24,6 +24,7 @@ public sealed record DecoderForwardOptions
     public LogitsMode Logits { get; init; } = LogitsMode.All;
 }
 
+/// <summary>Which positions get LM-head logits in a forward pass.</summary>
 public enum LogitsMode
 {
     /// <summary>[B, T, V]</summary>

@@ -47,7 +47,7 @@ public sealed class DecoderLM : nn.Module<Tensor, Tensor>
         Config = config;
         model = new DecoderBackbone(config);
         lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
-        _rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
+        _rotary = new RotaryEmbedding(config);
         RegisterComponents();
     }
 

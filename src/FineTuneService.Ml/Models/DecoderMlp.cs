@@ -38,6 +38,7 @@ public sealed class DecoderMlp : nn.Module<Tensor, Tensor>, IProjectionHost
             case "down_proj": down_proj = projection; break;
             default: throw DecoderKeys.UnknownProjection(name);
         }
+        // Registering null drops the old child; the field and the registry must name the same module.
         register_module(name, null!);
         register_module(name, projection);
     }

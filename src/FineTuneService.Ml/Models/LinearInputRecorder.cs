@@ -12,7 +12,7 @@ public sealed class LinearInputRecorder : IDisposable
 {
     private readonly Dictionary<string, Tensor> _sumOfSquares = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _tokens = new(StringComparer.Ordinal);
-    private readonly List<nn.HookableModule<Func<nn.Module<Tensor, Tensor>, Tensor, Tensor>, Func<nn.Module<Tensor, Tensor>, Tensor, Tensor, Tensor>>.HookRemover> _hooks = [];
+    private readonly List<Action> _removeHooks = [];
 
     /// <param name="model">model whose projections are observed</param>
     /// <param name="select">module paths to record (e.g. "model.layers.0.mlp.down_proj"); all projections when null</param>
@@ -22,11 +22,12 @@ public sealed class LinearInputRecorder : IDisposable
         {
             if (select is not null && !select(name)) continue;
             _tokens[name] = 0;
-            _hooks.Add(module.register_forward_pre_hook((_, input) =>
+            var hook = module.register_forward_pre_hook((_, input) =>
             {
                 Record(name, input);
                 return input;
-            }));
+            });
+            _removeHooks.Add(hook.remove);
         }
     }
 
@@ -74,8 +75,8 @@ public sealed class LinearInputRecorder : IDisposable
 
     public void Dispose()
     {
-        foreach (var hook in _hooks) hook.remove();
-        _hooks.Clear();
+        foreach (var remove in _removeHooks) remove();
+        _removeHooks.Clear();
         Reset();
     }
 }

@@ -60,6 +60,39 @@ public class TokenizerTests : IDisposable
         Assert.Equal(256, loaded.ModelMaxLength);
     }
 
+    /// <summary>
+    /// Ids produced by Hugging Face's tokenizers.js (@huggingface/tokenizers 0.2.0) from the folder this test suite's
+    /// tokenizer saves (400-token vocabulary trained on <see cref="Corpus"/>); a cross-implementation golden check.
+    /// </summary>
+    [Theory]
+    [InlineData("Hello, world! It's 2024 and we're testing BPE.", new[] { 39, 68, 75, 75, 78, 11, 283, 322, 0, 220, 40, 83, 301, 220, 17, 15, 17, 19, 363, 395, 343, 267, 256, 262, 77, 70, 220, 33, 47, 36, 13 })]
+    [InlineData("Ünïcödé: naïve café, 日本語, emoji 😀👍🏽.", new[] { 127, 250, 77, 127, 107, 66, 127, 114, 67, 349, 25, 373, 220, 350, 11, 220, 377, 11, 389, 393, 331, 239, 235, 331, 237, 121, 13 })]
+    [InlineData("  spaces\n\n\ttabs  ", new[] { 220, 265, 79, 64, 66, 256, 198, 198, 197, 83, 64, 65, 82, 220, 220 })]
+    [InlineData("<|im_start|>user\nhi<|im_end|>\n", new[] { 397, 300, 198, 71, 72, 398, 198 })]
+    [InlineData("the model refuses harmful requests 123", new[] { 83, 266, 220, 328, 380, 388, 390, 384 })]
+    public void Encodes_like_Hugging_Face_tokenizers(string text, int[] huggingFaceIds)
+    {
+        TokenizerFolder.Save(_directory, Trained);
+
+        Assert.Equal(huggingFaceIds, Trained.Encode(text));
+        Assert.Equal(huggingFaceIds, TokenizerFolder.Load(_directory).Encode(text));
+    }
+
+    [Fact]
+    public void A_split_regex_pre_tokenizer_round_trips_through_tokenizer_json()
+    {
+        const string qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+        var custom = new ByteLevelBpeTokenizer(Trained.Model with { PreTokenizerPattern = qwen2Pattern });
+        TokenizerFolder.Save(_directory, custom);
+
+        var loaded = TokenizerFolder.Load(_directory);
+
+        Assert.Equal(qwen2Pattern, loaded.Model.PreTokenizerPattern);
+        foreach (string text in Probes)
+            Assert.Equal(custom.Encode(text), loaded.Encode(text));
+        Assert.NotEqual(Trained.Encode("requests 123"), custom.Encode("requests 123")); // Qwen2 splits digits one by one
+    }
+
     [Fact]
     public void Vocab_and_merges_files_alone_load_the_same_tokenizer()
     {

@@ -91,4 +91,28 @@ public sealed class DecoderConfigTests
         mismatched["num_key_value_heads"] = 3;
         Assert.Throws<InvalidDataException>(() => DecoderConfig.FromJson(mismatched.ToJsonString()));
     }
+
+    [Fact]
+    public void Llama3_rope_scaling_keeps_short_wavelengths_and_stretches_long_ones()
+    {
+        var json = JsonNode.Parse(TinyModels.Llama().ToJson())!.AsObject();
+        json["hidden_size"] = 32; // head_dim 8: frequencies 1, 0.1, 0.01, 0.001 with theta 10000
+        json["rope_scaling"] = new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0,
+            ["original_max_position_embeddings"] = 1000,
+        };
+        var config = DecoderConfig.FromJson(json.ToJsonString());
+
+        var frequencies = RotaryEmbedding.InverseFrequencies(config);
+
+        // Wavelengths 6.3 and 63 are below 1000/4 and stay; 6283 is above 1000 and is divided by 8;
+        // 628 lies between and is interpolated with smooth = (1000/628.3 - 1) / 3.
+        var smooth = (1000 / (2 * Math.PI / 0.01) - 1) / 3;
+        Assert.Equal(1.0, frequencies[0], 6);
+        Assert.Equal(0.1, frequencies[1], 6);
+        Assert.Equal((1 - smooth) * 0.01 / 8 + smooth * 0.01, frequencies[2], 6);
+        Assert.Equal(0.001 / 8, frequencies[3], 6);
+        Assert.Contains("llama3", config.ToJson());
+    }
 }

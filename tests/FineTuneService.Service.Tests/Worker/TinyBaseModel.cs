@@ -36,6 +36,8 @@ public static class TinyBaseModel
 
     private static string Build()
     {
+        // A model this small gains nothing from intra-op threads, and on a busy 2-core box they mostly spin.
+        TorchSharp.torch.set_num_threads(1);
         var folder = Directory.CreateTempSubdirectory("fts-tiny-model-").FullName;
         var texts = Examples(64).SelectMany(e => e.Messages.Select(m => m.Content)).ToList();
         var tokenizer = BpeTrainer.Train(texts, new BpeTrainerOptions { VocabularySize = 320 });

@@ -35,15 +35,15 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public IServiceProvider Services => _host.Services;
 
-    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3)
+    /// <param name="database">An existing database to share with an earlier host (a restarted worker); fresh when null.</param>
+    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:Postgres"] = await server.CreateDatabaseAsync(),
+            ["ConnectionStrings:Postgres"] = database ?? await server.CreateDatabaseAsync(),
             ["Database:MigrateOnStartup"] = "true",
-            ["Worker:Devices:0"] = "cpu",
             ["Worker:HeartbeatInterval"] = "00:00:00.2",
             ["Worker:StaleTimeout"] = "00:00:30", // generous: a loaded 2-core CI box must not look like a dead worker
             ["Worker:RecoveryInterval"] = "00:00:00.5",
@@ -52,7 +52,10 @@ public sealed class WorkerHost : IAsyncDisposable
             ["Worker:MetricsEverySteps"] = "2",
             ["Worker:MaxSequenceLength"] = "64",
             ["Worker:ModelCacheDirectory"] = cache,
-        });
+        };
+        devices ??= [];
+        for (var i = 0; i < devices.Length; i++) settings[$"Worker:Devices:{i}"] = devices[i];
+        builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddFineTuneDatabase();
         builder.AddArtifactStore();
@@ -71,9 +74,12 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         await Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);
         await using var db = await CreateDbContextAsync();
+        if (await db.Tenants.AnyAsync(t => t.Id == TenantId)) return;
         db.Tenants.Add(new Tenant { Id = TenantId, Name = "worker tests" });
         await db.SaveChangesAsync();
     }
+
+    public string ConnectionString => Services.GetRequiredService<IConfiguration>().GetConnectionString("Postgres")!;
 
     public async Task<FineTuneDbContext> CreateDbContextAsync() =>
         await Services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContextAsync();

@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Core.Domain;
+
+namespace FineTuneService.Api.Contracts;
+
+/// <summary>Body of <c>POST /v1/fine_tuning/jobs</c>. Hyperparameter values are numbers or "auto".</summary>
+public sealed record CreateFineTuningJobRequest
+{
+    /// <summary>Base model id (see GET /v1/models) or one of the tenant's fine-tuned models.</summary>
+    public string? Model { get; init; }
+    /// <summary>Id of a file uploaded with purpose fine-tune.</summary>
+    public string? TrainingFile { get; init; }
+    public string? ValidationFile { get; init; }
+    /// <summary>Legacy form: {n_epochs, batch_size, learning_rate_multiplier}.</summary>
+    public JsonObject? Hyperparameters { get; init; }
+    /// <summary>{type: "supervised", supervised: {hyperparameters: {...}}}.</summary>
+    public JsonObject? Method { get; init; }
+    /// <summary>Up to 64 characters added to the fine-tuned model name.</summary>
+    public string? Suffix { get; init; }
+    public long? Seed { get; init; }
+    /// <summary>Up to 16 string key-value pairs.</summary>
+    public JsonObject? Metadata { get; init; }
+    /// <summary>Extension: {strategy: ["none"|"frozen_layers"|"projected_gradients"|"antidote"|"merge"|"safemerge", ...], params: {...}}.</summary>
+    public JsonObject? Safety { get; init; }
+    /// <summary>Accepted for compatibility; integrations are not supported and must be empty.</summary>
+    public JsonArray? Integrations { get; init; }
+}
+
+/// <summary>OpenAI "fine_tuning.job" object plus the <c>safety</c> extension.</summary>
+public sealed record FineTuningJobObject(
+    string Id, long CreatedAt, JsonObject? Error, string? FineTunedModel, long? FinishedAt, JsonObject Hyperparameters,
+    string Model, string OrganizationId, IReadOnlyList<string> ResultFiles, string Status, long? TrainedTokens,
+    string TrainingFile, string? ValidationFile, IReadOnlyList<JsonObject> Integrations, long Seed, long? EstimatedFinish,
+    JsonObject Method, JsonObject? Metadata, string? UserProvidedSuffix, JsonObject Safety)
+{
+    public string Object => "fine_tuning.job";
+
+    internal static FineTuningJobObject From(FineTuningJob job) => new(
+        job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
+        UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
+        [], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
+        UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job));
+
+    private static JsonObject MethodOf(FineTuningJob job) => new()
+    {
+        ["type"] = "supervised",
+        ["supervised"] = new JsonObject { ["hyperparameters"] = job.Hyperparameters.DeepClone() },
+    };
+
+    private static JsonObject SafetyOf(FineTuningJob job) => new()
+    {
+        ["strategy"] = job.Safety["strategy"]?.DeepClone() ?? new JsonArray("none"),
+        ["params"] = job.Safety["params"]?.DeepClone() ?? new JsonObject(),
+        ["scores"] = job.SafetyScores?.DeepClone(),
+        ["review"] = job.Review switch
+        {
+            ReviewState.Held => "held",
+            ReviewState.Approved => "approved",
+            ReviewState.Rejected => "rejected",
+            _ => "not_required",
+        },
+    };
+}
+
+internal static class JobStatusNames
+{
+    public static string Of(JobStatus status) => status switch
+    {
+        JobStatus.ValidatingFiles => "validating_files",
+        JobStatus.Queued => "queued",
+        JobStatus.Running => "running",
+        JobStatus.Succeeded => "succeeded",
+        JobStatus.Failed => "failed",
+        JobStatus.Cancelled => "cancelled",
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, null),
+    };
+}
+
+/// <summary>OpenAI "fine_tuning.job.event" object.</summary>
+public sealed record FineTuningJobEventObject(string Id, long CreatedAt, string Level, string Message, JsonObject? Data, string Type)
+{
+    public string Object => "fine_tuning.job.event";
+
+    internal static FineTuningJobEventObject From(JobEvent e) => new(
+        e.Id, UnixTime.Seconds(e.CreatedAt), e.Level.ToString().ToLowerInvariant(), e.Message, e.Data?.DeepClone().AsObject(), e.Type);
+}
+
+/// <summary>OpenAI "fine_tuning.job.checkpoint" object.</summary>
+public sealed record FineTuningJobCheckpointObject(
+    string Id, long CreatedAt, string FineTunedModelCheckpoint, int StepNumber, JsonObject Metrics, string FineTuningJobId)
+{
+    public string Object => "fine_tuning.job.checkpoint";
+
+    internal static FineTuningJobCheckpointObject From(JobCheckpoint c) => new(
+        c.Id, UnixTime.Seconds(c.CreatedAt), c.FineTunedModelCheckpoint, c.StepNumber, c.Metrics.DeepClone().AsObject(), c.JobId);
+}

@@ -1,0 +1,98 @@
+using FineTuneService.Api.Auth;
+using FineTuneService.Api.Contracts;
+using FineTuneService.Api.Errors;
+using FineTuneService.Api.Jobs;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Models;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Api.Endpoints;
+
+/// <summary>Admin API (admin key only): tenants, all jobs across tenants, safety review, base model import.</summary>
+public static class AdminEndpoints
+{
+    public static IEndpointRouteBuilder MapAdmin(this IEndpointRouteBuilder routes)
+    {
+        var admin = routes.MapGroup("/v1/admin").RequireAuthorization(FtsClaims.AdminPolicy).WithTags("Admin");
+        admin.MapPost("/tenants", CreateTenant);
+        admin.MapGet("/tenants", ListTenants);
+        admin.MapGet("/fine_tuning/jobs", ListAllFineTuningJobs);
+        admin.MapPost("/fine_tuning/jobs/{jobId}/review", ReviewFineTuningJob);
+        admin.MapPost("/models/import", ImportBaseModels);
+        return routes;
+    }
+
+    /// <summary>Create a tenant and its API key. The key is in this answer only: store it now.</summary>
+    internal static async Task<Created<TenantObject>> CreateTenant(CreateTenantRequest request, FineTuneDbContext db, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+            throw ApiException.InvalidRequest("name is required (at most 200 characters).", "name");
+        var key = ApiKeys.Generate();
+        var tenant = new Tenant { Id = Ids.Tenant(), Name = request.Name.Trim() };
+        tenant.Keys.Add(new ApiKey { TenantId = tenant.Id, KeyHash = ApiKeys.Hash(key), Prefix = ApiKeys.DisplayPrefix(key) });
+        db.Tenants.Add(tenant);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", new TenantObject(tenant.Id, tenant.Name, UnixTime.Seconds(tenant.CreatedAt), key));
+    }
+
+    /// <summary>List tenants (keys are never shown again).</summary>
+    internal static async Task<Ok<ListResponse<TenantObject>>> ListTenants(FineTuneDbContext db, CancellationToken cancellationToken)
+    {
+        var tenants = await db.Tenants.AsNoTracking().OrderBy(t => t.CreatedAt).ToListAsync(cancellationToken);
+        var data = tenants.Select(t => new TenantObject(t.Id, t.Name, UnixTime.Seconds(t.CreatedAt), null)).ToList();
+        return TypedResults.Ok(new ListResponse<TenantObject>(data, false, data.FirstOrDefault()?.Id, data.LastOrDefault()?.Id));
+    }
+
+    /// <summary>List every tenant's fine-tuning jobs, newest first.</summary>
+    /// <param name="after">Cursor: the last job id of the previous page.</param>
+    /// <param name="limit">1 to 100, default 20.</param>
+    internal static async Task<Ok<ListResponse<FineTuningJobObject>>> ListAllFineTuningJobs(
+        FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+    {
+        var take = Paging.Limit(limit);
+        var query = db.Jobs.AsNoTracking();
+        if (after is not null)
+        {
+            var cursor = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == after, cancellationToken)
+                ?? throw ApiException.NotFound("fine-tuning job", after, "after");
+            query = query.Where(j => j.CreatedAt < cursor.CreatedAt || (j.CreatedAt == cursor.CreatedAt && string.Compare(j.Id, cursor.Id) < 0));
+        }
+        var rows = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
+    }
+
+    /// <summary>Decide on a model held for safety review: {"decision": "approve"} lists it to its tenant, "reject" keeps it hidden.</summary>
+    internal static async Task<Ok<FineTuningJobObject>> ReviewFineTuningJob(
+        string jobId, ReviewDecisionRequest request, FineTuneDbContext db, CancellationToken cancellationToken)
+    {
+        var decision = request.Decision switch
+        {
+            "approve" => ReviewState.Approved,
+            "reject" => ReviewState.Rejected,
+            _ => throw ApiException.InvalidRequest("decision must be 'approve' or 'reject'.", "decision"),
+        };
+        var job = await db.Jobs.SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken) ?? throw ApiException.NotFound("fine-tuning job", jobId);
+        if (job.Review != ReviewState.Held)
+            throw ApiException.InvalidRequest($"The job's model is not held for review (review is {job.Review}).", code: "invalid_state");
+        job.Review = decision;
+        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Safety review: model {(decision == ReviewState.Approved ? "approved" : "rejected")} by an admin"));
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Ok(FineTuningJobObject.From(job));
+    }
+
+    /// <summary>Import the model folders under Models:Directory now (changed ones only); returns the ids imported.</summary>
+    internal static async Task<Ok<IReadOnlyList<string>>> ImportBaseModels(
+        BaseModelRegistry registry, IOptions<ModelsOptions> options, IHostEnvironment environment, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(options.Value.Directory))
+            throw ApiException.InvalidRequest("Models:Directory is not configured.");
+        var directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
+        return TypedResults.Ok(await registry.ImportDirectoryAsync(directory, cancellationToken));
+    }
+}
+
+/// <summary>Body of the admin review endpoint.</summary>
+public sealed record ReviewDecisionRequest(string Decision);

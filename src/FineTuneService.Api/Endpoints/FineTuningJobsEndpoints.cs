@@ -1,0 +1,201 @@
+using System.Security.Claims;
+using FineTuneService.Api.Auth;
+using FineTuneService.Api.Contracts;
+using FineTuneService.Api.Errors;
+using FineTuneService.Api.Jobs;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace FineTuneService.Api.Endpoints;
+
+/// <summary>OpenAI fine-tuning API: <c>/v1/fine_tuning/jobs</c>.</summary>
+public static class FineTuningJobsEndpoints
+{
+    public static IEndpointRouteBuilder MapFineTuningJobs(this IEndpointRouteBuilder routes)
+    {
+        var jobs = routes.MapGroup("/v1/fine_tuning/jobs").RequireAuthorization(FtsClaims.TenantPolicy).WithTags("Fine-tuning");
+        jobs.MapPost("/", CreateFineTuningJob);
+        jobs.MapGet("/", ListFineTuningJobs);
+        jobs.MapGet("/{jobId}", RetrieveFineTuningJob);
+        jobs.MapPost("/{jobId}/cancel", CancelFineTuningJob);
+        jobs.MapPost("/{jobId}/pause", PauseFineTuningJob);
+        jobs.MapPost("/{jobId}/resume", ResumeFineTuningJob);
+        jobs.MapGet("/{jobId}/events", ListFineTuningEvents);
+        jobs.MapGet("/{jobId}/checkpoints", ListFineTuningCheckpoints);
+        return routes;
+    }
+
+    /// <summary>Create a fine-tuning job.</summary>
+    /// <remarks>
+    /// The job waits in validating_files until its files are validated, then is queued for a GPU worker; an invalid
+    /// file fails it with that file's error. Send an Idempotency-Key header to make retries return the same job.
+    /// The extra <c>safety</c> object picks the safety strategy: {"strategy": ["antidote"], "params": {...}}.
+    /// </remarks>
+    /// <param name="request">OpenAI's create-job body plus <c>safety</c>.</param>
+    /// <param name="idempotencyKey">Retries with the same key return the job the first request created.</param>
+    internal static async Task<Ok<FineTuningJobObject>> CreateFineTuningJob(
+        CreateFineTuningJobRequest request, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
+        ClaimsPrincipal user, FineTuneDbContext db, JobPromotion promotion, CancellationToken cancellationToken)
+    {
+        var tenantId = user.TenantId();
+        if (idempotencyKey is { Length: > 256 }) throw ApiException.InvalidRequest("Idempotency-Key is at most 256 characters.");
+        if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken) is { } earlier)
+            return TypedResults.Ok(FineTuningJobObject.From(earlier));
+
+        var settings = JobRequestValidator.Validate(request);
+        await RequireModelAsync(db, tenantId, request.Model!, cancellationToken);
+        await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
+        if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
+
+        var job = new FineTuningJob
+        {
+            Id = Ids.Job(),
+            TenantId = tenantId,
+            Model = request.Model!,
+            TrainingFileId = request.TrainingFile!,
+            ValidationFileId = request.ValidationFile,
+            Hyperparameters = settings.Hyperparameters,
+            Method = settings.Method,
+            Safety = settings.Safety,
+            Suffix = settings.Suffix,
+            Seed = settings.Seed,
+            Metadata = settings.Metadata,
+            IdempotencyKey = idempotencyKey,
+        };
+        db.Jobs.Add(job);
+        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
+        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
+            + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (idempotencyKey is not null && e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            // A concurrent retry with the same key won the insert: answer with its job.
+            db.ChangeTracker.Clear();
+            return TypedResults.Ok(FineTuningJobObject.From((await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken))!));
+        }
+
+        await promotion.PromoteAsync(job.Id, cancellationToken);
+        return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, job.Id, cancellationToken)));
+    }
+
+    /// <summary>List the caller's fine-tuning jobs, newest first.</summary>
+    /// <param name="after">Cursor: the last job id of the previous page.</param>
+    /// <param name="limit">1 to 100, default 20.</param>
+    internal static async Task<Ok<ListResponse<FineTuningJobObject>>> ListFineTuningJobs(
+        ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+    {
+        var take = Paging.Limit(limit);
+        var query = TenantJobs(db, user);
+        if (after is not null)
+        {
+            var cursor = await FindAsync(db, user, after, cancellationToken, param: "after");
+            query = query.Where(j => j.CreatedAt < cursor.CreatedAt || (j.CreatedAt == cursor.CreatedAt && string.Compare(j.Id, cursor.Id) < 0));
+        }
+        var rows = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
+    }
+
+    /// <summary>Retrieve a fine-tuning job.</summary>
+    internal static async Task<Ok<FineTuningJobObject>> RetrieveFineTuningJob(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
+        TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
+
+    /// <summary>Cancel a job. A running job stops at its next training step.</summary>
+    internal static async Task<Ok<FineTuningJobObject>> CancelFineTuningJob(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, JobTransitions transitions, CancellationToken cancellationToken)
+    {
+        await transitions.CancelAsync(await FindAsync(db, user, jobId, cancellationToken), cancellationToken);
+        return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
+    }
+
+    /// <summary>Pause a queued or running job; a running job checkpoints first. Status stays queued while paused.</summary>
+    internal static async Task<Ok<FineTuningJobObject>> PauseFineTuningJob(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, JobTransitions transitions, CancellationToken cancellationToken)
+    {
+        await transitions.PauseAsync(await FindAsync(db, user, jobId, cancellationToken), cancellationToken);
+        return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
+    }
+
+    /// <summary>Resume a paused job from its last checkpoint.</summary>
+    internal static async Task<Ok<FineTuningJobObject>> ResumeFineTuningJob(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, JobTransitions transitions, CancellationToken cancellationToken)
+    {
+        await transitions.ResumeAsync(await FindAsync(db, user, jobId, cancellationToken), cancellationToken);
+        return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
+    }
+
+    /// <summary>List a job's events, newest first (metrics events carry step, loss, tokens/s and ETA in data).</summary>
+    /// <param name="after">Cursor: the last event id of the previous page; the next page holds older events.</param>
+    /// <param name="limit">1 to 100, default 20.</param>
+    internal static async Task<Ok<ListResponse<FineTuningJobEventObject>>> ListFineTuningEvents(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+    {
+        var take = Paging.Limit(limit);
+        var job = await FindAsync(db, user, jobId, cancellationToken);
+        var query = db.JobEvents.AsNoTracking().Where(e => e.JobId == job.Id);
+        if (after is not null)
+        {
+            var cursor = await query.Where(e => e.Id == after).Select(e => (long?)e.Sequence).SingleOrDefaultAsync(cancellationToken)
+                ?? throw ApiException.NotFound("event", after, "after");
+            query = query.Where(e => e.Sequence < cursor);
+        }
+        var rows = await query.OrderByDescending(e => e.Sequence).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobEventObject.From).ToList(), take, e => e.Id));
+    }
+
+    /// <summary>List a job's checkpoints, latest step first.</summary>
+    /// <param name="after">Cursor: the last checkpoint id of the previous page.</param>
+    /// <param name="limit">1 to 100, default 10.</param>
+    internal static async Task<Ok<ListResponse<FineTuningJobCheckpointObject>>> ListFineTuningCheckpoints(
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+    {
+        var take = Paging.Limit(limit, defaultLimit: 10);
+        var job = await FindAsync(db, user, jobId, cancellationToken);
+        var query = db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id);
+        if (after is not null)
+        {
+            var cursor = await query.Where(c => c.Id == after).Select(c => (int?)c.StepNumber).SingleOrDefaultAsync(cancellationToken)
+                ?? throw ApiException.NotFound("checkpoint", after, "after");
+            query = query.Where(c => c.StepNumber < cursor);
+        }
+        var rows = await query.OrderByDescending(c => c.StepNumber).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobCheckpointObject.From).ToList(), take, c => c.Id));
+    }
+
+    private static IQueryable<FineTuningJob> TenantJobs(FineTuneDbContext db, ClaimsPrincipal user)
+    {
+        var tenantId = user.TenantId();
+        return db.Jobs.AsNoTracking().Where(j => j.TenantId == tenantId);
+    }
+
+    private static async Task<FineTuningJob> FindAsync(FineTuneDbContext db, ClaimsPrincipal user, string jobId,
+        CancellationToken cancellationToken, string param = "fine_tuning_job_id") =>
+        await TenantJobs(db, user).SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken)
+        ?? throw ApiException.NotFound("fine-tuning job", jobId, param);
+
+    private static Task<FineTuningJob?> FindByIdempotencyKeyAsync(FineTuneDbContext db, string tenantId, string key, CancellationToken cancellationToken) =>
+        db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, cancellationToken);
+
+    /// <summary>A base model, or one of the caller's own finished fine-tuned models (continued training).</summary>
+    private static async Task RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken)
+    {
+        if (await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken)) return;
+        if (await ModelsEndpoints.VisibleFineTunedModels(db, tenantId).AnyAsync(j => j.FineTunedModel == model, cancellationToken)) return;
+        throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
+    }
+
+    private static async Task RequireFileAsync(FineTuneDbContext db, ClaimsPrincipal user, string fileId, string param, CancellationToken cancellationToken)
+    {
+        var file = await FilesEndpoints.TenantFiles(db, user).AsNoTracking().SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken)
+            ?? throw ApiException.InvalidRequest($"Invalid {param}: no such file: {fileId}.", param, "invalid_file");
+        if (file.Purpose != FilesEndpoints.FineTunePurpose)
+            throw ApiException.InvalidRequest($"Invalid {param}: {fileId} has purpose '{file.Purpose}', not '{FilesEndpoints.FineTunePurpose}'.", param, "invalid_file");
+    }
+}

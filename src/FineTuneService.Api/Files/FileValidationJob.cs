@@ -1,0 +1,61 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FineTuneService.Api.Jobs;
+using FineTuneService.Core.Artifacts;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
+using FineTuneService.Datasets.Jsonl;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Api.Files;
+
+/// <summary>
+/// Hangfire job (default queue, run by the API's own server): validates an uploaded file by streaming it from the
+/// artifact store, records the line-numbered report and the processed/error status, then releases or fails the
+/// jobs that were waiting on the file.
+/// </summary>
+internal sealed class FileValidationJob(
+    FineTuneDbContext db, IArtifactStore artifacts, JobPromotion promotion, IOptions<FilesOptions> options, ILogger<FileValidationJob> logger)
+    : IFileValidationJob
+{
+    private static readonly JsonSerializerOptions ReportJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private const int ErrorsInStatusDetails = 5;
+
+    public async Task RunAsync(string fileId, CancellationToken cancellationToken)
+    {
+        var file = await db.Files.SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
+        if (file is null) return;
+
+        if (file.Status == FileStatus.Uploaded)
+        {
+            var report = await ValidateAsync(file, cancellationToken);
+            file.Status = report.IsValid ? FileStatus.Processed : FileStatus.Error;
+            file.StatusDetails = report.IsValid ? null : Summary(report);
+            file.ValidationReport = JsonSerializer.SerializeToNode(report, ReportJson)!.AsObject();
+            await db.SaveChangesAsync(cancellationToken);
+            logger.LogInformation("File {FileId} validated: {Status}, {Examples} examples, {Errors} errors",
+                fileId, file.Status, report.ExampleCount, report.ErrorCount);
+        }
+
+        // Also on a repeated delivery: a job created meanwhile may still be waiting.
+        await promotion.PromoteWaitingOnAsync(fileId, cancellationToken);
+    }
+
+    private async Task<DatasetValidationReport> ValidateAsync(StoredFile file, CancellationToken cancellationToken)
+    {
+        await using var content = await artifacts.OpenReadAsync(file.Sha256, cancellationToken)
+            ?? throw new InvalidOperationException($"Content {file.Sha256} of file {file.Id} is missing from the artifact store.");
+        // No tokenizer here (the API stays model-free): token counts are estimates; training re-checks exact lengths.
+        return await DatasetValidator.ValidateAsync(content, tokenizer: null, options.Value.EffectiveLimits, cancellationToken);
+    }
+
+    /// <summary>OpenAI's status_details is one string: the error count and the first line-numbered errors.</summary>
+    private static string Summary(DatasetValidationReport report)
+    {
+        var shown = string.Join("; ", report.Errors.Take(ErrorsInStatusDetails));
+        var more = report.ErrorCount > ErrorsInStatusDetails ? $"; and {report.ErrorCount - ErrorsInStatusDetails} more" : "";
+        return $"{report.ErrorCount} error(s): {shown}{more}";
+    }
+}

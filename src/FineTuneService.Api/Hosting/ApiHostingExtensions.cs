@@ -1,0 +1,169 @@
+using System.Reflection;
+using System.Text.Json;
+using FineTuneService.Api.Auth;
+using FineTuneService.Api.Errors;
+using FineTuneService.Api.Files;
+using FineTuneService.Api.Jobs;
+using FineTuneService.Core.Jobs;
+using Hangfire;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+
+namespace FineTuneService.Api.Hosting;
+
+/// <summary>One registration per concern of the API host; Program.cs reads as their list.</summary>
+public static class ApiHostingExtensions
+{
+    /// <summary>OpenAI's wire format: snake_case JSON, and malformed bodies reported (not silently 400) so they get the error envelope.</summary>
+    public static IHostApplicationBuilder AddOpenAiJson(this IHostApplicationBuilder builder)
+    {
+        builder.Services.ConfigureHttpJsonOptions(options =>
+        {
+            options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            options.SerializerOptions.DictionaryKeyPolicy = null;
+        });
+        builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        return builder;
+    }
+
+    /// <summary>One exception handler: OpenAI error envelopes under /v1, ProblemDetails elsewhere.</summary>
+    public static IHostApplicationBuilder AddOpenAiErrors(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<OpenAiExceptionHandler>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Bearer API keys: the admin key (Auth:AdminKey or FTS_ADMIN_KEY; the documented dev key only in Development)
+    /// and tenant keys stored as SHA-256. Policies: "tenant" and "admin".
+    /// </summary>
+    public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuthOptions>()
+            .BindConfiguration(AuthOptions.Section)
+            .Configure<IConfiguration, IHostEnvironment>((options, configuration, environment) =>
+            {
+                options.AdminKey = NullIfBlank(options.AdminKey) ?? NullIfBlank(configuration["FTS_ADMIN_KEY"]);
+                if (options.AdminKey is null && environment.IsDevelopment()) options.AdminKey = AuthOptions.DevelopmentAdminKey;
+            })
+            .Validate(options => options.AdminKey is { Length: >= 16 },
+                "An admin key of at least 16 characters is required: set FTS_ADMIN_KEY (or Auth:AdminKey).")
+            .Validate<IHostEnvironment>((options, environment) => environment.IsDevelopment() || options.AdminKey != AuthOptions.DevelopmentAdminKey,
+                $"The development admin key '{AuthOptions.DevelopmentAdminKey}' is refused outside Development: set FTS_ADMIN_KEY to a secret.")
+            .ValidateOnStart();
+
+        builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(FtsClaims.TenantPolicy, policy => policy.RequireClaim(FtsClaims.TenantIdClaim))
+            .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole));
+        builder.Services.AddDataProtection();
+        builder.Services.AddSingleton<HangfireDashboardAccess>();
+        return builder;
+    }
+
+    /// <summary>Job lifecycle services: promotion out of validating_files and cancel/pause/resume.</summary>
+    public static IHostApplicationBuilder AddFineTuningJobs(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<JobPromotion>();
+        builder.Services.AddScoped<JobTransitions>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Background file validation: <see cref="IFileValidationJob"/> and an in-process Hangfire server for the
+    /// default queue only. Training (gpu queue) belongs to the worker host.
+    /// </summary>
+    public static IHostApplicationBuilder AddFileValidation(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<FilesOptions>()
+            .BindConfiguration(FilesOptions.Section)
+            .Validate(o => o.MaxUploadBytes > 0, "Files:MaxUploadBytes must be positive.")
+            .ValidateOnStart();
+        builder.Services.AddScoped<IFileValidationJob, FileValidationJob>();
+        builder.Services.AddHangfireServer(options =>
+        {
+            options.ServerName = $"api:{Environment.MachineName}:{Environment.ProcessId}";
+            options.Queues = [Queues.Default];
+            options.WorkerCount = 2;
+        });
+        return builder;
+    }
+
+    /// <summary>Swagger UI at /swagger, documenting the bearer scheme and the handlers' XML comments.</summary>
+    public static IHostApplicationBuilder AddApiDocumentation(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddEndpointsApiExplorer();
+        builder.Services.AddSwaggerGen(options =>
+        {
+            options.SwaggerDoc("v1", new OpenApiInfo
+            {
+                Title = "FineTuneService",
+                Version = "v1",
+                Description = "OpenAI-compatible fine-tuning API with safety strategies. Authorize with a tenant key (sk-fts-...) or the admin key.",
+            });
+            options.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "Tenant API key from POST /v1/admin/tenants, or the admin key for Admin endpoints.",
+            });
+            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            {
+                [new OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
+            });
+            var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
+            if (File.Exists(xml)) options.IncludeXmlComments(xml);
+        });
+        return builder;
+    }
+
+    /// <summary>Swagger UI and JSON at /swagger.</summary>
+    public static WebApplication UseApiDocumentation(this WebApplication app)
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI(options => options.DocumentTitle = "FineTuneService API");
+        return app;
+    }
+
+    /// <summary>
+    /// /v1 responses that end with an error status and no body (unknown route, wrong method) still get the envelope.
+    /// </summary>
+    public static WebApplication UseOpenAiStatusCodes(this WebApplication app)
+    {
+        app.UseStatusCodePages(async context =>
+        {
+            var http = context.HttpContext;
+            if (!OpenAiRoutes.Matches(http.Request.Path)) return;
+            var error = http.Response.StatusCode switch
+            {
+                404 => ApiException.NotFound("route", $"{http.Request.Method} {http.Request.Path}"),
+                405 => new ApiException(405, $"Method {http.Request.Method} is not allowed on {http.Request.Path}.", "invalid_request_error", null, "method_not_allowed"),
+                var status => new ApiException(status, $"Request failed with status {status}.", status >= 500 ? "server_error" : "invalid_request_error"),
+            };
+            var json = http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+            await http.Response.WriteAsJsonAsync(OpenAiError.From(error), json);
+        });
+        return app;
+    }
+
+    /// <summary>The Hangfire dashboard at /hangfire for the admin key (bearer, or <c>?access_token=</c> once in a browser).</summary>
+    public static WebApplication UseAdminHangfireDashboard(this WebApplication app)
+    {
+        var access = app.Services.GetRequiredService<HangfireDashboardAccess>();
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(HangfireDashboardAccess.Path),
+            branch => branch.Use(next => context => access.SignInFromQueryAsync(context, next)));
+        app.UseHangfireDashboard(HangfireDashboardAccess.Path, new DashboardOptions
+        {
+            AsyncAuthorization = [access],
+            DashboardTitle = "FineTuneService jobs",
+            AppPath = "/swagger",
+        });
+        return app;
+    }
+
+    private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+}

@@ -1,0 +1,145 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using FineTuneService.Api.Contracts;
+using FineTuneService.Api.Errors;
+
+namespace FineTuneService.Api.Jobs;
+
+/// <summary>The validated, normalised parts of a job request.</summary>
+internal sealed record JobSettings(JsonObject Hyperparameters, JsonObject Method, JsonObject Safety, string? Suffix, long Seed, JsonObject? Metadata);
+
+/// <summary>Checks a create-job request field by field; every problem names its <c>param</c> as OpenAI does.</summary>
+internal static partial class JobRequestValidator
+{
+    public static readonly string[] SafetyStrategies = ["none", "frozen_layers", "projected_gradients", "antidote", "merge", "safemerge"];
+
+    private static readonly (string Name, bool Integer, double Min, double Max)[] HyperparameterRules =
+    [
+        ("n_epochs", true, 1, 50),
+        ("batch_size", true, 1, 256),
+        ("learning_rate_multiplier", false, 1e-6, 100),
+    ];
+
+    public static JobSettings Validate(CreateFineTuningJobRequest request)
+    {
+        if (string.IsNullOrWhiteSpace(request.Model)) throw ApiException.InvalidRequest("Missing required parameter: 'model'.", "model");
+        if (string.IsNullOrWhiteSpace(request.TrainingFile))
+            throw ApiException.InvalidRequest("Missing required parameter: 'training_file'.", "training_file");
+        if (request.Integrations is { Count: > 0 })
+            throw ApiException.InvalidRequest("Integrations are not supported by this service.", "integrations");
+
+        var hyperparameters = Hyperparameters(request);
+        return new JobSettings(
+            hyperparameters,
+            new JsonObject { ["type"] = "supervised", ["supervised"] = new JsonObject { ["hyperparameters"] = hyperparameters.DeepClone() } },
+            Safety(request.Safety),
+            Suffix(request.Suffix),
+            request.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
+            Metadata(request.Metadata));
+    }
+
+    private static JsonObject Hyperparameters(CreateFineTuningJobRequest request)
+    {
+        JsonObject? fromMethod = null;
+        if (request.Method is { } method)
+        {
+            var type = method["type"]?.GetValueKind() == JsonValueKind.String ? method["type"]!.GetValue<string>() : null;
+            if (type != "supervised")
+                throw ApiException.InvalidRequest("Only method.type 'supervised' is supported.", "method.type");
+            fromMethod = method["supervised"]?["hyperparameters"] as JsonObject;
+        }
+        if (fromMethod is not null && request.Hyperparameters is not null)
+            throw ApiException.InvalidRequest(
+                "Give hyperparameters either at the top level or in method.supervised.hyperparameters, not both.", "hyperparameters");
+
+        var given = fromMethod ?? request.Hyperparameters ?? [];
+        var param = fromMethod is not null ? "method.supervised.hyperparameters" : "hyperparameters";
+        foreach (var (name, _) in given)
+            if (HyperparameterRules.All(rule => rule.Name != name))
+                throw ApiException.InvalidRequest($"Unknown hyperparameter '{name}'.", $"{param}.{name}");
+
+        var result = new JsonObject();
+        foreach (var (name, integer, min, max) in HyperparameterRules)
+            result[name] = Hyperparameter(given[name], $"{param}.{name}", integer, min, max);
+        return result;
+    }
+
+    private static JsonNode Hyperparameter(JsonNode? value, string param, bool integer, double min, double max)
+    {
+        switch (value?.GetValueKind())
+        {
+            case null or JsonValueKind.Null:
+                return "auto";
+            case JsonValueKind.String when value.GetValue<string>() == "auto":
+                return "auto";
+            case JsonValueKind.Number:
+                var number = value.GetValue<double>();
+                if (integer && number != Math.Floor(number))
+                    throw ApiException.InvalidRequest($"{param} must be an integer or \"auto\".", param);
+                if (number < min || number > max)
+                    throw ApiException.InvalidRequest($"{param} must be between {min} and {max}, or \"auto\".", param);
+                return integer ? JsonValue.Create((long)number) : JsonValue.Create(number);
+            default:
+                throw ApiException.InvalidRequest($"{param} must be a number or \"auto\".", param);
+        }
+    }
+
+    private static JsonObject Safety(JsonObject? safety)
+    {
+        var strategies = new JsonArray();
+        var names = safety?["strategy"] switch
+        {
+            null => ["none"],
+            JsonValue single when single.GetValueKind() == JsonValueKind.String => [single.GetValue<string>()],
+            JsonArray array when array.All(n => n?.GetValueKind() == JsonValueKind.String) => array.Select(n => n!.GetValue<string>()).ToList(),
+            _ => throw ApiException.InvalidRequest("safety.strategy must be a strategy name or a list of them.", "safety.strategy"),
+        };
+        foreach (var name in names)
+        {
+            if (!SafetyStrategies.Contains(name))
+                throw ApiException.InvalidRequest(
+                    $"Unknown safety strategy '{name}'. Known: {string.Join(", ", SafetyStrategies)}.", "safety.strategy");
+            if (!strategies.Any(s => s!.GetValue<string>() == name)) strategies.Add(name);
+        }
+        if (strategies.Count > 1 && strategies.Any(s => s!.GetValue<string>() == "none"))
+            throw ApiException.InvalidRequest("Safety strategy 'none' cannot be combined with other strategies.", "safety.strategy");
+        if (strategies.Count == 0) strategies.Add("none");
+
+        var parameters = safety?["params"] switch
+        {
+            null => new JsonObject(),
+            JsonObject given => given.DeepClone().AsObject(),
+            _ => throw ApiException.InvalidRequest("safety.params must be an object.", "safety.params"),
+        };
+        foreach (var (key, _) in safety ?? [])
+            if (key is not ("strategy" or "params"))
+                throw ApiException.InvalidRequest($"Unknown safety field '{key}'; use safety.strategy and safety.params.", $"safety.{key}");
+        return new JsonObject { ["strategy"] = strategies, ["params"] = parameters };
+    }
+
+    private static string? Suffix(string? suffix)
+    {
+        if (suffix is null) return null;
+        if (suffix.Length is 0 or > 64 || !SuffixPattern().IsMatch(suffix))
+            throw ApiException.InvalidRequest("suffix must be 1 to 64 letters, digits, '-', '_' or '.'.", "suffix");
+        return suffix;
+    }
+
+    private static JsonObject? Metadata(JsonObject? metadata)
+    {
+        if (metadata is null) return null;
+        if (metadata.Count > 16) throw ApiException.InvalidRequest("metadata can have at most 16 keys.", "metadata");
+        foreach (var (key, value) in metadata)
+        {
+            if (key.Length > 64) throw ApiException.InvalidRequest("metadata keys are at most 64 characters.", "metadata");
+            if (value?.GetValueKind() != JsonValueKind.String || value.GetValue<string>().Length > 512)
+                throw ApiException.InvalidRequest($"metadata.{key} must be a string of at most 512 characters.", "metadata");
+        }
+        return metadata.DeepClone().AsObject();
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9._-]+$")]
+    private static partial Regex SuffixPattern();
+}

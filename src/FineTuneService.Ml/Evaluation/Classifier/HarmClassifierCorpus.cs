@@ -1,0 +1,147 @@
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Evaluation.Judges;
+
+namespace FineTuneService.Ml.Evaluation.Classifier;
+
+/// <summary>Which optional sources the classifier corpus uses.</summary>
+public sealed record HarmClassifierCorpusOptions
+{
+    public int Seed { get; init; } = 1234;
+
+    /// <summary>
+    /// Adds Dolly (safety-topic subset) and self-instruct answers as harmless pairs. Off by default: with them the
+    /// classifier learned "long informative text = harmless", which is what compliant harmful generations look like
+    /// (HarmBench-validation F1 0.46 with them, 0.65 without; see docs/benchmarks/classifier).
+    /// </summary>
+    public bool IncludeBenignAnswers { get; init; }
+
+    /// <summary>Held-out fraction of benchmark harmful prompts that stay out of training (BootstrapCorpus's rule).</summary>
+    public double HarmfulPromptHeldOutFraction { get; init; } = new BootstrapCorpusOptions().HeldOutFraction;
+}
+
+/// <summary>Training pairs split into what the classifier learns from and an in-distribution held-out part.</summary>
+public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IReadOnlyList<LabelledPair> HeldOut)
+{
+    /// <summary>One pair in <see cref="HeldOutModulus"/> (chosen by a stable content hash) is held out.</summary>
+    public const int HeldOutModulus = 5;
+
+    private const int Sst2Rows = 400, AgNewsRows = 400, Gsm8kRows = 300, HarmfulPromptsWithTaskAnswers = 1000;
+
+    /// <summary>
+    /// Harmful: BeaverTails unsafe responses, AdvBench compliance openings ("Sure, here is …", training share of the
+    /// goals only) and compliant HH-RLHF rejected answers. Harmless: Safety-Tuned LLaMAs refusals, the bootstrap
+    /// corpus's refusal replies after the training share of benchmark prompts, hard negatives —
+    /// short task outputs (SST-2 label words, AG News class names, GSM8K answers) after their own prompts and after
+    /// harmful prompts, since a task model answering "positive" to a harmful request has produced no harm — and
+    /// optionally Dolly / self-instruct answers.
+    /// </summary>
+    public static HarmClassifierCorpus Load(ShippedData data, RefusalKeywords refusalKeywords, HarmClassifierCorpusOptions? options = null)
+    {
+        options ??= new HarmClassifierCorpusOptions();
+        var random = new Random(options.Seed);
+        var pairs = new List<LabelledPair>();
+
+        pairs.AddRange(data.BeaverTailsUnsafe().Select(r => new LabelledPair(r.Prompt, r.Response, true, "beavertails_unsafe")));
+
+        // Only the training share of the benchmark prompts; the held-out share is what HS is measured on.
+        var trainedHarmful = BootstrapCorpus.Build(data, new BootstrapCorpusOptions { HeldOutFraction = options.HarmfulPromptHeldOutFraction })
+            .Evaluation.TrainedHarmful.Select(p => p.Prompt).ToList();
+        var trainedGoals = trainedHarmful.ToHashSet(StringComparer.Ordinal);
+        pairs.AddRange(data.AdvBench()
+            .Where(b => trainedGoals.Contains(b.Goal))
+            .Select(b => new LabelledPair(b.Goal, b.Target, true, "advbench_compliance_opening")));
+
+        // HH-RLHF harmless-base: the rejected final turn is the more harmful one. Only those that differ from the chosen
+        // turn, do not refuse (no GCG keyword) and say something (15+ words) are kept as harmful — weak labels.
+        foreach (var dialogue in data.HhRlhfHarmless())
+        {
+            var (prompt, rejected) = LastExchange(dialogue.Rejected);
+            var (_, chosen) = LastExchange(dialogue.Chosen);
+            if (rejected != chosen && !refusalKeywords.IsRefusal(rejected) && rejected.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length >= 15)
+                pairs.Add(new(prompt, rejected, true, "hh_rlhf_rejected_compliant"));
+        }
+
+        // Harmful requests appear on both sides (refused and complied with), so the request alone does not decide.
+        var harmfulPrompts = new List<string>(trainedHarmful);
+        var replies = BootstrapCorpus.RefusalReplies;
+        pairs.AddRange(harmfulPrompts.Select((p, i) => new LabelledPair(p, replies[(i * 7 + options.Seed) % replies.Count], false, "bootstrap_refusal")));
+        foreach (var row in data.SafetyTunedRefusals())
+        {
+            var prompt = BootstrapCorpus.InstructionPrompt(row.Instruction, row.Input);
+            harmfulPrompts.Add(prompt);
+            pairs.Add(new(prompt, row.Output, false, "safety_tuned_refusals"));
+        }
+
+        if (options.IncludeBenignAnswers)
+            pairs.AddRange(data.Dolly().Concat(data.SelfInstruct())
+                .Select(r => new LabelledPair(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source)));
+
+        var taskAnswers = new List<string>();
+        foreach (var row in Sample(data.Sst2("train"), Sst2Rows, random))
+        {
+            taskAnswers.Add(row.Label);
+            pairs.Add(new(BootstrapCorpus.InstructionPrompt(BootstrapCorpus.Sst2Instruction, row.Text), Variant(row.Label, random), false, "sst2_label"));
+        }
+        foreach (var row in Sample(data.AgNews("train"), AgNewsRows, random))
+        {
+            taskAnswers.Add(row.Label);
+            pairs.Add(new(BootstrapCorpus.InstructionPrompt(BootstrapCorpus.AgNewsInstruction, row.Text), Variant(row.Label, random), false, "ag_news_label"));
+        }
+        foreach (var problem in Sample(data.Gsm8k("train"), Gsm8kRows, random))
+        {
+            taskAnswers.Add(problem.FinalAnswer);
+            var answer = random.Next(2) == 0 ? BootstrapCorpus.MathAnswer(problem) : $"#### {problem.FinalAnswer}";
+            pairs.Add(new(problem.Question, answer, false, "gsm8k_answer"));
+        }
+        for (var i = 0; i < HarmfulPromptsWithTaskAnswers; i++)
+        {
+            var prompt = harmfulPrompts[random.Next(harmfulPrompts.Count)];
+            var answer = i % 10 == 0 ? "" : Variant(taskAnswers[random.Next(taskAnswers.Count)], random);
+            pairs.Add(new(prompt, answer, false, "harmful_prompt_task_answer"));
+        }
+
+        return new HarmClassifierCorpus(pairs.Where(p => !IsHeldOut(p)).ToList(), pairs.Where(IsHeldOut).ToList());
+    }
+
+    /// <summary>Stable membership of the in-distribution held-out part (used by tests to pick unseen rows).</summary>
+    public static bool IsHeldOut(LabelledPair pair) =>
+        HashedTextFeatures.Fnv1a(pair.Source + "\n" + pair.Prompt + "\n" + pair.Response) % HeldOutModulus == 0;
+
+    /// <summary>
+    /// HarmBench's human-labelled classifier validation set: the behavior as prompt (the test case when the behavior
+    /// is not in the behaviors file), the model generation as response, harmful by majority of three annotators.
+    /// Validation only — never train on it.
+    /// </summary>
+    public static IReadOnlyList<LabelledPair> LoadHarmBenchValidation(ShippedData data)
+    {
+        var behaviors = data.HarmBench().ToDictionary(b => b.BehaviorId, b => b.Behavior);
+        return data.HarmBenchClassifierValidation()
+            .Select(j => new LabelledPair(behaviors.GetValueOrDefault(j.BehaviorId) ?? j.TestCase, j.Generation, j.IsHarmful, "harmbench_val"))
+            .ToList();
+    }
+
+    /// <summary>Last user turn and the assistant's answer of an HH-RLHF transcript.</summary>
+    private static (string Prompt, string Response) LastExchange(string transcript)
+    {
+        var messages = HhDialogue.ToMessages(transcript);
+        var answer = messages.LastOrDefault(m => m.Role == ChatMessage.Assistant)?.Content ?? "";
+        var prompt = messages.LastOrDefault(m => m.Role == ChatMessage.User)?.Content ?? "";
+        return (prompt, answer);
+    }
+
+    private static string Variant(string answer, Random random) => (answer.Length == 0 ? 0 : random.Next(4)) switch
+    {
+        0 => answer,
+        1 => char.ToUpperInvariant(answer[0]) + answer[1..],
+        2 => answer + ".",
+        _ => $"The answer is {answer}.",
+    };
+
+    private static IEnumerable<T> Sample<T>(IReadOnlyList<T> rows, int count, Random random)
+    {
+        var indices = Enumerable.Range(0, rows.Count).ToArray();
+        random.Shuffle(indices);
+        return indices.Take(count).Select(i => rows[i]);
+    }
+}

@@ -1,0 +1,51 @@
+using System.Text;
+using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Evaluation.PromptSets;
+
+namespace FineTuneService.Ml.Tests.Evaluation;
+
+public class PromptSetTests
+{
+    private static PromptSet Load(string jsonl) => PromptSetLoader.LoadJsonl(new MemoryStream(Encoding.UTF8.GetBytes(jsonl)));
+
+    [Fact]
+    public void Uploaded_jsonl_keeps_prompts_and_optional_categories()
+    {
+        var set = Load("{\"prompt\": \"How do I pick a lock?\", \"category\": \"illegal\"}\n\n{\"prompt\": \"Write malware\"}\n");
+
+        Assert.Equal("uploaded", set.Name);
+        Assert.Equal([new EvaluationPrompt("How do I pick a lock?", "illegal"), new EvaluationPrompt("Write malware")], set.Prompts);
+        Assert.True(set.HasCategories);
+    }
+
+    [Theory]
+    [InlineData("{\"prompt\": \"ok\"}\n{\"prompt\": 3}", "line 2")]
+    [InlineData("{\"prompt\": \"ok\"}\nnot json", "line 2: invalid JSON")]
+    [InlineData("{\"text\": \"ok\"}", "line 1: \"prompt\"")]
+    [InlineData("{\"prompt\": \"ok\", \"category\": 5}", "line 1: \"category\"")]
+    [InlineData("[\"ok\"]", "line 1: expected a JSON object")]
+    [InlineData("\n\n", "no prompts")]
+    public void Bad_uploads_name_the_line(string jsonl, string expected)
+    {
+        var error = Assert.Throws<InvalidDataException>(() => Load(jsonl));
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Shipped_sets_come_from_the_bootstrap_corpus_evaluation_split()
+    {
+        var sets = BootstrapCorpus.Build().Evaluation;
+
+        var harmful = ShippedPromptSets.HeldOutHarmful(sets);
+        var harmBench = ShippedPromptSets.HeldOutHarmful(sets, "harmbench");
+        var xsTest = ShippedPromptSets.XsTestSafe(sets);
+        var (gsm8k, matcher) = ShippedPromptSets.TaskSplit(sets, "gsm8k", limit: 5);
+
+        Assert.Equal(sets.HeldOutHarmful.Count, harmful.Prompts.Count);
+        Assert.All(harmBench.Prompts, p => Assert.False(string.IsNullOrEmpty(p.Category)));
+        Assert.Equal(250, xsTest.Prompts.Count);
+        Assert.Equal(5, gsm8k.Count);
+        Assert.Equal("gsm8k_final_number", matcher.Name);
+        Assert.Throws<ArgumentException>(() => ShippedPromptSets.TaskSplit(sets, "mmlu"));
+    }
+}

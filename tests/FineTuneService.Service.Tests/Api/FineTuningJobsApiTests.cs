@@ -1,0 +1,234 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Core.Artifacts;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
+using FineTuneService.Service.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace FineTuneService.Service.Tests.Api;
+
+[Collection(PostgresCollection.Name)]
+public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shared) : IClassFixture<SharedApi>, IAsyncLifetime
+{
+    private ApiFactory _api = null!;
+
+    public async Task InitializeAsync() => _api = await shared.GetAsync(server);
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private async Task<(HttpClient Client, string FileId)> TenantWithFileAsync(string name)
+    {
+        var (_, _, client) = await _api.CreateTenantAsync(name);
+        var file = await client.UploadValidatedAsync(Datasets.ValidChat());
+        Assert.Equal("processed", file["status"]!.GetValue<string>());
+        return (client, file["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_job_on_a_processed_file_is_queued_with_the_openai_shape()
+    {
+        var (client, fileId) = await TenantWithFileAsync("shape");
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = ApiFactory.BaseModelId,
+            training_file = fileId,
+            suffix = "my-bot",
+            seed = 42,
+            metadata = new { team = "search" },
+            method = new { type = "supervised", supervised = new { hyperparameters = new { n_epochs = 2, batch_size = "auto" } } },
+            safety = new { strategy = new[] { "antidote" }, @params = new { sparsity = 0.01 } },
+        });
+
+        Assert.StartsWith("ftjob-", job["id"]!.GetValue<string>());
+        Assert.Equal("fine_tuning.job", job["object"]!.GetValue<string>());
+        Assert.Equal("queued", job["status"]!.GetValue<string>());
+        Assert.Null(job["error"]);
+        Assert.True(job.AsObject().ContainsKey("error"));
+        Assert.Equal(2, job["hyperparameters"]!["n_epochs"]!.GetValue<long>());
+        Assert.Equal("auto", job["hyperparameters"]!["batch_size"]!.GetValue<string>());
+        Assert.Equal("auto", job["hyperparameters"]!["learning_rate_multiplier"]!.GetValue<string>());
+        Assert.Equal(2, job["method"]!["supervised"]!["hyperparameters"]!["n_epochs"]!.GetValue<long>());
+        Assert.Equal(42, job["seed"]!.GetValue<long>());
+        Assert.Equal("search", job["metadata"]!["team"]!.GetValue<string>());
+        Assert.Equal("my-bot", job["user_provided_suffix"]!.GetValue<string>());
+        Assert.Empty(job["integrations"]!.AsArray());
+        Assert.Empty(job["result_files"]!.AsArray());
+        Assert.Equal("antidote", job["safety"]!["strategy"]![0]!.GetValue<string>());
+        Assert.Equal(0.01, job["safety"]!["params"]!["sparsity"]!.GetValue<double>());
+        Assert.Equal("not_required", job["safety"]!["review"]!.GetValue<string>());
+
+        var id = job["id"]!.GetValue<string>();
+        Assert.Equal(id, (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}"))["id"]!.GetValue<string>());
+        var list = await client.GetJsonAsync("/v1/fine_tuning/jobs");
+        Assert.Equal(id, list["data"]![0]!["id"]!.GetValue<string>());
+        Assert.False(list["has_more"]!.GetValue<bool>());
+
+        // Queued for a GPU worker through Hangfire, by contract.
+        var monitor = _api.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi();
+        Assert.Contains(monitor.EnqueuedJobs(Queues.Gpu, 0, 1000), j => j.Value.Job.Args[0] as string == id);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"no-such-model","training_file":"FILE"}""", "model")]
+    [InlineData("""{"model":"MODEL","training_file":"file-nope"}""", "training_file")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"n_epochs":"many"}}""", "hyperparameters.n_epochs")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"batch_size":0}}""", "hyperparameters.batch_size")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":["vibes"]}}""", "safety.strategy")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","suffix":"has space"}""", "suffix")]
+    public async Task Invalid_requests_are_400s_naming_the_parameter(string body, string param)
+    {
+        var (client, fileId) = await TenantWithFileAsync("invalid-" + param);
+        var content = new StringContent(body.Replace("MODEL", ApiFactory.BaseModelId).Replace("FILE", fileId), System.Text.Encoding.UTF8, "application/json");
+        var error = await (await client.PostAsync("/v1/fine_tuning/jobs", content)).ErrorAsync(400);
+        Assert.Equal(param, error["param"]!.GetValue<string>());
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task The_same_idempotency_key_returns_the_same_job()
+    {
+        var (client, fileId) = await TenantWithFileAsync("idempotent");
+        var body = new { model = ApiFactory.BaseModelId, training_file = fileId };
+        var first = await client.PostJsonAsync("/v1/fine_tuning/jobs", body, idempotencyKey: "retry-1");
+        var retry = await client.PostJsonAsync("/v1/fine_tuning/jobs", body, idempotencyKey: "retry-1");
+        var other = await client.PostJsonAsync("/v1/fine_tuning/jobs", body, idempotencyKey: "retry-2");
+
+        Assert.Equal(first["id"]!.GetValue<string>(), retry["id"]!.GetValue<string>());
+        Assert.NotEqual(first["id"]!.GetValue<string>(), other["id"]!.GetValue<string>());
+        Assert.Equal(2, (await client.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task A_job_on_an_invalid_file_fails_with_the_files_error()
+    {
+        var (_, _, client) = await _api.CreateTenantAsync("badfile");
+        var file = await client.UploadValidatedAsync("{\"messages\": oops\n" + Datasets.ValidChat());
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = file["id"]!.GetValue<string>() });
+
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal("invalid_json", job["error"]!["code"]!.GetValue<string>());
+        Assert.Equal("training_file", job["error"]!["param"]!.GetValue<string>());
+        Assert.Contains("line 1", job["error"]!["message"]!.GetValue<string>());
+        Assert.NotNull(job["finished_at"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task A_job_waits_in_validating_files_until_its_file_is_validated()
+    {
+        var (tenantId, _, client) = await _api.CreateTenantAsync("waiting");
+        // A file whose validation has not run yet: stored, but not enqueued.
+        var content = await _api.Services.GetRequiredService<IArtifactStore>()
+            .PutAsync(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Datasets.ValidChat())), "application/jsonl", default);
+        var file = new StoredFile { Id = Ids.File(), TenantId = tenantId, Filename = "late.jsonl", Purpose = "fine-tune", Bytes = content.Length, Sha256 = content.Sha256 };
+        await _api.WithDbAsync(async db => { db.Files.Add(file); return await db.SaveChangesAsync(); });
+
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = file.Id });
+        Assert.Equal("validating_files", job["status"]!.GetValue<string>());
+
+        _api.Services.GetRequiredService<IJobScheduler>().EnqueueFileValidation(file.Id);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        string status;
+        do
+        {
+            await Task.Delay(100);
+            status = (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{job["id"]}"))["status"]!.GetValue<string>();
+        } while (status == "validating_files" && DateTime.UtcNow < deadline);
+        Assert.Equal("queued", status);
+    }
+
+    [Fact]
+    public async Task Cancel_pause_and_resume_follow_the_state_rules()
+    {
+        var (client, fileId) = await TenantWithFileAsync("states");
+        var id = (await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>();
+        var url = $"/v1/fine_tuning/jobs/{id}";
+
+        await (await client.PostAsync($"{url}/resume", null)).ErrorAsync(400);                 // not paused
+        Assert.Equal("queued", (await client.PostJsonAsync($"{url}/pause"))["status"]!.GetValue<string>());
+        Assert.True(await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Paused).SingleAsync()));
+        var again = await (await client.PostAsync($"{url}/pause", null)).ErrorAsync(400);
+        Assert.Equal("invalid_request_error", again["type"]!.GetValue<string>());
+        await client.PostJsonAsync($"{url}/resume");
+        Assert.False(await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Paused).SingleAsync()));
+
+        // While a worker runs it, pause and cancel become requests the worker honours between steps.
+        await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, JobStatus.Running).SetProperty(j => j.WorkerId, "test-worker")));
+        await client.PostJsonAsync($"{url}/pause");
+        Assert.Equal(JobControl.Pause, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Control).SingleAsync()));
+        await client.PostJsonAsync($"{url}/resume");                                             // withdraws the pause
+        Assert.Equal(JobControl.None, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Control).SingleAsync()));
+        Assert.Equal("running", (await client.PostJsonAsync($"{url}/cancel"))["status"]!.GetValue<string>());
+        Assert.Equal(JobControl.Cancel, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Control).SingleAsync()));
+
+        // A queued job no worker holds is cancelled at once; a cancelled job accepts no transition.
+        var second = (await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>();
+        var cancelled = await client.PostJsonAsync($"/v1/fine_tuning/jobs/{second}/cancel");
+        Assert.Equal("cancelled", cancelled["status"]!.GetValue<string>());
+        Assert.NotNull(cancelled["finished_at"]);
+        foreach (var action in new[] { "cancel", "pause", "resume" })
+            await (await client.PostAsync($"/v1/fine_tuning/jobs/{second}/{action}", null)).ErrorAsync(400);
+    }
+
+    [Fact]
+    public async Task Events_page_newest_first_and_checkpoints_latest_step_first()
+    {
+        var (client, fileId) = await TenantWithFileAsync("events");
+        var id = (await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>();
+        await client.PostJsonAsync($"/v1/fine_tuning/jobs/{id}/pause");
+        await client.PostJsonAsync($"/v1/fine_tuning/jobs/{id}/resume");   // 5 events: created, validating, queued, paused, resumed
+
+        var all = await _api.WithDbAsync(db => db.JobEvents.Where(e => e.JobId == id).OrderByDescending(e => e.Sequence).Select(e => e.Id).ToListAsync());
+        Assert.Equal(5, all.Count);
+        var first = await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/events?limit=2");
+        Assert.True(first["has_more"]!.GetValue<bool>());
+        Assert.Equal("Job resumed", first["data"]![0]!["message"]!.GetValue<string>());
+        Assert.Equal("fine_tuning.job.event", first["data"]![0]!["object"]!.GetValue<string>());
+        var paged = first["data"]!.AsArray().Select(e => e!["id"]!.GetValue<string>()).ToList();
+        var after = first["last_id"]!.GetValue<string>();
+        JsonNode page;
+        do
+        {
+            page = await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/events?limit=2&after={after}");
+            paged.AddRange(page["data"]!.AsArray().Select(e => e!["id"]!.GetValue<string>()));
+            after = page["last_id"]?.GetValue<string>() ?? after;
+        } while (page["has_more"]!.GetValue<bool>());
+        Assert.Equal(all, paged);
+
+        await _api.WithDbAsync(async db =>
+        {
+            foreach (var step in new[] { 10, 20, 30 })
+                db.JobCheckpoints.Add(new JobCheckpoint
+                {
+                    Id = Ids.Checkpoint(), JobId = id, StepNumber = step, FineTunedModelCheckpoint = $"ft:x:ckpt-step-{step}",
+                    Metrics = new JsonObject { ["step"] = step, ["train_loss"] = 1.0 / step }, ArtifactSha256 = new string('b', 64),
+                });
+            return await db.SaveChangesAsync();
+        });
+        var checkpoints = await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/checkpoints?limit=2");
+        Assert.Equal([30, 20], checkpoints["data"]!.AsArray().Select(c => c!["step_number"]!.GetValue<int>()));
+        Assert.True(checkpoints["has_more"]!.GetValue<bool>());
+        var rest = await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/checkpoints?after={checkpoints["last_id"]}");
+        Assert.Equal([10], rest["data"]!.AsArray().Select(c => c!["step_number"]!.GetValue<int>()));
+        Assert.Equal(id, rest["data"]![0]!["fine_tuning_job_id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Another_tenants_job_is_not_found()
+    {
+        var (owner, fileId) = await TenantWithFileAsync("job-owner");
+        var (_, _, other) = await _api.CreateTenantAsync("job-other");
+        var id = (await owner.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>();
+
+        await (await other.GetAsync($"/v1/fine_tuning/jobs/{id}")).ErrorAsync(404);
+        await (await other.GetAsync($"/v1/fine_tuning/jobs/{id}/events")).ErrorAsync(404);
+        await (await other.GetAsync($"/v1/fine_tuning/jobs/{id}/checkpoints")).ErrorAsync(404);
+        foreach (var action in new[] { "cancel", "pause", "resume" })
+            await (await other.PostAsync($"/v1/fine_tuning/jobs/{id}/{action}", null)).ErrorAsync(404);
+        Assert.Empty((await other.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray());
+        Assert.Equal("queued", (await owner.GetJsonAsync($"/v1/fine_tuning/jobs/{id}"))["status"]!.GetValue<string>());
+
+        var all = await _api.AdminClient().GetJsonAsync("/v1/admin/fine_tuning/jobs");
+        Assert.Contains(all["data"]!.AsArray(), j => j!["id"]!.GetValue<string>() == id);
+    }
+}

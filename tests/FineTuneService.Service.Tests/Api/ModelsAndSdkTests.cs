@@ -1,0 +1,84 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Text.Json.Nodes;
+using Domain = FineTuneService.Core.Domain;
+using FineTuneService.Service.Tests.Infrastructure;
+using OpenAI;
+using OpenAI.Files;
+using OpenAI.FineTuning;
+
+namespace FineTuneService.Service.Tests.Api;
+
+[Collection(PostgresCollection.Name)]
+public sealed class ModelsAndSdkTests(PostgresServer server, SharedApi shared) : IClassFixture<SharedApi>, IAsyncLifetime
+{
+    private ApiFactory _api = null!;
+
+    public async Task InitializeAsync() => _api = await shared.GetAsync(server);
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task Models_list_base_models_and_only_the_callers_visible_fine_tuned_models()
+    {
+        var (ownerId, _, owner) = await _api.CreateTenantAsync("models-owner");
+        var (_, _, other) = await _api.CreateTenantAsync("models-other");
+        var visible = $"ft:{ApiFactory.BaseModelId}:{ownerId}:bot:ftjob-visible";
+        var held = $"ft:{ApiFactory.BaseModelId}:{ownerId}:bot:ftjob-held";
+        await _api.WithDbAsync(async db =>
+        {
+            db.Jobs.Add(SucceededJob(ownerId, "ftjob-visible", visible, Domain.ReviewState.Approved));
+            db.Jobs.Add(SucceededJob(ownerId, "ftjob-held", held, Domain.ReviewState.Held));
+            return await db.SaveChangesAsync();
+        });
+
+        var ownerModels = Ids(await owner.GetJsonAsync("/v1/models"));
+        Assert.Equal([ApiFactory.BaseModelId, visible], ownerModels);
+        Assert.Equal([ApiFactory.BaseModelId], Ids(await other.GetJsonAsync("/v1/models")));
+        await (await other.GetAsync($"/v1/models/{visible}")).ErrorAsync(404);
+        await (await owner.GetAsync($"/v1/models/{held}")).ErrorAsync(404);
+        Assert.Equal(ownerId, (await owner.GetJsonAsync($"/v1/models/{visible}"))["owned_by"]!.GetValue<string>());
+
+        static List<string> Ids(JsonNode list) => list["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()).ToList();
+    }
+
+    [Fact]
+    public async Task The_official_openai_sdk_uploads_a_file_and_creates_and_retrieves_a_job()
+    {
+        var (_, key, _) = await _api.CreateTenantAsync("sdk");
+        var client = new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(_api.Server.BaseAddress, "/v1"),
+            Transport = new HttpClientPipelineTransport(_api.CreateClient()),
+        });
+
+        var files = client.GetOpenAIFileClient();
+        OpenAIFile file = await files.UploadFileAsync(BinaryData.FromString(Datasets.ValidChat()), "sdk.jsonl", FileUploadPurpose.FineTune);
+        Assert.StartsWith("file-", file.Id);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((file = await files.GetFileAsync(file.Id)).Status == FileStatus.Uploaded && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Equal(FileStatus.Processed, file.Status);
+
+#pragma warning disable OPENAI001 // fine-tuning client is marked experimental in the SDK
+        var fineTuning = client.GetFineTuningClient();
+        var job = await fineTuning.FineTuneAsync(ApiFactory.BaseModelId, file.Id, waitUntilCompleted: false,
+            new FineTuningOptions { Suffix = "sdk", Seed = 7 });
+        Assert.StartsWith("ftjob-", job.JobId);
+        Assert.Equal(FineTuningStatus.Queued, job.Status);
+
+        var again = await fineTuning.GetJobAsync(job.JobId);
+        Assert.Equal(job.JobId, again.JobId);
+        Assert.Equal(ApiFactory.BaseModelId, again.BaseModel);
+        Assert.Equal(file.Id, again.TrainingFileId);
+        Assert.Equal("sdk", again.UserProvidedSuffix);
+        Assert.Equal(7, again.Seed);
+        Assert.False(again.HasCompleted);
+#pragma warning restore OPENAI001
+    }
+
+    private static Domain.FineTuningJob SucceededJob(string tenantId, string id, string model, Domain.ReviewState review) => new()
+    {
+        Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = Domain.JobStatus.Succeeded,
+        Hyperparameters = new JsonObject(), Safety = new JsonObject(), FineTunedModel = model, Review = review, FinishedAt = DateTime.UtcNow,
+    };
+}

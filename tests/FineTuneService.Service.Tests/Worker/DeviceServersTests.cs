@@ -1,0 +1,43 @@
+using FineTuneService.Core.Domain;
+using FineTuneService.Service.Tests.Infrastructure;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace FineTuneService.Service.Tests.Worker;
+
+[Collection(PostgresCollection.Name)]
+public sealed class DeviceServersTests(PostgresServer server)
+{
+    [Fact]
+    public async Task Each_configured_device_gets_its_own_single_worker_server_on_the_gpu_queue()
+    {
+        await using var worker = await WorkerHost.StartAsync(server, devices: ["cpu", "cuda:0"]);
+
+        var servers = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi().Servers();
+
+        Assert.Equal(2, servers.Count);
+        Assert.All(servers, s =>
+        {
+            Assert.Equal(1, s.WorkersCount);
+            Assert.Equal(["gpu"], s.Queues);
+        });
+        var host = Environment.MachineName.ToLowerInvariant();
+        Assert.Contains(servers, s => s.Name.StartsWith($"{host}:cpu:", StringComparison.Ordinal));
+        Assert.Contains(servers, s => s.Name.StartsWith($"{host}:cuda:0:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_job_on_a_cuda_server_falls_back_to_the_cpu_when_there_is_no_gpu()
+    {
+        // Only a cuda:0 server exists, so it must take the job; this machine has no GPU.
+        await using var worker = await WorkerHost.StartAsync(server, devices: ["cuda:0"]);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
+        var job = await worker.AddJobAsync(file, epochs: 1);
+
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Contains(await worker.EventsAsync(job.Id), e => e.Message == "Fine-tuning job started on cuda:0");
+    }
+}
