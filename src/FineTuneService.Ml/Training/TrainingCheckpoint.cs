@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using FineTuneService.Ml.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,9 +12,9 @@ namespace FineTuneService.Ml.Training;
 /// <list type="bullet">
 /// <item><c>trainer_state.json</c>: <see cref="TrainerState"/> (step, epoch, data cursor, schedule, seed, data and
 /// base-model fingerprints, torch CPU generator state, loss history).</item>
-/// <item><c>trainable.bin</c>: the trainable parameters only (fp32 master copies under bf16): an int32 count, then
-/// per parameter a length-prefixed UTF-8 name and the tensor in TorchSharp's <c>Tensor.Save</c> format. Frozen
-/// weights are the base model named by <see cref="TrainerState.BaseModel"/>.</item>
+/// <item><c>trainable.safetensors</c>: the trainable parameters only, under their model names (Hugging Face keys;
+/// for LoRA the <c>lora_A</c>/<c>lora_B</c> factors), fp32 master copies under bf16. Frozen weights are the base model
+/// named by <see cref="TrainerState.BaseModel"/>.</item>
 /// <item><c>optimizer.bin</c>: AdamW state (per-parameter step, first and second moments, options) from
 /// <c>OptimizerHelper.save_state_dict</c>.</item>
 /// </list>
@@ -22,7 +23,7 @@ namespace FineTuneService.Ml.Training;
 public static class TrainingCheckpoint
 {
     public const string StateFile = "trainer_state.json";
-    public const string TrainableFile = "trainable.bin";
+    public const string TrainableFile = "trainable.safetensors";
     public const string OptimizerFile = "optimizer.bin";
     public const string Format = "fts-sft-checkpoint/1";
 
@@ -52,15 +53,10 @@ public static class TrainingCheckpoint
         Directory.CreateDirectory(temporary);
         try
         {
-            using (var writer = new BinaryWriter(File.Create(Path.Combine(temporary, TrainableFile))))
+            using (var scope = NewDisposeScope())
             {
-                writer.Write(trainable.Count);
-                foreach (var (name, parameter) in trainable)
-                {
-                    writer.Write(name);
-                    using var cpu = parameter.detach().cpu();
-                    cpu.Save(writer);
-                }
+                SafeTensorsWriter.Save(Path.Combine(temporary, TrainableFile),
+                    trainable.Select(p => KeyValuePair.Create(p.Name, p.Parameter.detach())));
             }
             using (var writer = new BinaryWriter(File.Create(Path.Combine(temporary, OptimizerFile))))
                 optimizer.save_state_dict(writer);
@@ -80,22 +76,13 @@ public static class TrainingCheckpoint
     internal static void LoadTrainable(string directory, IReadOnlyList<(string Name, Parameter Parameter)> trainable)
     {
         var path = Path.Combine(directory, TrainableFile);
-        using var reader = new BinaryReader(File.OpenRead(path));
-        var count = reader.ReadInt32();
-        var byName = trainable.ToDictionary(p => p.Name, p => p.Parameter);
-        if (count != byName.Count)
-            throw new InvalidDataException($"{path} holds {count} trainable tensors but the model has {byName.Count} trainable parameters.");
-        using var noGrad = no_grad();
-        for (var i = 0; i < count; i++)
-        {
-            var name = reader.ReadString();
-            if (!byName.TryGetValue(name, out var parameter))
-                throw new InvalidDataException($"{path} holds '{name}', which is not a trainable parameter of the model.");
-            using var stored = TensorExtensionMethods.Load(reader);
-            if (!stored.shape.SequenceEqual(parameter.shape))
-                throw new InvalidDataException($"{path}: '{name}' has shape [{string.Join(",", stored.shape)}], model has [{string.Join(",", parameter.shape)}].");
-            parameter.copy_(stored);
-        }
+        using var file = SafeTensorsFile.Open(path);
+        var missing = trainable.Select(p => p.Name).Except(file.Tensors.Keys).ToList();
+        var extra = file.Tensors.Keys.Except(trainable.Select(p => p.Name)).ToList();
+        if (missing.Count > 0 || extra.Count > 0)
+            throw new InvalidDataException($"{path} does not match the model's trainable parameters " +
+                $"(missing: [{string.Join(", ", missing)}], not trainable: [{string.Join(", ", extra)}]).");
+        foreach (var (name, parameter) in trainable) file.CopyTo(name, parameter);
     }
 
     internal static void LoadOptimizer(string directory, OptimizerHelper optimizer)

@@ -1,3 +1,4 @@
+using FineTuneService.Ml.Lora;
 using FineTuneService.Ml.Training;
 
 namespace FineTuneService.Ml.Tests.Training;
@@ -18,7 +19,7 @@ public sealed class CheckpointResumeTests : IDisposable
 
     [Theory]
     [InlineData("decoder")]
-    [InlineData("dropout")]
+    [InlineData("lora")]
     public void Resuming_after_a_kill_continues_the_uninterrupted_loss_curve(string model)
     {
         var examples = TrainerTestData.ReverseTask(10);
@@ -57,7 +58,7 @@ public sealed class CheckpointResumeTests : IDisposable
 
     [Theory]
     [InlineData("decoder")]
-    [InlineData("dropout")]
+    [InlineData("lora")]
     public void Pause_writes_a_checkpoint_then_stops_and_the_run_resumes_from_it(string model)
     {
         var examples = TrainerTestData.ReverseTask(10);
@@ -79,6 +80,8 @@ public sealed class CheckpointResumeTests : IDisposable
         Assert.Equal(7, state.Step);
         Assert.Equal(uninterrupted.Take(7), state.TrainLosses);
         Assert.Equal("tiny-llama@seed7", state.BaseModel);
+        // Only what training changes is stored: the LoRA factors, or every weight under full fine-tuning.
+        Assert.Equal(model == "lora", state.TrainableParameters.All(LoraAdapter.IsLoraKey));
 
         using (var lm = TrainerTestData.Model(model))
         {

@@ -1,4 +1,5 @@
 using FineTuneService.Datasets;
+using FineTuneService.Ml.Lora;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Training;
@@ -39,11 +40,19 @@ internal static class TrainerTestData
     /// <summary>The real Llama-style decoder, tiny (a few thousand weights).</summary>
     public static DecoderLM Decoder(long seed = 7) => DecoderLM.CreateRandom(TinyModels.Llama(), seed);
 
-    /// <summary>"decoder": <see cref="Decoder"/>; "dropout": <see cref="TinyCausalLm"/>, whose dropout draws from torch's RNG.</summary>
-    public static nn.Module<Tensor, Tensor> Model(string kind) => kind switch
+    /// <summary>The tiny decoder with LoRA adapters (dropout 0.1, which draws from torch's RNG) on a frozen base.</summary>
+    public static DecoderLM LoraDecoder(long seed = 7)
+    {
+        var model = Decoder(seed);
+        LoraAdapter.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0.1 }, seed);
+        return model;
+    }
+
+    /// <summary>"decoder": <see cref="Decoder"/> (full fine-tuning); "lora": <see cref="LoraDecoder"/>.</summary>
+    public static DecoderLM Model(string kind) => kind switch
     {
         "decoder" => Decoder(),
-        "dropout" => new TinyCausalLm(),
+        "lora" => LoraDecoder(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
