@@ -88,7 +88,8 @@ public sealed class LoraTests
     [Fact]
     public void Adapter_saves_in_peft_format_and_loads_into_a_fresh_base()
     {
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Tensor expected;
@@ -118,7 +119,8 @@ public sealed class LoraTests
     [Fact]
     public void Mismatched_adapter_is_rejected_and_leaves_the_model_untouched()
     {
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         using (var model = DecoderLM.CreateRandom(TinyModels.Qwen2(), seed: 12))
         {
             LoraAdapter.Inject(model, Config);
@@ -169,7 +171,8 @@ public sealed class LoraTests
         using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 4);
         LoraAdapter.Inject(model, Config, seed: 2);
         PerturbB(model, 3);
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
 
         var error = Assert.Throws<InvalidOperationException>(() => HuggingFaceCheckpoint.Save(model, directory));
         Assert.Contains("MergeAndUnload", error.Message);
