@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace FineTuneService.Ml.Evaluation;
@@ -49,6 +50,9 @@ public sealed record EvaluationReport
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>The report as a JSON object (e.g. for a jsonb column such as the job's safety scores).</summary>
+    public JsonObject ToJsonObject() => JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
 
     public static EvaluationReport FromJson(string json) =>
         JsonSerializer.Deserialize<EvaluationReport>(json, JsonOptions) ?? throw new JsonException("empty evaluation report");

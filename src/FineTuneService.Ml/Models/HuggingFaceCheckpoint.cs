@@ -62,6 +62,13 @@ public static class HuggingFaceCheckpoint
     public static IReadOnlyList<string> Save(DecoderLM model, string directory, GenerationConfig? generation = null,
         ScalarType? dtype = null, long maxShardBytes = SafeTensorsCheckpoint.DefaultMaxShardBytes, string? copyOtherFilesFrom = null)
     {
+        // A wrapped projection would add non-HF keys (lora_A/lora_B) that transformers cannot load.
+        var wrapped = model.Projections().FirstOrDefault(p => p.Module is not TorchSharp.Modules.Linear);
+        if (wrapped.Module is not null)
+            throw new InvalidOperationException(
+                $"{wrapped.Name} is wrapped ({wrapped.Module.GetType().Name}); merge adapters into the weights (LoraAdapter.MergeAndUnload) " +
+                "or save them as an adapter (LoraAdapter.Save) instead.");
+
         Directory.CreateDirectory(directory);
         var targetType = dtype ?? model.DType;
         var config = model.Config with { TorchDtype = DTypeName(targetType) };

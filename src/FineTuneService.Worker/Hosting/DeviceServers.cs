@@ -20,10 +20,11 @@ internal sealed class DeviceServers(
     IServiceProvider services,
     ILogger<DeviceServers> logger) : IHostedService
 {
-    private readonly List<BackgroundJobServer> _servers = [];
+    private List<BackgroundJobServer> _servers = [];
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        var servers = new List<BackgroundJobServer>();
         foreach (var device in options.Value.Devices)
         {
             var slot = new WorkerSlot(device);
@@ -37,21 +38,23 @@ internal sealed class DeviceServers(
                 // Training jobs stop at the next step boundary; give them time to checkpoint before the host gives up.
                 ShutdownTimeout = TimeSpan.FromSeconds(30),
             };
-            _servers.Add(new BackgroundJobServer(serverOptions, storage));
+            servers.Add(new BackgroundJobServer(serverOptions, storage));
             logger.LogInformation("Hangfire server {Server} started on device {Device} (queue {Queue}, 1 worker)",
                 slot.ServerName, device, Queues.Gpu);
         }
+        _servers = servers;
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        foreach (var server in _servers) server.SendStop();
-        foreach (var server in _servers)
+        // Stopping twice (a host stopped, then disposed) must not stop the same servers twice.
+        var servers = Interlocked.Exchange(ref _servers, []);
+        foreach (var server in servers) server.SendStop();
+        foreach (var server in servers)
         {
             await server.WaitForShutdownAsync(cancellationToken);
             server.Dispose();
         }
-        _servers.Clear();
     }
 }

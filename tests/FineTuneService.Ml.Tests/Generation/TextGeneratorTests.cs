@@ -89,7 +89,8 @@ public sealed class TextGeneratorTests
         foreach (var config in new[] { TinyModels.Qwen2(), TinyModels.Llama() })
         {
             using var model = DecoderLM.CreateRandom(config, seed: 3);
-            var directory = TinyModels.TempDirectory();
+            using var directoryScratch = new TempDirectory();
+            var directory = directoryScratch.Path;
             HuggingFaceCheckpoint.Save(model, directory);
             using var loaded = HuggingFaceCheckpoint.Load(directory).Model;
             var options = new GenerationOptions { MaxNewTokens = 5, StopTokenIds = [] };

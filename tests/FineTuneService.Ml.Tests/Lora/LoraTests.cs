@@ -88,7 +88,8 @@ public sealed class LoraTests
     [Fact]
     public void Adapter_saves_in_peft_format_and_loads_into_a_fresh_base()
     {
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Tensor expected;
@@ -118,7 +119,8 @@ public sealed class LoraTests
     [Fact]
     public void Mismatched_adapter_is_rejected_and_leaves_the_model_untouched()
     {
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         using (var model = DecoderLM.CreateRandom(TinyModels.Qwen2(), seed: 12))
         {
             LoraAdapter.Inject(model, Config);
@@ -161,5 +163,25 @@ public sealed class LoraTests
             else if (!LoraAdapter.IsLoraKey(name)) Assert.Null(parameter.grad);
         }
         Assert.Equal(Config.Alpha / Config.Rank, LoraAdapter.Adapters(model).First().Module.Scaling);
+    }
+
+    [Fact]
+    public void Full_checkpoint_save_refuses_unmerged_adapters_and_accepts_merged_ones()
+    {
+        using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 4);
+        LoraAdapter.Inject(model, Config, seed: 2);
+        PerturbB(model, 3);
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
+
+        var error = Assert.Throws<InvalidOperationException>(() => HuggingFaceCheckpoint.Save(model, directory));
+        Assert.Contains("MergeAndUnload", error.Message);
+
+        LoraAdapter.MergeAndUnload(model);
+        HuggingFaceCheckpoint.Save(model, directory);
+        using var reloaded = HuggingFaceCheckpoint.Load(directory).Model;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        TensorAssert.Identical(model.call(Ids()), reloaded.call(Ids()));
     }
 }

@@ -13,7 +13,8 @@ public sealed class HuggingFaceCheckpointTests
     public void Saved_then_loaded_model_is_bit_identical(ScalarType dtype)
     {
         using var model = DecoderLM.CreateRandom(TinyModels.Qwen2(), seed: 21, dtype);
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
 
         HuggingFaceCheckpoint.Save(model, directory);
         var loaded = HuggingFaceCheckpoint.Load(directory);
@@ -31,10 +32,12 @@ public sealed class HuggingFaceCheckpointTests
     public void Sharded_save_loads_back_and_copies_tokenizer_files()
     {
         using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 2);
-        var source = TinyModels.TempDirectory();
+        using var sourceScratch = new TempDirectory();
+        var source = sourceScratch.Path;
         File.WriteAllText(Path.Combine(source, "tokenizer.json"), "{\"version\":\"1.0\"}");
         File.WriteAllText(Path.Combine(source, "model.safetensors"), "stale weights are not copied");
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
 
         var written = HuggingFaceCheckpoint.Save(model, directory, maxShardBytes: 4096, copyOtherFilesFrom: source);
 
@@ -50,7 +53,8 @@ public sealed class HuggingFaceCheckpointTests
     public void Load_can_convert_to_another_dtype()
     {
         using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 8, ScalarType.BFloat16);
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         HuggingFaceCheckpoint.Save(model, directory);
 
         using var reloaded = HuggingFaceCheckpoint.Load(directory, ScalarType.Float32).Model;
@@ -64,7 +68,8 @@ public sealed class HuggingFaceCheckpointTests
     public void Checkpoint_that_does_not_match_the_config_is_rejected()
     {
         using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 8);
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
         HuggingFaceCheckpoint.Save(model, directory);
         (TinyModels.Llama() with { NumHiddenLayers = 3 }).Save(Path.Combine(directory, "config.json"));
 

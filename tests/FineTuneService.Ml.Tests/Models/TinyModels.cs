@@ -44,11 +44,4 @@ internal static class TinyModels
         TorchDtype = "bfloat16",
         UseSlidingWindow = false,
     };
-
-    public static string TempDirectory()
-    {
-        var path = Path.Combine(Path.GetTempPath(), "fts-ml-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
-    }
 }

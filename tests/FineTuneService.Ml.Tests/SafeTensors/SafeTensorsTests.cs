@@ -28,7 +28,8 @@ public sealed class SafeTensorsTests
     {
         using var scope = NewDisposeScope();
         var tensors = SampleTensors();
-        var path = Path.Combine(TinyModels.TempDirectory(), "t.safetensors");
+        using var scratch = new TempDirectory();
+        var path = Path.Combine(scratch.Path, "t.safetensors");
 
         SafeTensorsWriter.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "x" });
         using var file = SafeTensorsFile.Open(path);
@@ -51,7 +52,8 @@ public sealed class SafeTensorsTests
     public void Data_section_is_aligned_and_offsets_are_contiguous()
     {
         using var scope = NewDisposeScope();
-        var path = Path.Combine(TinyModels.TempDirectory(), "t.safetensors");
+        using var scratch = new TempDirectory();
+        var path = Path.Combine(scratch.Path, "t.safetensors");
         SafeTensorsWriter.Save(path, SampleTensors());
 
         var bytes = File.ReadAllBytes(path);
@@ -69,7 +71,8 @@ public sealed class SafeTensorsTests
     {
         using var scope = NewDisposeScope();
         var tensors = SampleTensors();
-        var directory = TinyModels.TempDirectory();
+        using var directoryScratch = new TempDirectory();
+        var directory = directoryScratch.Path;
 
         var written = SafeTensorsCheckpoint.Save(directory, tensors, maxShardBytes: 64);
 
@@ -99,7 +102,8 @@ public sealed class SafeTensorsTests
     [InlineData("size-mismatch")]
     public void Malformed_files_are_rejected(string defect)
     {
-        var path = Path.Combine(TinyModels.TempDirectory(), defect + ".safetensors");
+        using var scratch = new TempDirectory();
+        var path = Path.Combine(scratch.Path, defect + ".safetensors");
         const string twoTensors = """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}""";
         byte[] content = defect switch
         {

@@ -88,7 +88,7 @@ public sealed class LowRankAndSurgeryTests
                 // Equal angles with both unit gradients: the defining property of the two-gradient ConFIG direction.
                 var cosTask = GradientSurgery.Inner(update, task) / (update.norm().item<float>() * task.norm().item<float>());
                 var cosSafety = GradientSurgery.Inner(update, safety) / (update.norm().item<float>() * safety.norm().item<float>());
-                Assert.Equal(cosTask, cosSafety, 4);
+                Assert.True(Math.Abs(cosTask - cosSafety) < 1e-4, $"sample {i}: cosines {cosTask} and {cosSafety} differ"); // fp32 update
             }
             else
             {

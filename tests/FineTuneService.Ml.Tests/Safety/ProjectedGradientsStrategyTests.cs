@@ -116,6 +116,18 @@ public sealed class ProjectedGradientsStrategyTests
     }
 
     [Fact]
+    public void Mean_safety_gradient_from_one_backward_equals_the_mean_of_the_per_sample_gradients()
+    {
+        using var scope = NewDisposeScope();
+        var problem = new TinyProblem(25);
+        var parameters = problem.Parameters.Select(p => p.Parameter).ToArray();
+        var perSample = SafetyGradients.PerSample(parameters, problem.SafetyLoss, 4);
+        var mean = SafetyGradients.Mean(parameters, problem.SafetyLoss, 4);
+        for (var j = 0; j < parameters.Length; j++)
+            Assert.True(mean[j].allclose(stack(perSample.Select(s => s[j]).ToArray()).mean([0]), atol: 1e-6));
+    }
+
+    [Fact]
     public void Refreshes_on_the_configured_cadence_and_is_deterministic_from_the_seed()
     {
         using var scope = NewDisposeScope();

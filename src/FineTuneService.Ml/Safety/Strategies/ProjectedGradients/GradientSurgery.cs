@@ -5,7 +5,8 @@ namespace FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 /// <summary>
 /// Closed-form edits of a task gradient <c>g</c> against a safety gradient <c>s</c> (the gradient of the safety loss).
 /// <c>g</c> and <c>s</c> conflict when &lt;g, s&gt; &lt; 0: a descent step along <c>-g</c> then raises the safety loss.
-/// All methods return a new tensor and leave their inputs untouched; aligned gradients come back unchanged.
+/// The plain methods return a new tensor; the <c>InPlace</c> ones (used by the trainer hook, a few kernels per tensor)
+/// overwrite <c>g</c>. Aligned gradients are left unchanged.
 /// </summary>
 public static class GradientSurgery
 {
@@ -14,13 +15,13 @@ public static class GradientSurgery
         a.to_type(ScalarType.Float64).flatten().dot(b.to_type(ScalarType.Float64).flatten()).item<double>();
 
     /// <summary>PCGrad (Yu et al. 2020): on conflict, g - (&lt;g,s&gt;/|s|^2) s, which makes &lt;update, s&gt; = 0.</summary>
-    public static Tensor PcGrad(Tensor g, Tensor s)
-    {
-        var dot = Inner(g, s);
-        var norm2 = Inner(s, s);
-        if (dot >= 0 || norm2 == 0) return g.clone();
-        return (g.to_type(ScalarType.Float64) - (dot / norm2) * s.to_type(ScalarType.Float64)).to_type(g.dtype);
-    }
+    public static Tensor PcGrad(Tensor g, Tensor s) => PcGrad(g, s, Inner(g, s), Inner(s, s));
+
+    /// <summary>PCGrad with the inner products already known (the trainer hook batches them into one device sync).</summary>
+    public static Tensor PcGrad(Tensor g, Tensor s, double dot, double safetyNorm2) => PcGradInPlace(g.clone(), s, dot, safetyNorm2);
+
+    public static Tensor PcGradInPlace(Tensor g, Tensor s, double dot, double safetyNorm2) =>
+        dot >= 0 || safetyNorm2 == 0 ? g : g.add_(s, alpha: -dot / safetyNorm2);
 
     /// <summary>
     /// ConFIG (Liu et al. 2024) for two gradients, applied on conflict. The conflict-free direction is the normalised
@@ -28,21 +29,21 @@ public static class GradientSurgery
     /// &lt;g, v̂&gt; + &lt;s, v̂&gt;. Both projections are |·|·sqrt((1+cos)/2) &gt;= 0, so &lt;update, s&gt; &gt;= 0 always.
     /// Exactly opposite gradients have no such direction and give a zero update.
     /// </summary>
-    public static Tensor Config(Tensor g, Tensor s)
+    public static Tensor Config(Tensor g, Tensor s) => Config(g, s, Inner(g, s), Math.Sqrt(Inner(g, g)), Math.Sqrt(Inner(s, s)));
+
+    /// <summary>
+    /// ConFIG from the scalars: with c = &lt;g,s&gt;/(|g||s|) the direction v = g/|g| + s/|s| has |v| = sqrt(2 + 2c), and
+    /// the update (&lt;g,v̂&gt; + &lt;s,v̂&gt;) v̂ = k (g/|g| + s/|s|) with k = (|g| + |s|)(1 + c)/|v|^2 = (|g| + |s|)/2.
+    /// </summary>
+    public static Tensor Config(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm) =>
+        ConfigInPlace(g.clone(), s, dot, gradientNorm, safetyNorm);
+
+    public static Tensor ConfigInPlace(Tensor g, Tensor s, double dot, double gradientNorm, double safetyNorm)
     {
-        var dot = Inner(g, s);
-        if (dot >= 0) return g.clone();
-        var g64 = g.to_type(ScalarType.Float64);
-        var s64 = s.to_type(ScalarType.Float64);
-        var gNorm = g64.norm().item<double>();
-        var sNorm = s64.norm().item<double>();
-        if (gNorm == 0 || sNorm == 0) return g.clone();
-        var direction = g64 / gNorm + s64 / sNorm;
-        var directionNorm = direction.norm().item<double>();
-        if (directionNorm <= 1e-12) return zeros_like(g);
-        direction /= directionNorm;
-        var length = Inner(g64, direction) + Inner(s64, direction);
-        return (direction * length).to_type(g.dtype);
+        if (dot >= 0 || gradientNorm == 0 || safetyNorm == 0) return g;
+        if (1 + dot / (gradientNorm * safetyNorm) <= 1e-12) return g.zero_();
+        var length = (gradientNorm + safetyNorm) / 2;
+        return g.mul_(length / gradientNorm).add_(s, alpha: length / safetyNorm);
     }
 
     /// <summary>
@@ -52,7 +53,13 @@ public static class GradientSurgery
     /// Vectors (biases, norms) are treated as one-column matrices.
     /// </summary>
     public static Tensor RemoveSubspaceComponent(Tensor g, Tensor? left, Tensor? right) =>
-        (g.to_type(ScalarType.Float32) - ProjectOntoSubspace(g, left, right)).to_type(g.dtype);
+        RemoveSubspaceComponentInPlace(g.clone(), left, right);
+
+    public static Tensor RemoveSubspaceComponentInPlace(Tensor g, Tensor? left, Tensor? right)
+    {
+        using var projected = ProjectOntoSubspace(g, left, right);
+        return g.sub_(projected);
+    }
 
     /// <summary>P g: the component of <paramref name="g"/> inside the subspace spanned by the bases.</summary>
     public static Tensor ProjectOntoSubspace(Tensor g, Tensor? left, Tensor? right)

@@ -36,41 +36,64 @@ public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options,
         var refresh = _subspaces.Count == 0 || step % Options.RefreshEvery == 0;
         if (refresh) Refresh(parameters, safetyLoss);
 
-        var edited = 0;
-        var considered = 0;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var (name, parameter) in parameters)
-        {
-            var grad = parameter.grad;
-            if (grad is null || !_subspaces.TryGetValue(name, out var subspace)) continue;
-            considered++;
-            if (GradientSurgery.Inner(grad, subspace.SafetyGradient) >= 0) continue;
-            var update = Options.Variant switch
+        var items = parameters
+            .Select(p => (Grad: p.Parameter.grad, Subspace: _subspaces.GetValueOrDefault(p.Name)))
+            .Where(i => i.Grad is not null && i.Subspace is not null)
+            .Select(i => (Grad: i.Grad!, Subspace: i.Subspace!))
+            .ToArray();
+        if (items.Length == 0) return new GradientEditReport(step, refresh, 0, 0);
+
+        // All inner products (and, for ConFIG, gradient norms) in one device round trip instead of one per tensor.
+        var config = Options.Variant == ProjectedGradientsVariants.Config;
+        var scalars = stack(items.SelectMany(i =>
             {
-                ProjectedGradientsVariants.PcGrad => GradientSurgery.PcGrad(grad, subspace.SafetyGradient),
-                ProjectedGradientsVariants.Config => GradientSurgery.Config(grad, subspace.SafetyGradient),
-                _ => subspace.ProjectConflicting(grad),
+                var g = i.Grad.flatten().to_type(ScalarType.Float32);
+                return config ? new[] { g.dot(i.Subspace.SafetyGradient.flatten()), g.dot(g) } : [g.dot(i.Subspace.SafetyGradient.flatten())];
+            }).ToArray()).to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+
+        var edited = 0;
+        for (var k = 0; k < items.Length; k++)
+        {
+            var (grad, subspace) = items[k];
+            var dot = scalars[config ? 2 * k : k];
+            if (dot >= 0) continue;
+            _ = Options.Variant switch
+            {
+                ProjectedGradientsVariants.PcGrad => GradientSurgery.PcGradInPlace(grad, subspace.SafetyGradient, dot, subspace.SafetyNorm2),
+                ProjectedGradientsVariants.Config => GradientSurgery.ConfigInPlace(grad, subspace.SafetyGradient, dot, Math.Sqrt(scalars[2 * k + 1]), Math.Sqrt(subspace.SafetyNorm2)),
+                _ => GradientSurgery.RemoveSubspaceComponentInPlace(grad, subspace.Left, subspace.Right),
             };
-            grad.copy_(update);
             edited++;
         }
-        return new GradientEditReport(step, refresh, considered, edited);
+        return new GradientEditReport(step, refresh, items.Length, edited);
     }
 
     /// <summary>Re-estimates the safety gradients (and, for <c>subspace</c>, the bases) of all trainable parameters.</summary>
     public void Refresh(IReadOnlyList<(string Name, Parameter Parameter)> parameters, SafetyLossFunction safetyLoss)
     {
         var trainable = parameters.Where(p => p.Parameter.requires_grad).ToArray();
-        var perSample = SafetyGradients.PerSample(trainable.Select(p => p.Parameter).ToArray(), safetyLoss, Options.SafetySamples);
+        var tensors = trainable.Select(p => p.Parameter).ToArray();
+        ClearSubspaces();
+        if (Options.Variant != ProjectedGradientsVariants.Subspace)
+        {
+            // PCGrad and ConFIG need only the mean safety gradient: one backward through the summed loss.
+            var mean = SafetyGradients.Mean(tensors, safetyLoss, Options.SafetySamples);
+            for (var i = 0; i < trainable.Length; i++)
+            {
+                _subspaces[trainable[i].Name] = SafetySubspace.MeanOnly(mean[i]);
+                mean[i].Dispose();
+            }
+            return;
+        }
+
+        var perSample = SafetyGradients.PerSample(tensors, safetyLoss, Options.SafetySamples);
         try
         {
-            ClearSubspaces();
             var generator = new Generator((ulong)(seed + 7919L * _refreshes++));
-            // PCGrad and ConFIG only need the mean safety gradient, so a rank-1 basis is enough to carry it.
-            var rank = Options.Variant == ProjectedGradientsVariants.Subspace ? Options.Rank : 1;
             for (var i = 0; i < trainable.Length; i++)
-                _subspaces[trainable[i].Name] = SafetySubspace.Estimate(perSample.Select(sample => sample[i]).ToArray(), rank, Options.TwoSided, generator);
+                _subspaces[trainable[i].Name] = SafetySubspace.Estimate(perSample.Select(sample => sample[i]).ToArray(), Options.Rank, Options.TwoSided, generator);
         }
         finally
         {
@@ -93,23 +116,24 @@ public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options,
 public static class SafetyGradients
 {
     /// <summary>Returns, per sample, one detached gradient per parameter (zeros where the loss does not reach it).</summary>
-    public static IReadOnlyList<Tensor[]> PerSample(IReadOnlyList<Parameter> parameters, SafetyLossFunction safetyLoss, int samples)
+    public static IReadOnlyList<Tensor[]> PerSample(IReadOnlyList<Parameter> parameters, SafetyLossFunction safetyLoss, int samples) =>
+        Enumerable.Range(0, samples).Select(i => Gradients(parameters, () => safetyLoss(i))).ToArray();
+
+    /// <summary>Gradient of the mean safety loss over the samples, one backward pass.</summary>
+    public static Tensor[] Mean(IReadOnlyList<Parameter> parameters, SafetyLossFunction safetyLoss, int samples) =>
+        Gradients(parameters, () => stack(Enumerable.Range(0, samples).Select(i => safetyLoss(i)).ToArray()).mean());
+
+    private static Tensor[] Gradients(IReadOnlyList<Parameter> parameters, Func<Tensor> loss)
     {
-        var result = new List<Tensor[]>(samples);
-        for (var i = 0; i < samples; i++)
+        using var scope = NewDisposeScope();
+        using var enable = enable_grad();
+        var grads = autograd.grad([loss()], parameters.Cast<Tensor>().ToList(), allow_unused: true);
+        var detached = new Tensor[parameters.Count];
+        for (var j = 0; j < parameters.Count; j++)
         {
-            using var scope = NewDisposeScope();
-            using var enable = enable_grad();
-            var loss = safetyLoss(i);
-            var grads = autograd.grad([loss], parameters.Cast<Tensor>().ToList(), allow_unused: true);
-            var detached = new Tensor[parameters.Count];
-            for (var j = 0; j < parameters.Count; j++)
-            {
-                var g = grads[j];
-                detached[j] = (g is null || g.IsInvalid ? zeros_like(parameters[j]) : g.detach().clone()).MoveToOuterDisposeScope();
-            }
-            result.Add(detached);
+            var g = grads[j];
+            detached[j] = (g is null || g.IsInvalid ? zeros_like(parameters[j]) : g.detach().clone()).MoveToOuterDisposeScope();
         }
-        return result;
+        return detached;
     }
 }

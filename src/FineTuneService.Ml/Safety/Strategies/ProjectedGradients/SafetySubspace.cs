@@ -16,7 +16,14 @@ public sealed class SafetySubspace : IDisposable
         SafetyGradient = safetyGradient;
         Left = left;
         Right = right;
+        SafetyNorm2 = GradientSurgery.Inner(safetyGradient, safetyGradient);
     }
+
+    /// <summary>|s|^2, kept so a step needs no extra reduction for it.</summary>
+    public double SafetyNorm2 { get; }
+
+    /// <summary>Whether a basis was estimated (false for the mean-only statistics of PCGrad and ConFIG).</summary>
+    public bool HasBasis => Left is not null || Right is not null;
 
     /// <summary>Mean safety-loss gradient s, same shape and dtype fp32.</summary>
     public Tensor SafetyGradient { get; }
@@ -27,7 +34,11 @@ public sealed class SafetySubspace : IDisposable
     /// <summary>Column-space basis V (d_in x k), or null.</summary>
     public Tensor? Right { get; }
 
-    public int Rank => (int)(Left?.shape[1] ?? Right!.shape[1]);
+    public int Rank => (int)(Left?.shape[1] ?? Right?.shape[1] ?? 0);
+
+    /// <summary>Only the mean safety gradient s, no basis: all PCGrad and ConFIG need.</summary>
+    public static SafetySubspace MeanOnly(Tensor safetyGradient) =>
+        new(safetyGradient.detach().to_type(ScalarType.Float32).clone().DetachFromDisposeScope(), null, null);
 
     /// <summary>Builds the subspace of rank at most <paramref name="rank"/> from per-sample safety gradients.</summary>
     public static SafetySubspace Estimate(IReadOnlyList<Tensor> sampleGradients, int rank, bool twoSided, Generator generator)
@@ -46,7 +57,9 @@ public sealed class SafetySubspace : IDisposable
     }
 
     /// <summary>P x: the part of <paramref name="x"/> (same shape as the weight) inside the subspace.</summary>
-    public Tensor Project(Tensor x) => GradientSurgery.ProjectOntoSubspace(x, Left, Right);
+    public Tensor Project(Tensor x) => HasBasis
+        ? GradientSurgery.ProjectOntoSubspace(x, Left, Right)
+        : throw new InvalidOperationException("These safety statistics hold no subspace basis (mean-only).");
 
     /// <summary>
     /// The subspace edit applied by <c>projected_gradients/subspace</c>: when &lt;g, s&gt; &lt; 0, returns g - P g,

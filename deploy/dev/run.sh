@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The README's "run" command for a fresh Debian machine:
+#   installs what is missing (PostgreSQL via apt, NuGet packages), starts a private PostgreSQL cluster under .data/,
+#   builds the bootstrap base model once if models/ has none, starts the worker host in the background and serves
+#   the API at http://127.0.0.1:8080 (Development) in the foreground. Ctrl+C stops everything it started.
+# Settings (environment): FTS_PG_PORT (5544), FTS_URL (http://127.0.0.1:8080), FTS_MODELS_DIR (models),
+#   FTS_BOOTSTRAP_SIZE (tiny; "test" builds a toy model in about a minute), FTS_KEEP_POSTGRES=1 leaves the cluster up.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+pg_port=${FTS_PG_PORT:-5544}
+url=${FTS_URL:-http://127.0.0.1:8080}
+models=$(mkdir -p "${FTS_MODELS_DIR:-models}" && cd "${FTS_MODELS_DIR:-models}" && pwd)
+data="$root/.data"
+config=Release
+say() { echo "run.sh: $*" >&2; }
+
+ensure_dotnet() {
+  command -v dotnet >/dev/null && dotnet --list-sdks | grep -q '^10\.' && return
+  if [ "$(id -u)" = 0 ] && apt-cache show dotnet-sdk-10.0 >/dev/null 2>&1; then
+    say "installing the .NET 10 SDK (apt-get install dotnet-sdk-10.0)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dotnet-sdk-10.0 >&2
+    return
+  fi
+  say "the .NET 10 SDK is required: https://learn.microsoft.com/dotnet/core/install/linux-debian"
+  exit 1
+}
+
+worker_pid=""
+cleanup() {
+  if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+    say "stopping the worker ($worker_pid)"
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+  fi
+  if [ "${FTS_KEEP_POSTGRES:-0}" != 1 ]; then
+    say "stopping PostgreSQL"
+    deploy/dev/postgres.sh stop "$data/postgres" || true
+  fi
+}
+
+ensure_dotnet
+mkdir -p "$data"
+chmod 755 "$data"
+connection=$(deploy/dev/postgres.sh start "$data/postgres" "$pg_port")
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+say "PostgreSQL: $connection (data in .data/postgres)"
+
+say "restoring and building ($config)"
+dotnet build FineTuneService.sln -c "$config" -v q -nologo
+
+if ! ls "$models"/*/config.json >/dev/null 2>&1; then
+  size=${FTS_BOOTSTRAP_SIZE:-tiny}
+  say "no base model in $models: building the bootstrap model (size $size; about 20 minutes for tiny, once)"
+  dotnet run --project src/FineTuneService.Cli -c "$config" --no-build -- bootstrap build --size "$size" --out "$models/safetune-tiny"
+fi
+
+export ConnectionStrings__Postgres="$connection"
+export ASPNETCORE_ENVIRONMENT=Development DOTNET_ENVIRONMENT=Development
+export Database__MigrateOnStartup=true
+export Models__Directory="$models"
+
+bin() { echo "$root/src/$1/bin/$config/net10.0"; }
+
+# The API applies migrations and imports base models before it listens; the worker starts once the API answers,
+# so the two never race on a fresh database.
+say "starting the API at $url (Swagger: $url/swagger, Hangfire: $url/hangfire?access_token=<admin key>)"
+(cd "$(bin FineTuneService.Api)" && exec dotnet FineTuneService.Api.dll --urls "$url") &
+api_pid=$!
+trap 'kill -TERM $api_pid 2>/dev/null; wait $api_pid 2>/dev/null; exit 130' INT TERM
+hostport=${url#*://}; hostport=${hostport%%/*}
+for _ in $(seq 180); do
+  (echo >"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null && break
+  kill -0 "$api_pid" 2>/dev/null || { say "the API exited during start"; exit 1; }
+  sleep 1
+done
+
+say "starting the worker host"
+(cd "$(bin FineTuneService.Worker)" && exec dotnet FineTuneService.Worker.dll) &
+worker_pid=$!
+
+say "ready: $url  (dev admin key: sk-fts-admin-dev)"
+wait "$api_pid"

@@ -1,0 +1,148 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using FineTuneService.Api.Auth;
+using FineTuneService.Core.Models;
+using FineTuneService.Service.Tests.Api;
+using FineTuneService.Service.Tests.Infrastructure;
+using FineTuneService.Worker.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using OpenAI.Files;
+using OpenAI.FineTuning;
+using Xunit.Abstractions;
+
+namespace FineTuneService.Service.Tests.Worker;
+
+/// <summary>
+/// The whole loop as a tenant sees it, through the official OpenAI .NET SDK: the API host with the worker's device
+/// server running in the same process (as in the dev run), real PostgreSQL, Hangfire and TorchSharp.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHelper output)
+{
+#pragma warning disable OPENAI001 // the SDK marks fine-tuning as experimental
+    [Fact]
+    public async Task A_tenant_fine_tunes_through_the_sdk_and_another_tenant_sees_none_of_it()
+    {
+        var cache = Directory.CreateTempSubdirectory("fts-e2e-cache-").FullName;
+        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        {
+            ["Worker:ModelCacheDirectory"] = cache,
+            ["Worker:HeartbeatInterval"] = "00:00:00.2",
+            ["Worker:StaleTimeout"] = "00:00:30",
+            ["Worker:CheckpointEverySteps"] = "5",
+            ["Worker:MetricsEverySteps"] = "1",
+            ["Worker:MaxSequenceLength"] = "64",
+        });
+        await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
+        try
+        {
+            await app.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);
+            var owner = Sdk(app, await CreateTenantKeyAsync(app, "e2e-owner"));
+            var other = Sdk(app, await CreateTenantKeyAsync(app, "e2e-other"));
+
+            // 1. Upload a JSONL file and wait for its validation.
+            var files = owner.GetOpenAIFileClient();
+            OpenAIFile file = await files.UploadFileAsync(BinaryData.FromString(TinyBaseModel.Jsonl(24)), "train.jsonl", FileUploadPurpose.FineTune);
+            for (var i = 0; i < 300 && file.Status == FileStatus.Uploaded; i++)
+            {
+                await Task.Delay(100);
+                file = await files.GetFileAsync(file.Id);
+            }
+            Assert.Equal(FileStatus.Processed, file.Status);
+
+            // 2. Create a job on the tiny base model: 24 examples, batch 4, 2 epochs = 12 steps.
+            var fineTuning = owner.GetFineTuningClient();
+            var created = DateTimeOffset.UtcNow;
+            var job = await fineTuning.FineTuneAsync(TinyBaseModel.Id, file.Id, waitUntilCompleted: false, new FineTuningOptions
+            {
+                Suffix = "e2e",
+                Seed = 7,
+                TrainingMethod = FineTuningTrainingMethod.CreateSupervised(
+                    batchSize: 4, epochCount: 2, learningRate: HyperparameterLearningRate.CreateAuto()),
+            });
+
+            // 3. Poll it to succeeded.
+            for (var i = 0; i < 1200 && !job.HasCompleted; i++)
+            {
+                await Task.Delay(100);
+                await job.UpdateStatusAsync();
+            }
+            var body = JsonNode.Parse(job.GetRawResponse().Content.ToString())!;
+            Assert.True(job.Status == FineTuningStatus.Succeeded, body.ToJsonString());
+            var model = body["fine_tuned_model"]!.GetValue<string>();
+            Assert.StartsWith($"ft:{TinyBaseModel.Id}:", model);
+            Assert.EndsWith($":e2e:{job.JobId}", model);
+            // Read from the wire: the SDK's typed job keeps some fields from the create response.
+            Assert.True(body["trained_tokens"]!.GetValue<long>() > 0);
+            Assert.Equal(0.1, body["hyperparameters"]!["learning_rate_multiplier"]!.GetValue<double>()); // "auto" resolved by the worker
+
+            // 4. Page through events (newest first) and checkpoints.
+            var events = new List<FineTuningEvent>();
+            await foreach (var e in job.GetEventsAsync(new GetEventsOptions { PageSize = 4 })) events.Add(e);
+            Assert.Equal("The job has successfully completed", events[0].Message);
+            Assert.Equal(events.OrderByDescending(e => e.CreatedAt).Select(e => e.CreatedAt), events.Select(e => e.CreatedAt));
+            var metrics = events.Where(e => e.Kind == FineTuningJobEventKind.Metrics).ToList();
+            Assert.Equal(12, metrics.Count);
+            var last = JsonNode.Parse(metrics[0].Data.ToString())!;
+            Assert.Equal(12, last["step"]!.GetValue<int>());
+            Assert.True(last["tokens_per_second"]!.GetValue<double>() > 0);
+
+            var checkpoints = new List<FineTuningCheckpoint>();
+            await foreach (var c in job.GetCheckpointsAsync(new GetCheckpointsOptions { PageSize = 1 })) checkpoints.Add(c);
+            Assert.Equal([10, 5], checkpoints.Select(c => c.StepNumber).OrderDescending());
+            Assert.All(checkpoints, c =>
+            {
+                Assert.Equal($"{model}:ckpt-step-{c.StepNumber}", c.ModelId);
+                Assert.NotNull(c.Metrics.TrainLoss);
+            });
+
+            // 5. The new model is listed for its tenant.
+            var models = (await owner.GetOpenAIModelClient().GetModelsAsync()).Value.Select(m => m.Id).ToList();
+            Assert.Contains(model, models);
+            Assert.Contains(TinyBaseModel.Id, models);
+
+            // A second tenant sees none of it: not the job, its events, the file or the model.
+            Assert.Empty(await ToListAsync(other.GetFineTuningClient().GetJobsAsync()));
+            Assert.Equal(404, (await Assert.ThrowsAsync<ClientResultException>(() => other.GetFineTuningClient().GetJobAsync(job.JobId))).Status);
+            Assert.Equal(404, (await Assert.ThrowsAsync<ClientResultException>(() => other.GetOpenAIFileClient().GetFileAsync(file.Id))).Status);
+            Assert.DoesNotContain(model, (await other.GetOpenAIModelClient().GetModelsAsync()).Value.Select(m => m.Id));
+            Assert.Equal(404, (await Assert.ThrowsAsync<ClientResultException>(() => other.GetOpenAIModelClient().GetModelAsync(model))).Status);
+
+            var started = metrics.Count > 0 ? events.Single(e => e.Message.StartsWith("Fine-tuning job started", StringComparison.Ordinal)).CreatedAt : created;
+            output.WriteLine($"create → worker start: {(started - created).TotalMilliseconds:0} ms (includes file check and model download)");
+            output.WriteLine($"tokens/s at the last step: {last["tokens_per_second"]!.GetValue<double>():0}");
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    private static OpenAIClient Sdk(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string key) =>
+        new(new ApiKeyCredential(key), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(app.Server.BaseAddress, "/v1"),
+            Transport = new HttpClientPipelineTransport(app.CreateClient()),
+        });
+
+    private static async Task<string> CreateTenantKeyAsync(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string name)
+    {
+        var admin = app.CreateClient();
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", AuthOptions.DevelopmentAdminKey);
+        var response = await admin.PostAsJsonAsync("/v1/admin/tenants", new { name });
+        response.EnsureSuccessStatusCode();
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["api_key"]!.GetValue<string>();
+    }
+
+    private static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
+    {
+        var list = new List<T>();
+        await foreach (var item in items) list.Add(item);
+        return list;
+    }
+#pragma warning restore OPENAI001
+}
