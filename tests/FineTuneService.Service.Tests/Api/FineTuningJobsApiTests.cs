@@ -96,6 +96,14 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.Equal(first["id"]!.GetValue<string>(), retry["id"]!.GetValue<string>());
         Assert.NotEqual(first["id"]!.GetValue<string>(), other["id"]!.GetValue<string>());
         Assert.Equal(2, (await client.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray().Count);
+
+        // Pages newest first: the second job, then (after it) the first.
+        var page = await client.GetJsonAsync("/v1/fine_tuning/jobs?limit=1");
+        Assert.Equal(other["id"]!.GetValue<string>(), page["first_id"]!.GetValue<string>());
+        Assert.True(page["has_more"]!.GetValue<bool>());
+        var next = await client.GetJsonAsync($"/v1/fine_tuning/jobs?limit=1&after={page["last_id"]}");
+        Assert.Equal(first["id"]!.GetValue<string>(), next["data"]![0]!["id"]!.GetValue<string>());
+        Assert.False(next["has_more"]!.GetValue<bool>());
     }
 
     [Fact]
