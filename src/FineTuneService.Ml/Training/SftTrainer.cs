@@ -48,6 +48,8 @@ public sealed class SftTrainer(
         CancellationToken pauseToken = default)
     {
         options.Validate();
+        if (pauseToken.CanBeCanceled && string.IsNullOrWhiteSpace(options.CheckpointDirectory))
+            throw new ArgumentException("Pausing writes a checkpoint: set SftTrainerOptions.CheckpointDirectory.", nameof(pauseToken));
         var device = model.parameters().FirstOrDefault()?.device
             ?? throw new ArgumentException("The model has no parameters.", nameof(model));
         var context = new TrainingContext(model, device, options, tokenizer, logger, observer,

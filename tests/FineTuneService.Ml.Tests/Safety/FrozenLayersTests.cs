@@ -124,7 +124,7 @@ public sealed class FrozenLayersTests
             benign,
             prompt => (prompt.StartsWith("normal", StringComparison.Ordinal) ? normal : malicious)[int.Parse(prompt.Split(' ')[1])],
             parameters,
-            Complete,
+            prompts => prompts.Select(Complete).ToArray(),
             answer => answer.StartsWith("I cannot", StringComparison.Ordinal));
 
         Assert.Equal((3, 4), (location.CandidateFirstLayer, location.CandidateLastLayer));

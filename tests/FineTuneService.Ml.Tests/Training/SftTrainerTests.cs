@@ -91,6 +91,20 @@ public class SftTrainerTests
     }
 
     [Fact]
+    public void Pausing_without_a_checkpoint_directory_is_refused_before_training()
+    {
+        using var model = TrainerTestData.Decoder();
+        var before = TrainerTestData.Snapshot(model);
+        using var pause = new CancellationTokenSource();
+
+        var error = Assert.Throws<ArgumentException>(() =>
+            new SftTrainer(model, TrainerTestData.Options()).Train(TrainerTestData.ReverseTask(8), pauseToken: pause.Token));
+
+        Assert.Contains("CheckpointDirectory", error.Message);
+        Assert.Equal(before["lm_head.weight"], TrainerTestData.Snapshot(model)["lm_head.weight"]);
+    }
+
+    [Fact]
     public void Frozen_parameters_stay_bit_identical_and_are_left_out_of_the_optimizer()
     {
         using var model = TrainerTestData.Decoder();

@@ -9,8 +9,9 @@ namespace FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 public static class DecoderSafetyLayers
 {
     /// <summary>
-    /// Locates the safety layers. Prompts are token ids ending where the assistant answer would start; completions are
-    /// greedy, <paramref name="maxNewTokens"/> long, decoded with <paramref name="tokenizer"/> for <paramref name="isRefusal"/>.
+    /// Locates the safety layers. Prompts are token ids ending where the assistant answer would start (e.g.
+    /// <c>ChatExampleEncoder.EncodePrompt</c>); completions are greedy, batched, at most <paramref name="maxNewTokens"/>
+    /// long, decoded with <paramref name="tokenizer"/> for <paramref name="isRefusal"/>.
     /// </summary>
     public static SafetyLayerLocation Locate(
         DecoderLM model,
@@ -29,7 +30,7 @@ public static class DecoderSafetyLayers
             normalPrompts, maliciousPrompts, benignPrompts,
             prompt => LastTokenHiddenStates(model, prompt),
             parameters,
-            prompt => tokenizer.Decode(generator.Generate([prompt], generation)[0].TokenIds),
+            prompts => generator.Generate(prompts.Select(p => (IReadOnlyList<int>)p).ToArray(), generation).Select(g => tokenizer.Decode(g.TokenIds)).ToArray(),
             isRefusal);
     }
 

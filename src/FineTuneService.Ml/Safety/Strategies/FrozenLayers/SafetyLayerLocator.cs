@@ -52,8 +52,8 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
 
     /// <summary>
     /// Curves, candidate and over-rejection refinement. <paramref name="hiddenStates"/> gives the last prompt token's
-    /// hidden state after every decoder layer, [layers, hidden]; <paramref name="complete"/> must generate with the
-    /// current weights (it is called with the candidate ranges scaled).
+    /// hidden state after every decoder layer, [layers, hidden]; <paramref name="complete"/> answers a batch of prompts
+    /// with the current weights (it is called with the candidate ranges scaled).
     /// </summary>
     public SafetyLayerLocation Locate<TPrompt>(
         IReadOnlyList<TPrompt> normalPrompts,
@@ -61,7 +61,7 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
         IReadOnlyList<TPrompt> benignPrompts,
         Func<TPrompt, Tensor> hiddenStates,
         IReadOnlyList<(string Name, Parameter Parameter)> parameters,
-        Func<TPrompt, string> complete,
+        Func<IReadOnlyList<TPrompt>, IReadOnlyList<string>> complete,
         Predicate<string> isRefusal)
     {
         SimilarityCurves curves;
@@ -73,7 +73,7 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
                 stack(maliciousPrompts.Select(p => hiddenStates(p)).ToArray()));
         }
         var candidate = CandidateRange(curves);
-        int CountRefusals() => benignPrompts.Count(p => isRefusal(complete(p)));
+        int CountRefusals() => complete(benignPrompts).Count(answer => isRefusal(answer));
         var baseline = CountRefusals();
         var (first, last, trials) = Refine(candidate, curves.Layers, (f, l) => WithScaledLayers(parameters, f, l, Options.ScaleAlpha, CountRefusals));
         return new SafetyLayerLocation(first, last, candidate.First, candidate.Last, curves, Options.ScaleAlpha, benignPrompts.Count, baseline, trials);
