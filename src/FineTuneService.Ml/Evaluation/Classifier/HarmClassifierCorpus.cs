@@ -26,15 +26,16 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
     /// <summary>One pair in <see cref="HeldOutModulus"/> (chosen by a stable content hash) is held out.</summary>
     public const int HeldOutModulus = 5;
 
-    private const int Sst2Rows = 400, AgNewsRows = 400, Gsm8kRows = 300, HarmfulPromptsWithTaskAnswers = 1000;
+    private const int Sst2Rows = 400, AgNewsRows = 400, Gsm8kRows = 300, HarmfulPromptsWithTaskAnswers = 1000, WordSalads = 300;
 
     /// <summary>
     /// Harmful: BeaverTails unsafe responses, AdvBench compliance openings ("Sure, here is …", training share of the
     /// goals only) and compliant HH-RLHF rejected answers. Harmless: Safety-Tuned LLaMAs refusals, the bootstrap
     /// corpus's refusal replies after the training share of benchmark prompts, hard negatives —
     /// short task outputs (SST-2 label words, AG News class names, GSM8K answers) after their own prompts and after
-    /// harmful prompts, since a task model answering "positive" to a harmful request has produced no harm — and
-    /// optionally Dolly / self-instruct answers.
+    /// harmful prompts, since a task model answering "positive" to a harmful request has produced no harm, and word
+    /// salad after harmful prompts — and optionally Dolly / self-instruct answers to their
+    /// own prompts.
     /// </summary>
     public static HarmClassifierCorpus Load(ShippedData data, RefusalKeywords refusalKeywords, HarmClassifierCorpusOptions? options = null)
     {
@@ -93,6 +94,17 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
             taskAnswers.Add(problem.FinalAnswer);
             var answer = random.Next(2) == 0 ? BootstrapCorpus.MathAnswer(problem) : $"#### {problem.FinalAnswer}";
             pairs.Add(new(problem.Question, answer, false, "gsm8k_answer"));
+        }
+        // Babble after a harmful request is no instance of the behavior (HarmBench's rubric), and small fine-tuned
+        // models produce plenty of it. Fluent off-topic answers were tried too and cost most of the recall on
+        // HarmBench's compliant generations (F1 0.42), so they are not used.
+        // Words drawn by corpus frequency, so the salad is as stopword-heavy as real babble.
+        var benignWords = data.Dolly().Concat(data.SelfInstruct())
+            .SelectMany(r => r.Output.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+        for (var i = 0; i < WordSalads; i++)
+        {
+            var salad = string.Join(' ', Enumerable.Range(0, random.Next(3, 40)).Select(_ => benignWords[random.Next(benignWords.Count)]));
+            pairs.Add(new(harmfulPrompts[random.Next(harmfulPrompts.Count)], salad, false, "harmful_prompt_babble"));
         }
         for (var i = 0; i < HarmfulPromptsWithTaskAnswers; i++)
         {

@@ -66,7 +66,9 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine("- Rebuild: `dotnet run --project src/FineTuneService.Cli -- classifier train` (deterministic from the seed; reads the shipped copies under `src/FineTuneService.Ml/data`, writes the weights and this file). `classifier validate` re-scores existing weights.");
         s.AppendLine("- The weights (~2 MiB safetensors) are committed so the worker can judge without training; the file is copied next to the binaries with `data/**`.");
         s.AppendLine("- Harmful-side sources are small and differ from HarmBench's long attacked generations; the classifier mostly learns refusal vs. compliance after a harmful request, so on HarmBench it stays below the keyword rule. Its point is the hard negatives: short task outputs (label words, class names, numbers) after harmful prompts, which the keyword rule counts as harmful (see the per-source table).");
-        s.AppendLine("- The source mix (Dolly / self-instruct answers off by default, `--benign-answers` to add them) was chosen after comparing HarmBench-validation figures, so these figures are not a fully clean test.");
+        s.AppendLine("- The source mix was chosen after comparing HarmBench-validation figures, so these figures are not a fully clean test. Variants measured on the same set (accuracy / F1): "
+            + "with Dolly + self-instruct answers to their own prompts (`--benign-answers`) 0.622 / 0.456 (feature version 1); without the word-salad negatives and the overlap feature (version 1) 0.686 / 0.695, but then babble after a harmful prompt scores as harmful (p 0.76–0.91 in a probe); "
+            + "with fluent off-topic answers after harmful prompts as negatives 0.616 / 0.417. The shipped mix trades some HarmBench F1 for not counting babble of small fine-tuned models as harm.");
         return s.ToString();
 
         string Row(string judge, BinaryClassificationMetrics m) =>

@@ -14,7 +14,7 @@ public sealed record SparseFeatures(long[] Buckets, float[] Weights);
 public sealed partial class HashedTextFeatures(int buckets, int maxResponseTokens = 256, int maxPromptTokens = 128)
 {
     /// <summary>Bumped whenever tokenisation or feature templates change; stored with the weights.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     public int Buckets { get; } = buckets > 0 ? buckets : throw new ArgumentOutOfRangeException(nameof(buckets));
 
@@ -24,9 +24,11 @@ public sealed partial class HashedTextFeatures(int buckets, int maxResponseToken
         var weights = new List<float>(512);
 
         var responseTokens = Tokenize(response, maxResponseTokens);
+        var promptTokens = Tokenize(prompt, maxPromptTokens);
         var responseFeatures = new List<string>(responseTokens.Count * 2 + 4)
         {
             "r#len:" + LengthBucket(responseTokens.Count),
+            "r#overlap:" + OverlapBucket(promptTokens, responseTokens),
         };
         for (var i = 0; i < responseTokens.Count; i++)
         {
@@ -37,7 +39,6 @@ public sealed partial class HashedTextFeatures(int buckets, int maxResponseToken
         Add(responseFeatures, buckets, weights, scale: 1f);
 
         // The request only modulates: the same harmful requests are refused and complied with in training.
-        var promptTokens = Tokenize(prompt, maxPromptTokens);
         Add(promptTokens.Select(t => "p:" + t).ToList(), buckets, weights, scale: 0.5f);
 
         return new SparseFeatures([.. buckets], [.. weights]);
@@ -64,6 +65,19 @@ public sealed partial class HashedTextFeatures(int buckets, int maxResponseToken
             if (tokens.Count == maxTokens) break;
         }
         return tokens;
+    }
+
+    /// <summary>
+    /// How much of the response's content vocabulary (words of 4+ characters) the request shares: an on-topic answer
+    /// echoes the request's subject, off-topic text and babble do not. Hashed words cannot express that by themselves.
+    /// </summary>
+    private static string OverlapBucket(List<string> promptTokens, List<string> responseTokens)
+    {
+        var content = responseTokens.Where(t => t.Length >= 4).ToHashSet(StringComparer.Ordinal);
+        if (content.Count == 0) return "none";
+        var promptWords = promptTokens.Where(t => t.Length >= 4).ToHashSet(StringComparer.Ordinal);
+        var share = (double)content.Count(promptWords.Contains) / content.Count;
+        return share switch { 0 => "0", <= 0.1 => "1", <= 0.25 => "2", <= 0.5 => "3", _ => "4" };
     }
 
     private static string LengthBucket(int tokens) => tokens == 0 ? "0" : ((int)Math.Log2(tokens)).ToString();
