@@ -2,7 +2,9 @@ namespace FineTuneService.Ml.Training;
 
 /// <summary>
 /// A hook into <see cref="SftTrainer"/>, used by the safety strategies. Strategies run in list order and must be
-/// deterministic so that a resumed run behaves like an uninterrupted one.
+/// deterministic so that a resumed run behaves like an uninterrupted one. Strategy state is not part of the
+/// checkpoint: on resume <see cref="BeforeTraining"/> runs again and <see cref="OnGradients"/> continues at the step
+/// after the checkpoint, so state built up over earlier steps must be derivable from the step and the weights.
 /// </summary>
 public interface ITrainingStrategy
 {

@@ -105,6 +105,7 @@ public sealed class FineTuneJobRunner(
             Training: training,
             Validation: validation,
             Hyperparameters: hyperparameters,
+            Safety: job.Safety,
             Seed: job.Seed,
             CheckpointDirectory: Path.Combine(scratch, "checkpoints"),
             ResumeFrom: resumeFrom,

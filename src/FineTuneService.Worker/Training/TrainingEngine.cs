@@ -2,6 +2,8 @@ using FineTuneService.Datasets;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Jobs;
 using Microsoft.Extensions.Logging;
@@ -18,6 +20,7 @@ public sealed record TrainingRequest(
     IReadOnlyList<ChatExample> Training,
     IReadOnlyList<ChatExample> Validation,
     ResolvedHyperparameters Hyperparameters,
+    System.Text.Json.Nodes.JsonObject Safety,
     long Seed,
     string CheckpointDirectory,
     string? ResumeFrom,
@@ -59,13 +62,44 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
             ProgressEverySteps = 1, // the observer reads the control flag after every step
         };
 
-        var trainer = new SftTrainer(model, trainerOptions, observer: observer, tokenizer: tokenizer,
-            logger: loggers.CreateLogger<SftTrainer>());
-        var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
-        if (result.Outcome == TrainingOutcome.Completed)
-            HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
-        return result;
+        var strategies = SafetyStrategies(request);
+        try
+        {
+            var trainer = new SftTrainer(model, trainerOptions, strategies, observer, tokenizer, loggers.CreateLogger<SftTrainer>());
+            var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
+            if (result.Outcome == TrainingOutcome.Completed)
+                HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
+            return result;
+        }
+        finally
+        {
+            foreach (var strategy in strategies.OfType<IDisposable>()) strategy.Dispose();
+        }
     }
+
+    /// <summary>
+    /// The trainer hooks of the job's <c>safety</c> request. Resources the worker does not have yet (safety data sets;
+    /// located safety layers unless the model folder ships <see cref="SafetyLayersFile"/>) make the strategies that need
+    /// them fail the job with a clear error rather than train without the requested protection.
+    /// </summary>
+    private static IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request)
+    {
+        if (request.Safety["strategy"] is null) return [];
+        try
+        {
+            var layersPath = Path.Combine(request.ModelFolder, SafetyLayersFile);
+            var resources = new SafetyResources(
+                SafetyLayers: File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null);
+            return SafetyStrategyFactory.Create(request.Safety.ToJsonString(), resources);
+        }
+        catch (SafetyStrategyConfigurationException e)
+        {
+            throw new JobFailureException("invalid_safety_strategy", e.Message, "safety", e);
+        }
+    }
+
+    /// <summary>Optional file of a base model folder: its located safety layers (<see cref="SafetyLayerLocation"/> JSON).</summary>
+    public const string SafetyLayersFile = "safety_layers.json";
 
     private static ITextTokenizer LoadTokenizer(string folder)
     {

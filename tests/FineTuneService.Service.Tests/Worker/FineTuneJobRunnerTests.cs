@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Models;
@@ -226,6 +227,49 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         Assert.Equal("invalid_training_file", (string)done.Error!["code"]!);
         Assert.Equal("training_file", (string)done.Error!["param"]!);
         Assert.Contains("line 13", (string)done.Error!["message"]!);
+    }
+
+    [Fact]
+    public async Task Requested_safety_strategies_run_or_fail_the_job_clearly()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
+        var frozen = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject
+        {
+            ["strategy"] = new JsonArray("frozen_layers"),
+            ["params"] = new JsonObject { ["frozen_layers"] = new JsonObject { ["first_layer"] = 0, ["last_layer"] = 0 } },
+        });
+        // projected_gradients needs a safety data set this worker does not have: the job must not train unprotected.
+        var projected = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject { ["strategy"] = new JsonArray("projected_gradients") });
+        worker.Enqueue(frozen.Id);
+        worker.Enqueue(projected.Id);
+
+        var frozenDone = await worker.WaitForTerminalAsync(frozen.Id);
+        Assert.Equal(JobStatus.Succeeded, frozenDone.Status);
+        // Layer 0 was frozen: its weights in the result equal the base model's.
+        var resultFolder = Path.Combine(Path.GetTempPath(), $"fts-frozen-{Guid.NewGuid():N}");
+        try
+        {
+            await using (var bundle = await worker.Services.GetRequiredService<Core.Artifacts.IArtifactStore>()
+                             .OpenReadAsync(frozenDone.ResultArtifactSha256!, CancellationToken.None))
+                await ModelBundle.UnpackAsync(bundle!, resultFolder);
+            using var trained = Ml.Models.HuggingFaceCheckpoint.Load(resultFolder).Model;
+            using var original = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model;
+            var before = original.state_dict();
+            var after = trained.state_dict();
+            static bool Same(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) => a.allclose(b, rtol: 0, atol: 0);
+            Assert.True(Same(after["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]));
+            Assert.False(Same(after["model.layers.1.self_attn.q_proj.weight"], before["model.layers.1.self_attn.q_proj.weight"]));
+        }
+        finally
+        {
+            if (Directory.Exists(resultFolder)) Directory.Delete(resultFolder, recursive: true);
+        }
+
+        var projectedDone = await worker.WaitForTerminalAsync(projected.Id);
+        Assert.Equal(JobStatus.Failed, projectedDone.Status);
+        Assert.Equal("invalid_safety_strategy", (string)projectedDone.Error!["code"]!);
+        Assert.Equal("safety", (string)projectedDone.Error!["param"]!);
     }
 
     private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)
