@@ -28,6 +28,7 @@ ensure_dotnet() {
 }
 
 worker_pid=""
+pg_dir=""
 cleanup() {
   if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
     say "stopping the worker ($worker_pid)"
@@ -36,17 +37,32 @@ cleanup() {
   fi
   if [ "${FTS_KEEP_POSTGRES:-0}" != 1 ]; then
     say "stopping PostgreSQL"
-    deploy/dev/postgres.sh stop "$data/postgres" || true
+    deploy/dev/postgres.sh stop "$pg_dir" || true
   fi
+}
+
+# As root the cluster runs as the "postgres" user, which must be able to reach its data folder. A checkout under a
+# private home (e.g. /root) is not reachable; the cluster then lives under /var/lib/fts-dev instead.
+world_traversable() {
+  local d=$1
+  while [ "$d" != / ]; do
+    [ -n "$(find "$d" -maxdepth 0 -perm -o+x)" ] || return 1
+    d=$(dirname "$d")
+  done
 }
 
 ensure_dotnet
 mkdir -p "$data"
 chmod 755 "$data"
-connection=$(deploy/dev/postgres.sh start "$data/postgres" "$pg_port")
+pg_dir="$data/postgres"
+if [ "$(id -u)" = 0 ] && ! world_traversable "$data"; then
+  pg_dir="/var/lib/fts-dev/$(basename "$root")-$(echo "$root" | sha1sum | cut -c1-8)"
+  mkdir -p "$pg_dir" && chmod 755 /var/lib/fts-dev "$pg_dir"
+fi
+connection=$(deploy/dev/postgres.sh start "$pg_dir" "$pg_port")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-say "PostgreSQL: $connection (data in .data/postgres)"
+say "PostgreSQL: $connection (data in $pg_dir)"
 
 say "restoring and building ($config)"
 dotnet build FineTuneService.sln -c "$config" -v q -nologo

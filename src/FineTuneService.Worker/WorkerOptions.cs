@@ -44,6 +44,10 @@ public sealed record WorkerOptions
     [Range(1e-7, 1.0)]
     public double BaseLearningRate { get; init; } = 2e-3;
 
+    /// <summary>Rows of each shipped safety data set handed to the safety strategies that need one.</summary>
+    [Range(1, 10_000)]
+    public int SafetyExamples { get; init; } = 64;
+
     /// <summary>Training rows are cut to this many tokens.</summary>
     [Range(8, 1 << 20)]
     public int MaxSequenceLength { get; init; } = 512;

@@ -47,7 +47,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     {
         Response.StatusCode = StatusCodes.Status403Forbidden;
         await Response.WriteAsJsonAsync(OpenAiError.From(new ApiException(403,
-            "This endpoint needs the admin key.", "invalid_request_error", null, "insufficient_permissions")), json.Value.SerializerOptions);
+            "This key may not use this endpoint: /v1/admin takes the admin key, every other route a tenant key.", "invalid_request_error", null, "insufficient_permissions")), json.Value.SerializerOptions);
     }
 
     internal static string? BearerKey(HttpRequest request)

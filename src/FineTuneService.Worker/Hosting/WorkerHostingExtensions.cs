@@ -46,6 +46,7 @@ public static class WorkerHostingExtensions
         services.AddSingleton<BaseModelCache>();
         services.AddSingleton<JobClaims>();
         services.AddSingleton<JobLeases>();
+        services.AddSingleton<SafetyData>();
         services.AddSingleton<TrainingEngine>();
         services.AddScoped<CurrentWorkerSlot>();
         services.AddScoped<IFineTuneJobRunner, FineTuneJobRunner>();

@@ -31,7 +31,7 @@ public sealed record TrainingRequest(
 /// with the model's tokenizer and chat template, runs <see cref="SftTrainer"/> synchronously, and on completion
 /// saves the trained model as a Hugging Face folder (tokenizer files copied along).
 /// </summary>
-public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFactory loggers)
+public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData safetyData, ILoggerFactory loggers)
 {
     private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
 
@@ -62,7 +62,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
             ProgressEverySteps = 1, // the observer reads the control flag after every step
         };
 
-        var strategies = SafetyStrategies(request);
+        var strategies = SafetyStrategies(request, encoder, maxLength);
         try
         {
             var trainer = new SftTrainer(model, trainerOptions, strategies, observer, tokenizer, loggers.CreateLogger<SftTrainer>());
@@ -78,19 +78,21 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
     }
 
     /// <summary>
-    /// The trainer hooks of the job's <c>safety</c> request. Resources the worker does not have yet (safety data sets;
-    /// located safety layers unless the model folder ships <see cref="SafetyLayersFile"/>) make the strategies that need
-    /// them fail the job with a clear error rather than train without the requested protection.
+    /// The trainer hooks of the job's <c>safety</c> request, with the shipped safety data sets and, when the model folder
+    /// has <see cref="SafetyLayersFile"/>, its located safety layers. A strategy whose resources are missing fails the
+    /// job with a clear error rather than training without the requested protection.
     /// </summary>
-    private static IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request)
+    private IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request, ChatExampleEncoder encoder, int maxLength)
     {
         if (request.Safety["strategy"] is null) return [];
         try
         {
+            var plan = SafetyStrategyPlan.Parse(request.Safety.ToJsonString());
+            if (plan.Strategies.Count == 0) return [];
             var layersPath = Path.Combine(request.ModelFolder, SafetyLayersFile);
-            var resources = new SafetyResources(
-                SafetyLayers: File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null);
-            return SafetyStrategyFactory.Create(request.Safety.ToJsonString(), resources);
+            var layers = File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null;
+            var resources = safetyData.Resources(encoder, maxLength, layers);
+            return SafetyStrategyFactory.Create(plan, resources);
         }
         catch (SafetyStrategyConfigurationException e)
         {

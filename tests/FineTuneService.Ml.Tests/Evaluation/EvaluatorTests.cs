@@ -1,3 +1,4 @@
+using FineTuneService.Datasets;
 using FineTuneService.Ml.Evaluation;
 using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Evaluation.Judges;
@@ -115,6 +116,21 @@ public class EvaluatorTests
         Assert.Equal(66.67, result.Accuracy);
         Assert.Equal(2, result.Correct);
         Assert.Equal("exact_label", result.Matcher);
+    }
+
+    [Fact]
+    public void Accuracy_examples_come_from_a_validation_files_last_exchange()
+    {
+        var chats = new[]
+        {
+            new ChatExample([new("system", "Be brief."), new("user", "Review: great"), new("assistant", "positive")], 1),
+            new ChatExample([new("user", "a"), new("assistant", "b"), new("user", "Review: dull"), new("assistant", "negative")], 2),
+            new ChatExample([new("user", "no answer")], 3),
+        };
+
+        var examples = AccuracyExample.FromChats(chats);
+
+        Assert.Equal([new AccuracyExample("Review: great", "positive"), new AccuracyExample("Review: dull", "negative")], examples);
     }
 
     [Fact]

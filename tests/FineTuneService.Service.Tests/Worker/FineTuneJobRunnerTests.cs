@@ -239,10 +239,14 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
             ["strategy"] = new JsonArray("frozen_layers"),
             ["params"] = new JsonObject { ["frozen_layers"] = new JsonObject { ["first_layer"] = 0, ["last_layer"] = 0 } },
         });
-        // projected_gradients needs a safety data set this worker does not have: the job must not train unprotected.
+        // projected_gradients trains against the shipped refusal set.
         var projected = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject { ["strategy"] = new JsonArray("projected_gradients") });
+        // frozen_layers without a layer range needs located safety layers, which the tiny model does not have:
+        // the job must fail clearly rather than train unprotected.
+        var unlocated = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject { ["strategy"] = new JsonArray("frozen_layers") });
         worker.Enqueue(frozen.Id);
         worker.Enqueue(projected.Id);
+        worker.Enqueue(unlocated.Id);
 
         var frozenDone = await worker.WaitForTerminalAsync(frozen.Id);
         Assert.Equal(JobStatus.Succeeded, frozenDone.Status);
@@ -267,9 +271,13 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         }
 
         var projectedDone = await worker.WaitForTerminalAsync(projected.Id);
-        Assert.Equal(JobStatus.Failed, projectedDone.Status);
-        Assert.Equal("invalid_safety_strategy", (string)projectedDone.Error!["code"]!);
-        Assert.Equal("safety", (string)projectedDone.Error!["param"]!);
+        Assert.True(projectedDone.Status == JobStatus.Succeeded, projectedDone.Error?.ToJsonString());
+
+        var unlocatedDone = await worker.WaitForTerminalAsync(unlocated.Id);
+        Assert.Equal(JobStatus.Failed, unlocatedDone.Status);
+        Assert.Equal("invalid_safety_strategy", (string)unlocatedDone.Error!["code"]!);
+        Assert.Equal("safety", (string)unlocatedDone.Error!["param"]!);
+        Assert.Contains("frozen_layers", (string)unlocatedDone.Error!["message"]!);
     }
 
     private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)

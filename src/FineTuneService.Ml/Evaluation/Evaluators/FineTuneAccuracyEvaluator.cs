@@ -1,7 +1,27 @@
+using FineTuneService.Datasets;
+
 namespace FineTuneService.Ml.Evaluation.Evaluators;
 
 /// <summary>One task example: the user prompt and the reference answer (label word, class name, GSM8K answer).</summary>
-public sealed record AccuracyExample(string Prompt, string Reference);
+public sealed record AccuracyExample(string Prompt, string Reference)
+{
+    /// <summary>
+    /// Examples from a fine-tuning validation file: the last user turn before the last assistant turn is the prompt,
+    /// that assistant turn the reference. Chats without both are skipped.
+    /// </summary>
+    public static IReadOnlyList<AccuracyExample> FromChats(IEnumerable<ChatExample> chats)
+    {
+        var examples = new List<AccuracyExample>();
+        foreach (var chat in chats)
+        {
+            var answerAt = chat.Messages.ToList().FindLastIndex(m => m.Role == ChatMessage.Assistant);
+            if (answerAt < 0) continue;
+            var prompt = chat.Messages.Take(answerAt).LastOrDefault(m => m.Role == ChatMessage.User);
+            if (prompt is not null) examples.Add(new AccuracyExample(prompt.Content, chat.Messages[answerAt].Content));
+        }
+        return examples;
+    }
+}
 
 public sealed record FineTuneAccuracyResult(double Accuracy, int Examples, int Correct, string Matcher,
     IReadOnlyList<EvaluationSample> Samples);
