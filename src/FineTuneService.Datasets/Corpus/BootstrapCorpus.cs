@@ -14,21 +14,21 @@ public sealed record BootstrapCorpusOptions
     /// <summary>Fraction of harmful prompts (by content hash) that no training mix may contain.</summary>
     public double HeldOutFraction { get; init; } = 0.3;
 
-    public int Sst2TrainExamples { get; init; } = 2000;
+    public int Sst2TrainExamples { get; init; } = 4000;
     public int AgNewsTrainExamples { get; init; } = 1000;
-    public int Gsm8kTrainExamples { get; init; } = 300;
+    public int Gsm8kTrainExamples { get; init; } = 200;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
-    public int SafetyTunedRefusals { get; init; } = 800;
+    public int SafetyTunedRefusals { get; init; } = 400;
 
     /// <summary>
     /// Times each open-ended benign instruction (Self-Instruct, Dolly) appears. Refusals outnumber them otherwise, and a
     /// small model then learns "an open question means refuse", which shows up as over-refusal on XSTest.
     /// </summary>
-    public int OpenEndedRepeats { get; init; } = 2;
+    public int OpenEndedRepeats { get; init; } = 3;
 
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
-    public int MaxResponseChars { get; init; } = 600;
+    public int MaxResponseChars { get; init; } = 400;
 }
 
 /// <summary>A harmful request. <see cref="Key"/> is the text the held-out hash is taken of (goal or behavior).</summary>

@@ -39,6 +39,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
 
     /// <param name="outputDirectory">Created if missing; existing model files are overwritten.</param>
     /// <param name="dataDirectory">Shipped data folder; default <see cref="ShippedData.DefaultDirectory"/>.</param>
+    /// <param name="cancellationToken">Stops training before the next step; nothing is saved then.</param>
     public BootstrapBuildResult Build(string outputDirectory, string? dataDirectory = null, CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();

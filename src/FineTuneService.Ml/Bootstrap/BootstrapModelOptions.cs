@@ -19,7 +19,7 @@ public sealed record BootstrapModelOptions
     /// <summary>Packed row length; chat examples longer than this are cut.</summary>
     public int MaxSequenceLength { get; init; } = 256;
     public int BatchSize { get; init; } = 16;
-    public int Epochs { get; init; } = 2;
+    public int Epochs { get; init; } = 3;
     /// <summary>Caps the optimizer steps; null trains <see cref="Epochs"/> full epochs.</summary>
     public int? MaxSteps { get; init; }
     public double LearningRate { get; init; } = 2e-3;
