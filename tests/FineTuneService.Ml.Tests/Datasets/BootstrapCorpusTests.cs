@@ -74,9 +74,9 @@ public class BootstrapCorpusTests
         var sentiment = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction)).ToList();
         var news = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith("Categorize the news article")).ToList();
 
-        Assert.Equal(2000, sentiment.Count);
+        Assert.Equal(corpus.Options.Sst2TrainExamples, sentiment.Count);
         Assert.All(sentiment, e => Assert.Contains(e.Messages[1].Content, new[] { "positive", "negative" }));
-        Assert.Equal(1000, news.Count);
+        Assert.Equal(corpus.Options.AgNewsTrainExamples, news.Count);
         Assert.All(news, e => Assert.Contains(e.Messages[1].Content, new[] { "World", "Sports", "Business", "Sci/Tech" }));
         Assert.Contains(corpus.InstructionMix, e => e.Messages[1].Content.Contains("The final answer is: "));
         Assert.All(corpus.Evaluation.Gsm8kTest, p => Assert.Matches(@"^-?[\d.]+$", p.Expected));
