@@ -115,14 +115,9 @@ internal static class Datasets
     /// <summary>Polls until the file leaves "uploaded" (validation runs on the API's Hangfire server).</summary>
     public static async Task<JsonNode> WaitForValidationAsync(this HttpClient client, string fileId)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var file = await client.GetJsonAsync($"/v1/files/{fileId}");
-            if (file["status"]!.GetValue<string>() != "uploaded") return file;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"File {fileId} was not validated: {file}");
-            await Task.Delay(100);
-        }
+        var file = await Eventually.UntilAsync(() => client.GetJsonAsync($"/v1/files/{fileId}"),
+            f => f["status"]!.GetValue<string>() != "uploaded", TimeSpan.FromSeconds(30));
+        return file["status"]!.GetValue<string>() != "uploaded" ? file : throw new TimeoutException($"File {fileId} was not validated: {file}");
     }
 
     public static async Task<JsonNode> UploadValidatedAsync(this HttpClient client, string content)

@@ -134,13 +134,9 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.Equal("validating_files", job["status"]!.GetValue<string>());
 
         _api.Services.GetRequiredService<IJobScheduler>().EnqueueFileValidation(file.Id);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        string status;
-        do
-        {
-            await Task.Delay(100);
-            status = (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{job["id"]}"))["status"]!.GetValue<string>();
-        } while (status == "validating_files" && DateTime.UtcNow < deadline);
+        var status = await Eventually.UntilAsync(
+            async () => (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{job["id"]}"))["status"]!.GetValue<string>(),
+            s => s != "validating_files", TimeSpan.FromSeconds(30));
         Assert.Equal("queued", status);
     }
 

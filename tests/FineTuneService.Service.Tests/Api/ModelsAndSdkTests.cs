@@ -54,9 +54,8 @@ public sealed class ModelsAndSdkTests(PostgresServer server, SharedApi shared) :
         var files = client.GetOpenAIFileClient();
         OpenAIFile file = await files.UploadFileAsync(BinaryData.FromString(Datasets.ValidChat()), "sdk.jsonl", FileUploadPurpose.FineTune);
         Assert.StartsWith("file-", file.Id);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while ((file = await files.GetFileAsync(file.Id)).Status == FileStatus.Uploaded && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
+        file = await Eventually.UntilAsync(async () => (OpenAIFile)await files.GetFileAsync(file.Id),
+            f => f.Status != FileStatus.Uploaded, TimeSpan.FromSeconds(30));
         Assert.Equal(FileStatus.Processed, file.Status);
 
 #pragma warning disable OPENAI001 // fine-tuning client is marked experimental in the SDK

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FineTuneService.Core.Domain;
@@ -282,26 +281,20 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
 
     private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)
     {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(120))
-        {
-            if ((await worker.EventsAsync(jobId)).FirstOrDefault(match) is { } found) return found;
-            await Task.Delay(20);
-        }
-        throw new TimeoutException($"No matching event for job {jobId}.");
+        var found = await Eventually.UntilAsync(async () => (await worker.EventsAsync(jobId)).FirstOrDefault(match),
+            e => e is not null, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(20));
+        return found ?? throw new TimeoutException($"No matching event for job {jobId}.");
     }
 
     private static async Task WaitForHangfireStateAsync(WorkerHost worker, string hangfireJobId, string state)
     {
         var storage = worker.Services.GetRequiredService<JobStorage>();
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        var reached = await Eventually.UntilAsync(() =>
         {
             using var connection = storage.GetConnection();
-            if (connection.GetStateData(hangfireJobId)?.Name == state) return;
-            await Task.Delay(50);
-        }
-        throw new TimeoutException($"Hangfire job {hangfireJobId} did not reach {state}.");
+            return Task.FromResult(connection.GetStateData(hangfireJobId)?.Name);
+        }, name => name == state, TimeSpan.FromSeconds(60));
+        if (reached != state) throw new TimeoutException($"Hangfire job {hangfireJobId} did not reach {state} (last: {reached}).");
     }
 
     private static int StepIn(string message) => int.Parse(StepNumber().Match(message).Groups[1].Value);

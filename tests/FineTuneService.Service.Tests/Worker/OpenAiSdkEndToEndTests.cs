@@ -49,11 +49,8 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             // 1. Upload a JSONL file and wait for its validation.
             var files = owner.GetOpenAIFileClient();
             OpenAIFile file = await files.UploadFileAsync(BinaryData.FromString(TinyBaseModel.Jsonl(24)), "train.jsonl", FileUploadPurpose.FineTune);
-            for (var i = 0; i < 300 && file.Status == FileStatus.Uploaded; i++)
-            {
-                await Task.Delay(100);
-                file = await files.GetFileAsync(file.Id);
-            }
+            file = await Eventually.UntilAsync(async () => (OpenAIFile)await files.GetFileAsync(file.Id),
+                f => f.Status != FileStatus.Uploaded, TimeSpan.FromSeconds(30));
             Assert.Equal(FileStatus.Processed, file.Status);
 
             // 2. Create a job on the tiny base model: 24 examples, batch 4, 2 epochs = 12 steps.
@@ -67,11 +64,8 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             });
 
             // 3. Poll it to succeeded.
-            for (var i = 0; i < 1200 && !job.HasCompleted; i++)
-            {
-                await Task.Delay(100);
-                await job.UpdateStatusAsync();
-            }
+            await Eventually.UntilAsync(async () => { await job.UpdateStatusAsync(); return job; },
+                j => j.HasCompleted, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(100));
             var body = JsonNode.Parse(job.GetRawResponse().Content.ToString())!;
             Assert.True(job.Status == FineTuningStatus.Succeeded, body.ToJsonString());
             var model = body["fine_tuned_model"]!.GetValue<string>();

@@ -139,15 +139,9 @@ public sealed class WorkerHost : IAsyncDisposable
     /// <summary>Polls the job until <paramref name="condition"/> holds; fails with the job's state after the timeout.</summary>
     public async Task<FineTuningJob> WaitForAsync(string jobId, Func<FineTuningJob, bool> condition, int timeoutSeconds = 120)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (true)
-        {
-            var job = await GetJobAsync(jobId);
-            if (condition(job)) return job;
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"Job {jobId} still {job.Status} (paused={job.Paused}, error={job.Error?.ToJsonString()}) after {timeoutSeconds}s.");
-            await Task.Delay(50);
-        }
+        var job = await Eventually.UntilAsync(() => GetJobAsync(jobId), condition, TimeSpan.FromSeconds(timeoutSeconds));
+        return condition(job) ? job
+            : throw new TimeoutException($"Job {jobId} still {job.Status} (paused={job.Paused}, error={job.Error?.ToJsonString()}) after {timeoutSeconds}s.");
     }
 
     public Task<FineTuningJob> WaitForTerminalAsync(string jobId, int timeoutSeconds = 120) =>
