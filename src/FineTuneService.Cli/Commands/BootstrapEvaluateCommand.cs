@@ -8,15 +8,18 @@ public sealed class BootstrapEvaluateCommand : ICliCommand
 {
     public string Name => "bootstrap evaluate";
     public string Description => "Refusal on unseen harmful prompts, XSTest over-refusal, SST-2 accuracy before/after a task fine-tune.";
-    public string Usage => "fts bootstrap evaluate [--model models/safetune-tiny] [--out docs/benchmarks/bootstrap] [--sst2-limit N]";
+    public string Usage => "fts bootstrap evaluate [--model models/safetune-tiny] [--out docs/benchmarks/bootstrap] [--sst2-limit N] [--task-rows 500] [--task-lr 1e-4]";
 
     public async Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
         var modelDirectory = Path.GetFullPath(arguments.Get("model", Path.Combine("models", "safetune-tiny")));
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "bootstrap")));
-        var options = new BootstrapAcceptanceOptions
+        var defaults = new BootstrapAcceptanceOptions();
+        var options = defaults with
         {
             Sst2DevLimit = arguments.Has("sst2-limit") ? arguments.GetInt("sst2-limit", 0) : null,
+            TaskFineTuneRows = arguments.GetInt("task-rows", defaults.TaskFineTuneRows),
+            TaskLearningRate = arguments.GetDouble("task-lr", defaults.TaskLearningRate),
         };
 
         using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
