@@ -4,6 +4,8 @@ using FineTuneService.Ml.Models;
 
 namespace FineTuneService.Ml.Tests.Bootstrap;
 
+// Training seeds torch's process-wide generator, so it must not run beside other torch tests.
+[Collection(Training.TorchGlobalStateCollection.Name)]
 public sealed class BootstrapModelBuilderTests : IDisposable
 {
     private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("fts-bootstrap-");

@@ -4,6 +4,8 @@ using FineTuneService.Ml.Evaluation.Judges;
 
 namespace FineTuneService.Ml.Tests.Evaluation;
 
+// Training seeds torch's process-wide generator, so it must not run beside other torch tests.
+[Collection(Training.TorchGlobalStateCollection.Name)]
 public class HarmClassifierTests
 {
     private static readonly ShippedData Data = new();

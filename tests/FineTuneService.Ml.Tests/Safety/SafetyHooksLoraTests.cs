@@ -12,7 +12,9 @@ using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Safety;
 
+// SftTrainer seeds torch's process-wide generator, so these must not run beside other torch tests.
 /// <summary>The strategies on a LoRA fine-tune of the tiny decoder, and the safety layer locator on the real model.</summary>
+[Collection(Training.TorchGlobalStateCollection.Name)]
 public sealed class SafetyHooksLoraTests
 {
     private static DecoderLM LoraModel()

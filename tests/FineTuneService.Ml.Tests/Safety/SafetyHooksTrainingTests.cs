@@ -11,7 +11,9 @@ using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Safety;
 
+// SftTrainer seeds torch's process-wide generator, so these must not run beside other torch tests.
 /// <summary>The strategies wired into <see cref="SftTrainer"/> on a real (tiny) decoder, full fine-tune.</summary>
+[Collection(Training.TorchGlobalStateCollection.Name)]
 public sealed class SafetyHooksTrainingTests
 {
     private static DecoderLM Model() =>
