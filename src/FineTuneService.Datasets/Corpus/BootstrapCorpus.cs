@@ -155,6 +155,9 @@ public sealed partial class BootstrapCorpus
     /// <summary>Lower case with whitespace runs collapsed to one space and trimmed.</summary>
     public static string Normalize(string text) => WhitespaceRun().Replace(text.ToLowerInvariant(), " ").Trim();
 
+    /// <summary>An SST-2 row as the single-turn instruction example every SST-2 fine-tune here uses.</summary>
+    public static ChatExample Sst2Example(LabeledText row) => Example(InstructionPrompt(Sst2Instruction, row.Text), row.Label);
+
     /// <summary>"instruction" or "instruction\n\nInput: input" (the phrasing used for training and evaluation).</summary>
     public static string InstructionPrompt(string instruction, string input) =>
         string.IsNullOrWhiteSpace(input) ? instruction.Trim() : $"{instruction.Trim()}\n\nInput: {input.Trim()}";
@@ -177,7 +180,7 @@ public sealed partial class BootstrapCorpus
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
         var sentiment = Sample(data.Sst2("train"), options.Sst2TrainExamples, options.Seed + 2)
-            .Select(r => Example(InstructionPrompt(Sst2Instruction, r.Text), r.Label));
+            .Select(Sst2Example);
         var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
             .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label));
         return rows.Concat(math).Concat(sentiment).Concat(news).ToList();

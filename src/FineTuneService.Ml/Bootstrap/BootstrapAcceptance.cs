@@ -106,9 +106,7 @@ public sealed class BootstrapAcceptance(BootstrapAcceptanceOptions options, ILog
     private void FineTuneOnSst2(DecoderLM model, ITextTokenizer tokenizer, ChatTemplate template, ShippedData data, CancellationToken cancellationToken)
     {
         var rows = SftBatcher.Shuffled(data.Sst2("train"), (int)options.Seed).Take(options.TaskFineTuneRows)
-            .Select(r => new ChatExample(
-                [new ChatMessage(ChatMessage.User, BootstrapCorpus.InstructionPrompt(BootstrapCorpus.Sst2Instruction, r.Text)),
-                 new ChatMessage(ChatMessage.Assistant, r.Label)], 0));
+            .Select(BootstrapCorpus.Sst2Example);
         var examples = new ChatExampleEncoder(tokenizer, template).EncodeAll(rows, model.Config.MaxPositionEmbeddings);
         var trainer = new SftTrainer(model, new SftTrainerOptions
         {
