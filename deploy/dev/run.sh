@@ -67,11 +67,6 @@ say "PostgreSQL: $connection (data in $pg_dir)"
 say "restoring and building ($config)"
 dotnet build FineTuneService.sln -c "$config" -v q -nologo
 
-# The shipped bootstrap model (deploy/models) seeds an empty models folder; without it, it is built (deterministic).
-if ! ls "$models"/*/config.json >/dev/null 2>&1 && [ -f deploy/models/safetune-tiny/config.json ] && [ -z "${FTS_BOOTSTRAP_SIZE:-}" ]; then
-  say "seeding $models with the shipped bootstrap model safetune-tiny"
-  cp -r deploy/models/safetune-tiny "$models/"
-fi
 if ! ls "$models"/*/config.json >/dev/null 2>&1; then
   size=${FTS_BOOTSTRAP_SIZE:-tiny}
   say "no base model in $models: building the bootstrap model (size $size; about 20 minutes for tiny, once)"
