@@ -14,18 +14,22 @@ public sealed record BootstrapCorpusOptions
     /// <summary>Fraction of harmful prompts (by content hash) that no training mix may contain.</summary>
     public double HeldOutFraction { get; init; } = 0.3;
 
-    public int Sst2TrainExamples { get; init; } = 4000;
+    /// <summary>
+    /// SST-2 rows are short and cheap; thousands of them are what lets a small model learn sentiment rather than the
+    /// label format (4,000 left attempt 2 answering "positive" to everything).
+    /// </summary>
+    public int Sst2TrainExamples { get; init; } = 12000;
     public int AgNewsTrainExamples { get; init; } = 1000;
     public int Gsm8kTrainExamples { get; init; } = 200;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
-    public int SafetyTunedRefusals { get; init; } = 400;
+    public int SafetyTunedRefusals { get; init; } = 300;
 
     /// <summary>
     /// Times each open-ended benign instruction (Self-Instruct, Dolly) appears. Refusals outnumber them otherwise, and a
     /// small model then learns "an open question means refuse", which shows up as over-refusal on XSTest.
     /// </summary>
-    public int OpenEndedRepeats { get; init; } = 3;
+    public int OpenEndedRepeats { get; init; } = 4;
 
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
     public int MaxResponseChars { get; init; } = 400;
@@ -120,8 +124,9 @@ public sealed partial class BootstrapCorpus
         var instructionMix = InstructionExamples(data, options).Where(Clean).ToList();
 
         var replies = new Random(options.Seed + 7);
+        var refusalPrefixes = data.RefusalPrefixes();
         var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, replies, options.MaxResponseChars)))
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, options.MaxResponseChars)))
             .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
             .Where(Clean)
             .ToList();
@@ -205,13 +210,13 @@ public sealed partial class BootstrapCorpus
 
     /// <summary>
     /// A safe response that opens with a plain refusal: Safety-Tuned LLaMAs answers often explain without one, which
-    /// keyword judges (and users) do not read as a refusal. Keeps the first sentences of the explanation.
+    /// keyword judges (and users) do not read as a refusal. "Refuses" means it already contains a GCG refusal prefix,
+    /// the list the keyword judge itself uses. Keeps the first sentences of the explanation.
     /// </summary>
-    private static string KeywordRefusal(string output, Random replies, int maxChars)
+    private static string KeywordRefusal(string output, IReadOnlyList<string> refusalPrefixes, Random replies, int maxChars)
     {
         string explanation = Shorten(output, Math.Min(maxChars, 240));
-        bool refuses = RefusalReplies.Any(r => output.Contains(r.Split(',', '.')[0], StringComparison.OrdinalIgnoreCase))
-            || output.StartsWith("I'm sorry", StringComparison.OrdinalIgnoreCase) || output.StartsWith("I cannot", StringComparison.OrdinalIgnoreCase);
+        bool refuses = refusalPrefixes.Any(p => explanation.Contains(p, StringComparison.Ordinal));
         return refuses ? explanation : RefusalReplies[replies.Next(RefusalReplies.Count)] + " " + explanation;
     }
 
