@@ -15,21 +15,21 @@ public sealed record BootstrapCorpusOptions
     public double HeldOutFraction { get; init; } = 0.3;
 
     /// <summary>
-    /// SST-2 rows are short and cheap; thousands of them are what lets a small model learn sentiment rather than the
-    /// label format (4,000 left attempt 2 answering "positive" to everything).
+    /// SST-2 rows drawn from the 20,000 shipped. 4,000 (attempt 2) and 12,000 (attempt 3) both left the model answering
+    /// "positive" to every review; see docs/benchmarks/bootstrap.
     /// </summary>
-    public int Sst2TrainExamples { get; init; } = 12000;
+    public int Sst2TrainExamples { get; init; } = 4000;
     public int AgNewsTrainExamples { get; init; } = 1000;
     public int Gsm8kTrainExamples { get; init; } = 200;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
-    public int SafetyTunedRefusals { get; init; } = 300;
+    public int SafetyTunedRefusals { get; init; } = 400;
 
     /// <summary>
     /// Times each open-ended benign instruction (Self-Instruct, Dolly) appears. Refusals outnumber them otherwise, and a
     /// small model then learns "an open question means refuse", which shows up as over-refusal on XSTest.
     /// </summary>
-    public int OpenEndedRepeats { get; init; } = 4;
+    public int OpenEndedRepeats { get; init; } = 3;
 
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
     public int MaxResponseChars { get; init; } = 400;

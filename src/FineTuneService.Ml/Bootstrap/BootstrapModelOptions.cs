@@ -21,19 +21,18 @@ public sealed record BootstrapModelOptions
     public int MaxSequenceLength { get; init; } = 256;
     public int BatchSize { get; init; } = 16;
     public int Epochs { get; init; } = 3;
-    /// <summary>
-    /// Caps the optimizer steps; null trains <see cref="Epochs"/> full epochs. 300 steps of 16 × 256 tokens is about
-    /// 1.2M tokens: 9 minutes at the 2.2k tokens/s a quiet 2-core machine trains this shape at (the 20-minute budget
-    /// has room for more steps).
-    /// </summary>
-    public int? MaxSteps { get; init; } = 300;
+    /// <summary>Caps the optimizer steps; null trains <see cref="Epochs"/> full epochs.</summary>
+    public int? MaxSteps { get; init; }
     public double LearningRate { get; init; } = 2e-3;
     public double WarmupRatio { get; init; } = 0.03;
     public double WeightDecay { get; init; } = 0.05;
     public long Seed { get; init; } = 1234;
 
-    /// <summary>Per example, so one-word answers (SST-2, AG News labels) train beside paragraph answers.</summary>
-    public LossAveraging LossAveraging { get; init; } = LossAveraging.PerExample;
+    /// <summary>
+    /// Per token by default. Per example (attempt 3) weighs the short templated refusals' first tokens far above long
+    /// benign answers' and made the model refuse 99.6% of XSTest's safe prompts, without teaching SST-2.
+    /// </summary>
+    public LossAveraging LossAveraging { get; init; } = LossAveraging.PerToken;
 
     public BootstrapCorpusOptions Corpus { get; init; } = new();
 
