@@ -28,6 +28,7 @@ app.MapAdmin();
 app.MapFiles();
 app.MapFineTuningJobs();
 app.MapModels();
+app.MapSafetyEvaluations();
 app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
 
 app.Run();

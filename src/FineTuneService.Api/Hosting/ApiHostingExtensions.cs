@@ -38,7 +38,7 @@ public static class ApiHostingExtensions
 
     /// <summary>
     /// Bearer API keys: the admin key (Auth:AdminKey or FTS_ADMIN_KEY; the documented dev key only in Development)
-    /// and tenant keys stored as SHA-256. Policies: "tenant" and "admin".
+    /// and tenant keys stored as SHA-256. Policies: "tenant", "admin" and "tenant_or_admin".
     /// </summary>
     public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
     {
@@ -59,7 +59,9 @@ public static class ApiHostingExtensions
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(FtsClaims.TenantPolicy, policy => policy.RequireClaim(FtsClaims.TenantIdClaim))
-            .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole));
+            .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole))
+            .AddPolicy(FtsClaims.TenantOrAdminPolicy, policy => policy.RequireAssertion(context =>
+                context.User.HasClaim(c => c.Type == FtsClaims.TenantIdClaim) || context.User.IsInRole(FtsClaims.AdminRole)));
         builder.Services.AddDataProtection();
         builder.Services.AddSingleton<HangfireDashboardAccess>();
         return builder;
