@@ -25,6 +25,7 @@ app.UseApiDocumentation();
 app.UseAdminHangfireDashboard();
 
 app.MapAdmin();
+app.MapAdminSafety();
 app.MapFiles();
 app.MapFineTuningJobs();
 app.MapModels();

@@ -95,7 +95,7 @@ public static class ApiHostingExtensions
         return builder;
     }
 
-    /// <summary>Swagger UI at /swagger, documenting the bearer scheme and the handlers' XML comments.</summary>
+    /// <summary>Swagger UI at /swagger, documenting the tenant and admin key schemes and the handlers' XML comments.</summary>
     public static IHostApplicationBuilder AddApiDocumentation(this IHostApplicationBuilder builder)
     {
         builder.Services.AddEndpointsApiExplorer();
@@ -107,16 +107,20 @@ public static class ApiHostingExtensions
                 Version = "v1",
                 Description = "OpenAI-compatible fine-tuning API with safety strategies. Authorize with a tenant key (sk-fts-...) or the admin key.",
             });
-            options.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
+            options.AddSecurityDefinition(SecuritySchemesOperationFilter.TenantScheme, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "Tenant API key from POST /v1/admin/tenants, or the admin key for Admin endpoints.",
+                Description = "Tenant API key (sk-fts-...) from POST /v1/admin/tenants.",
             });
-            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            options.AddSecurityDefinition(SecuritySchemesOperationFilter.AdminScheme, new OpenApiSecurityScheme
             {
-                [new OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "The admin key (FTS_ADMIN_KEY): the Admin endpoints, and safety evaluations of any tenant's models.",
             });
+            // Each operation names the scheme of its authorization policy, so admin routes show the admin padlock.
+            options.OperationFilter<SecuritySchemesOperationFilter>();
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) options.IncludeXmlComments(xml);
         });
