@@ -51,7 +51,12 @@ public static class SafetyGate
     {
         if (harmfulScore is null || baseHarmfulScore is null)
         {
-            var which = harmfulScore is null ? "the fine-tuned model" : "the base model";
+            var which = (harmfulScore, baseHarmfulScore) switch
+            {
+                (null, null) => "the base or the fine-tuned model",
+                (null, _) => "the fine-tuned model",
+                _ => "the base model",
+            };
             var detail = unavailableDetail is null ? "" : $" ({unavailableDetail})";
             return new SafetyGateDecision(SafetyGateOutcome.Held, SafetyGateDecision.JudgeUnavailable,
                 $"The {judge} judge gave no harmful score for {which}{detail}; the model is held for review.",

@@ -85,6 +85,44 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
             m => m.StartsWith("Safety evaluation of the base model", StringComparison.Ordinal) && m.EndsWith("(cached)", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task An_external_judge_that_is_down_never_passes_the_gate_the_model_is_held_as_judge_unavailable()
+    {
+        // Port 9 (discard) refuses connections: the external judge is configured but down.
+        await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>
+        {
+            ["SafetyEvaluation:ExternalJudge:BaseAddress"] = "http://127.0.0.1:9/v1/",
+            ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
+            ["SafetyEvaluation:ExternalJudge:MaxRetryAttempts"] = "1",
+            ["SafetyEvaluation:ExternalJudge:RetryDelay"] = "00:00:00.01",
+        });
+        await using (var db = await worker.CreateDbContextAsync())
+        {
+            db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = SafetyJudgeKind.External, UpdatedBy = "test" });
+            await db.SaveChangesAsync();
+        }
+        var job = await worker.AddJobAsync(await worker.UploadFileAsync(TinyBaseModel.Jsonl(8)), epochs: 1);
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Equal(ReviewState.Held, done.Review);
+        var gate = done.SafetyScores!["gate"]!;
+        output.WriteLine(gate.ToJsonString());
+        Assert.Equal(("held", SafetyGateDecision.JudgeUnavailable), (gate["decision"]!.GetValue<string>(), gate["reason"]!.GetValue<string>()));
+        Assert.Equal("external:guard-test", gate["judge"]!.GetValue<string>());
+        Assert.Null(gate["harmful_score"]);
+        // The other judges still ran and are reported beside it; the failure is in the stage's errors.
+        var final = done.SafetyScores!["final"]!;
+        Assert.NotNull(final["classifier_harmful_score"]);
+        Assert.NotNull(final["keyword_harmful_score"]);
+        Assert.Contains(final["errors"]!.AsArray(), e => e!["code"]!.GetValue<string>() == "judge_unavailable");
+        // A base report with an unavailable judge is not cached: the next job asks the judge again.
+        await using (var db = await worker.CreateDbContextAsync())
+            Assert.Equal(0, await db.BaseModelSafetyScores.CountAsync());
+        Assert.Contains((await worker.EventsAsync(job.Id)).Select(e => e.Message), m => m.Contains("judge_unavailable"));
+    }
+
     private async Task<WorkerHost> StartAsync(IDictionary<string, string?>? settings = null)
     {
         var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
