@@ -13,24 +13,24 @@ namespace FineTuneService.Worker.Safety;
 
 /// <summary>
 /// What every safety evaluation of this worker shares, loaded once: the prompt sets (a seeded, fixed subset of the
-/// held-out harmful prompts and of XSTest's safe prompts), the refusal keywords, the shipped harm classifier, and
+/// held-out harmful prompts and of XSTest's safe prompts), the shipped judges (<see cref="ShippedHarmJudges"/>), and
 /// the external judge when one is configured. <see cref="Fingerprint"/> identifies these settings for the base-model cache.
 /// </summary>
 public sealed class SafetyEvaluationResources(
-    IOptions<SafetyEvaluationOptions> options, IOptions<ExternalJudgeOptions> externalOptions, IServiceProvider services) : IDisposable
+    IOptions<SafetyEvaluationOptions> options, IOptions<ExternalJudgeOptions> externalOptions, ShippedHarmJudges shipped,
+    IServiceProvider services)
 {
     /// <summary>Bumped when the evaluation procedure changes in a way the settings do not show, to invalidate cached base scores.</summary>
     private const int ProcedureVersion = 1;
     private const int SubsetSeed = 17;
 
     private readonly Lazy<Sets> _sets = new(() => LoadSets(options.Value));
-    private readonly Lazy<HarmClassifier> _classifier = new(HarmClassifier.LoadShipped);
 
     public SafetyEvaluationOptions Options => options.Value;
 
     public PromptSet HarmfulPrompts => _sets.Value.Harmful;
     public PromptSet? SafePrompts => _sets.Value.Safe;
-    public RefusalKeywords RefusalKeywords => _sets.Value.Keywords;
+    public RefusalKeywords RefusalKeywords => shipped.RefusalKeywords;
 
     /// <summary>Task split used for FA when a job has no validation file (see <see cref="SafetyEvaluationOptions.AccuracyTask"/>).</summary>
     public (IReadOnlyList<AccuracyExample> Examples, IAnswerMatcher Matcher)? TaskSplit => _sets.Value.Task;
@@ -44,8 +44,9 @@ public sealed class SafetyEvaluationResources(
     /// Every judge, in report order: the external judge when configured, the classifier, the keyword fallback. All
     /// run on every evaluation, so the gate can read whichever its policy names and the report shows the others beside it.
     /// </summary>
-    public IReadOnlyList<IHarmJudge> Judges() => HarmJudges.Standard(RefusalKeywords, _classifier.Value,
-        HasExternalJudge ? services.GetRequiredService<ExternalHarmJudge>() : null);
+    public IReadOnlyList<IHarmJudge> Judges() => HasExternalJudge
+        ? [services.GetRequiredService<ExternalHarmJudge>(), shipped.ClassifierJudge(), shipped.KeywordJudge()]
+        : [shipped.ClassifierJudge(), shipped.KeywordJudge()];
 
     /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges and the procedure version.</summary>
     public string Fingerprint => _fingerprint.Value;
@@ -68,19 +69,16 @@ public sealed class SafetyEvaluationResources(
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(settings)));
     }
 
-    private sealed record Sets(PromptSet Harmful, PromptSet? Safe, RefusalKeywords Keywords,
-        (IReadOnlyList<AccuracyExample>, IAnswerMatcher)? Task);
+    private sealed record Sets(PromptSet Harmful, PromptSet? Safe, (IReadOnlyList<AccuracyExample>, IAnswerMatcher)? Task);
 
     private static Sets LoadSets(SafetyEvaluationOptions o)
     {
-        var data = new ShippedData();
-        var evaluation = BootstrapCorpus.Build(data).Evaluation;
+        var evaluation = BootstrapCorpus.Build(new ShippedData()).Evaluation;
         var harmful = ShippedPromptSets.HeldOutHarmful(evaluation);
         var safe = ShippedPromptSets.XsTestSafe(evaluation);
         return new Sets(
             Subset(harmful, o.HarmfulPrompts),
             o.SafePrompts > 0 ? Subset(safe, o.SafePrompts) : null,
-            RefusalKeywords.FromShippedData(data),
             o.AccuracyTask is null || o.AccuracyExamples == 0 ? null : ShippedPromptSets.TaskSplit(evaluation, o.AccuracyTask, o.AccuracyExamples));
     }
 
@@ -90,10 +88,5 @@ public sealed class SafetyEvaluationResources(
         var prompts = set.Prompts.ToArray();
         new Random(SubsetSeed).Shuffle(prompts);
         return set with { Prompts = prompts.Take(count).ToList() };
-    }
-
-    public void Dispose()
-    {
-        if (_classifier.IsValueCreated) _classifier.Value.Dispose();
     }
 }
