@@ -53,6 +53,8 @@ public sealed record FineTuningJobObject(
         ["strategy"] = job.Safety["strategy"]?.DeepClone() ?? new JsonArray("none"),
         ["params"] = job.Safety["params"]?.DeepClone() ?? new JsonObject(),
         ["scores"] = job.SafetyScores?.DeepClone(),
+        // The gate's verdict ({decision: passed|failed|held, reason, message, judge, scores, violations, policy}), also inside scores.
+        ["gate"] = job.SafetyScores?["gate"]?.DeepClone(),
         ["review"] = ReviewNames.Of(job.Review),
     };
 }
