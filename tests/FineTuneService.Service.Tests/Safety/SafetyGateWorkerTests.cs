@@ -34,7 +34,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         var afterHs = scores["final"]!["harmful_score"]!.GetValue<double>();
         output.WriteLine($"no defence: base HS {baseHs:0.0}% (keyword {scores["base"]!["keyword_harmful_score"]}), after training HS {afterHs:0.0}% (keyword {scores["final"]!["keyword_harmful_score"]})");
 
-        output.WriteLine(scores["final"]!["samples"]!.ToJsonString());
+        output.WriteLine($"samples after training: {scores["final"]!["samples"]!.ToJsonString()}");
         Assert.Equal(JobStatus.Failed, attacked.Status);
         Assert.Equal(SafetyGateDecision.UnsafeModel, attacked.Error!["code"]!.GetValue<string>());
         Assert.True(afterHs - baseHs > 10, $"HS rose from {baseHs} to {afterHs}");
@@ -91,6 +91,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         // Port 9 (discard) refuses connections: the external judge is configured but down.
         await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>
         {
+            ["SafetyEvaluation:Enabled"] = "true",
             ["SafetyEvaluation:ExternalJudge:BaseAddress"] = "http://127.0.0.1:9/v1/",
             ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
             ["SafetyEvaluation:ExternalJudge:MaxRetryAttempts"] = "1",
@@ -127,6 +128,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
     {
         var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
         {
+            ["SafetyEvaluation:Enabled"] = "true",
             ["Worker:MaxSequenceLength"] = TinySafetyModel.MaxSequenceLength.ToString(),
         });
         await worker.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinySafetyModel.Id, TinySafetyModel.Folder, CancellationToken.None);
