@@ -2,7 +2,9 @@ using System.Text.Json.Nodes;
 using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Safety.Benchmarks;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 using FineTuneService.Ml.Tests.Datasets;
 
 namespace FineTuneService.Ml.Tests.Safety;
@@ -99,6 +101,26 @@ public sealed class SafetyBenchmarkTests : IDisposable
         using var changed = new SafetyBenchmark(Tiny with { LearningRate = 2e-3 }, baseModel);
         var error = Assert.Throws<InvalidOperationException>(() => changed.Run(results, "test"));
         Assert.Contains("another setting", error.Message);
+    }
+
+    [Fact]
+    public void Safety_layers_located_with_the_shipped_prompts_round_trip_through_the_json_file()
+    {
+        var folder = BaseModel();
+        using var model = HuggingFaceCheckpoint.Load(folder).Model;
+
+        var location = DecoderSafetyLayers.LocateShipped(model, TokenizerFolder.Load(folder), new ShippedData(),
+            prompts: 6, benignPrompts: 4, maxNewTokens: 3);
+
+        Assert.Equal(2, location.Curves.Layers);
+        Assert.InRange(location.FirstLayer, 0, location.LastLayer);
+        Assert.InRange(location.LastLayer, location.FirstLayer, 1);
+        Assert.Equal(4, location.BenignPrompts);
+        Assert.NotEmpty(location.Trials);
+        var stored = SafetyLayerLocation.FromJson(location.ToJson());
+        Assert.Equal((location.FirstLayer, location.LastLayer), (stored.FirstLayer, stored.LastLayer));
+        Assert.Equal(location.Curves.Gap, stored.Curves.Gap);
+        Assert.Equal(location.Curves.NormalMalicious, stored.Curves.NormalMalicious);
     }
 
     public void Dispose() => _scratch.Dispose();

@@ -47,7 +47,7 @@ public sealed record SafetyBenchmarkOptions
 
     public int Epochs { get; init; } = 1;
     public int BatchSize { get; init; } = 8;
-    public double LearningRate { get; init; } = 5e-4;
+    public double LearningRate { get; init; } = 2e-4;
     public int MaxSequenceLength { get; init; } = 256;
 
     /// <summary>Held-out harmful prompts the HS is measured on (a fixed spread-out subset of the never-trained share).</summary>
