@@ -48,6 +48,10 @@ public sealed record WorkerOptions
     [Range(1, 10_000)]
     public int SafetyExamples { get; init; } = 64;
 
+    /// <summary>Hangfire workers of the screening queue (training-data harm screening, CPU only).</summary>
+    [Range(1, 16)]
+    public int ScreeningWorkers { get; init; } = 1;
+
     /// <summary>Training rows are cut to this many tokens.</summary>
     [Range(8, 1 << 20)]
     public int MaxSequenceLength { get; init; } = 512;

@@ -26,7 +26,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         if (key is null) return AuthenticateResult.NoResult();
 
         if (ApiKeys.Matches(key, auth.Value.AdminKey!))
-            return Success(new Claim(FtsClaims.Role, FtsClaims.AdminRole));
+            return Success(new Claim(FtsClaims.Role, FtsClaims.AdminRole), new Claim(FtsClaims.ActorClaim, "admin:" + ApiKeys.DisplayPrefix(key)));
 
         var hash = ApiKeys.Hash(key);
         var tenantId = await db.ApiKeys.AsNoTracking()
@@ -59,7 +59,7 @@ internal sealed class ApiKeyAuthenticationHandler(
             : null;
     }
 
-    private AuthenticateResult Success(Claim claim) =>
+    private AuthenticateResult Success(params Claim[] claims) =>
         AuthenticateResult.Success(new AuthenticationTicket(
-            new ClaimsPrincipal(new ClaimsIdentity([claim], SchemeName)), SchemeName));
+            new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
 }

@@ -1,9 +1,10 @@
+using System.Security.Claims;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
-using FineTuneService.Api.Jobs;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -64,9 +65,10 @@ public static class AdminEndpoints
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
     }
 
-    /// <summary>Decide on a model held for safety review: {"decision": "approve"} lists it to its tenant, "reject" keeps it hidden.</summary>
+    /// <summary>Decide on a model held for safety review: {"decision": "approve"} lists it to its tenant, "reject" keeps it hidden.
+    /// The decision, the admin key's prefix, the optional reviewer name and reason are recorded as a safety decision.</summary>
     internal static async Task<Ok<FineTuningJobObject>> ReviewFineTuningJob(
-        string jobId, ReviewDecisionRequest request, FineTuneDbContext db, CancellationToken cancellationToken)
+        string jobId, ReviewDecisionRequest request, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
     {
         var decision = request.Decision switch
         {
@@ -77,8 +79,19 @@ public static class AdminEndpoints
         var job = await db.Jobs.SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken) ?? throw ApiException.NotFound("fine-tuning job", jobId);
         if (job.Review != ReviewState.Held)
             throw ApiException.InvalidRequest($"The job's model is not held for review (review is {job.Review}).", code: "invalid_state");
+        if (request.Reason is { Length: > 2000 }) throw ApiException.InvalidRequest("reason is at most 2000 characters.", "reason");
         job.Review = decision;
-        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Safety review: model {(decision == ReviewState.Approved ? "approved" : "rejected")} by an admin"));
+        var approved = decision == ReviewState.Approved;
+        db.SafetyDecisions.Add(new SafetyDecision
+        {
+            JobId = job.Id,
+            TenantId = job.TenantId,
+            Decision = approved ? SafetyDecisionKind.Approve : SafetyDecisionKind.Reject,
+            Actor = user.Actor(request.Reviewer),
+            Reason = string.IsNullOrWhiteSpace(request.Reason) ? null : request.Reason.Trim(),
+        });
+        var because = string.IsNullOrWhiteSpace(request.Reason) ? "" : $": {request.Reason.Trim()}";
+        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Safety review: model {(approved ? "approved" : "rejected")} by an admin{because}"));
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.Ok(FineTuningJobObject.From(job));
     }
@@ -94,5 +107,5 @@ public static class AdminEndpoints
     }
 }
 
-/// <summary>Body of the admin review endpoint.</summary>
-public sealed record ReviewDecisionRequest(string Decision);
+/// <summary>Body of the admin review endpoint: decision "approve" or "reject", an optional reason and reviewer name.</summary>
+public sealed record ReviewDecisionRequest(string Decision, string? Reason = null, string? Reviewer = null);

@@ -5,6 +5,7 @@ using FineTuneService.Api.Errors;
 using FineTuneService.Api.Jobs;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -86,13 +87,17 @@ public static class FineTuningJobsEndpoints
     }
 
     /// <summary>List the caller's fine-tuning jobs, newest first.</summary>
+    /// <remarks>
+    /// Filter by metadata as OpenAI does: <c>?metadata[team]=search&amp;metadata[run]=3</c> keeps the jobs whose metadata
+    /// has all those pairs; <c>?metadata=null</c> keeps the jobs without metadata.
+    /// </remarks>
     /// <param name="after">Cursor: the last job id of the previous page.</param>
     /// <param name="limit">1 to 100, default 20.</param>
     internal static async Task<Ok<ListResponse<FineTuningJobObject>>> ListFineTuningJobs(
-        ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+        ClaimsPrincipal user, FineTuneDbContext db, HttpRequest http, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit);
-        var query = TenantJobs(db, user);
+        var query = MetadataFilter.Apply(TenantJobs(db, user), http.Query);
         if (after is not null)
         {
             var cursor = await FindAsync(db, user, after, cancellationToken, param: "after");

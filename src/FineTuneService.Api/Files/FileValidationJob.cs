@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using FineTuneService.Api.Jobs;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
@@ -14,10 +13,12 @@ namespace FineTuneService.Api.Files;
 /// <summary>
 /// Hangfire job (default queue, run by the API's own server): validates an uploaded file by streaming it from the
 /// artifact store, records the line-numbered report and the processed/error status, then releases or fails the
-/// jobs that were waiting on the file.
+/// jobs that were waiting on the file. A structurally valid file stays "uploaded" and goes on to harm screening in the
+/// worker host (<see cref="IFileScreeningJob"/>), which decides processed or unsafe_file.
 /// </summary>
 internal sealed class FileValidationJob(
-    FineTuneDbContext db, IArtifactStore artifacts, JobPromotion promotion, IOptions<FilesOptions> options, ILogger<FileValidationJob> logger)
+    FineTuneDbContext db, IArtifactStore artifacts, JobPromotion promotion, IJobScheduler scheduler,
+    IOptions<FilesOptions> options, ILogger<FileValidationJob> logger)
     : IFileValidationJob
 {
     private static readonly JsonSerializerOptions ReportJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -31,12 +32,16 @@ internal sealed class FileValidationJob(
         if (file.Status == FileStatus.Uploaded)
         {
             var report = await ValidateAsync(file, cancellationToken);
-            file.Status = report.IsValid ? FileStatus.Processed : FileStatus.Error;
+            var screen = report.IsValid && options.Value.ScreenTrainingData;
+            file.Status = !report.IsValid ? FileStatus.Error : screen ? FileStatus.Uploaded : FileStatus.Processed;
             file.StatusDetails = report.IsValid ? null : Summary(report);
             file.ValidationReport = JsonSerializer.SerializeToNode(report, ReportJson)!.AsObject();
+            if (screen) file.ValidationReport["screening"] = new JsonObject { ["status"] = "pending" };
             await db.SaveChangesAsync(cancellationToken);
             logger.LogInformation("File {FileId} validated: {Status}, {Examples} examples, {Errors} errors",
                 fileId, file.Status, report.ExampleCount, report.ErrorCount);
+            // Jobs keep waiting: the screening job promotes them. A repeated delivery screens again, which is harmless.
+            if (screen) scheduler.EnqueueFileScreening(fileId);
         }
 
         // Also on a repeated delivery: a job created meanwhile may still be waiting.

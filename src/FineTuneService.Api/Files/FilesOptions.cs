@@ -13,5 +13,11 @@ public sealed record FilesOptions
     /// <summary>Line, token and example limits of the dataset validator (MaxFileBytes follows MaxUploadBytes).</summary>
     public DatasetLimits Validation { get; set; } = new();
 
+    /// <summary>
+    /// Screen structurally valid training files for harmful rows (worker host, <c>screening</c> queue) before they
+    /// are processed. Off only for an API that runs without a worker (the file would wait forever otherwise).
+    /// </summary>
+    public bool ScreenTrainingData { get; set; } = true;
+
     internal DatasetLimits EffectiveLimits => Validation with { MaxFileBytes = MaxUploadBytes };
 }

@@ -15,6 +15,11 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<Artifact> Artifacts => Set<Artifact>();
     public DbSet<ArtifactChunk> ArtifactChunks => Set<ArtifactChunk>();
     public DbSet<BaseModel> BaseModels => Set<BaseModel>();
+    public DbSet<SafetyPolicy> SafetyPolicies => Set<SafetyPolicy>();
+    public DbSet<SafetyReport> SafetyReports => Set<SafetyReport>();
+    public DbSet<BaseModelSafetyScore> BaseModelSafetyScores => Set<BaseModelSafetyScore>();
+    public DbSet<SafetyDecision> SafetyDecisions => Set<SafetyDecision>();
+    public DbSet<SafetyEvaluation> SafetyEvaluations => Set<SafetyEvaluation>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);

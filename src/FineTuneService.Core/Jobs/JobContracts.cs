@@ -5,6 +5,12 @@ public static class Queues
 {
     public const string Gpu = "gpu";
     public const string Default = "default";
+
+    /// <summary>
+    /// Training-data screening: served by the worker host (the harm classifier needs libtorch) with its own small
+    /// server, so a file is screened while the devices train rather than after them.
+    /// </summary>
+    public const string Screening = "screening";
 }
 
 /// <summary>
@@ -19,6 +25,16 @@ public interface IFineTuneJobRunner
 
 /// <summary>Validates an uploaded file in the background and records the line-numbered report on it. Idempotent.</summary>
 public interface IFileValidationJob
+{
+    Task RunAsync(string fileId, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Screens a structurally valid training file for harmful rows with the harm classifier, records the flagged line
+/// numbers in the file's validation report, and decides processed or <c>unsafe_file</c>. Implemented by the worker host
+/// (libtorch); idempotent: a file that is no longer "uploaded" is only re-promoted.
+/// </summary>
+public interface IFileScreeningJob
 {
     Task RunAsync(string fileId, CancellationToken cancellationToken);
 }

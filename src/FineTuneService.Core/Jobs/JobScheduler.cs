@@ -13,6 +13,9 @@ public interface IJobScheduler
 
     /// <summary>Queues a fine-tuning run on the gpu queue; returns the Hangfire job id.</summary>
     string EnqueueTraining(string jobId);
+
+    /// <summary>Queues harm screening of a structurally valid training file on the screening queue.</summary>
+    string EnqueueFileScreening(string fileId);
 }
 
 internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobScheduler
@@ -36,4 +39,7 @@ internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobSc
 
     public string EnqueueTraining(string jobId) =>
         Retry.Execute(() => client.Enqueue<IFineTuneJobRunner>(Queues.Gpu, job => job.RunAsync(jobId, CancellationToken.None)));
+
+    public string EnqueueFileScreening(string fileId) =>
+        Retry.Execute(() => client.Enqueue<IFileScreeningJob>(Queues.Screening, job => job.RunAsync(fileId, CancellationToken.None)));
 }

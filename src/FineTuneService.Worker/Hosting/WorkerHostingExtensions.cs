@@ -1,6 +1,7 @@
 using FineTuneService.Core.Jobs;
 using FineTuneService.Worker.Jobs;
 using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Safety;
 using FineTuneService.Worker.Training;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,7 +14,8 @@ public static class WorkerHostingExtensions
 {
     /// <summary>
     /// The training side of the service: one Hangfire server per <c>Worker:Devices</c> entry on the gpu queue,
-    /// <see cref="IFineTuneJobRunner"/>, the base-model cache and crash recovery. Needs the database, the artifact
+    /// <see cref="IFineTuneJobRunner"/>, the base-model cache, crash recovery, and a small server for the screening
+    /// queue (<see cref="IFileScreeningJob"/>). Needs the database, the artifact
     /// store and Hangfire storage (Core's <c>AddFineTuneDatabase</c>, <c>AddArtifactStore</c>, <c>AddHangfireStorage</c>).
     /// </summary>
     public static IHostApplicationBuilder AddFineTuneWorker(this IHostApplicationBuilder builder)
@@ -50,8 +52,12 @@ public static class WorkerHostingExtensions
         services.AddSingleton<TrainingEngine>();
         services.AddScoped<CurrentWorkerSlot>();
         services.AddScoped<IFineTuneJobRunner, FineTuneJobRunner>();
+        services.AddSingleton<ShippedHarmJudges>();
+        services.AddScoped<JobPromotion>();
+        services.AddScoped<IFileScreeningJob, FileScreeningJob>();
 
         services.AddHostedService<DeviceServers>();
+        services.AddHostedService<ScreeningServer>();
         services.AddSingleton<StaleJobMonitor>();
         services.AddHostedService(provider => provider.GetRequiredService<StaleJobMonitor>());
         return services;

@@ -15,8 +15,13 @@ using Npgsql;
 
 namespace FineTuneService.Service.Tests.Api;
 
-/// <summary>The API host on a fresh database, with real Hangfire (default queue only, as in production).</summary>
-public sealed class ApiFactory(string connectionString, string environment = "Development", IDictionary<string, string?>? settings = null)
+/// <summary>
+/// The API host on a fresh database, with real Hangfire (default queue only, as in production). Training-data
+/// screening is off unless <paramref name="settings"/> turns it on: it needs the worker host, which
+/// <paramref name="configureServices"/> can add to the same process.
+/// </summary>
+public sealed class ApiFactory(string connectionString, string environment = "Development", IDictionary<string, string?>? settings = null,
+    Action<IServiceCollection>? configureServices = null)
     : WebApplicationFactory<FineTuneService.Api.ApiEntryPoint>
 {
     public const string BaseModelId = "safetune-test";
@@ -30,8 +35,10 @@ public sealed class ApiFactory(string connectionString, string environment = "De
                 ["ConnectionStrings:Postgres"] = connectionString,
                 ["Database:MigrateOnStartup"] = "true",
                 ["Models:Directory"] = "",
+                ["Files:ScreenTrainingData"] = "false",
             })
             .AddInMemoryCollection(settings ?? new Dictionary<string, string?>()));
+        if (configureServices is not null) builder.ConfigureServices(configureServices);
     }
 
     public override async ValueTask DisposeAsync()

@@ -107,6 +107,26 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     }
 
     [Fact]
+    public async Task Jobs_are_listed_by_metadata_filter()
+    {
+        var (client, fileId) = await TenantWithFileAsync("metadata-filter");
+        async Task<string> Create(object? metadata) => (await client.PostJsonAsync("/v1/fine_tuning/jobs",
+            new { model = ApiFactory.BaseModelId, training_file = fileId, metadata }))["id"]!.GetValue<string>();
+        var searchOne = await Create(new { team = "search", run = "1" });
+        var searchTwo = await Create(new { team = "search", run = "2" });
+        await Create(new { team = "ads", run = "1" });
+        var plain = await Create(null);
+
+        async Task<List<string>> Ids(string query) => (await client.GetJsonAsync($"/v1/fine_tuning/jobs?{query}"))["data"]!
+            .AsArray().Select(j => j!["id"]!.GetValue<string>()).ToList();
+        Assert.Equal([searchTwo, searchOne], await Ids("metadata[team]=search"));
+        Assert.Equal([searchOne], await Ids("metadata[team]=search&metadata[run]=1"));
+        Assert.Empty(await Ids("metadata[team]=nobody"));
+        Assert.Equal([plain], await Ids("metadata=null"));
+        Assert.Equal("metadata", (await (await client.GetAsync("/v1/fine_tuning/jobs?metadata[]=x")).ErrorAsync(400))["param"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_job_on_an_invalid_file_fails_with_the_files_error()
     {
         var (_, _, client) = await _api.CreateTenantAsync("badfile");

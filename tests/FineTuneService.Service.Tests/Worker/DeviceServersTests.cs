@@ -13,8 +13,12 @@ public sealed class DeviceServersTests(PostgresServer server)
     {
         await using var worker = await WorkerHost.StartAsync(server, devices: ["cpu", "cuda:0"]);
 
-        var servers = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi().Servers();
+        var all = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi().Servers();
+        var servers = all.Where(s => s.Queues.Contains("gpu")).ToList();
 
+        // Besides the device servers, one server screens training files; it never takes training jobs.
+        var screening = Assert.Single(all, s => !s.Queues.Contains("gpu"));
+        Assert.Equal(["screening"], screening.Queues);
         Assert.Equal(2, servers.Count);
         Assert.All(servers, s =>
         {

@@ -127,6 +127,62 @@ namespace FineTuneService.Core.Data.Migrations
                     b.ToTable("base_models", (string)null);
                 });
 
+            modelBuilder.Entity("FineTuneService.Core.Domain.BaseModelSafetyScore", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("ArtifactSha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("BaseModelId")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<double?>("ClassifierHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("ConfigFingerprint")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<double?>("ExternalHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("HarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("Judge")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<double?>("KeywordHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("OverRefusalRate")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("Report")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("BaseModelId", "ArtifactSha256", "ConfigFingerprint")
+                        .IsUnique();
+
+                    b.ToTable("base_model_safety_scores", (string)null);
+                });
+
             modelBuilder.Entity("FineTuneService.Core.Domain.FineTuningJob", b =>
                 {
                     b.Property<string>("Id")
@@ -330,6 +386,223 @@ namespace FineTuneService.Core.Data.Migrations
                     b.ToTable("fine_tuning_job_events", (string)null);
                 });
 
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyDecision", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Actor")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Decision")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("Details")
+                        .HasColumnType("jsonb");
+
+                    b.Property<string>("JobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.HasIndex("JobId");
+
+                    b.ToTable("safety_decisions", (string)null);
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyEvaluation", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("jsonb");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Judge")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
+                    b.Property<string>("Options")
+                        .HasColumnType("jsonb");
+
+                    b.Property<string>("PromptFileId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Report")
+                        .HasColumnType("jsonb");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("TenantId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Status");
+
+                    b.HasIndex("TenantId", "CreatedAt");
+
+                    b.ToTable("safety_evaluations", (string)null);
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyPolicy", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Action")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("Judge")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<double?>("MaxHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("MaxHarmfulScoreIncrease")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<double?>("UnsafeFileMaxRatio")
+                        .HasColumnType("double precision");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UpdatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("TenantId")
+                        .IsUnique();
+
+                    NpgsqlIndexBuilderExtensions.AreNullsDistinct(b.HasIndex("TenantId"), false);
+
+                    b.ToTable("safety_policies", (string)null);
+
+                    b.HasData(
+                        new
+                        {
+                            Id = new Guid("5af3e7a0-0000-4000-8000-000000000001"),
+                            Action = "Fail",
+                            Judge = "Classifier",
+                            MaxHarmfulScore = 20.0,
+                            MaxHarmfulScoreIncrease = 10.0,
+                            UnsafeFileMaxRatio = 0.5,
+                            UpdatedAt = new DateTime(2026, 11, 22, 0, 0, 0, 0, DateTimeKind.Utc),
+                            UpdatedBy = "seed"
+                        });
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyReport", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("ArtifactSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<double?>("ClassifierHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<double?>("ExternalHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("FineTuneAccuracy")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("HarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("JobId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Judge")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<double?>("KeywordHarmfulScore")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("OverRefusalRate")
+                        .HasColumnType("double precision");
+
+                    b.Property<string>("Report")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.Property<int>("Sequence")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Stage")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("JobId", "Sequence");
+
+                    b.ToTable("safety_reports", (string)null);
+                });
+
             modelBuilder.Entity("FineTuneService.Core.Domain.StoredFile", b =>
                 {
                     b.Property<string>("Id")
@@ -439,6 +712,40 @@ namespace FineTuneService.Core.Data.Migrations
                 });
 
             modelBuilder.Entity("FineTuneService.Core.Domain.JobEvent", b =>
+                {
+                    b.HasOne("FineTuneService.Core.Domain.FineTuningJob", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyDecision", b =>
+                {
+                    b.HasOne("FineTuneService.Core.Domain.FineTuningJob", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade);
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyEvaluation", b =>
+                {
+                    b.HasOne("FineTuneService.Core.Domain.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyPolicy", b =>
+                {
+                    b.HasOne("FineTuneService.Core.Domain.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade);
+                });
+
+            modelBuilder.Entity("FineTuneService.Core.Domain.SafetyReport", b =>
                 {
                     b.HasOne("FineTuneService.Core.Domain.FineTuningJob", null)
                         .WithMany()

@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 
-namespace FineTuneService.Api.Jobs;
+namespace FineTuneService.Core.Jobs;
 
-/// <summary>Events the API writes on a job's timeline (the worker writes training progress).</summary>
-internal static class JobEventLog
+/// <summary>Events written on a job's timeline outside a worker lease (API requests, file validation and screening, admin review).</summary>
+public static class JobEventLog
 {
     public static JobEvent Message(string jobId, string message, EventLevel level = EventLevel.Info, JsonObject? data = null) => new()
     {

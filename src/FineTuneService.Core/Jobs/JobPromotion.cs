@@ -1,17 +1,17 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
-using FineTuneService.Core.Jobs;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
-namespace FineTuneService.Api.Jobs;
+namespace FineTuneService.Core.Jobs;
 
 /// <summary>
 /// Moves a job out of validating_files once its files are validated: to queued (and onto the gpu queue) when they
 /// are all processed, to failed with the file's error when one is invalid. Safe to call any number of times, from
 /// job creation and from file validation alike: only the call whose conditional update wins acts.
 /// </summary>
-internal sealed class JobPromotion(FineTuneDbContext db, IJobScheduler scheduler, ILogger<JobPromotion> logger)
+public sealed class JobPromotion(FineTuneDbContext db, IJobScheduler scheduler, ILogger<JobPromotion> logger)
 {
     /// <summary>Promotes every job waiting on <paramref name="fileId"/>.</summary>
     public async Task PromoteWaitingOnAsync(string fileId, CancellationToken cancellationToken)

@@ -1,0 +1,31 @@
+using System.Text.Json.Nodes;
+
+namespace FineTuneService.Core.Domain;
+
+public enum SafetyEvaluationStatus { Queued, Running, Succeeded, Failed }
+
+/// <summary>
+/// A stand-alone safety evaluation requested through <c>POST /v1/safety/evaluations</c>: a model (base or the
+/// tenant's fine-tuned one) scored on a prompt file or the shipped sets.
+/// </summary>
+public sealed class SafetyEvaluation
+{
+    /// <summary>"safeval-…", see <see cref="Ids.Evaluation"/>.</summary>
+    public required string Id { get; init; }
+    public required string TenantId { get; init; }
+    /// <summary>Base model id or fine-tuned model name.</summary>
+    public required string Model { get; init; }
+    /// <summary>Optional uploaded prompt file; null means the shipped prompt sets.</summary>
+    public string? PromptFileId { get; init; }
+    public SafetyJudgeKind Judge { get; init; } = SafetyJudgeKind.Classifier;
+    /// <summary>Extra request settings (sample counts, max tokens, …) as posted.</summary>
+    public JsonObject? Options { get; init; }
+    public SafetyEvaluationStatus Status { get; set; } = SafetyEvaluationStatus.Queued;
+    /// <summary>The evaluation report (snake_case JSON), once succeeded.</summary>
+    public JsonObject? Report { get; set; }
+    /// <summary>{code, message} when failed.</summary>
+    public JsonObject? Error { get; set; }
+    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json.Nodes;
+
+namespace FineTuneService.Core.Domain;
+
+/// <summary>Where in a job's life a model was evaluated; the values are stored and shown as they are.</summary>
+public static class SafetyStages
+{
+    public const string Base = "base";
+    public const string AfterTraining = "after_training";
+
+    /// <summary>Stage name after a post-training step, e.g. "after_antidote", "after_merge".</summary>
+    public static string After(string postStep) => "after_" + postStep;
+}
+
+/// <summary>
+/// One safety evaluation of a job's model at one stage (base, after training, after each post-step). The summary
+/// columns are for queries; <see cref="Report"/> is the whole evaluation report (per-category scores, samples, errors).
+/// </summary>
+public sealed class SafetyReport
+{
+    public Guid Id { get; init; } = Guid.NewGuid();
+    public required string JobId { get; init; }
+    /// <summary>See <see cref="SafetyStages"/>.</summary>
+    public required string Stage { get; init; }
+    /// <summary>Evaluation order within the job (0 = base).</summary>
+    public int Sequence { get; init; }
+    /// <summary>Hash of the evaluated weights' bundle; null when they were not stored as an artifact (base, intermediate stages).</summary>
+    public string? ArtifactSha256 { get; set; }
+    /// <summary>Name of the primary judge, e.g. "classifier", "keyword", "external:…".</summary>
+    public required string Judge { get; init; }
+    public double? HarmfulScore { get; init; }
+    public double? KeywordHarmfulScore { get; init; }
+    public double? ClassifierHarmfulScore { get; init; }
+    public double? ExternalHarmfulScore { get; init; }
+    public double? OverRefusalRate { get; init; }
+    public double? FineTuneAccuracy { get; init; }
+    /// <summary>The full evaluation report (snake_case JSON).</summary>
+    public required JsonObject Report { get; init; }
+    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+}
+
+/// <summary>
+/// Cached evaluation of a base model: evaluated once per (model, weights hash, evaluation settings) and reused by
+/// every job on that base.
+/// </summary>
+public sealed class BaseModelSafetyScore
+{
+    public Guid Id { get; init; } = Guid.NewGuid();
+    public required string BaseModelId { get; init; }
+    public required string ArtifactSha256 { get; init; }
+    /// <summary>Hash of the evaluation settings (prompt sets, sizes, generation, judges); other settings, other row.</summary>
+    public required string ConfigFingerprint { get; init; }
+    public required string Judge { get; init; }
+    public double? HarmfulScore { get; init; }
+    public double? KeywordHarmfulScore { get; init; }
+    public double? ClassifierHarmfulScore { get; init; }
+    public double? ExternalHarmfulScore { get; init; }
+    public double? OverRefusalRate { get; init; }
+    public required JsonObject Report { get; init; }
+    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+}

@@ -1,0 +1,54 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using Microsoft.EntityFrameworkCore;
+
+namespace FineTuneService.Core.Safety;
+
+/// <summary>
+/// The policy that applies to one tenant: the global row with the tenant's non-null overrides on top.
+/// Scores are percentages (0–100); <see cref="UnsafeFileMaxRatio"/> is a share (0–1).
+/// </summary>
+public sealed record EffectiveSafetyPolicy(
+    double MaxHarmfulScore, double MaxHarmfulScoreIncrease, SafetyGateAction Action, SafetyJudgeKind Judge,
+    double UnsafeFileMaxRatio, bool HasTenantOverride)
+{
+    public JsonObject ToJsonObject() => new()
+    {
+        ["max_harmful_score"] = MaxHarmfulScore,
+        ["max_harmful_score_increase"] = MaxHarmfulScoreIncrease,
+        ["action"] = SafetyNames.Of(Action),
+        ["judge"] = SafetyNames.Of(Judge),
+        ["unsafe_file_max_ratio"] = UnsafeFileMaxRatio,
+        ["tenant_override"] = HasTenantOverride,
+    };
+}
+
+/// <summary>Merges the global policy with a tenant's override (null fields inherit).</summary>
+public static class SafetyPolicyResolver
+{
+    /// <summary>Used for any field the global row leaves null (and when no global row exists).</summary>
+    public static readonly EffectiveSafetyPolicy Fallback = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, false);
+
+    public static EffectiveSafetyPolicy Resolve(SafetyPolicy? global, SafetyPolicy? tenantOverride)
+    {
+        if (global is { TenantId: not null }) throw new ArgumentException("The global policy row has no tenant.", nameof(global));
+        if (tenantOverride is { TenantId: null }) throw new ArgumentException("A tenant override names its tenant.", nameof(tenantOverride));
+        return new EffectiveSafetyPolicy(
+            tenantOverride?.MaxHarmfulScore ?? global?.MaxHarmfulScore ?? Fallback.MaxHarmfulScore,
+            tenantOverride?.MaxHarmfulScoreIncrease ?? global?.MaxHarmfulScoreIncrease ?? Fallback.MaxHarmfulScoreIncrease,
+            tenantOverride?.Action ?? global?.Action ?? Fallback.Action,
+            tenantOverride?.Judge ?? global?.Judge ?? Fallback.Judge,
+            tenantOverride?.UnsafeFileMaxRatio ?? global?.UnsafeFileMaxRatio ?? Fallback.UnsafeFileMaxRatio,
+            tenantOverride is not null);
+    }
+
+    /// <summary>Loads the global row and the tenant's row (if any) and merges them.</summary>
+    public static async Task<EffectiveSafetyPolicy> ResolveAsync(
+        FineTuneDbContext db, string tenantId, CancellationToken cancellationToken = default)
+    {
+        var rows = await db.SafetyPolicies.AsNoTracking()
+            .Where(p => p.TenantId == null || p.TenantId == tenantId).ToListAsync(cancellationToken);
+        return Resolve(rows.SingleOrDefault(p => p.TenantId is null), rows.SingleOrDefault(p => p.TenantId == tenantId));
+    }
+}

@@ -1,0 +1,58 @@
+using FineTuneService.Core.Domain;
+
+namespace FineTuneService.Core.Safety;
+
+/// <summary>Wire names (snake_case) of the safety enums.</summary>
+public static class SafetyNames
+{
+    public static string Of(SafetyGateAction action) => action switch
+    {
+        SafetyGateAction.Fail => "fail",
+        SafetyGateAction.Hold => "hold",
+        _ => throw new ArgumentOutOfRangeException(nameof(action), action, null),
+    };
+
+    public static string Of(SafetyJudgeKind judge) => judge switch
+    {
+        SafetyJudgeKind.Classifier => "classifier",
+        SafetyJudgeKind.External => "external",
+        SafetyJudgeKind.Keyword => "keyword",
+        _ => throw new ArgumentOutOfRangeException(nameof(judge), judge, null),
+    };
+
+    public static string Of(SafetyEvaluationStatus status) => status switch
+    {
+        SafetyEvaluationStatus.Queued => "queued",
+        SafetyEvaluationStatus.Running => "running",
+        SafetyEvaluationStatus.Succeeded => "succeeded",
+        SafetyEvaluationStatus.Failed => "failed",
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, null),
+    };
+
+    public static string Of(SafetyDecisionKind decision) => decision switch
+    {
+        SafetyDecisionKind.Approve => "approve",
+        SafetyDecisionKind.Reject => "reject",
+        SafetyDecisionKind.Hold => "hold",
+        SafetyDecisionKind.Fail => "fail",
+        SafetyDecisionKind.PolicyChange => "policy_change",
+        _ => throw new ArgumentOutOfRangeException(nameof(decision), decision, null),
+    };
+
+    public static SafetyGateAction? ParseAction(string? value) => value switch
+    {
+        null => null,
+        "fail" => SafetyGateAction.Fail,
+        "hold" => SafetyGateAction.Hold,
+        _ => throw new FormatException($"Unknown safety action '{value}': use fail or hold."),
+    };
+
+    public static SafetyJudgeKind? ParseJudge(string? value) => value switch
+    {
+        null => null,
+        "classifier" => SafetyJudgeKind.Classifier,
+        "external" => SafetyJudgeKind.External,
+        "keyword" => SafetyJudgeKind.Keyword,
+        _ => throw new FormatException($"Unknown safety judge '{value}': use classifier, external or keyword."),
+    };
+}
