@@ -103,7 +103,7 @@ public sealed class SafetyBenchmark : IDisposable
     public SafetyBenchmarkResults Run(string resultsPath, string environment, CancellationToken cancellationToken = default)
     {
         var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, _baseFolder, BaseModelHash);
-        if (_options.Strategies.Contains(SafetyStrategyNames.FrozenLayers))
+        if (_options.Strategies.Contains(SafetyStrategyNames.FrozenLayers) && results.SafetyLayers is null)
         {
             var layers = SafetyLayers();
             results = results with { SafetyLayers = new SafetyLayerRange(layers.FirstLayer, layers.LastLayer, layers.Curves.Layers) };
@@ -114,7 +114,8 @@ public sealed class SafetyBenchmark : IDisposable
             results.Save(resultsPath);
         }
 
-        var grid = (from ratio in _options.Ratios from strategy in _options.Strategies from seed in Enumerable.Range(1, _options.Seeds)
+        // Seed-major: a run stopped part-way still covers the whole grid with its first seeds.
+        var grid = (from seed in Enumerable.Range(1, _options.Seeds) from ratio in _options.Ratios from strategy in _options.Strategies
                     select (ratio, strategy, seed)).ToList();
         var done = 0;
         foreach (var (ratio, strategy, seed) in grid)
