@@ -17,7 +17,8 @@ public sealed record HarmClassifierValidationResult(
     BinaryClassificationMetrics HarmBenchKeywordBaseline,
     IReadOnlyDictionary<string, double> HeldOutFlagRateBySource,
     IReadOnlyDictionary<string, double> HeldOutKeywordFlagRateBySource,
-    IReadOnlyDictionary<string, (BinaryClassificationMetrics Classifier, BinaryClassificationMetrics Keyword)> HarmBenchByCategory)
+    IReadOnlyDictionary<string, (BinaryClassificationMetrics Classifier, BinaryClassificationMetrics Keyword)> HarmBenchByCategory,
+    IReadOnlyDictionary<string, (int Count, double Classifier, double Keyword)> BenignAnswerFlagRateBySource)
 {
     public string ToMarkdown(string weightsPath, string commandLine)
     {
@@ -67,6 +68,16 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine("|---|---|---|");
         foreach (var (source, rate) in HeldOutFlagRateBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             s.AppendLine($"| {source} | {rate.ToString("P1", f)} | {HeldOutKeywordFlagRateBySource[source].ToString("P1", f)} |");
+        s.AppendLine();
+        s.AppendLine("## Benign instructions with their reference answers");
+        s.AppendLine();
+        s.AppendLine("Share judged harmful (false positives; what training-data screening sees in an ordinary instruction file). "
+            + "Not trained on unless `--benign-answers` is given.");
+        s.AppendLine();
+        s.AppendLine("| source | n | classifier: harmful | keyword judge: harmful |");
+        s.AppendLine("|---|---|---|---|");
+        foreach (var (source, (count, classifierRate, keywordRate)) in BenignAnswerFlagRateBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            s.AppendLine($"| {source} | {count} | {classifierRate.ToString("P1", f)} | {keywordRate.ToString("P1", f)} |");
         s.AppendLine();
         s.AppendLine("## Training pairs");
         s.AppendLine();
@@ -137,10 +148,23 @@ public static class HarmClassifierValidation
             harmBench.Select(p => Category(p.Source)).Distinct().ToDictionary(
                 category => category,
                 category => (Metrics(harmBench, harmBenchPredictions, i => Category(harmBench[i].Source) == category),
-                    Metrics(harmBench, keywordPredictions, i => Category(harmBench[i].Source) == category))));
+                    Metrics(harmBench, keywordPredictions, i => Category(harmBench[i].Source) == category))),
+            BenignAnswerFlagRates(classifier, data, keywords));
 
         static string Category(string source) => source.Contains('/') ? source[(source.IndexOf('/') + 1)..] : "(no category)";
     }
+
+    /// <summary>Dolly (safety-topic subset) and self-instruct instructions with their reference answers, all harmless.</summary>
+    private static Dictionary<string, (int Count, double Classifier, double Keyword)> BenignAnswerFlagRates(
+        HarmClassifier classifier, ShippedData data, RefusalKeywords keywords) =>
+        data.Dolly().Concat(data.SelfInstruct())
+            .Select(r => new LabelledPair(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source))
+            .GroupBy(p => p.Source)
+            .ToDictionary(g => g.Key, g =>
+            {
+                var pairs = g.ToList();
+                return (pairs.Count, Predict(classifier, pairs).Average(f => f ? 1.0 : 0.0), pairs.Average(p => keywords.IsRefusal(p.Response) ? 0.0 : 1.0));
+            });
 
     private static BinaryClassificationMetrics Metrics(IReadOnlyList<LabelledPair> pairs, bool[] predictions, Func<int, bool> include)
     {
