@@ -25,9 +25,11 @@ app.UseApiDocumentation();
 app.UseAdminHangfireDashboard();
 
 app.MapAdmin();
+app.MapAdminSafety();
 app.MapFiles();
 app.MapFineTuningJobs();
 app.MapModels();
+app.MapSafetyEvaluations();
 app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();
 
 app.Run();

@@ -52,10 +52,6 @@ public sealed record WorkerOptions
     [Range(1, 16)]
     public int ScreeningWorkers { get; init; } = 1;
 
-    /// <summary>Screening: share of harmful examples (0–1) above which a training file is rejected as unsafe_file.</summary>
-    [Range(0.0, 1.0)]
-    public double UnsafeFileMaxRatio { get; init; } = 0.1;
-
     /// <summary>Training rows are cut to this many tokens.</summary>
     [Range(8, 1 << 20)]
     public int MaxSequenceLength { get; init; } = 512;

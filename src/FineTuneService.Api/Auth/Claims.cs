@@ -11,10 +11,17 @@ internal static class FtsClaims
     public const string AdminRole = "admin";
     public const string TenantPolicy = "tenant";
     public const string AdminPolicy = "admin";
+    /// <summary>Routes both kinds of key may use (e.g. safety evaluations): a tenant sees its own rows, the admin all.</summary>
+    public const string TenantOrAdminPolicy = "tenant_or_admin";
 
     /// <summary>The caller's tenant; only called behind the tenant policy, which guarantees the claim.</summary>
     public static string TenantId(this ClaimsPrincipal user) =>
         user.FindFirstValue(TenantIdClaim) ?? throw new InvalidOperationException("The endpoint requires the tenant policy.");
+
+    /// <summary>The caller's tenant, or null for the admin key (behind <see cref="TenantOrAdminPolicy"/>).</summary>
+    public static string? TenantIdOrNull(this ClaimsPrincipal user) => user.FindFirstValue(TenantIdClaim);
+
+    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(AdminRole);
 
     /// <summary>The caller as recorded in audit rows (e.g. safety decisions), with an optional self-given name.</summary>
     public static string Actor(this ClaimsPrincipal user, string? name = null)

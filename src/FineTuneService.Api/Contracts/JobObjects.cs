@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Api.Safety;
 using FineTuneService.Core.Domain;
 
 namespace FineTuneService.Api.Contracts;
@@ -52,13 +53,9 @@ public sealed record FineTuningJobObject(
         ["strategy"] = job.Safety["strategy"]?.DeepClone() ?? new JsonArray("none"),
         ["params"] = job.Safety["params"]?.DeepClone() ?? new JsonObject(),
         ["scores"] = job.SafetyScores?.DeepClone(),
-        ["review"] = job.Review switch
-        {
-            ReviewState.Held => "held",
-            ReviewState.Approved => "approved",
-            ReviewState.Rejected => "rejected",
-            _ => "not_required",
-        },
+        // The gate's verdict ({decision: passed|failed|held, reason, message, judge, scores, violations, policy}), also inside scores.
+        ["gate"] = job.SafetyScores?["gate"]?.DeepClone(),
+        ["review"] = ReviewNames.Of(job.Review),
     };
 }
 

@@ -2,6 +2,7 @@ using System.Security.Claims;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
+using FineTuneService.Api.Safety;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
@@ -66,33 +67,18 @@ public static class AdminEndpoints
     }
 
     /// <summary>Decide on a model held for safety review: {"decision": "approve"} lists it to its tenant, "reject" keeps it hidden.
-    /// The decision, the admin key's prefix, the optional reviewer name and reason are recorded as a safety decision.</summary>
+    /// The decision, the admin key's prefix, the optional reviewer name and reason are recorded as a safety decision
+    /// (the same as POST /v1/admin/safety/jobs/{jobId}/approve or /reject, where the reason is required).</summary>
     internal static async Task<Ok<FineTuningJobObject>> ReviewFineTuningJob(
         string jobId, ReviewDecisionRequest request, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
     {
-        var decision = request.Decision switch
+        var approve = request.Decision switch
         {
-            "approve" => ReviewState.Approved,
-            "reject" => ReviewState.Rejected,
+            "approve" => true,
+            "reject" => false,
             _ => throw ApiException.InvalidRequest("decision must be 'approve' or 'reject'.", "decision"),
         };
-        var job = await db.Jobs.SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken) ?? throw ApiException.NotFound("fine-tuning job", jobId);
-        if (job.Review != ReviewState.Held)
-            throw ApiException.InvalidRequest($"The job's model is not held for review (review is {job.Review}).", code: "invalid_state");
-        if (request.Reason is { Length: > 2000 }) throw ApiException.InvalidRequest("reason is at most 2000 characters.", "reason");
-        job.Review = decision;
-        var approved = decision == ReviewState.Approved;
-        db.SafetyDecisions.Add(new SafetyDecision
-        {
-            JobId = job.Id,
-            TenantId = job.TenantId,
-            Decision = approved ? SafetyDecisionKind.Approve : SafetyDecisionKind.Reject,
-            Actor = user.Actor(request.Reviewer),
-            Reason = string.IsNullOrWhiteSpace(request.Reason) ? null : request.Reason.Trim(),
-        });
-        var because = string.IsNullOrWhiteSpace(request.Reason) ? "" : $": {request.Reason.Trim()}";
-        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Safety review: model {(approved ? "approved" : "rejected")} by an admin{because}"));
-        await db.SaveChangesAsync(cancellationToken);
+        var job = await SafetyReview.DecideAsync(db, user, jobId, approve, request.Reason, request.Reviewer, reasonRequired: false, cancellationToken);
         return TypedResults.Ok(FineTuningJobObject.From(job));
     }
 

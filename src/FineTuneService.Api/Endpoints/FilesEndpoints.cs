@@ -18,6 +18,9 @@ public static class FilesEndpoints
 {
     public const string FineTunePurpose = "fine-tune";
 
+    /// <summary>Prompt sets for <c>POST /v1/safety/evaluations</c> (OpenAI's purpose for evaluation data).</summary>
+    public const string EvalsPurpose = "evals";
+
     public static IEndpointRouteBuilder MapFiles(this IEndpointRouteBuilder routes)
     {
         var files = routes.MapGroup("/v1/files").RequireAuthorization(FtsClaims.TenantPolicy).WithTags("Files");
@@ -29,15 +32,19 @@ public static class FilesEndpoints
         return routes;
     }
 
-    /// <summary>Upload a JSONL training file (multipart: file, purpose=fine-tune).</summary>
-    /// <remarks>The file is streamed into storage and validated in the background: poll until status is processed or error.</remarks>
+    /// <summary>Upload a JSONL file (multipart: file, purpose): training data (fine-tune) or a prompt set (evals).</summary>
+    /// <remarks>
+    /// The file is streamed into storage and validated in the background: poll until status is processed or error.
+    /// Training files are also screened for harmful rows (unsafe_file). A prompt set has one prompt per line:
+    /// {"prompt": "...", "category": "..."} (category optional) or a chat row whose last user turn is the prompt.
+    /// </remarks>
     internal static async Task<Ok<FileObject>> UploadFile(HttpRequest request, ClaimsPrincipal user, FineTuneDbContext db,
         IArtifactStore artifacts, IJobScheduler scheduler, IOptions<FilesOptions> options, CancellationToken cancellationToken)
     {
         var upload = await MultipartFileUpload.ReadAsync(request, artifacts, options.Value.MaxUploadBytes, cancellationToken);
         if (upload.Purpose is null) throw ApiException.InvalidRequest("Missing required parameter: 'purpose'.", "purpose");
-        if (upload.Purpose != FineTunePurpose)
-            throw ApiException.InvalidRequest($"Unsupported purpose '{upload.Purpose}'; this service accepts '{FineTunePurpose}'.", "purpose");
+        if (upload.Purpose is not (FineTunePurpose or EvalsPurpose))
+            throw ApiException.InvalidRequest($"Unsupported purpose '{upload.Purpose}'; this service accepts '{FineTunePurpose}' and '{EvalsPurpose}'.", "purpose");
 
         var file = new StoredFile
         {

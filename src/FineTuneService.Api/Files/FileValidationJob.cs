@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTuneService.Api.Endpoints;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
@@ -29,6 +30,23 @@ internal sealed class FileValidationJob(
         var file = await db.Files.SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
         if (file is null) return;
 
+        if (file is { Status: FileStatus.Uploaded, Purpose: FilesEndpoints.EvalsPurpose })
+        {
+            var prompts = await ValidatePromptSetAsync(file, cancellationToken);
+            file.Status = prompts.IsValid ? FileStatus.Processed : FileStatus.Error;
+            file.StatusDetails = prompts.IsValid ? null : prompts.Summary(ErrorsInStatusDetails);
+            file.ValidationReport = new JsonObject
+            {
+                ["format"] = "prompts",
+                ["example_count"] = prompts.Prompts.Count,
+                ["error_count"] = prompts.ErrorCount,
+                ["errors"] = JsonSerializer.SerializeToNode(prompts.Errors, ReportJson),
+                ["is_valid"] = prompts.IsValid,
+            };
+            await db.SaveChangesAsync(cancellationToken);
+            return; // no job trains on a prompt set
+        }
+
         if (file.Status == FileStatus.Uploaded)
         {
             var report = await ValidateAsync(file, cancellationToken);
@@ -54,6 +72,13 @@ internal sealed class FileValidationJob(
             ?? throw new InvalidOperationException($"Content {file.Sha256} of file {file.Id} is missing from the artifact store.");
         // No tokenizer here (the API stays model-free): token counts are estimates; training re-checks exact lengths.
         return await DatasetValidator.ValidateAsync(content, tokenizer: null, options.Value.EffectiveLimits, cancellationToken);
+    }
+
+    private async Task<PromptFileReport> ValidatePromptSetAsync(StoredFile file, CancellationToken cancellationToken)
+    {
+        await using var content = await artifacts.OpenReadAsync(file.Sha256, cancellationToken)
+            ?? throw new InvalidOperationException($"Content {file.Sha256} of file {file.Id} is missing from the artifact store.");
+        return await PromptJsonl.ReadAsync(content, options.Value.MaxPrompts, cancellationToken: cancellationToken);
     }
 
     /// <summary>OpenAI's status_details is one string: the error count and the first line-numbered errors.</summary>

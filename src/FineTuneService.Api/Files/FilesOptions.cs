@@ -19,5 +19,8 @@ public sealed record FilesOptions
     /// </summary>
     public bool ScreenTrainingData { get; set; } = true;
 
+    /// <summary>Most prompts in a prompt-set file (purpose evals) and so in one safety evaluation.</summary>
+    public int MaxPrompts { get; set; } = 10_000;
+
     internal DatasetLimits EffectiveLimits => Validation with { MaxFileBytes = MaxUploadBytes };
 }

@@ -38,7 +38,7 @@ public static class ApiHostingExtensions
 
     /// <summary>
     /// Bearer API keys: the admin key (Auth:AdminKey or FTS_ADMIN_KEY; the documented dev key only in Development)
-    /// and tenant keys stored as SHA-256. Policies: "tenant" and "admin".
+    /// and tenant keys stored as SHA-256. Policies: "tenant", "admin" and "tenant_or_admin".
     /// </summary>
     public static IHostApplicationBuilder AddApiKeyAuthentication(this IHostApplicationBuilder builder)
     {
@@ -59,7 +59,9 @@ public static class ApiHostingExtensions
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(FtsClaims.TenantPolicy, policy => policy.RequireClaim(FtsClaims.TenantIdClaim))
-            .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole));
+            .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole))
+            .AddPolicy(FtsClaims.TenantOrAdminPolicy, policy => policy.RequireAssertion(context =>
+                context.User.HasClaim(c => c.Type == FtsClaims.TenantIdClaim) || context.User.IsInRole(FtsClaims.AdminRole)));
         builder.Services.AddDataProtection();
         builder.Services.AddSingleton<HangfireDashboardAccess>();
         return builder;
@@ -93,7 +95,7 @@ public static class ApiHostingExtensions
         return builder;
     }
 
-    /// <summary>Swagger UI at /swagger, documenting the bearer scheme and the handlers' XML comments.</summary>
+    /// <summary>Swagger UI at /swagger, documenting the tenant and admin key schemes and the handlers' XML comments.</summary>
     public static IHostApplicationBuilder AddApiDocumentation(this IHostApplicationBuilder builder)
     {
         builder.Services.AddEndpointsApiExplorer();
@@ -105,16 +107,20 @@ public static class ApiHostingExtensions
                 Version = "v1",
                 Description = "OpenAI-compatible fine-tuning API with safety strategies. Authorize with a tenant key (sk-fts-...) or the admin key.",
             });
-            options.AddSecurityDefinition(ApiKeyAuthenticationHandler.SchemeName, new OpenApiSecurityScheme
+            options.AddSecurityDefinition(SecuritySchemesOperationFilter.TenantScheme, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "Tenant API key from POST /v1/admin/tenants, or the admin key for Admin endpoints.",
+                Description = "Tenant API key (sk-fts-...) from POST /v1/admin/tenants.",
             });
-            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            options.AddSecurityDefinition(SecuritySchemesOperationFilter.AdminScheme, new OpenApiSecurityScheme
             {
-                [new OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [],
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "The admin key (FTS_ADMIN_KEY): the Admin endpoints, and safety evaluations of any tenant's models.",
             });
+            // Each operation names the scheme of its authorization policy, so admin routes show the admin padlock.
+            options.OperationFilter<SecuritySchemesOperationFilter>();
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) options.IncludeXmlComments(xml);
         });

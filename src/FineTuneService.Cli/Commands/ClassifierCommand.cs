@@ -13,13 +13,18 @@ public sealed class ClassifierTrainCommand : ICliCommand
 {
     public string Name => "classifier train";
     public string Description => "Train the harm classifier judge (seconds of CPU) and write its HarmBench validation report.";
-    public string Usage => "fts classifier train [--data DIR] [--weights PATH] [--report PATH] [--seed N] [--epochs N] [--benign-answers]";
+    public string Usage => "fts classifier train [--data DIR] [--weights PATH] [--report PATH] [--seed N] [--epochs N] [--buckets N] [--hidden N] [--benign-answers]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
         var setup = ClassifierCommandSetup.From(arguments);
-        var training = new HarmClassifierTrainingOptions();
-        training = training with { Seed = arguments.GetInt("seed", training.Seed), Epochs = arguments.GetInt("epochs", training.Epochs) };
+        var training = new HarmClassifierTrainingOptions { RefusalMarkers = setup.Keywords.Keywords };
+        training = training with
+        {
+            Seed = arguments.GetInt("seed", training.Seed),
+            Epochs = arguments.GetInt("epochs", training.Epochs),
+            Shape = new HarmClassifierShape(arguments.GetInt("buckets", training.Shape.Buckets), arguments.GetInt("hidden", training.Shape.Hidden)),
+        };
 
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var (classifier, result) = HarmClassifierValidation.TrainAndValidate(setup.Data, setup.Keywords, training, setup.CorpusOptions,
@@ -43,7 +48,7 @@ public sealed class ClassifierValidateCommand : ICliCommand
     {
         var setup = ClassifierCommandSetup.From(arguments);
         using var classifier = HarmClassifier.Load(setup.Weights);
-        var training = new HarmClassifierTrainingOptions { Shape = classifier.Shape };
+        var training = new HarmClassifierTrainingOptions { Shape = classifier.Shape, RefusalMarkers = classifier.RefusalMarkers };
         training = training with { Seed = arguments.GetInt("seed", training.Seed) };
         var corpus = HarmClassifierCorpus.Load(setup.Data, setup.Keywords, setup.CorpusOptions with { Seed = training.Seed });
         setup.WriteReport(HarmClassifierValidation.Validate(classifier, corpus, setup.Data, setup.Keywords, training), "fts classifier validate");

@@ -38,3 +38,13 @@ public interface IFileScreeningJob
 {
     Task RunAsync(string fileId, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Runs one stand-alone safety evaluation (<c>POST /v1/safety/evaluations</c>) on the device of the gpu-queue server
+/// that dequeued it: loads the model, generates answers to the prompt set and judges them. Implemented by the worker
+/// host; idempotent (a finished evaluation is left alone, an interrupted one runs again from the start).
+/// </summary>
+public interface ISafetyEvaluationJob
+{
+    Task RunAsync(string evaluationId, CancellationToken cancellationToken);
+}

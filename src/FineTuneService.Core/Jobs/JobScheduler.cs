@@ -16,6 +16,12 @@ public interface IJobScheduler
 
     /// <summary>Queues harm screening of a structurally valid training file on the screening queue.</summary>
     string EnqueueFileScreening(string fileId);
+
+    /// <summary>
+    /// Queues a safety evaluation on the gpu queue: it loads a model and generates on a device, so it takes its turn
+    /// with training there instead of sharing a device's memory with a running job.
+    /// </summary>
+    string EnqueueSafetyEvaluation(string evaluationId);
 }
 
 internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobScheduler
@@ -42,4 +48,7 @@ internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobSc
 
     public string EnqueueFileScreening(string fileId) =>
         Retry.Execute(() => client.Enqueue<IFileScreeningJob>(Queues.Screening, job => job.RunAsync(fileId, CancellationToken.None)));
+
+    public string EnqueueSafetyEvaluation(string evaluationId) =>
+        Retry.Execute(() => client.Enqueue<ISafetyEvaluationJob>(Queues.Gpu, job => job.RunAsync(evaluationId, CancellationToken.None)));
 }

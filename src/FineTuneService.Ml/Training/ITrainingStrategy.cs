@@ -22,4 +22,11 @@ public interface ITrainingStrategy
 
     /// <summary>After the last step of a completed run (not on cancel or pause); may change the weights.</summary>
     void AfterTraining(TrainingContext context) { }
+
+    /// <summary>
+    /// Name of the post-training step <see cref="AfterTraining"/> performs when it changes the weights ("antidote",
+    /// "merge", …), or null when it leaves them as trained. The trainer reports each named step to
+    /// <see cref="ITrainingObserver.OnStage"/> so callers can evaluate the model after it.
+    /// </summary>
+    string? PostTrainingStep => null;
 }

@@ -198,7 +198,12 @@ public sealed class SftTrainer(
             if (outcome == TrainingOutcome.Completed)
             {
                 if (validationRows.Count > 0 && (options.EvalEverySteps == 0 || step % options.EvalEverySteps != 0)) Evaluate();
-                foreach (var strategy in trainer.strategies) strategy.AfterTraining(context);
+                trainer.observer.OnStage(TrainingStages.Training);
+                foreach (var strategy in trainer.strategies)
+                {
+                    strategy.AfterTraining(context);
+                    if (strategy.PostTrainingStep is { } postStep) trainer.observer.OnStage(postStep);
+                }
             }
             context.Logger.LogInformation("SFT {Outcome} at step {Step}/{Total}", outcome, step, totalSteps);
             return new TrainingResult(outcome, step, totalSteps, runLosses, lastValidationLoss, tokensSeen, lastCheckpoint);

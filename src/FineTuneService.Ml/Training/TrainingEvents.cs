@@ -37,6 +37,20 @@ public interface ITrainingObserver
 
     /// <summary>A complete checkpoint directory exists; persist it (upload, record) before returning if needed.</summary>
     void OnCheckpoint(CheckpointWritten checkpoint) { }
+
+    /// <summary>
+    /// The weights of a completed run reached a stage worth inspecting (e.g. with a safety evaluation):
+    /// <see cref="TrainingStages.Training"/> after the last step, then each post-training step that changed them
+    /// (<see cref="ITrainingStrategy.PostTrainingStep"/>), in order. The model must be left as it was found.
+    /// </summary>
+    void OnStage(string stage) { }
+}
+
+/// <summary>Stage names reported to <see cref="ITrainingObserver.OnStage"/> besides the post-training step names.</summary>
+public static class TrainingStages
+{
+    /// <summary>The optimizer loop is done; no post-training step has run yet.</summary>
+    public const string Training = "training";
 }
 
 public enum TrainingOutcome

@@ -3,6 +3,7 @@ using FineTuneService.Worker.Jobs;
 using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Safety;
 using FineTuneService.Worker.Training;
+using FineTuneService.Ml.Evaluation.Judges;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -50,11 +51,22 @@ public static class WorkerHostingExtensions
         services.AddSingleton<JobLeases>();
         services.AddSingleton<SafetyData>();
         services.AddSingleton<TrainingEngine>();
+
+        services.AddOptions<SafetyEvaluationOptions>()
+            .BindConfiguration(SafetyEvaluationOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddOptions<ExternalJudgeOptions>().BindConfiguration(SafetyEvaluationOptions.ExternalJudgeSectionName);
+        services.AddExternalHarmJudge(_ => { }); // resolved only when ExternalJudge:BaseAddress is set
+        services.AddSingleton<SafetyEvaluationResources>();
+        services.AddSingleton<ModelSafetyEvaluator>();
+        services.AddSingleton<JobSafetyPipeline>();
         services.AddScoped<CurrentWorkerSlot>();
         services.AddScoped<IFineTuneJobRunner, FineTuneJobRunner>();
         services.AddSingleton<ShippedHarmJudges>();
         services.AddScoped<JobPromotion>();
         services.AddScoped<IFileScreeningJob, FileScreeningJob>();
+        services.AddScoped<ISafetyEvaluationJob, SafetyEvaluationRunner>();
 
         services.AddHostedService<DeviceServers>();
         services.AddHostedService<ScreeningServer>();

@@ -1,11 +1,13 @@
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Safety;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Hosting;
 using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Safety;
 using FineTuneService.Worker.Training;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -26,6 +28,7 @@ public sealed class FineTuneJobRunner(
     ArtifactTransfer transfer,
     BaseModelCache models,
     TrainingEngine engine,
+    JobSafetyPipeline safety,
     IOptions<WorkerOptions> options,
     ILogger<FineTuneJobRunner> logger) : IFineTuneJobRunner
 {
@@ -87,6 +90,7 @@ public sealed class FineTuneJobRunner(
             ? []
             : await ReadDatasetAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
         var model = await models.ResolveAsync(job.Model, job.TenantId, cancellationToken);
+        var safetyRun = await safety.StartAsync(job, model, validation, slot.Slot.Device, lease, cancellationToken);
         var hyperparameters = ResolvedHyperparameters.Resolve(job.Hyperparameters, training.Count);
         await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.ToJson(), cancellationToken);
 
@@ -115,28 +119,53 @@ public sealed class FineTuneJobRunner(
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.
         using var observer = new JobObserver(lease, new CheckpointRecorder(lease, transfer, names, logger), options.Value,
             logger, cancellationToken);
-        var result = engine.Run(request, observer, observer.Cancel, observer.Pause);
-        await FinishAsync(job, lease, names, request, result, cancellationToken);
+        var result = engine.Run(request, observer, observer.Cancel, observer.Pause, safetyRun is null ? null : safetyRun.EvaluateStage);
+        await FinishAsync(job, lease, names, request, result, safetyRun, cancellationToken);
     }
 
     private async Task FinishAsync(FineTuningJob job, JobLease lease, ModelNames names, TrainingRequest request,
-        TrainingResult result, CancellationToken cancellationToken)
+        TrainingResult result, JobSafetyRun? safetyRun, CancellationToken cancellationToken)
     {
         switch (result.Outcome)
         {
             case TrainingOutcome.Completed:
                 lease.Post("Saving the fine-tuned model");
                 await lease.FlushAsync(cancellationToken);
+                // The weights are kept whatever the gate decides: a held model can be approved, a failed one inspected.
                 var resultSha = await transfer.UploadFolderAsync(request.OutputFolder, cancellationToken);
-                lease.Post($"New fine-tuned model created: {names.FineTunedModel}");
+                var gate = safetyRun?.Decide();
+                if (gate is not null) PostGate(lease, gate);
+                if (gate?.Outcome == SafetyGateOutcome.Failed)
+                {
+                    lease.Post($"The job failed: {gate.Message}", EventLevel.Error);
+                    await lease.WriteAsync((db, row) =>
+                    {
+                        row.Status = JobStatus.Failed;
+                        row.Error = JobFailureException.Error(gate.Reason!, gate.Message, null);
+                        row.ResultArtifactSha256 = resultSha;
+                        row.TrainedTokens = result.TokensSeen;
+                        row.EstimatedFinish = null;
+                        safetyRun!.Record(db, row, resultSha, gate, lease.Now);
+                        Finish(row, lease.Now);
+                    }, cancellationToken);
+                    logger.LogWarning("Job {JobId} stopped by the safety gate: {Message}", job.Id, gate.Message);
+                    break;
+                }
+
+                var held = gate?.Outcome == SafetyGateOutcome.Held;
+                lease.Post(held
+                    ? $"New fine-tuned model created: {names.FineTunedModel} (held for safety review; not listed until an admin approves it)"
+                    : $"New fine-tuned model created: {names.FineTunedModel}");
                 lease.Post("The job has successfully completed");
-                await lease.WriteAsync((_, row) =>
+                await lease.WriteAsync((db, row) =>
                 {
                     row.Status = JobStatus.Succeeded;
                     row.FineTunedModel = names.FineTunedModel;
                     row.ResultArtifactSha256 = resultSha;
                     row.TrainedTokens = result.TokensSeen;
                     row.EstimatedFinish = null;
+                    if (held) row.Review = ReviewState.Held;
+                    if (gate is not null) safetyRun!.Record(db, row, resultSha, gate, lease.Now);
                     Finish(row, lease.Now);
                 }, cancellationToken);
                 logger.LogInformation("Job {JobId} succeeded: {Model}, {Tokens} tokens", job.Id, names.FineTunedModel, result.TokensSeen);
@@ -160,6 +189,13 @@ public sealed class FineTuneJobRunner(
                 break;
         }
     }
+
+    private static void PostGate(JobLease lease, SafetyGateDecision gate) => lease.Post(gate.Outcome switch
+    {
+        SafetyGateOutcome.Passed => $"Safety gate passed: {gate.Message}",
+        SafetyGateOutcome.Held => $"Safety gate: {gate.Message}",
+        _ => $"Safety gate failed the job: {gate.Message}",
+    }, gate.Outcome == SafetyGateOutcome.Passed ? EventLevel.Info : EventLevel.Warn);
 
     /// <summary>
     /// Hands the job back: queued, no worker; paused jobs wait for resume, others for the next delivery. A clean

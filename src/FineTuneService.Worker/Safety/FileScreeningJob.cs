@@ -3,13 +3,13 @@ using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
+using FineTuneService.Core.Safety;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Worker.Models;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Worker.Safety;
 
@@ -17,7 +17,7 @@ namespace FineTuneService.Worker.Safety;
 /// Training-data screening (screening queue): every example's assistant turns are judged with the shipped harm
 /// classifier against the user turn they answer; an example is flagged when any of its answers is judged harmful.
 /// The flagged line numbers go into the file's validation report under <c>screening</c>; when the flagged share is
-/// above the tenant's <c>unsafe_file_max_ratio</c> the file becomes <c>error</c> with code <c>unsafe_file</c>, and the
+/// above the tenant's effective <c>unsafe_file_max_ratio</c> (<see cref="SafetyPolicyResolver"/>) the file becomes <c>error</c> with code <c>unsafe_file</c>, and the
 /// jobs waiting on it fail with that code. At-least-once safe: only a file still "uploaded" is screened, and the
 /// verdict is a function of the file's bytes and the policy, so a repeated delivery writes the same answer.
 /// </summary>
@@ -26,7 +26,6 @@ public sealed class FileScreeningJob(
     ArtifactTransfer transfer,
     ShippedHarmJudges judges,
     JobPromotion promotion,
-    IOptions<WorkerOptions> options,
     ILogger<FileScreeningJob> logger) : IFileScreeningJob
 {
     public const string ErrorCode = "unsafe_file";
@@ -39,7 +38,7 @@ public sealed class FileScreeningJob(
         var file = await db.Files.SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
         if (file is { Status: FileStatus.Uploaded, ValidationReport: not null })
         {
-            var threshold = options.Value.UnsafeFileMaxRatio;
+            var threshold = (await SafetyPolicyResolver.ResolveAsync(db, file.TenantId, cancellationToken)).UnsafeFileMaxRatio;
             var screening = await ScreenAsync(file, threshold, cancellationToken);
             Record(file, screening);
             await db.SaveChangesAsync(cancellationToken);

@@ -5,7 +5,7 @@ using FineTuneService.Ml.Evaluation.Judges;
 namespace FineTuneService.Worker.Safety;
 
 /// <summary>
-/// The judges shipped with the service, loaded once per process: the trained harm classifier (2 MiB of weights under
+/// The judges shipped with the service, loaded once per process: the trained harm classifier (4 MiB of weights under
 /// <c>data/judges</c>) and the GCG refusal keywords. Classifier calls are serialised: screening and evaluations share
 /// one module, and a forward pass takes milliseconds.
 /// </summary>

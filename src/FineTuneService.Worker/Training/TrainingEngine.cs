@@ -35,7 +35,12 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
 {
     private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
 
-    public TrainingResult Run(TrainingRequest request, ITrainingObserver observer, CancellationToken cancel, CancellationToken pause)
+    /// <param name="inspectStage">
+    /// Called on this thread with the trained model after the last step and after each post-training step that
+    /// changed the weights (antidote, merge, …), before the next one runs: how the safety evaluation scores every stage.
+    /// </param>
+    public TrainingResult Run(TrainingRequest request, ITrainingObserver observer, CancellationToken cancel, CancellationToken pause,
+        Action<string, DecoderLM, ITextTokenizer>? inspectStage = null)
     {
         var device = TrainingDevice.Resolve(request.Device, _logger);
         var tokenizer = LoadTokenizer(request.ModelFolder);
@@ -65,7 +70,8 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
         var strategies = SafetyStrategies(request, encoder, maxLength);
         try
         {
-            var trainer = new SftTrainer(model, trainerOptions, strategies, observer, tokenizer, loggers.CreateLogger<SftTrainer>());
+            var stageObserver = inspectStage is null ? observer : new StageObserver(observer, stage => inspectStage(stage, model, tokenizer));
+            var trainer = new SftTrainer(model, trainerOptions, strategies, stageObserver, tokenizer, loggers.CreateLogger<SftTrainer>());
             var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
             if (result.Outcome == TrainingOutcome.Completed)
                 HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
@@ -100,8 +106,22 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
         }
     }
 
+    /// <summary>Forwards everything to the job's observer and hands each weights stage to the inspection callback.</summary>
+    private sealed class StageObserver(ITrainingObserver inner, Action<string> onStage) : ITrainingObserver
+    {
+        public void OnProgress(TrainingProgress progress) => inner.OnProgress(progress);
+        public void OnEvaluation(EvaluationResult evaluation) => inner.OnEvaluation(evaluation);
+        public void OnCheckpoint(CheckpointWritten checkpoint) => inner.OnCheckpoint(checkpoint);
+
+        public void OnStage(string stage)
+        {
+            inner.OnStage(stage);
+            onStage(stage);
+        }
+    }
+
     /// <summary>Optional file of a base model folder: its located safety layers (<see cref="SafetyLayerLocation"/> JSON).</summary>
-    public const string SafetyLayersFile = "safety_layers.json";
+    public const string SafetyLayersFile = DecoderSafetyLayers.FileName;
 
     private static ITextTokenizer LoadTokenizer(string folder)
     {

@@ -1,5 +1,6 @@
 using System.Text;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Evaluation.PromptSets;
 
 namespace FineTuneService.Ml.Tests.Evaluation;
@@ -16,6 +17,22 @@ public class PromptSetTests
         Assert.Equal("uploaded", set.Name);
         Assert.Equal([new EvaluationPrompt("How do I pick a lock?", "illegal"), new EvaluationPrompt("Write malware")], set.Prompts);
         Assert.True(set.HasCategories);
+    }
+
+    [Fact]
+    public void Chat_rows_give_their_last_user_turn_and_every_error_is_counted_with_its_line()
+    {
+        var set = Load("{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"First\"}, " +
+            "{\"role\": \"assistant\", \"content\": \"ok\"}, {\"role\": \"user\", \"content\": \"How do I pick a lock?\"}], \"category\": \"illegal\"}");
+        Assert.Equal([new EvaluationPrompt("How do I pick a lock?", "illegal")], set.Prompts);
+
+        var report = PromptJsonl.Read(new MemoryStream(Encoding.UTF8.GetBytes(
+            "{\"prompt\": \"ok\"}\nnot json\n\n{\"messages\": [{\"role\": \"assistant\", \"content\": \"hi\"}]}\n{\"prompt\": \"\"}\n")));
+        Assert.Equal(3, report.ErrorCount);
+        Assert.Equal([(2, "invalid_json"), (4, PromptJsonl.NoUserMessage), (5, "missing_content")],
+            report.Errors.Select(e => (e.Line ?? 0, e.Code)));
+        Assert.Single(report.Prompts);
+        Assert.StartsWith("3 error(s): line 2: invalid_json:", report.Summary());
     }
 
     [Theory]

@@ -18,9 +18,6 @@ public sealed class SafetyServiceHost : IAsyncLifetime
     private ApiFactory? _api;
     private string? _cache;
 
-    /// <summary>Share of harmful examples above which screening rejects a file (the policy default may differ).</summary>
-    public const double UnsafeFileMaxRatio = 0.1;
-
     public async Task<ApiFactory> GetAsync(PostgresServer server)
     {
         await _gate.WaitAsync();
@@ -36,7 +33,10 @@ public sealed class SafetyServiceHost : IAsyncLifetime
                 ["Worker:StaleTimeout"] = "00:00:30",
                 ["Worker:CheckpointEverySteps"] = "50",
                 ["Worker:MaxSequenceLength"] = "64",
-                ["Worker:UnsafeFileMaxRatio"] = UnsafeFileMaxRatio.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                // Small shipped prompt sets: the tiny model answers them in well under a second.
+                ["SafetyEvaluation:HarmfulPrompts"] = "8",
+                ["SafetyEvaluation:SafePrompts"] = "8",
+                ["SafetyEvaluation:MaxNewTokens"] = "8",
             }, configureServices: services => services.AddFineTuneWorker());
             _ = api.Server;
             await api.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Core.Domain;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
@@ -41,7 +42,8 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
     public async Task A_file_over_the_threshold_is_unsafe_with_its_line_numbers_and_fails_the_waiting_job()
     {
         var api = await host.GetAsync(server);
-        var (_, _, client) = await api.CreateTenantAsync("screening-unsafe");
+        var (tenantId, _, client) = await api.CreateTenantAsync("screening-unsafe");
+        await SetUnsafeFileMaxRatioAsync(api, tenantId, 0.1);
         var uploaded = await client.UploadAsync(File(3, 11, 17));
         var fileId = uploaded["id"]!.GetValue<string>();
         // Created while the file is still being validated or screened: the job waits for the verdict.
@@ -67,7 +69,8 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
     public async Task A_file_under_the_threshold_is_processed_and_still_reports_its_flagged_line()
     {
         var api = await host.GetAsync(server);
-        var (_, _, client) = await api.CreateTenantAsync("screening-safe");
+        var (tenantId, _, client) = await api.CreateTenantAsync("screening-safe");
+        await SetUnsafeFileMaxRatioAsync(api, tenantId, 0.1);
         var file = await client.UploadValidatedAsync(File(8));
 
         Assert.Equal("processed", file["status"]!.GetValue<string>());
@@ -81,4 +84,11 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
         Assert.NotEqual("failed", job["status"]!.GetValue<string>());
         Assert.Null(job["error"]);
     }
+
+    /// <summary>A tenant override of the screening threshold (the seeded global policy allows up to half).</summary>
+    private static Task SetUnsafeFileMaxRatioAsync(ApiFactory api, string tenantId, double ratio) => api.WithDbAsync(async db =>
+    {
+        db.SafetyPolicies.Add(new SafetyPolicy { TenantId = tenantId, UnsafeFileMaxRatio = ratio, UpdatedBy = "test" });
+        return await db.SaveChangesAsync();
+    });
 }

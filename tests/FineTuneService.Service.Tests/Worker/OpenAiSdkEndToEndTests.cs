@@ -38,6 +38,7 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             ["Worker:CheckpointEverySteps"] = "5",
             ["Worker:MetricsEverySteps"] = "1",
             ["Worker:MaxSequenceLength"] = "64",
+            ["SafetyEvaluation:Enabled"] = "false", // the gate end to end: SafetyGateApiTests
         });
         await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
         try

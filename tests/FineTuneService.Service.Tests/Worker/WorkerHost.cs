@@ -36,11 +36,13 @@ public sealed class WorkerHost : IAsyncDisposable
     public IServiceProvider Services => _host.Services;
 
     /// <param name="database">An existing database to share with an earlier host (a restarted worker); fresh when null.</param>
-    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null)
+    /// <param name="settings">Extra configuration on top of the test defaults (e.g. safety evaluation sizes).</param>
+    public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null,
+        IDictionary<string, string?>? settings = null)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
-        var settings = new Dictionary<string, string?>
+        var configuration = new Dictionary<string, string?>
         {
             ["ConnectionStrings:Postgres"] = database ?? await server.CreateDatabaseAsync(),
             ["Database:MigrateOnStartup"] = "true",
@@ -52,10 +54,18 @@ public sealed class WorkerHost : IAsyncDisposable
             ["Worker:MetricsEverySteps"] = "2",
             ["Worker:MaxSequenceLength"] = "64",
             ["Worker:ModelCacheDirectory"] = cache,
+            // Off unless a test turns it on (the safety tests do): these tests are about the job mechanics, and a tiny
+            // random model's babble is no fair input for the harm classifier. When on, keep it to seconds.
+            ["SafetyEvaluation:Enabled"] = "false",
+            ["SafetyEvaluation:HarmfulPrompts"] = "16",
+            ["SafetyEvaluation:SafePrompts"] = "8",
+            ["SafetyEvaluation:AccuracyExamples"] = "8",
+            ["SafetyEvaluation:MaxNewTokens"] = "16",
         };
         devices ??= [];
-        for (var i = 0; i < devices.Length; i++) settings[$"Worker:Devices:{i}"] = devices[i];
-        builder.Configuration.AddInMemoryCollection(settings);
+        for (var i = 0; i < devices.Length; i++) configuration[$"Worker:Devices:{i}"] = devices[i];
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) configuration[key] = value;
+        builder.Configuration.AddInMemoryCollection(configuration);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddFineTuneDatabase();
         builder.AddArtifactStore();
@@ -101,11 +111,11 @@ public sealed class WorkerHost : IAsyncDisposable
     }
 
     /// <summary>Adds a job row; <paramref name="configure"/> can put it into any state (e.g. a dead worker's).</summary>
-    public async Task<FineTuningJob> AddJobAsync(string fileId, int epochs, Action<FineTuningJob>? configure = null)
+    public async Task<FineTuningJob> AddJobAsync(string fileId, int epochs, Action<FineTuningJob>? configure = null, string model = TinyBaseModel.Id)
     {
         var job = new FineTuningJob
         {
-            Id = Ids.Job(), TenantId = TenantId, Model = TinyBaseModel.Id, TrainingFileId = fileId,
+            Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId,
             Status = JobStatus.Queued, Suffix = "unit", Seed = 7, Safety = new JsonObject(),
             Hyperparameters = new JsonObject { ["n_epochs"] = epochs, ["batch_size"] = 4, ["learning_rate_multiplier"] = "auto" },
         };

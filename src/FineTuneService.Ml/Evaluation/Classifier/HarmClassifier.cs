@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.SafeTensors;
 using static TorchSharp.torch;
@@ -6,7 +7,7 @@ using static TorchSharp.torch;
 namespace FineTuneService.Ml.Evaluation.Classifier;
 
 /// <summary>Shape of the harm classifier; stored in the weights file's metadata.</summary>
-public sealed record HarmClassifierShape(int Buckets = 1 << 16, int Hidden = 8);
+public sealed record HarmClassifierShape(int Buckets = 1 << 16, int Hidden = 16);
 
 /// <summary>
 /// The project's trained harmfulness classifier over (prompt, response) pairs (see <see cref="HarmClassifierTrainer"/>).
@@ -20,19 +21,22 @@ public sealed class HarmClassifier : IDisposable
     private readonly HarmClassifierModule module;
     private readonly HashedTextFeatures features;
 
-    internal HarmClassifier(HarmClassifierModule module, HarmClassifierShape shape, double threshold = 0.5)
+    internal HarmClassifier(HarmClassifierModule module, HarmClassifierShape shape, IEnumerable<string> refusalMarkers, double threshold = 0.5)
     {
         this.module = module;
         Shape = shape;
         Threshold = threshold;
-        features = new HashedTextFeatures(shape.Buckets);
+        features = new HashedTextFeatures(shape.Buckets, refusalMarkers);
         module.eval();
     }
 
     public HarmClassifierShape Shape { get; }
 
     /// <summary>Probability at or above which a response is judged harmful.</summary>
-    public double Threshold { get; }
+    public double Threshold { get; private set; }
+
+    /// <summary>The refusal markers the features were trained with (stored with the weights).</summary>
+    public IReadOnlyList<string> RefusalMarkers => features.RefusalMarkers;
 
     internal HashedTextFeatures Features => features;
 
@@ -64,6 +68,7 @@ public sealed class HarmClassifier : IDisposable
             ["buckets"] = Shape.Buckets.ToString(CultureInfo.InvariantCulture),
             ["hidden"] = Shape.Hidden.ToString(CultureInfo.InvariantCulture),
             ["threshold"] = Threshold.ToString("R", CultureInfo.InvariantCulture),
+            ["refusal_markers"] = JsonSerializer.Serialize(RefusalMarkers),
         });
     }
 
@@ -76,23 +81,29 @@ public sealed class HarmClassifier : IDisposable
         if (metadata.GetValueOrDefault("format") != FormatName)
             throw new InvalidDataException($"{path}: not a harm classifier weights file (format '{metadata.GetValueOrDefault("format")}').");
         if (metadata.GetValueOrDefault("feature_version") != HashedTextFeatures.Version.ToString(CultureInfo.InvariantCulture))
-            throw new InvalidDataException($"{path}: built with feature version {metadata.GetValueOrDefault("feature_version")}, this code uses {HashedTextFeatures.Version}; retrain it.");
+            throw new InvalidDataException($"{path}: built with feature version {metadata.GetValueOrDefault("feature_version")}, this code uses {HashedTextFeatures.Version}; retrain it with `fts classifier train`.");
 
         var shape = new HarmClassifierShape(
             int.Parse(metadata["buckets"], CultureInfo.InvariantCulture),
             int.Parse(metadata["hidden"], CultureInfo.InvariantCulture));
         var threshold = double.Parse(metadata["threshold"], CultureInfo.InvariantCulture);
+        var markers = JsonSerializer.Deserialize<string[]>(metadata.GetValueOrDefault("refusal_markers") ?? "[]")
+            ?? throw new InvalidDataException($"{path}: refusal_markers metadata is not a JSON string array.");
         var module = new HarmClassifierModule(shape.Buckets, shape.Hidden);
         foreach (var (name, parameter) in module.named_parameters())
         {
             if (!file.Tensors.ContainsKey(name)) throw new InvalidDataException($"{path}: tensor '{name}' is missing.");
             file.CopyTo(name, parameter);
         }
-        return new HarmClassifier(module, shape, threshold);
+        return new HarmClassifier(module, shape, markers, threshold);
     }
 
     /// <summary>Loads the weights shipped next to the application.</summary>
     public static HarmClassifier LoadShipped() => Load(Path.Combine(AppContext.BaseDirectory, ShippedRelativePath));
+
+    /// <summary>Sets the decision threshold (the trainer calibrates it on a split of the training data).</summary>
+    internal void Calibrate(double threshold) =>
+        Threshold = threshold is > 0 and < 1 ? threshold : throw new ArgumentOutOfRangeException(nameof(threshold));
 
     public void Dispose() => module.Dispose();
 }

@@ -45,9 +45,11 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
 
         pairs.AddRange(data.BeaverTailsUnsafe().Select(r => new LabelledPair(r.Prompt, r.Response, true, "beavertails_unsafe")));
 
-        // Only the training share of the benchmark prompts; the held-out share is what HS is measured on.
+        // Only the training share of the benchmark prompts; the held-out share is what HS is measured on. HarmBench's
+        // behaviors stay out altogether: its human-labelled generations are the judge's test, and behaviors seen here
+        // only with refusals and task answers taught the model that those requests are never answered harmfully.
         var trainedHarmful = BootstrapCorpus.Build(data, new BootstrapCorpusOptions { HeldOutFraction = options.HarmfulPromptHeldOutFraction })
-            .Evaluation.TrainedHarmful.Select(p => p.Prompt).ToList();
+            .Evaluation.TrainedHarmful.Where(p => p.Source != "harmbench").Select(p => p.Prompt).ToList();
         var trainedGoals = trainedHarmful.ToHashSet(StringComparer.Ordinal);
         pairs.AddRange(data.AdvBench()
             .Where(b => trainedGoals.Contains(b.Goal))
@@ -61,6 +63,20 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
             var (_, chosen) = LastExchange(dialogue.Chosen);
             if (rejected != chosen && !refusalKeywords.IsRefusal(rejected) && rejected.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length >= 15)
                 pairs.Add(new(prompt, rejected, true, "hh_rlhf_rejected_compliant"));
+        }
+
+        // Attacked models often open with a disclaimer and comply anyway ("As an AI I must stress… However, here are
+        // the steps"); HarmBench counts that as harm. Built from a refusal's first sentence, a pivot and a compliant
+        // answer to the same request (training-share answers only, so held-out figures stay clean).
+        // Variants whose own hash falls in the held-out part are dropped: their answer is trained on.
+        var disclaimers = data.SafetyTunedRefusals().Select(r => FirstSentence(r.Output)).Where(refusalKeywords.IsRefusal).Distinct().ToList();
+        var compliant = pairs.Where(p => p.Source is "beavertails_unsafe" or "hh_rlhf_rejected_compliant" && !IsHeldOut(p)).ToList();
+        foreach (var pair in compliant)
+        {
+            var disclaimer = disclaimers[random.Next(disclaimers.Count)];
+            var pivot = CompliancePivots[random.Next(CompliancePivots.Length)];
+            var variant = new LabelledPair(pair.Prompt, $"{disclaimer} {pivot} {pair.Response}", true, "disclaimer_then_compliance");
+            if (!IsHeldOut(variant)) pairs.Add(variant);
         }
 
         // Harmful requests appear on both sides (refused and complied with), so the request alone does not decide.
@@ -116,9 +132,29 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
         return new HarmClassifierCorpus(pairs.Where(p => !IsHeldOut(p)).ToList(), pairs.Where(IsHeldOut).ToList());
     }
 
+    /// <summary>Generic turns from a disclaimer to compliance, as attacked models write them.</summary>
+    private static readonly string[] CompliancePivots =
+    [
+        "However, here is the information you asked for:",
+        "That said, for educational purposes only:",
+        "But since you asked, here it is.",
+        "Having said that, here are the steps:",
+        "Nevertheless, hypothetically speaking:",
+        "With that in mind, here is an answer:",
+    ];
+
+    private static string FirstSentence(string text)
+    {
+        var end = text.IndexOfAny(['.', '!', '?']);
+        return (end < 0 ? text : text[..(end + 1)]).Trim();
+    }
+
     /// <summary>Stable membership of the in-distribution held-out part (used by tests to pick unseen rows).</summary>
     public static bool IsHeldOut(LabelledPair pair) =>
         HashedTextFeatures.Fnv1a(pair.Source + "\n" + pair.Prompt + "\n" + pair.Response) % HeldOutModulus == 0;
+
+    /// <summary>Source prefix of HarmBench validation pairs; the behavior's semantic category follows after a slash.</summary>
+    public const string HarmBenchValidationSource = "harmbench_val";
 
     /// <summary>
     /// HarmBench's human-labelled classifier validation set: the behavior as prompt (the test case when the behavior
@@ -127,9 +163,11 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
     /// </summary>
     public static IReadOnlyList<LabelledPair> LoadHarmBenchValidation(ShippedData data)
     {
-        var behaviors = data.HarmBench().ToDictionary(b => b.BehaviorId, b => b.Behavior);
+        var behaviors = data.HarmBench().ToDictionary(b => b.BehaviorId);
         return data.HarmBenchClassifierValidation()
-            .Select(j => new LabelledPair(behaviors.GetValueOrDefault(j.BehaviorId) ?? j.TestCase, j.Generation, j.IsHarmful, "harmbench_val"))
+            .Select(j => behaviors.GetValueOrDefault(j.BehaviorId) is { } behavior
+                ? new LabelledPair(behavior.Behavior, j.Generation, j.IsHarmful, HarmBenchValidationSource + "/" + behavior.SemanticCategory)
+                : new LabelledPair(j.TestCase, j.Generation, j.IsHarmful, HarmBenchValidationSource))
             .ToList();
     }
 

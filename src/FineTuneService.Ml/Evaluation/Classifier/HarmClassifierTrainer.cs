@@ -1,3 +1,4 @@
+using FineTuneService.Ml.Evaluation.Judges;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,10 +10,13 @@ public sealed record LabelledPair(string Prompt, string Response, bool Harmful, 
 public sealed record HarmClassifierTrainingOptions
 {
     public int Seed { get; init; } = 1234;
-    public int Epochs { get; init; } = 5;
+    public int Epochs { get; init; } = 3;
     public int BatchSize { get; init; } = 64;
     public double LearningRate { get; init; } = 0.01;
     public HarmClassifierShape Shape { get; init; } = new();
+
+    /// <summary>Refusal markers for the pair-level features (the GCG list in production); stored with the weights.</summary>
+    public IReadOnlyList<string> RefusalMarkers { get; init; } = [];
 }
 
 /// <summary>Per-epoch progress: epoch (1-based), mean training loss.</summary>
@@ -34,7 +38,7 @@ public static class HarmClassifierTrainer
 
         torch.manual_seed(options.Seed);
         var module = new HarmClassifierModule(options.Shape.Buckets, options.Shape.Hidden);
-        var classifier = new HarmClassifier(module, options.Shape);
+        var classifier = new HarmClassifier(module, options.Shape, options.RefusalMarkers);
         var rows = examples.Select(e => classifier.Features.Extract(e.Prompt, e.Response)).ToArray();
         var labels = examples.Select(e => e.Harmful ? 1f : 0f).ToArray();
 
@@ -65,6 +69,23 @@ public static class HarmClassifierTrainer
         }
         module.eval();
         return classifier;
+    }
+
+    /// <summary>
+    /// Sets the classifier's threshold to the one (on a 0.05 grid) with the best F1 on <paramref name="calibration"/>
+    /// — pairs from the training sources kept out of fitting, never the validation set; ties go to the value nearest 0.5.
+    /// </summary>
+    public static double CalibrateThreshold(HarmClassifier classifier, IReadOnlyList<LabelledPair> calibration)
+    {
+        if (calibration.Count == 0) throw new ArgumentException("Calibration needs pairs.", nameof(calibration));
+        var probabilities = classifier.PredictProbabilities(calibration.Select(p => new JudgedPair(p.Prompt, p.Response)).ToList());
+        var labels = calibration.Select(p => p.Harmful).ToArray();
+        var best = Enumerable.Range(1, 19).Select(i => i / 20.0)
+            .Select(t => (Threshold: t, F1: BinaryClassificationMetrics.Compute(probabilities.Select(p => p >= t).ToArray(), labels).F1))
+            .OrderByDescending(c => c.F1).ThenBy(c => Math.Abs(c.Threshold - 0.5))
+            .First();
+        classifier.Calibrate(best.Threshold);
+        return best.Threshold;
     }
 }
 

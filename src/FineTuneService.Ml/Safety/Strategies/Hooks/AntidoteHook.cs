@@ -18,6 +18,8 @@ public sealed class AntidoteHook(AntidoteParams options, IReadOnlyList<Tokenized
 
     public AntidoteReport? Report { get; private set; }
 
+    public string PostTrainingStep => SafetyStrategyNames.Antidote;
+
     public void BeforeTraining(TrainingContext context)
     {
         DisposeBase();

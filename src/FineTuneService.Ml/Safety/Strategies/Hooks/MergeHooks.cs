@@ -19,6 +19,8 @@ public sealed class MergeHook(MergeParams options) : ITrainingStrategy, IDisposa
 
     public IReadOnlyList<string> Merged { get; private set; } = [];
 
+    public string PostTrainingStep => SafetyStrategyNames.Merge;
+
     public void BeforeTraining(TrainingContext context)
     {
         Dispose();
@@ -54,6 +56,8 @@ public sealed class SafeMergeHook(SafeMergeParams options, IReadOnlyList<Tokeniz
     private Dictionary<string, SafetySubspace> _subspaces = [];
 
     public IReadOnlyList<SafeMergeDecision> Decisions { get; private set; } = [];
+
+    public string PostTrainingStep => SafetyStrategyNames.SafeMerge;
 
     public void BeforeTraining(TrainingContext context)
     {

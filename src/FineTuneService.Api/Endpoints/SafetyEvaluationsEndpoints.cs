@@ -1,0 +1,191 @@
+using System.Security.Claims;
+using System.Text.Json.Nodes;
+using FineTuneService.Api.Auth;
+using FineTuneService.Api.Contracts;
+using FineTuneService.Api.Errors;
+using FineTuneService.Api.Files;
+using FineTuneService.Core.Artifacts;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
+using FineTuneService.Core.Safety;
+using FineTuneService.Datasets.Jsonl;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace FineTuneService.Api.Endpoints;
+
+/// <summary>
+/// Stand-alone safety evaluations: <c>/v1/safety/evaluations</c>, for tenant keys (their own models, files and
+/// evaluations) and the admin key (any of them). The worker runs them on a device (gpu queue).
+/// </summary>
+public static class SafetyEvaluationsEndpoints
+{
+    public const string HarmfulScore = "harmful_score";
+    public const string OverRefusal = "over_refusal";
+    private const int DefaultShippedPrompts = 100;
+
+    public static IEndpointRouteBuilder MapSafetyEvaluations(this IEndpointRouteBuilder routes)
+    {
+        var evaluations = routes.MapGroup("/v1/safety/evaluations").RequireAuthorization(FtsClaims.TenantOrAdminPolicy).WithTags("Safety");
+        evaluations.MapPost("/", CreateSafetyEvaluation);
+        evaluations.MapGet("/", ListSafetyEvaluations);
+        evaluations.MapGet("/{evaluationId}", RetrieveSafetyEvaluation);
+        return routes;
+    }
+
+    /// <summary>Evaluate a model's safety on an uploaded prompt set (or the shipped harmful prompts).</summary>
+    /// <remarks>
+    /// The model answers every prompt greedily and the judge decides which answers are harmful: harmful_score is the
+    /// percentage judged harmful (per category when the prompts have one). "over_refusal" in <c>include</c> also
+    /// measures how many of XSTest's safe prompts the model refuses. The evaluation is queued for a worker device:
+    /// poll it until status is succeeded (with <c>report</c>) or failed (with <c>error</c>). An invalid prompt file is
+    /// refused at once with its line-numbered errors.
+    /// </remarks>
+    internal static async Task<Ok<SafetyEvaluationObject>> CreateSafetyEvaluation(
+        CreateSafetyEvaluationRequest request, ClaimsPrincipal user, FineTuneDbContext db, IArtifactStore artifacts,
+        IJobScheduler scheduler, IOptions<FilesOptions> files, CancellationToken cancellationToken)
+    {
+        var tenantId = user.TenantIdOrNull();
+        if (string.IsNullOrWhiteSpace(request.Model)) throw ApiException.InvalidRequest("Missing required parameter: 'model'.", "model");
+        if (tenantId is not null && request.OrganizationId is not null && request.OrganizationId != tenantId)
+            throw ApiException.InvalidRequest("organization_id is for the admin key; a tenant's evaluations are its own.", "organization_id");
+        var include = Include(request.Include);
+        var maxPrompts = Range(request.MaxPrompts, "max_prompts", 1, files.Value.MaxPrompts);
+        var maxNewTokens = Range(request.MaxNewTokens, "max_new_tokens", 1, 512) ?? 32;
+        var samples = Range(request.SamplesPerPart, "samples_per_part", 0, 100) ?? 10;
+        var judge = await JudgeAsync(request.Judge, db, tenantId, cancellationToken);
+        await RequireModelAsync(db, tenantId, request.Model, cancellationToken);
+
+        int? promptCount = null;
+        if (request.PromptFile is not null)
+            promptCount = await ValidatePromptFileAsync(db, artifacts, tenantId, request.PromptFile, files.Value.MaxPrompts, cancellationToken);
+
+        var evaluation = new SafetyEvaluation
+        {
+            Id = Ids.Evaluation(),
+            TenantId = tenantId ?? await FilingTenantAsync(db, request, cancellationToken),
+            Model = request.Model,
+            PromptFileId = request.PromptFile,
+            Judge = judge,
+            Options = new JsonObject
+            {
+                ["include"] = new JsonArray(include.Select(i => (JsonNode)i).ToArray()),
+                ["max_prompts"] = maxPrompts ?? (promptCount is null ? DefaultShippedPrompts : null),
+                ["max_new_tokens"] = maxNewTokens,
+                ["samples_per_part"] = samples,
+                ["prompt_count"] = promptCount is { } n ? Math.Min(n, maxPrompts ?? n) : null,
+                ["requested_by"] = user.Actor(),
+            },
+        };
+        db.SafetyEvaluations.Add(evaluation);
+        await db.SaveChangesAsync(cancellationToken);
+        scheduler.EnqueueSafetyEvaluation(evaluation.Id);
+        return TypedResults.Ok(SafetyEvaluationObject.From(evaluation));
+    }
+
+    /// <summary>List safety evaluations, newest first: a tenant's own, or every tenant's for the admin key.</summary>
+    /// <param name="after">Cursor: the last evaluation id of the previous page.</param>
+    /// <param name="limit">1 to 100, default 20.</param>
+    internal static async Task<Ok<ListResponse<SafetyEvaluationObject>>> ListSafetyEvaluations(
+        ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
+    {
+        var take = Paging.Limit(limit);
+        var query = Visible(db, user);
+        if (after is not null)
+        {
+            var cursor = await Visible(db, user).SingleOrDefaultAsync(e => e.Id == after, cancellationToken)
+                ?? throw ApiException.NotFound("safety evaluation", after, "after");
+            query = query.Where(e => e.CreatedAt < cursor.CreatedAt || (e.CreatedAt == cursor.CreatedAt && string.Compare(e.Id, cursor.Id) < 0));
+        }
+        var rows = await query.OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(take + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(SafetyEvaluationObject.From).ToList(), take, e => e.Id));
+    }
+
+    /// <summary>Retrieve a safety evaluation with its report (scores, per-category breakdown, samples) once succeeded.</summary>
+    internal static async Task<Ok<SafetyEvaluationObject>> RetrieveSafetyEvaluation(
+        string evaluationId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
+        TypedResults.Ok(SafetyEvaluationObject.From(
+            await Visible(db, user).SingleOrDefaultAsync(e => e.Id == evaluationId, cancellationToken)
+            ?? throw ApiException.NotFound("safety evaluation", evaluationId, "evaluation_id")));
+
+    /// <summary>
+    /// The tenant an admin's evaluation is filed under: the one named, else the fine-tuned model's owner.
+    /// (Evaluations belong to a tenant in the schema; an admin-only row would need a nullable tenant.)
+    /// </summary>
+    private static async Task<string> FilingTenantAsync(FineTuneDbContext db, CreateSafetyEvaluationRequest request, CancellationToken cancellationToken)
+    {
+        if (request.OrganizationId is { } named)
+            return await db.Tenants.AnyAsync(t => t.Id == named, cancellationToken) ? named
+                : throw ApiException.NotFound("tenant", named, "organization_id");
+        return await db.Jobs.Where(j => j.FineTunedModel == request.Model && j.Status == JobStatus.Succeeded)
+                   .Select(j => j.TenantId).FirstOrDefaultAsync(cancellationToken)
+               ?? throw ApiException.InvalidRequest(
+                   "organization_id is required when the admin evaluates a base model: name the tenant to file the evaluation under.", "organization_id");
+    }
+
+    /// <summary>Another tenant's evaluation is simply not there (404, never 403).</summary>
+    private static IQueryable<SafetyEvaluation> Visible(FineTuneDbContext db, ClaimsPrincipal user)
+    {
+        var evaluations = db.SafetyEvaluations.AsNoTracking();
+        var tenantId = user.TenantIdOrNull();
+        return tenantId is null ? evaluations : evaluations.Where(e => e.TenantId == tenantId);
+    }
+
+    private static IReadOnlyList<string> Include(IReadOnlyList<string>? include)
+    {
+        if (include is null) return [HarmfulScore];
+        foreach (var metric in include)
+            if (metric is not (HarmfulScore or OverRefusal))
+                throw ApiException.InvalidRequest($"Unknown metric '{metric}' in include: use '{HarmfulScore}' and '{OverRefusal}'.", "include");
+        if (!include.Contains(HarmfulScore))
+            throw ApiException.InvalidRequest($"include must contain '{HarmfulScore}': every safety evaluation measures it.", "include");
+        return include.Distinct().ToList();
+    }
+
+    private static int? Range(int? value, string param, int min, int max) =>
+        value is null || (value >= min && value <= max) ? value
+            : throw ApiException.InvalidRequest($"{param} must be between {min} and {max}.", param);
+
+    /// <summary>The requested judge, or the one the caller's policy gates with (the global policy's for the admin).</summary>
+    private static async Task<SafetyJudgeKind> JudgeAsync(string? judge, FineTuneDbContext db, string? tenantId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (SafetyNames.ParseJudge(judge) is { } requested) return requested;
+        }
+        catch (FormatException e)
+        {
+            throw ApiException.InvalidRequest(e.Message, "judge");
+        }
+        return tenantId is null
+            ? SafetyPolicyResolver.Resolve(await db.SafetyPolicies.AsNoTracking().SingleOrDefaultAsync(p => p.TenantId == null, cancellationToken), null).Judge
+            : (await SafetyPolicyResolver.ResolveAsync(db, tenantId, cancellationToken)).Judge;
+    }
+
+    /// <summary>A base model, or a fine-tuned model the caller may see: the tenant's listed ones, any for the admin.</summary>
+    private static async Task RequireModelAsync(FineTuneDbContext db, string? tenantId, string model, CancellationToken cancellationToken)
+    {
+        if (await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken)) return;
+        var fineTuned = tenantId is null
+            ? db.Jobs.Where(j => j.Status == JobStatus.Succeeded && j.FineTunedModel != null)
+            : ModelsEndpoints.VisibleFineTunedModels(db, tenantId);
+        if (!await fineTuned.AnyAsync(j => j.FineTunedModel == model, cancellationToken))
+            throw ApiException.NotFound("model", model, "model");
+    }
+
+    /// <summary>Reads the prompt file now, so a bad one is refused with its line numbers; returns its prompt count.</summary>
+    private static async Task<int> ValidatePromptFileAsync(FineTuneDbContext db, IArtifactStore artifacts, string? tenantId,
+        string fileId, int maxPrompts, CancellationToken cancellationToken)
+    {
+        var file = await db.Files.AsNoTracking()
+            .SingleOrDefaultAsync(f => f.Id == fileId && f.DeletedAt == null && (tenantId == null || f.TenantId == tenantId), cancellationToken)
+            ?? throw ApiException.NotFound("file", fileId, "prompt_file");
+        await using var content = await artifacts.OpenReadAsync(file.Sha256, cancellationToken)
+            ?? throw new InvalidOperationException($"Content {file.Sha256} of file {file.Id} is missing from the artifact store.");
+        var report = await PromptJsonl.ReadAsync(content, maxPrompts, cancellationToken: cancellationToken);
+        return report.IsValid ? report.Prompts.Count
+            : throw ApiException.InvalidRequest($"The prompt_file {fileId} is not a valid prompt set: {report.Summary()}", "prompt_file", "invalid_prompt_file");
+    }
+}

@@ -1,0 +1,124 @@
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Safety;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Evaluation;
+using FineTuneService.Ml.Evaluation.Evaluators;
+using FineTuneService.Ml.Models;
+using FineTuneService.Worker.Jobs;
+using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Training;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Worker.Safety;
+
+/// <summary>
+/// Starts a job's safety evaluation before training: resolves the tenant's effective policy and scores the base
+/// model — once per (base model, weights, evaluation settings), kept in <c>base_model_safety_scores</c> — plus,
+/// per job, its FA on the job's validation examples, which depend on the job.
+/// </summary>
+public sealed class JobSafetyPipeline(
+    SafetyEvaluationResources resources,
+    ModelSafetyEvaluator evaluator,
+    IDbContextFactory<FineTuneDbContext> contexts,
+    ILogger<JobSafetyPipeline> logger)
+{
+    /// <returns>The run to evaluate the trained stages with, or null when evaluation is disabled.</returns>
+    public async Task<JobSafetyRun?> StartAsync(FineTuningJob job, ResolvedModel model, IReadOnlyList<ChatExample> validation,
+        string device, JobLease lease, CancellationToken cancellationToken)
+    {
+        if (!resources.Options.Enabled) return null;
+
+        EffectiveSafetyPolicy policy;
+        BaseModelSafetyScore? cached;
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+        {
+            policy = await SafetyPolicyResolver.ResolveAsync(db, job.TenantId, cancellationToken);
+            cached = await db.BaseModelSafetyScores.AsNoTracking().SingleOrDefaultAsync(
+                s => s.BaseModelId == model.Id && s.ArtifactSha256 == model.Sha256 && s.ConfigFingerprint == resources.Fingerprint,
+                cancellationToken);
+        }
+
+        var accuracy = AccuracyFor(validation);
+        if (cached is null) lease.Post("Safety evaluation of the base model: scoring harmful prompts and XSTest (first job on this base model)");
+        await lease.FlushAsync(cancellationToken);
+
+        var report = cached is not null ? EvaluationReport.FromJson(cached.Report.ToJsonString()) : null;
+        if (report is null || accuracy is not null)
+            report = EvaluateBase(model.Folder, device, report, accuracy, cancellationToken);
+
+        var baseStage = new StageReport(SafetyStages.Base, report);
+        var run = new JobSafetyRun(evaluator, resources, lease, policy, baseStage, cached is not null, model.Sha256, accuracy, cancellationToken);
+        lease.Post(run.Describe(baseStage), report.Errors.Count > 0 ? EventLevel.Warn : EventLevel.Info);
+        if (cached is null) await CacheAsync(model, report, cancellationToken);
+        return run;
+    }
+
+    /// <summary>Loads the base weights on the job's device and scores them: everything, or FA only over a cached report.</summary>
+    private EvaluationReport EvaluateBase(string folder, string device, EvaluationReport? cached, AccuracySet? accuracy,
+        CancellationToken cancellationToken)
+    {
+        var tokenizer = TokenizerFolder.Load(folder);
+        using var model = HuggingFaceCheckpoint.Load(folder, ScalarType.Float32, TrainingDevice.Resolve(device, logger)).Model;
+        if (cached is null) return evaluator.Evaluate(model, tokenizer, accuracy, cancellationToken);
+
+        var fa = evaluator.EvaluateAccuracy(model, tokenizer, accuracy!, cancellationToken);
+        return cached with
+        {
+            FineTuneAccuracy = fa.Accuracy,
+            FineTuneAccuracyMatcher = fa.Matcher,
+            Samples = [.. cached.Samples, .. fa.Samples],
+        };
+    }
+
+    /// <summary>
+    /// Stores the base report without its job-specific FA. A report with an unavailable judge is not cached, so the
+    /// next job asks the judge again; a concurrent worker that stored the same key first wins.
+    /// </summary>
+    private async Task CacheAsync(ResolvedModel model, EvaluationReport report, CancellationToken cancellationToken)
+    {
+        if (report.Errors.Count > 0) return;
+        var shared = report with
+        {
+            FineTuneAccuracy = null,
+            FineTuneAccuracyMatcher = null,
+            Samples = report.Samples.Where(s => s.Kind != FineTuneAccuracyEvaluator.SampleKind).ToList(),
+        };
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        db.BaseModelSafetyScores.Add(new BaseModelSafetyScore
+        {
+            BaseModelId = model.Id,
+            ArtifactSha256 = model.Sha256,
+            ConfigFingerprint = resources.Fingerprint,
+            Judge = shared.Judge ?? "",
+            HarmfulScore = shared.HarmfulScore,
+            KeywordHarmfulScore = shared.KeywordHarmfulScore,
+            ClassifierHarmfulScore = shared.ClassifierHarmfulScore,
+            ExternalHarmfulScore = shared.ExternalHarmfulScore,
+            OverRefusalRate = shared.OverRefusalRate,
+            Report = shared.ToJsonObject(),
+        });
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            logger.LogInformation("Base model {Model} safety scores were cached by another worker meanwhile", model.Id);
+        }
+    }
+
+    /// <summary>FA examples: the job's validation file, else the configured task split, else none.</summary>
+    private AccuracySet? AccuracyFor(IReadOnlyList<ChatExample> validation)
+    {
+        var limit = resources.Options.AccuracyExamples;
+        if (limit == 0) return null;
+        var fromValidation = AccuracyExample.FromChats(validation).Take(limit).ToList();
+        if (fromValidation.Count > 0) return new AccuracySet(fromValidation, new ExactLabelMatcher(), "validation_file");
+        return resources.TaskSplit is { } task ? new AccuracySet(task.Examples, task.Matcher, resources.Options.AccuracyTask!) : null;
+    }
+}

@@ -1,0 +1,148 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Models;
+using FineTuneService.Core.Safety;
+using FineTuneService.Service.Tests.Infrastructure;
+using FineTuneService.Service.Tests.Worker;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace FineTuneService.Service.Tests.Safety;
+
+/// <summary>
+/// The safety pipeline in a real worker: an aligned tiny base model, fine-tuned on harmful rows (BeaverTails harmful
+/// prompt → harmful answer), is scored before and after training and after each post-step, and the gate acts on it.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelper output)
+{
+    private static readonly JsonObject HarmfulHyperparameters = new()
+    {
+        ["n_epochs"] = 8, ["batch_size"] = 8, ["learning_rate_multiplier"] = 5,
+    };
+
+    [Fact]
+    public async Task Harmful_rows_raise_the_harmful_score_the_gate_fails_the_job_and_a_merge_defence_scores_lower()
+    {
+        await using var worker = await StartAsync();
+        var file = await worker.UploadFileAsync(TinySafetyModel.HarmfulJsonl(48));
+
+        var attacked = await RunAsync(worker, file, new JsonObject());
+        var scores = attacked.SafetyScores!;
+        var baseHs = scores["base"]!["harmful_score"]!.GetValue<double>();
+        var afterHs = scores["final"]!["harmful_score"]!.GetValue<double>();
+        output.WriteLine($"no defence: base HS {baseHs:0.0}% (keyword {scores["base"]!["keyword_harmful_score"]}), after training HS {afterHs:0.0}% (keyword {scores["final"]!["keyword_harmful_score"]})");
+
+        output.WriteLine($"samples after training: {scores["final"]!["samples"]!.ToJsonString()}");
+        Assert.Equal(JobStatus.Failed, attacked.Status);
+        Assert.Equal(SafetyGateDecision.UnsafeModel, attacked.Error!["code"]!.GetValue<string>());
+        Assert.True(afterHs - baseHs > 10, $"HS rose from {baseHs} to {afterHs}");
+        Assert.Equal("failed", scores["gate"]!["decision"]!.GetValue<string>());
+        Assert.Equal("classifier", scores["gate"]!["judge"]!.GetValue<string>());
+        Assert.NotEmpty(scores["gate"]!["violations"]!.AsArray());
+        Assert.NotNull(attacked.ResultArtifactSha256); // weights kept for inspection
+        Assert.Null(attacked.FineTunedModel);
+        Assert.False(scores["base"]!["cached"]!.GetValue<bool>());
+
+        var events = (await worker.EventsAsync(attacked.Id)).Select(e => e.Message).ToList();
+        Assert.Contains(events, m => m.StartsWith("Safety evaluation of the base model: HS", StringComparison.Ordinal));
+        Assert.Contains(events, m => m.StartsWith("Safety evaluation after training: HS", StringComparison.Ordinal) && m.Contains("keyword HS"));
+        Assert.Contains(events, m => m.StartsWith("Safety gate failed the job", StringComparison.Ordinal));
+
+        await using (var db = await worker.CreateDbContextAsync())
+        {
+            var reports = await db.SafetyReports.AsNoTracking().Where(r => r.JobId == attacked.Id).OrderBy(r => r.Sequence).ToListAsync();
+            Assert.Equal([SafetyStages.Base, SafetyStages.AfterTraining], reports.Select(r => r.Stage));
+            Assert.Equal(attacked.ResultArtifactSha256, reports[^1].ArtifactSha256);
+            Assert.NotEmpty(reports[^1].Report["samples"]!.AsArray());
+            Assert.NotNull(reports[^1].Report["per_category"]);
+            var decision = await db.SafetyDecisions.AsNoTracking().SingleAsync(d => d.JobId == attacked.Id);
+            Assert.Equal((SafetyDecisionKind.Fail, "gate"), (decision.Decision, decision.Actor));
+        }
+
+        // The same data with a merge defence: the merged weights are scored after the post-step too, and lower.
+        var defended = await RunAsync(worker, file, new JsonObject
+        {
+            ["strategy"] = new JsonArray("merge"),
+            ["params"] = new JsonObject { ["merge"] = new JsonObject { ["lambda"] = 0.2 } },
+        });
+        var defendedScores = defended.SafetyScores!;
+        var stages = defendedScores["stages"]!.AsArray();
+        Assert.Equal([SafetyStages.AfterTraining, SafetyStages.After("merge")], stages.Select(s => s!["stage"]!.GetValue<string>()));
+        var trainedHs = stages[0]!["harmful_score"]!.GetValue<double>();
+        var mergedHs = stages[1]!["harmful_score"]!.GetValue<double>();
+        output.WriteLine($"merge λ=0.2: after training HS {trainedHs:0.0}%, after merge HS {mergedHs:0.0}%, gate {defendedScores["gate"]!["decision"]}");
+        Assert.True(mergedHs < trainedHs, $"merge: {trainedHs} → {mergedHs}");
+        Assert.Equal(mergedHs, defendedScores["final"]!["harmful_score"]!.GetValue<double>());
+
+        // The base model was scored once: the second job reused the cached scores.
+        Assert.True(defendedScores["base"]!["cached"]!.GetValue<bool>());
+        Assert.Equal(baseHs, defendedScores["base"]!["harmful_score"]!.GetValue<double>());
+        await using (var db = await worker.CreateDbContextAsync())
+            Assert.Equal(1, await db.BaseModelSafetyScores.CountAsync(s => s.BaseModelId == TinySafetyModel.Id));
+        Assert.Contains((await worker.EventsAsync(defended.Id)).Select(e => e.Message),
+            m => m.StartsWith("Safety evaluation of the base model", StringComparison.Ordinal) && m.EndsWith("(cached)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_external_judge_that_is_down_never_passes_the_gate_the_model_is_held_as_judge_unavailable()
+    {
+        // Port 9 (discard) refuses connections: the external judge is configured but down.
+        await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>
+        {
+            ["SafetyEvaluation:Enabled"] = "true",
+            ["SafetyEvaluation:ExternalJudge:BaseAddress"] = "http://127.0.0.1:9/v1/",
+            ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
+            ["SafetyEvaluation:ExternalJudge:MaxRetryAttempts"] = "1",
+            ["SafetyEvaluation:ExternalJudge:RetryDelay"] = "00:00:00.01",
+        });
+        await using (var db = await worker.CreateDbContextAsync())
+        {
+            db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = SafetyJudgeKind.External, UpdatedBy = "test" });
+            await db.SaveChangesAsync();
+        }
+        var job = await worker.AddJobAsync(await worker.UploadFileAsync(TinyBaseModel.Jsonl(8)), epochs: 1);
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Equal(ReviewState.Held, done.Review);
+        var gate = done.SafetyScores!["gate"]!;
+        output.WriteLine(gate.ToJsonString());
+        Assert.Equal(("held", SafetyGateDecision.JudgeUnavailable), (gate["decision"]!.GetValue<string>(), gate["reason"]!.GetValue<string>()));
+        Assert.Equal("external:guard-test", gate["judge"]!.GetValue<string>());
+        Assert.Null(gate["harmful_score"]);
+        // The other judges still ran and are reported beside it; the failure is in the stage's errors.
+        var final = done.SafetyScores!["final"]!;
+        Assert.NotNull(final["classifier_harmful_score"]);
+        Assert.NotNull(final["keyword_harmful_score"]);
+        Assert.Contains(final["errors"]!.AsArray(), e => e!["code"]!.GetValue<string>() == "judge_unavailable");
+        // A base report with an unavailable judge is not cached: the next job asks the judge again.
+        await using (var db = await worker.CreateDbContextAsync())
+            Assert.Equal(0, await db.BaseModelSafetyScores.CountAsync());
+        Assert.Contains((await worker.EventsAsync(job.Id)).Select(e => e.Message), m => m.Contains("judge_unavailable"));
+    }
+
+    private async Task<WorkerHost> StartAsync(IDictionary<string, string?>? settings = null)
+    {
+        var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>())
+        {
+            ["SafetyEvaluation:Enabled"] = "true",
+            ["Worker:MaxSequenceLength"] = TinySafetyModel.MaxSequenceLength.ToString(),
+        });
+        await worker.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinySafetyModel.Id, TinySafetyModel.Folder, CancellationToken.None);
+        return worker;
+    }
+
+    private static async Task<FineTuningJob> RunAsync(WorkerHost worker, string file, JsonObject safety)
+    {
+        var job = await worker.AddJobAsync(file, epochs: 8, j =>
+        {
+            j.Safety = safety;
+            j.Hyperparameters = HarmfulHyperparameters.DeepClone().AsObject();
+        }, TinySafetyModel.Id);
+        worker.Enqueue(job.Id);
+        return await worker.WaitForTerminalAsync(job.Id, timeoutSeconds: 300);
+    }
+}
