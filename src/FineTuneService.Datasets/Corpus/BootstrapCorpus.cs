@@ -15,7 +15,7 @@ public sealed record BootstrapCorpusOptions
     public double HeldOutFraction { get; init; } = 0.3;
 
     /// <summary>
-    /// SST-2 rows drawn from the 20,000 shipped. 4,000 (attempt 2) and 12,000 (attempt 3) both left the model answering
+    /// SST-2 rows (4,000 are shipped). 4,000 (attempt 2) and 12,000 of 20,000 (attempt 3) both left the model answering
     /// "positive" to every review; see docs/benchmarks/bootstrap.
     /// </summary>
     public int Sst2TrainExamples { get; init; } = 4000;

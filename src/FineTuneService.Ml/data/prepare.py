@@ -88,7 +88,7 @@ write_lines("gsm8k", "test.jsonl", lines("gsm8k", "test.jsonl")[:300])
 
 # SST-2: header + 4,000 train rows by hash of the sentence; dev is whole.
 sst = lines("sst2", "train.tsv")
-write_lines("sst2", "train.tsv", [sst[0]] + pick(sst[1:], lambda l: l.split("\t")[0], 20000))
+write_lines("sst2", "train.tsv", [sst[0]] + pick(sst[1:], lambda l: l.split("\t")[0], 4000))
 
 # AG News: 1,000 rows of the train-derived subset by hash; the first 1,000 test rows.
 write_lines("ag_news", "train_subset_alps10k.tsv", pick(lines("ag_news", "train_subset_alps10k.tsv"), lambda l: l.split("\t")[0], 1000))

@@ -23,7 +23,7 @@ public class BootstrapCorpusTests
         Assert.Equal(427, data.SelfInstruct().Count);
         Assert.Equal(236, data.Dolly().Count);
         Assert.Equal((600, 300), (data.Gsm8k("train").Count, data.Gsm8k("test").Count));
-        Assert.Equal((20000, 872), (data.Sst2("train").Count, data.Sst2("dev").Count));
+        Assert.Equal((4000, 872), (data.Sst2("train").Count, data.Sst2("dev").Count));
         Assert.Equal(444, data.Sst2("dev").Count(r => r.Label == "positive"));
         Assert.Equal((1000, 1000), (data.AgNews("train").Count, data.AgNews("test").Count));
         Assert.All(data.AgNews("test").Concat(data.AgNews("train")), r => Assert.Contains(r.Label, data.AgNewsClasses()));
