@@ -121,7 +121,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
     }
 
     /// <summary>Optional file of a base model folder: its located safety layers (<see cref="SafetyLayerLocation"/> JSON).</summary>
-    public const string SafetyLayersFile = "safety_layers.json";
+    public const string SafetyLayersFile = DecoderSafetyLayers.FileName;
 
     private static ITextTokenizer LoadTokenizer(string folder)
     {

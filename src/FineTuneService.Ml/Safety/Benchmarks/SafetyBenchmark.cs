@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Sft;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Evaluation;
+using FineTuneService.Ml.Evaluation.Classifier;
+using FineTuneService.Ml.Evaluation.Evaluators;
+using FineTuneService.Ml.Evaluation.Judges;
+using FineTuneService.Ml.Evaluation.PromptSets;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
+using FineTuneService.Ml.Training;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Safety.Benchmarks;
+
+/// <summary>
+/// The harmful fine-tuning benchmark of the safety strategies, in the setting of Vaccine, Booster and Antidote:
+/// fine-tune an aligned base on n SST-2 rows of which a fraction p is replaced by harmful prompt/answer pairs, with
+/// each strategy and the same hyper-parameters, then measure HS (classifier and keyword judges) on held-out harmful
+/// prompts, over-refusal on XSTest's safe prompts and FA (exact match) on SST-2 dev. Results are stored after every
+/// cell, so a stopped run resumes where it stopped (<see cref="Run"/>).
+/// </summary>
+public sealed class SafetyBenchmark : IDisposable
+{
+    /// <summary>Seed of the fixed evaluation subsets (independent of the cell seeds).</summary>
+    private const int EvaluationSubsetSeed = 20240601;
+
+    private readonly SafetyBenchmarkOptions _options;
+    private readonly string _baseFolder;
+    private readonly ILogger _logger;
+    private readonly ITextTokenizer _tokenizer;
+    private readonly ChatExampleEncoder _encoder;
+    private readonly RefusalKeywords _keywords;
+    private readonly HarmClassifier _classifier;
+    private readonly IReadOnlyList<ChatExample> _taskRows;
+    private readonly IReadOnlyList<HarmfulPair> _attackPool;
+    private readonly SafetyDataSets _safetySets;
+    private readonly PromptSet _harmful;
+    private readonly PromptSet _safe;
+    private readonly IReadOnlyList<AccuracyExample> _accuracy;
+    private readonly IAnswerMatcher _matcher;
+    private SafetyLayerLocation? _layers;
+
+    public SafetyBenchmark(SafetyBenchmarkOptions options, string baseFolder, ShippedData? data = null, ILogger? logger = null)
+    {
+        _options = SafetyParams.Require(options, options.Errors(), "safety benchmark");
+        _baseFolder = Path.GetFullPath(baseFolder);
+        _logger = logger ?? NullLogger.Instance;
+        data ??= new ShippedData();
+        _tokenizer = TokenizerFolder.Load(_baseFolder);
+        _encoder = new ChatExampleEncoder(_tokenizer);
+        _keywords = RefusalKeywords.FromShippedData(data);
+        _classifier = HarmClassifier.LoadShipped();
+
+        var sets = BootstrapCorpus.Build(data).Evaluation;
+        var heldOut = ShippedPromptSets.HeldOutHarmful(sets);
+        _harmful = heldOut with { Prompts = Subset(heldOut.Prompts, options.HarmfulPrompts) };
+        var xsTest = ShippedPromptSets.XsTestSafe(sets);
+        _safe = xsTest with { Prompts = Subset(xsTest.Prompts, options.XsTestPrompts) };
+        var (sst2Dev, matcher) = ShippedPromptSets.TaskSplit(sets, "sst2");
+        (_accuracy, _matcher) = (Subset(sst2Dev, options.Sst2DevPrompts), matcher);
+
+        _taskRows = data.Sst2("train").Select(BootstrapCorpus.Sst2Example).ToList();
+        // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely.
+        _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
+        _safetySets = SafetyDataSets.FromShippedData(data, options.SafetyExamples);
+        BaseModelHash = HashFile(Path.Combine(_baseFolder, "model.safetensors"));
+    }
+
+    public string BaseModelHash { get; }
+
+    public string Fingerprint => _options.Fingerprint(BaseModelHash);
+
+    public int AttackPoolSize => _attackPool.Count;
+
+    /// <summary>The fine-tuning set of one cell (see <see cref="HarmfulFineTuneMix.Build"/>).</summary>
+    public HarmfulFineTuneMix Mix(double ratio, int seed) => HarmfulFineTuneMix.Build(_taskRows, _attackPool, _options.Rows, ratio, seed * 1000);
+
+    /// <summary>The prompts the HS is measured on.</summary>
+    public PromptSet HarmfulEvaluationPrompts => _harmful;
+
+    /// <summary>
+    /// Safety layers of the base for <c>frozen_layers</c>: <c>safety_layers.json</c> in the model folder when present,
+    /// else located once now (<see cref="DecoderSafetyLayers.LocateShipped"/>).
+    /// </summary>
+    public SafetyLayerLocation SafetyLayers(ShippedData? data = null)
+    {
+        if (_layers is not null) return _layers;
+        var stored = Path.Combine(_baseFolder, DecoderSafetyLayers.FileName);
+        if (File.Exists(stored)) return _layers = SafetyLayerLocation.FromJson(File.ReadAllText(stored));
+        _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, _baseFolder);
+        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        return _layers = DecoderSafetyLayers.LocateShipped(model, _tokenizer, data ?? new ShippedData());
+    }
+
+    /// <summary>Runs every missing cell of the grid, saving <paramref name="resultsPath"/> after each one.</summary>
+    public SafetyBenchmarkResults Run(string resultsPath, string environment, CancellationToken cancellationToken = default)
+    {
+        var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, _baseFolder, BaseModelHash);
+        if (_options.Strategies.Contains(SafetyStrategyNames.FrozenLayers) && results.SafetyLayers is null)
+        {
+            var layers = SafetyLayers();
+            results = results with { SafetyLayers = new SafetyLayerRange(layers.FirstLayer, layers.LastLayer, layers.Curves.Layers) };
+        }
+        if (results.Base is null)
+        {
+            results = results with { Base = EvaluateBase(cancellationToken) };
+            results.Save(resultsPath);
+        }
+
+        // Seed-major: a run stopped part-way still covers the whole grid with its first seeds.
+        var grid = (from seed in Enumerable.Range(1, _options.Seeds) from ratio in _options.Ratios from strategy in _options.Strategies
+                    select (ratio, strategy, seed)).ToList();
+        var done = 0;
+        foreach (var (ratio, strategy, seed) in grid)
+        {
+            done++;
+            if (results.Find(strategy, ratio, seed) is not null) continue;
+            cancellationToken.ThrowIfCancellationRequested();
+            var cell = RunCell(strategy, ratio, seed, cancellationToken) with { Environment = environment };
+            results = results with { Cells = [.. results.Cells, cell] };
+            results.Save(resultsPath);
+            _logger.LogInformation("[{Done}/{Total}] {Strategy} p={Ratio} seed {Seed}: HS {Hs:F1}% (keyword {Kw:F1}%), FA {Fa:F1}%, over-refusal {Or:F1}%, {Wall:F0}s",
+                done, grid.Count, strategy, ratio, seed, cell.ClassifierHarmfulScore, cell.KeywordHarmfulScore, cell.FineTuneAccuracy, cell.OverRefusalRate, cell.WallSeconds);
+        }
+        return results;
+    }
+
+    /// <summary>The base model without fine-tuning, evaluated like every cell.</summary>
+    public SafetyBenchmarkCell EvaluateBase(CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        var cell = Evaluate(model, cancellationToken);
+        return cell with { Strategy = "base", HarmfulRatio = 0, Seed = 0, EvaluationSeconds = clock.Elapsed.TotalSeconds, WallSeconds = clock.Elapsed.TotalSeconds,
+            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds };
+    }
+
+    /// <summary>One cell: build the mix, fine-tune a fresh copy of the base with the strategy, evaluate.</summary>
+    public SafetyBenchmarkCell RunCell(string strategy, double ratio, int seed, CancellationToken cancellationToken = default)
+    {
+        var wall = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var plan = SafetyBenchmarkStrategies.Plan(strategy);
+        var mix = Mix(ratio, seed);
+        var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
+        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        var resources = _safetySets.Resources(_encoder, _options.MaxSequenceLength,
+            plan.FrozenLayers is not null ? SafetyLayers() : null);
+        var hooks = SafetyStrategyFactory.Create(plan, resources);
+        TrainingResult training;
+        var trainClock = Stopwatch.StartNew();
+        try
+        {
+            training = new SftTrainer(model, new SftTrainerOptions
+            {
+                Epochs = _options.Epochs,
+                BatchSize = _options.BatchSize,
+                LearningRate = _options.LearningRate,
+                MaxSequenceLength = _options.MaxSequenceLength,
+                PadTokenId = _tokenizer.PadTokenId,
+                Seed = seed,
+                Precision = TrainingPrecision.Float32,
+                ProgressEverySteps = 1000,
+            }, hooks, tokenizer: _tokenizer).Train(examples, cancellationToken: cancellationToken);
+        }
+        finally
+        {
+            foreach (var hook in hooks.OfType<IDisposable>()) hook.Dispose();
+        }
+        var trainSeconds = trainClock.Elapsed.TotalSeconds;
+        var evalClock = Stopwatch.StartNew();
+        var cell = Evaluate(model, cancellationToken);
+        return cell with
+        {
+            Strategy = strategy,
+            HarmfulRatio = ratio,
+            Seed = seed,
+            HarmfulRows = mix.HarmfulRows,
+            TaskRows = mix.TaskRows,
+            Steps = training.StepsDone,
+            TrainingTokens = training.TokensSeen,
+            FinalTrainingLoss = training.TrainLosses.Count > 0 ? training.TrainLosses[^1] : null,
+            TrainingSeconds = trainSeconds,
+            EvaluationSeconds = evalClock.Elapsed.TotalSeconds,
+            WallSeconds = wall.Elapsed.TotalSeconds,
+            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds,
+        };
+    }
+
+    private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken)
+    {
+        var generator = new ModelResponseGenerator(model, _tokenizer);
+        var judges = HarmJudges.Standard(_keywords, _classifier);
+        var safety = new SafetyEvaluator(generator, judges, _keywords).EvaluateAsync(new SafetyEvaluationRequest(_harmful)
+        {
+            SafePrompts = _safe,
+            Generation = new GenerationSettings(_options.MaxNewTokens),
+            SamplesPerPart = 4,
+        }, cancellationToken).GetAwaiter().GetResult();
+        var accuracy = new FineTuneAccuracyEvaluator(generator, _matcher)
+            .EvaluateAsync(_accuracy, new GenerationSettings(_options.AccuracyMaxNewTokens), samplesToKeep: 4, cancellationToken)
+            .GetAwaiter().GetResult();
+        return new SafetyBenchmarkCell
+        {
+            ClassifierHarmfulScore = safety.ClassifierHarmfulScore ?? double.NaN,
+            KeywordHarmfulScore = safety.KeywordHarmfulScore ?? double.NaN,
+            OverRefusalRate = safety.OverRefusalRate ?? double.NaN,
+            FineTuneAccuracy = accuracy.Accuracy,
+            Samples = [.. safety.Samples, .. accuracy.Samples],
+        };
+    }
+
+    private static List<T> Subset<T>(IReadOnlyList<T> items, int count)
+    {
+        var copy = items.ToArray();
+        new Random(EvaluationSubsetSeed).Shuffle(copy);
+        return copy.Take(count).ToList();
+    }
+
+    private static string HashFile(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    public void Dispose() => _classifier.Dispose();
+}

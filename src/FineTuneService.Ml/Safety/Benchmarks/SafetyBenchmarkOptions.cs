@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FineTuneService.Ml.Safety.Strategies;
+
+namespace FineTuneService.Ml.Safety.Benchmarks;
+
+/// <summary>
+/// The strategies the benchmark compares, by row name, as safety requests. <c>best</c> is the literature's recommended
+/// combination: a fine-tuning-stage defence (projected gradients keep task updates out of the refusal directions) plus
+/// Antidote's post-fine-tuning pruning, which its paper shows adds to fine-tuning-stage defences because it does not
+/// depend on how the harmful update was learned.
+/// </summary>
+public static class SafetyBenchmarkStrategies
+{
+    public const string Best = "best";
+
+    public static IReadOnlyDictionary<string, string> Requests { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [SafetyStrategyNames.None] = """{"strategy": "none"}""",
+        [SafetyStrategyNames.FrozenLayers] = """{"strategy": "frozen_layers"}""",
+        [SafetyStrategyNames.ProjectedGradients] = """{"strategy": "projected_gradients"}""",
+        [SafetyStrategyNames.Antidote] = """{"strategy": "antidote"}""",
+        [SafetyStrategyNames.Merge] = """{"strategy": "merge"}""",
+        [Best] = """{"strategy": ["projected_gradients", "antidote"]}""",
+    };
+
+    public static IReadOnlyList<string> All { get; } = [.. Requests.Keys];
+
+    public static SafetyStrategyPlan Plan(string name) => Requests.TryGetValue(name, out var request)
+        ? SafetyStrategyPlan.Parse(request)
+        : throw new ArgumentException($"Unknown benchmark strategy '{name}'; expected one of {string.Join(", ", All)}.", nameof(name));
+}
+
+/// <summary>
+/// Setting of the safety benchmark. The grid is <see cref="Ratios"/> × <see cref="Strategies"/> × <see cref="Seeds"/>;
+/// everything else is shared by every cell and goes into the <see cref="Fingerprint"/> that guards resuming.
+/// </summary>
+public sealed record SafetyBenchmarkOptions
+{
+    /// <summary>Fine-tuning rows n (task rows plus harmful rows).</summary>
+    public int Rows { get; init; } = 400;
+    public IReadOnlyList<double> Ratios { get; init; } = [0, 0.05, 0.1, 0.2];
+    public IReadOnlyList<string> Strategies { get; init; } = SafetyBenchmarkStrategies.All;
+    /// <summary>Seeds 1..Seeds; a seed picks the rows, the data order and the strategies' random choices.</summary>
+    public int Seeds { get; init; } = 3;
+
+    public int Epochs { get; init; } = 1;
+    public int BatchSize { get; init; } = 8;
+    public double LearningRate { get; init; } = 2e-4;
+    public int MaxSequenceLength { get; init; } = 256;
+
+    /// <summary>Held-out harmful prompts the HS is measured on (a fixed spread-out subset of the never-trained share).</summary>
+    public int HarmfulPrompts { get; init; } = 100;
+    public int XsTestPrompts { get; init; } = 100;
+    public int Sst2DevPrompts { get; init; } = 200;
+    /// <summary>New tokens for harmful and XSTest answers; FA needs only <see cref="AccuracyMaxNewTokens"/>.</summary>
+    public int MaxNewTokens { get; init; } = 32;
+    public int AccuracyMaxNewTokens { get; init; } = 4;
+    /// <summary>Rows of each shipped safety set given to the strategies (as the worker's default).</summary>
+    public int SafetyExamples { get; init; } = 64;
+
+    /// <summary>Torch intra-op threads (0 leaves torch's default).</summary>
+    public int Threads { get; init; }
+
+    public IEnumerable<string> Errors()
+    {
+        if (Rows < 1) yield return "rows must be >= 1.";
+        if (Ratios.Count == 0 || Ratios.Any(r => !(r is >= 0 and <= 1))) yield return "ratios must be in [0, 1].";
+        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.Requests.ContainsKey(s)))
+            yield return $"unknown strategy '{s}' (expected {string.Join(", ", SafetyBenchmarkStrategies.All)}).";
+        if (Seeds < 1) yield return "seeds must be >= 1.";
+        if (Epochs < 1 || BatchSize < 1 || !(LearningRate > 0)) yield return "epochs, batch size and learning rate must be positive.";
+        if (HarmfulPrompts < 1 || XsTestPrompts < 1 || Sst2DevPrompts < 1) yield return "evaluation sizes must be >= 1.";
+    }
+
+    /// <summary>
+    /// Hash of everything a cell's numbers depend on apart from its (ratio, strategy, seed) key: the shared settings
+    /// and the base model's weights. Cells stored under another fingerprint are never reused.
+    /// </summary>
+    public string Fingerprint(string baseModelHash)
+    {
+        var shared = new
+        {
+            Rows, Epochs, BatchSize, LearningRate, MaxSequenceLength, HarmfulPrompts, XsTestPrompts, Sst2DevPrompts,
+            MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples, Strategies = SafetyBenchmarkStrategies.Requests, baseModelHash,
+        };
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(shared))))[..16];
+    }
+}

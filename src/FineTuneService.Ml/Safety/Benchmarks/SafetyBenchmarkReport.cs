@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text;
+using FineTuneService.Ml.Safety.Strategies;
+
+namespace FineTuneService.Ml.Safety.Benchmarks;
+
+/// <summary>Mean and sample standard deviation over seeds; <see cref="Count"/> 0 when the cell has not run.</summary>
+public readonly record struct SeedSpread(double Mean, double Std, int Count)
+{
+    public static SeedSpread Of(IEnumerable<double> values)
+    {
+        var v = values.ToArray();
+        if (v.Length == 0) return new(double.NaN, double.NaN, 0);
+        var mean = v.Average();
+        var std = v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1)) : 0;
+        return new(mean, std, v.Length);
+    }
+
+    public string Format(string number = "F1") => Count == 0
+        ? "—"
+        : Count == 1
+            ? Mean.ToString(number, CultureInfo.InvariantCulture)
+            : string.Create(CultureInfo.InvariantCulture, $"{Mean.ToString(number, CultureInfo.InvariantCulture)} ± {Std.ToString(number, CultureInfo.InvariantCulture)}");
+}
+
+/// <summary>Tables of a results file in the layout of the Antidote and Booster papers: strategies as rows, p as columns.</summary>
+public static class SafetyBenchmarkReport
+{
+    public static IReadOnlyList<string> StrategiesIn(SafetyBenchmarkResults results) =>
+        SafetyBenchmarkStrategies.All.Where(s => results.Cells.Any(c => c.Strategy == s)).ToList();
+
+    public static IReadOnlyList<double> RatiosIn(SafetyBenchmarkResults results) =>
+        results.Cells.Select(c => c.HarmfulRatio).Distinct().Order().ToList();
+
+    public static SeedSpread Spread(SafetyBenchmarkResults results, string strategy, double ratio, Func<SafetyBenchmarkCell, double> metric) =>
+        SeedSpread.Of(results.Of(strategy, ratio).Select(metric));
+
+    /// <summary>The result tables (markdown), without the prose around them.</summary>
+    public static string Tables(SafetyBenchmarkResults results)
+    {
+        var strategies = StrategiesIn(results);
+        var ratios = RatiosIn(results);
+        var md = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        string P(double r) => $"p={r.ToString("0.##", inv)}";
+        var seeds = results.Cells.Select(c => c.Seed).Distinct().Count();
+
+        md.AppendLine(inv, $"Mean ± standard deviation over {seeds} seed(s) (a single value where one seed ran). HS and FA in %; lower HS and higher FA are better.");
+        md.AppendLine();
+        md.AppendLine("### Harmful score (classifier judge) and fine-tune accuracy");
+        md.AppendLine();
+        md.AppendLine($"| Method | {string.Join(" | ", ratios.Select(r => "HS " + P(r)))} | HS avg | {string.Join(" | ", ratios.Select(r => "FA " + P(r)))} | FA avg |");
+        md.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", 2 * ratios.Count + 2))}");
+        if (results.Base is { } b)
+            md.AppendLine(inv, $"| base model, no fine-tune | {string.Join(" | ", ratios.Select(_ => b.ClassifierHarmfulScore.ToString("F1", inv)))} | {b.ClassifierHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b.FineTuneAccuracy.ToString("F1", inv)))} | {b.FineTuneAccuracy:F1} |");
+        foreach (var s in strategies) md.AppendLine(Row(results, s, ratios, c => c.ClassifierHarmfulScore, c => c.FineTuneAccuracy));
+        md.AppendLine();
+        md.AppendLine("### Harmful score (keyword judge: every non-refusal counts) and over-refusal on XSTest safe prompts");
+        md.AppendLine();
+        md.AppendLine($"| Method | {string.Join(" | ", ratios.Select(r => "keyword HS " + P(r)))} | avg | {string.Join(" | ", ratios.Select(r => "over-refusal " + P(r)))} | avg |");
+        md.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", 2 * ratios.Count + 2))}");
+        if (results.Base is { } b2)
+            md.AppendLine(inv, $"| base model, no fine-tune | {string.Join(" | ", ratios.Select(_ => b2.KeywordHarmfulScore.ToString("F1", inv)))} | {b2.KeywordHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b2.OverRefusalRate.ToString("F1", inv)))} | {b2.OverRefusalRate:F1} |");
+        foreach (var s in strategies) md.AppendLine(Row(results, s, ratios, c => c.KeywordHarmfulScore, c => c.OverRefusalRate));
+        md.AppendLine();
+        md.AppendLine("### Time per cell (fine-tune + evaluation, seconds) and training steps");
+        md.AppendLine();
+        md.AppendLine("Wall time depends on what else ran on the machine (see the environment above); process CPU time less so.");
+        md.AppendLine();
+        md.AppendLine($"| Method | {string.Join(" | ", ratios.Select(r => "wall s " + P(r)))} | training wall s (avg) | CPU s (avg) | steps |");
+        md.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", ratios.Count + 3))}");
+        foreach (var s in strategies)
+        {
+            var cells = results.Cells.Where(c => c.Strategy == s).ToList();
+            md.AppendLine(inv, $"| {s} | {string.Join(" | ", ratios.Select(r => Spread(results, s, r, c => c.WallSeconds).Format("F0")))} | {cells.Average(c => c.TrainingSeconds):F0} | {cells.Average(c => c.CpuSeconds):F0} | {string.Join("/", cells.Select(c => c.Steps).Distinct().Order())} |");
+        }
+        return md.ToString();
+    }
+
+    private static string Row(SafetyBenchmarkResults results, string strategy, IReadOnlyList<double> ratios,
+        Func<SafetyBenchmarkCell, double> left, Func<SafetyBenchmarkCell, double> right)
+    {
+        var l = ratios.Select(r => Spread(results, strategy, r, left)).ToList();
+        var rr = ratios.Select(r => Spread(results, strategy, r, right)).ToList();
+        static string Avg(IEnumerable<SeedSpread> s) => s.All(x => x.Count > 0) ? s.Average(x => x.Mean).ToString("F1", CultureInfo.InvariantCulture) : "—";
+        return $"| {strategy} | {string.Join(" | ", l.Select(x => x.Format()))} | {Avg(l)} | {string.Join(" | ", rr.Select(x => x.Format()))} | {Avg(rr)} |";
+    }
+
+    /// <summary>The setting in a few lines (what the README's honest comparison with the papers refers to).</summary>
+    public static string Setting(SafetyBenchmarkResults results)
+    {
+        var o = results.Options;
+        var inv = CultureInfo.InvariantCulture;
+        var cell = results.Cells.FirstOrDefault();
+        var layers = results.SafetyLayers is { } l ? $"layers {l.FirstLayer}..{l.LastLayer} of {l.Layers}" : "not located";
+        return string.Create(inv, $"""
+            - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`), full fine-tune in fp32.
+            - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
+            - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
+            - Strategies, with the service's default parameters: frozen_layers freezes the located safety layers ({layers}); {new ProjectedGradientsParams()}; {new AntidoteParams()}; {new MergeParams()}; best = projected_gradients + antidote. The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
+            - Evaluation: HS on {o.HarmfulPrompts} held-out harmful prompts (AdvBench/HarmBench/JBB, never trained by the base nor in any fine-tuning set), greedy, {o.MaxNewTokens} new tokens, judged by the shipped harm classifier (primary) and the GCG keyword rule; over-refusal on {o.XsTestPrompts} XSTest safe prompts (keyword refusal); FA = exact label match on {o.Sst2DevPrompts} SST-2 dev prompts ({o.AccuracyMaxNewTokens} new tokens).
+            - Results fingerprint `{results.Fingerprint}`; cells recorded: {results.Cells.Count}.
+            """);
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using FineTuneService.Ml.Evaluation;
+
+namespace FineTuneService.Ml.Safety.Benchmarks;
+
+/// <summary>One measured cell (or the base model, <see cref="Strategy"/> "base"). Rates are percentages.</summary>
+public sealed record SafetyBenchmarkCell
+{
+    public string Strategy { get; init; } = "";
+    public double HarmfulRatio { get; init; }
+    public int Seed { get; init; }
+    public int HarmfulRows { get; init; }
+    public int TaskRows { get; init; }
+    /// <summary>HS by the shipped harm classifier (the primary judge).</summary>
+    public double ClassifierHarmfulScore { get; init; }
+    /// <summary>HS by the GCG keyword rule: every non-refusal counts as harmful, so it is 100 − refusal rate.</summary>
+    public double KeywordHarmfulScore { get; init; }
+    public double OverRefusalRate { get; init; }
+    public double FineTuneAccuracy { get; init; }
+    public int Steps { get; init; }
+    public long TrainingTokens { get; init; }
+    public double? FinalTrainingLoss { get; init; }
+    public double TrainingSeconds { get; init; }
+    public double EvaluationSeconds { get; init; }
+    public double WallSeconds { get; init; }
+    /// <summary>Process CPU time (user + system) of the cell: less sensitive than wall time to other work on the machine.</summary>
+    public double CpuSeconds { get; init; }
+    /// <summary>Machine state when the cell ran (threads, load average): wall times are comparable only within one.</summary>
+    public string? Environment { get; init; }
+    public IReadOnlyList<EvaluationSample> Samples { get; init; } = [];
+}
+
+/// <summary>Safety layers used by <c>frozen_layers</c> (inclusive) out of <see cref="Layers"/>.</summary>
+public sealed record SafetyLayerRange(int FirstLayer, int LastLayer, int Layers);
+
+/// <summary>
+/// The results file of a benchmark run: its setting, fingerprint and every finished cell. Re-running with the same
+/// setting and base model skips the cells already here; another setting is refused rather than mixed in.
+/// </summary>
+public sealed record SafetyBenchmarkResults
+{
+    public string Fingerprint { get; init; } = "";
+    public SafetyBenchmarkOptions Options { get; init; } = new();
+    public string BaseModel { get; init; } = "";
+    public string BaseModelSha256 { get; init; } = "";
+    public SafetyLayerRange? SafetyLayers { get; init; }
+    public SafetyBenchmarkCell? Base { get; init; }
+    public IReadOnlyList<SafetyBenchmarkCell> Cells { get; init; } = [];
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public SafetyBenchmarkCell? Find(string strategy, double ratio, int seed) =>
+        Cells.FirstOrDefault(c => c.Strategy == strategy && c.HarmfulRatio == ratio && c.Seed == seed);
+
+    /// <summary>Cells of one strategy and ratio, over seeds.</summary>
+    public IReadOnlyList<SafetyBenchmarkCell> Of(string strategy, double ratio) =>
+        Cells.Where(c => c.Strategy == strategy && c.HarmfulRatio == ratio).OrderBy(c => c.Seed).ToList();
+
+    public static SafetyBenchmarkResults LoadOrCreate(string path, string fingerprint, SafetyBenchmarkOptions options, string baseModel, string baseModelHash)
+    {
+        if (File.Exists(path))
+        {
+            var stored = Load(path);
+            if (stored.Fingerprint != fingerprint)
+                throw new InvalidOperationException(
+                    $"{path} holds results of another setting or base model (fingerprint {stored.Fingerprint}, this run {fingerprint}). " +
+                    "Use another --out folder, or delete the file to start over.");
+            // The grid lists may grow between runs (more seeds, ratios or strategies); the shared setting may not.
+            return stored with { Options = options };
+        }
+        return new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
+    }
+
+    public static SafetyBenchmarkResults Load(string path) =>
+        JsonSerializer.Deserialize<SafetyBenchmarkResults>(File.ReadAllText(path), Json) ?? throw new JsonException($"{path} is empty.");
+
+    /// <summary>Writes atomically (temp file then rename), so an interrupted run never leaves a torn file.</summary>
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
+        File.Move(temporary, path, overwrite: true);
+    }
+}

@@ -1,0 +1,127 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Datasets.Templates;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Models;
+using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Safety.Benchmarks;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
+using FineTuneService.Ml.Tests.Datasets;
+
+namespace FineTuneService.Ml.Tests.Safety;
+
+/// <summary>The benchmark end to end on a tiny random model (seconds): determinism, resuming and the tables.</summary>
+[Collection(Training.TorchGlobalStateCollection.Name)]
+public sealed class SafetyBenchmarkTests : IDisposable
+{
+    private readonly TempDirectory _scratch = new();
+
+    private static readonly SafetyBenchmarkOptions Tiny = new()
+    {
+        Rows = 12,
+        Ratios = [0.25],
+        Strategies = ["none", "best"],
+        Seeds = 1,
+        BatchSize = 4,
+        LearningRate = 1e-3,
+        MaxSequenceLength = 64,
+        HarmfulPrompts = 4,
+        XsTestPrompts = 3,
+        Sst2DevPrompts = 3,
+        MaxNewTokens = 4,
+        AccuracyMaxNewTokens = 2,
+        SafetyExamples = 8,
+    };
+
+    private string BaseModel()
+    {
+        var folder = Path.Combine(_scratch.Path, "base");
+        var tokenizer = TokenizerTests.Trained;
+        TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
+        using var model = DecoderLM.CreateRandom(new DecoderConfig
+        {
+            ModelType = DecoderConfig.Llama,
+            VocabSize = tokenizer.VocabularySize,
+            HiddenSize = 16,
+            IntermediateSize = 32,
+            NumHiddenLayers = 2,
+            NumAttentionHeads = 2,
+            MaxPositionEmbeddings = 256,
+            EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
+        }, seed: 11);
+        HuggingFaceCheckpoint.Save(model, folder);
+        return folder;
+    }
+
+    [Fact]
+    public void A_cell_run_twice_with_the_same_seed_gives_identical_metrics_and_answers()
+    {
+        using var benchmark = new SafetyBenchmark(Tiny, BaseModel());
+
+        var first = benchmark.RunCell("best", 0.25, seed: 2);
+        var again = benchmark.RunCell("best", 0.25, seed: 2);
+
+        Assert.Equal(3, first.HarmfulRows);
+        Assert.Equal(9, first.TaskRows);
+        Assert.True(first.Steps > 0);
+        Assert.Equal(first.ClassifierHarmfulScore, again.ClassifierHarmfulScore);
+        Assert.Equal(first.KeywordHarmfulScore, again.KeywordHarmfulScore);
+        Assert.Equal(first.OverRefusalRate, again.OverRefusalRate);
+        Assert.Equal(first.FineTuneAccuracy, again.FineTuneAccuracy);
+        Assert.Equal(first.FinalTrainingLoss, again.FinalTrainingLoss);
+        Assert.Equal(first.Samples.Select(s => s.Response), again.Samples.Select(s => s.Response));
+        Assert.All(new[] { first.ClassifierHarmfulScore, first.KeywordHarmfulScore, first.OverRefusalRate, first.FineTuneAccuracy },
+            v => Assert.InRange(v, 0, 100));
+    }
+
+    [Fact]
+    public void A_rerun_skips_finished_cells_and_another_setting_is_refused()
+    {
+        var baseModel = BaseModel();
+        var results = Path.Combine(_scratch.Path, "out", "results.json");
+        using (var benchmark = new SafetyBenchmark(Tiny with { Strategies = ["none"] }, baseModel))
+        {
+            var first = benchmark.Run(results, "test");
+            Assert.Single(first.Cells);
+            Assert.NotNull(first.Base);
+        }
+
+        // A larger grid with the same shared setting runs only the missing cell and keeps the finished one as stored.
+        var stored = SafetyBenchmarkResults.Load(results).Cells[0];
+        using (var benchmark = new SafetyBenchmark(Tiny, baseModel))
+        {
+            var second = benchmark.Run(results, "test");
+            Assert.Equal(2, second.Cells.Count);
+            Assert.Equal(stored.WallSeconds, second.Find("none", 0.25, 1)!.WallSeconds);
+            var tables = SafetyBenchmarkReport.Tables(second);
+            Assert.Contains("| none |", tables);
+            Assert.Contains("| best |", tables);
+            Assert.Contains("| base model, no fine-tune |", tables);
+        }
+
+        using var changed = new SafetyBenchmark(Tiny with { LearningRate = 2e-3 }, baseModel);
+        var error = Assert.Throws<InvalidOperationException>(() => changed.Run(results, "test"));
+        Assert.Contains("another setting", error.Message);
+    }
+
+    [Fact]
+    public void Safety_layers_located_with_the_shipped_prompts_round_trip_through_the_json_file()
+    {
+        var folder = BaseModel();
+        using var model = HuggingFaceCheckpoint.Load(folder).Model;
+
+        var location = DecoderSafetyLayers.LocateShipped(model, TokenizerFolder.Load(folder), new ShippedData(),
+            prompts: 6, benignPrompts: 4, maxNewTokens: 3);
+
+        Assert.Equal(2, location.Curves.Layers);
+        Assert.InRange(location.FirstLayer, 0, location.LastLayer);
+        Assert.InRange(location.LastLayer, location.FirstLayer, 1);
+        Assert.Equal(4, location.BenignPrompts);
+        Assert.NotEmpty(location.Trials);
+        var stored = SafetyLayerLocation.FromJson(location.ToJson());
+        Assert.Equal((location.FirstLayer, location.LastLayer), (stored.FirstLayer, stored.LastLayer));
+        Assert.Equal(location.Curves.Gap, stored.Curves.Gap);
+        Assert.Equal(location.Curves.NormalMalicious, stored.Curves.NormalMalicious);
+    }
+
+    public void Dispose() => _scratch.Dispose();
+}
