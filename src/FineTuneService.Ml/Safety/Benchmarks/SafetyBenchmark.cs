@@ -175,6 +175,8 @@ public sealed class SafetyBenchmark : IDisposable
         {
             foreach (var hook in hooks.OfType<IDisposable>()) hook.Dispose();
         }
+        // A stopped fine-tune must never be evaluated and stored as a finished cell.
+        if (training.Outcome != TrainingOutcome.Completed) throw new OperationCanceledException($"Fine-tuning stopped ({training.Outcome}).", cancellationToken);
         var trainSeconds = trainClock.Elapsed.TotalSeconds;
         var evalClock = Stopwatch.StartNew();
         var cell = Evaluate(model, cancellationToken);
