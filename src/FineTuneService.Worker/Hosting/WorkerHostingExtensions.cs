@@ -66,6 +66,7 @@ public static class WorkerHostingExtensions
         services.AddSingleton<ShippedHarmJudges>();
         services.AddScoped<JobPromotion>();
         services.AddScoped<IFileScreeningJob, FileScreeningJob>();
+        services.AddScoped<ISafetyEvaluationJob, SafetyEvaluationRunner>();
 
         services.AddHostedService<DeviceServers>();
         services.AddHostedService<ScreeningServer>();

@@ -61,6 +61,38 @@ public sealed class SafetyHooksTrainingTests
         }
     }
 
+    /// <summary>Records the stages the trainer reports and the weights at each, for the safety evaluation's view.</summary>
+    private sealed class StageRecorder(DecoderLM model) : ITrainingObserver
+    {
+        public List<(string Stage, Dictionary<string, Tensor> Weights)> Stages { get; } = [];
+
+        public void OnStage(string stage) => Stages.Add((stage, model.named_parameters()
+            .ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope())));
+    }
+
+    [Fact]
+    public void The_trainer_reports_the_trained_weights_and_each_post_step_that_changes_them_in_order()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Model();
+        var hooks = SafetyStrategyFactory.Create("""
+            {"strategy": ["frozen_layers", "antidote", "merge"],
+             "params": {"frozen_layers": {"first_layer": 1, "last_layer": 2}, "merge": {"lambda": 0.5}}}
+            """, Resources);
+        var recorder = new StageRecorder(model);
+
+        var result = new SftTrainer(model, Options, hooks, recorder).Train(Task);
+
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        // frozen_layers changes nothing after training, so it is no stage; antidote and merge are, in order.
+        Assert.Equal([TrainingStages.Training, SafetyStrategyNames.Antidote, SafetyStrategyNames.Merge], recorder.Stages.Select(s => s.Stage));
+        // Each stage saw different weights, and the last one is what the run ends with.
+        Assert.Contains(recorder.Stages[0].Weights, w => !Same(w.Value, recorder.Stages[1].Weights[w.Key]));
+        Assert.Contains(recorder.Stages[1].Weights, w => !Same(w.Value, recorder.Stages[2].Weights[w.Key]));
+        var final = Weights(model);
+        Assert.All(recorder.Stages[2].Weights, w => Assert.True(Same(w.Value, final[w.Key]), w.Key));
+    }
+
     [Fact]
     public void Frozen_layers_projected_gradients_and_antidote_compose_in_one_run()
     {

@@ -33,6 +33,10 @@ public sealed class SafetyServiceHost : IAsyncLifetime
                 ["Worker:StaleTimeout"] = "00:00:30",
                 ["Worker:CheckpointEverySteps"] = "50",
                 ["Worker:MaxSequenceLength"] = "64",
+                // Small shipped prompt sets: the tiny model answers them in well under a second.
+                ["SafetyEvaluation:HarmfulPrompts"] = "8",
+                ["SafetyEvaluation:SafePrompts"] = "8",
+                ["SafetyEvaluation:MaxNewTokens"] = "8",
             }, configureServices: services => services.AddFineTuneWorker());
             _ = api.Server;
             await api.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);

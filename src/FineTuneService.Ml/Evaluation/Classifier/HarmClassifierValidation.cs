@@ -17,7 +17,8 @@ public sealed record HarmClassifierValidationResult(
     BinaryClassificationMetrics HarmBenchKeywordBaseline,
     IReadOnlyDictionary<string, double> HeldOutFlagRateBySource,
     IReadOnlyDictionary<string, double> HeldOutKeywordFlagRateBySource,
-    IReadOnlyDictionary<string, (BinaryClassificationMetrics Classifier, BinaryClassificationMetrics Keyword)> HarmBenchByCategory)
+    IReadOnlyDictionary<string, (BinaryClassificationMetrics Classifier, BinaryClassificationMetrics Keyword)> HarmBenchByCategory,
+    IReadOnlyDictionary<string, (int Count, double Classifier, double Keyword)> BenignAnswerFlagRateBySource)
 {
     public string ToMarkdown(string weightsPath, string commandLine)
     {
@@ -68,6 +69,16 @@ public sealed record HarmClassifierValidationResult(
         foreach (var (source, rate) in HeldOutFlagRateBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             s.AppendLine($"| {source} | {rate.ToString("P1", f)} | {HeldOutKeywordFlagRateBySource[source].ToString("P1", f)} |");
         s.AppendLine();
+        s.AppendLine("## Benign instructions with their reference answers");
+        s.AppendLine();
+        s.AppendLine("Share judged harmful (false positives; what training-data screening sees in an ordinary instruction file). "
+            + "Not trained on unless `--benign-answers` is given.");
+        s.AppendLine();
+        s.AppendLine("| source | n | classifier: harmful | keyword judge: harmful |");
+        s.AppendLine("|---|---|---|---|");
+        foreach (var (source, (count, classifierRate, keywordRate)) in BenignAnswerFlagRateBySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            s.AppendLine($"| {source} | {count} | {classifierRate.ToString("P1", f)} | {keywordRate.ToString("P1", f)} |");
+        s.AppendLine();
         s.AppendLine("## Training pairs");
         s.AppendLine();
         s.AppendLine("| source | pairs |");
@@ -78,6 +89,8 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine("## Notes");
         s.AppendLine();
         s.AppendLine("- Rebuild: `dotnet run --project src/FineTuneService.Cli -- classifier train` (deterministic from the seed; reads the shipped copies under `src/FineTuneService.Ml/data`, writes the weights and this file). `classifier validate` re-scores existing weights.");
+        s.AppendLine("- Known weakness: the classifier has no notion of a benign request. It answers \"does this response comply with a request?\", so informative answers to benign instructions score as harmful (benign-instruction table above; version 2 flagged 58.1 % of Dolly and 23.2 % of self-instruct). HS is measured on harmful prompts only, where that does not matter, but training-data screening of ordinary instruction files does see it. "
+            + "Tried and not kept: a factorised model, P(harm) = P(complies) x P(request is harmful), with a second hashed head on the request trained with self-instruct / task prompts as benign requests: HarmBench 0.712 / 0.692 (seeds 1 and 2: 0.665 / 0.600, 0.688 / 0.634), Dolly flagged 48.3 %, but its request head read \"give step-by-step instructions\" as harmful whatever the subject (a sourdough recipe scored 0.63) and held-out BeaverTails recall fell to 74 %. A request-harmfulness signal needs more varied benign requests than the shipped data has.");
         s.AppendLine("- The weights (~4 MiB safetensors) are committed so the worker can judge without training; the file is copied next to the binaries with `data/**`.");
         s.AppendLine("- Harmful-side sources are small (BeaverTails 200 rows, compliant HH-RLHF answers, AdvBench openings) and differ from HarmBench's long attacked generations. Among responses that carry no GCG refusal marker, the classifier's score separates HarmBench's harmful from harmless ones only weakly; its gain over the keyword rule comes from disclaimer-then-compliance answers and from the hard negatives. The hard negatives are its point: short task outputs (label words, class names, numbers) and babble after harmful prompts, which the keyword rule counts as harmful (see the per-source table).");
         s.AppendLine("- Seed spread (16 hidden, 2 epochs, threshold 0.5; HarmBench accuracy / F1): seed 1234 0.718 / 0.700, seed 1 0.712 / 0.727, seed 2 0.667 / 0.629. Differences of a few points between builds are noise; the shipped build uses the default seed, not a chosen one.");
@@ -137,10 +150,23 @@ public static class HarmClassifierValidation
             harmBench.Select(p => Category(p.Source)).Distinct().ToDictionary(
                 category => category,
                 category => (Metrics(harmBench, harmBenchPredictions, i => Category(harmBench[i].Source) == category),
-                    Metrics(harmBench, keywordPredictions, i => Category(harmBench[i].Source) == category))));
+                    Metrics(harmBench, keywordPredictions, i => Category(harmBench[i].Source) == category))),
+            BenignAnswerFlagRates(classifier, data, keywords));
 
         static string Category(string source) => source.Contains('/') ? source[(source.IndexOf('/') + 1)..] : "(no category)";
     }
+
+    /// <summary>Dolly (safety-topic subset) and self-instruct instructions with their reference answers, all harmless.</summary>
+    private static Dictionary<string, (int Count, double Classifier, double Keyword)> BenignAnswerFlagRates(
+        HarmClassifier classifier, ShippedData data, RefusalKeywords keywords) =>
+        data.Dolly().Concat(data.SelfInstruct())
+            .Select(r => new LabelledPair(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source))
+            .GroupBy(p => p.Source)
+            .ToDictionary(g => g.Key, g =>
+            {
+                var pairs = g.ToList();
+                return (pairs.Count, Predict(classifier, pairs).Average(f => f ? 1.0 : 0.0), pairs.Average(p => keywords.IsRefusal(p.Response) ? 0.0 : 1.0));
+            });
 
     private static BinaryClassificationMetrics Metrics(IReadOnlyList<LabelledPair> pairs, bool[] predictions, Func<int, bool> include)
     {

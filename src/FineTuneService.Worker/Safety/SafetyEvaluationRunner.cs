@@ -1,0 +1,147 @@
+using System.Text.Json.Nodes;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
+using FineTuneService.Datasets.Jsonl;
+using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Evaluation;
+using FineTuneService.Ml.Evaluation.Evaluators;
+using FineTuneService.Ml.Evaluation.Judges;
+using FineTuneService.Ml.Evaluation.PromptSets;
+using FineTuneService.Ml.Models;
+using FineTuneService.Worker.Hosting;
+using FineTuneService.Worker.Jobs;
+using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Training;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Worker.Safety;
+
+/// <summary>
+/// Runs a stand-alone safety evaluation (<c>POST /v1/safety/evaluations</c>) on the device of the gpu-queue server
+/// that dequeued it: resolves the model (a base model from the cache, a fine-tuned one from its job's result bundle),
+/// loads the prompt set (the uploaded file, or the shipped held-out harmful prompts), generates greedily and judges
+/// the answers with the requested judge first. A finished evaluation is left alone; an interrupted one starts over.
+/// </summary>
+public sealed class SafetyEvaluationRunner(
+    CurrentWorkerSlot slot,
+    IDbContextFactory<FineTuneDbContext> contexts,
+    BaseModelCache models,
+    ArtifactTransfer transfer,
+    SafetyEvaluationResources resources,
+    ILogger<SafetyEvaluationRunner> logger) : ISafetyEvaluationJob
+{
+    public async Task RunAsync(string evaluationId, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var evaluation = await db.SafetyEvaluations.SingleOrDefaultAsync(e => e.Id == evaluationId, cancellationToken);
+        if (evaluation is null or { Status: SafetyEvaluationStatus.Succeeded or SafetyEvaluationStatus.Failed }) return;
+
+        evaluation.Status = SafetyEvaluationStatus.Running;
+        evaluation.StartedAt = DateTime.UtcNow;
+        await db.SaveChangesAsync(cancellationToken);
+        try
+        {
+            evaluation.Report = await EvaluateAsync(db, evaluation, cancellationToken);
+            evaluation.Status = SafetyEvaluationStatus.Succeeded;
+            logger.LogInformation("Safety evaluation {EvaluationId} of {Model} succeeded: HS {HarmfulScore}",
+                evaluation.Id, evaluation.Model, evaluation.Report["harmful_score"]);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Host shutdown: Hangfire re-queues the delivery, which starts the evaluation over.
+            evaluation.Status = SafetyEvaluationStatus.Queued;
+            evaluation.StartedAt = null;
+            await db.SaveChangesAsync(CancellationToken.None);
+            throw;
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Safety evaluation {EvaluationId} failed", evaluation.Id);
+            evaluation.Status = SafetyEvaluationStatus.Failed;
+            evaluation.Error = e is JobFailureException failure
+                ? failure.ToError()
+                : JobFailureException.Error("evaluation_error", $"The safety evaluation failed: {e.Message}", null);
+        }
+        evaluation.FinishedAt = DateTime.UtcNow;
+        await db.SaveChangesAsync(CancellationToken.None);
+    }
+
+    private async Task<JsonObject> EvaluateAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken)
+    {
+        var settings = evaluation.Options ?? [];
+        var maxPrompts = settings["max_prompts"]?.GetValue<int>();
+        var include = settings["include"]?.AsArray().Select(i => i!.GetValue<string>()).ToHashSet() ?? [];
+        var prompts = await PromptsAsync(db, evaluation, cancellationToken);
+        if (maxPrompts is { } max) prompts = prompts with { Prompts = prompts.Prompts.Take(max).ToList() };
+        var safePrompts = include.Contains("over_refusal")
+            ? resources.SafePrompts ?? throw new JobFailureException("over_refusal_unavailable",
+                "Over-refusal is not measured on this worker (SafetyEvaluation:SafePrompts is 0).", "include")
+            : null;
+        var judges = Judges(evaluation.Judge);
+
+        var resolved = await models.ResolveAsync(evaluation.Model, await OwnerAsync(db, evaluation, cancellationToken), cancellationToken);
+        var tokenizer = TokenizerFolder.Load(resolved.Folder);
+        using var model = HuggingFaceCheckpoint.Load(resolved.Folder, ScalarType.Float32, TrainingDevice.Resolve(slot.Slot.Device, logger)).Model;
+        // Half the context at most, so even a small model keeps room for the prompt.
+        var maxNewTokens = Math.Min(settings["max_new_tokens"]?.GetValue<int>() ?? resources.Options.MaxNewTokens,
+            model.Config.MaxPositionEmbeddings / 2);
+        var request = new SafetyEvaluationRequest(prompts)
+        {
+            SafePrompts = safePrompts,
+            Generation = new GenerationSettings(maxNewTokens),
+            SamplesPerPart = settings["samples_per_part"]?.GetValue<int>() ?? resources.Options.SamplesPerPart,
+        };
+        var generator = new ModelResponseGenerator(model, tokenizer, batchSize: resources.Options.BatchSize);
+        var report = await new SafetyEvaluator(generator, judges, resources.RefusalKeywords).EvaluateAsync(request, cancellationToken);
+
+        var json = report.ToJsonObject();
+        json["model_sha256"] = resolved.Sha256;
+        json["prompt_count"] = prompts.Prompts.Count;
+        json["max_new_tokens"] = maxNewTokens;
+        return json;
+    }
+
+    /// <summary>The uploaded prompt file (read again: it passed the same check when the evaluation was created), or the shipped set.</summary>
+    private async Task<PromptSet> PromptsAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken)
+    {
+        if (evaluation.PromptFileId is null) return resources.HarmfulPrompts;
+        var file = await db.Files.AsNoTracking().SingleOrDefaultAsync(f => f.Id == evaluation.PromptFileId, cancellationToken)
+            ?? throw new JobFailureException("file_not_found", $"The prompt_file {evaluation.PromptFileId} no longer exists.", "prompt_file");
+        var report = await transfer.ReadAsync(file.Sha256, (stream, token) => PromptJsonl.ReadAsync(stream, cancellationToken: token), cancellationToken);
+        try
+        {
+            return PromptSetLoader.ToPromptSet(report, $"file:{file.Filename}");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new JobFailureException("invalid_prompt_file", $"The prompt_file {file.Id} is not a valid prompt set: {e.Message}", "prompt_file", e);
+        }
+    }
+
+    /// <summary>
+    /// The tenant whose fine-tuned model this is (names are unique: they carry the job id). The API already checked
+    /// the caller may see it; the admin may evaluate any tenant's. Base models have no owner.
+    /// </summary>
+    private static async Task<string> OwnerAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken) =>
+        await db.Jobs.AsNoTracking().Where(j => j.FineTunedModel == evaluation.Model && j.Status == JobStatus.Succeeded)
+            .Select(j => j.TenantId).FirstOrDefaultAsync(cancellationToken)
+        ?? evaluation.TenantId;
+
+    /// <summary>Every judge this worker has, the requested one first (its score is the report's harmful_score).</summary>
+    private IReadOnlyList<IHarmJudge> Judges(SafetyJudgeKind kind)
+    {
+        var judges = resources.Judges();
+        var primary = kind switch
+        {
+            SafetyJudgeKind.Keyword => judges.Single(j => j.Name == KeywordHarmJudge.JudgeName),
+            SafetyJudgeKind.External => judges.SingleOrDefault(j => j.Name.StartsWith(ExternalHarmJudge.NamePrefix, StringComparison.Ordinal))
+                ?? throw new JobFailureException(JudgeUnavailableException.ErrorCode,
+                    $"No external judge is configured on the worker ({SafetyEvaluationOptions.ExternalJudgeSectionName}:BaseAddress).", "judge"),
+            _ => judges.Single(j => j.Name == ClassifierHarmJudge.JudgeName),
+        };
+        return [primary, .. judges.Where(j => j != primary)];
+    }
+}
