@@ -5,7 +5,6 @@ using FineTuneService.Api.Errors;
 using FineTuneService.Api.Safety;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
-using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;

@@ -39,7 +39,20 @@ public sealed class FileScreeningJob(
         if (file is { Status: FileStatus.Uploaded, ValidationReport: not null })
         {
             var threshold = (await SafetyPolicyResolver.ResolveAsync(db, file.TenantId, cancellationToken)).UnsafeFileMaxRatio;
-            var screening = await ScreenAsync(file, threshold, cancellationToken);
+            ScreeningResult screening;
+            try
+            {
+                screening = await ScreenAsync(file, threshold, cancellationToken);
+            }
+            catch (InvalidDataException e)
+            {
+                // Structural validation passed, so this is a reader disagreement; fail the file rather than retry forever.
+                file.Status = FileStatus.Error;
+                file.StatusDetails = $"The file could not be read for screening: {e.Message}";
+                await db.SaveChangesAsync(cancellationToken);
+                await promotion.PromoteWaitingOnAsync(fileId, cancellationToken);
+                return;
+            }
             Record(file, screening);
             await db.SaveChangesAsync(cancellationToken);
             logger.LogInformation("File {FileId} screened: {Flagged} of {Examples} examples judged harmful, {Status}",
