@@ -32,7 +32,7 @@ public sealed class SafetyBenchmark : IDisposable
     private const int EvaluationSubsetSeed = 20240601;
 
     private readonly SafetyBenchmarkOptions _options;
-    private readonly string _baseFolder;
+    private readonly string _snapshotFolder;
     private readonly ILogger _logger;
     private readonly ITextTokenizer _tokenizer;
     private readonly ChatExampleEncoder _encoder;
@@ -50,10 +50,13 @@ public sealed class SafetyBenchmark : IDisposable
     public SafetyBenchmark(SafetyBenchmarkOptions options, string baseFolder, ShippedData? data = null, ILogger? logger = null)
     {
         _options = SafetyParams.Require(options, options.Errors(), "safety benchmark");
-        _baseFolder = Path.GetFullPath(baseFolder);
+        BaseModel = Path.GetFullPath(baseFolder);
+        // Every cell loads this private snapshot, so a model rebuilt in place during a long run cannot slip in
+        // under the fingerprint of the weights the run started with.
+        _snapshotFolder = Snapshot(BaseModel);
         _logger = logger ?? NullLogger.Instance;
         data ??= new ShippedData();
-        _tokenizer = TokenizerFolder.Load(_baseFolder);
+        _tokenizer = TokenizerFolder.Load(_snapshotFolder);
         _encoder = new ChatExampleEncoder(_tokenizer);
         _keywords = RefusalKeywords.FromShippedData(data);
         _classifier = HarmClassifier.LoadShipped();
@@ -70,8 +73,11 @@ public sealed class SafetyBenchmark : IDisposable
         // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely.
         _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
         _safetySets = SafetyDataSets.FromShippedData(data, options.SafetyExamples);
-        BaseModelHash = HashFile(Path.Combine(_baseFolder, "model.safetensors"));
+        BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
     }
+
+    /// <summary>The model folder as given (the run itself reads a snapshot of it taken at construction).</summary>
+    public string BaseModel { get; }
 
     public string BaseModelHash { get; }
 
@@ -92,17 +98,17 @@ public sealed class SafetyBenchmark : IDisposable
     public SafetyLayerLocation SafetyLayers(ShippedData? data = null)
     {
         if (_layers is not null) return _layers;
-        var stored = Path.Combine(_baseFolder, DecoderSafetyLayers.FileName);
+        var stored = Path.Combine(_snapshotFolder, DecoderSafetyLayers.FileName);
         if (File.Exists(stored)) return _layers = SafetyLayerLocation.FromJson(File.ReadAllText(stored));
-        _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, _baseFolder);
-        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, BaseModel);
+        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
         return _layers = DecoderSafetyLayers.LocateShipped(model, _tokenizer, data ?? new ShippedData());
     }
 
     /// <summary>Runs every missing cell of the grid, saving <paramref name="resultsPath"/> after each one.</summary>
     public SafetyBenchmarkResults Run(string resultsPath, string environment, CancellationToken cancellationToken = default)
     {
-        var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, _baseFolder, BaseModelHash);
+        var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, BaseModel, BaseModelHash);
         if (_options.Strategies.Contains(SafetyStrategyNames.FrozenLayers) && results.SafetyLayers is null)
         {
             var layers = SafetyLayers();
@@ -137,7 +143,7 @@ public sealed class SafetyBenchmark : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
         var cell = Evaluate(model, cancellationToken);
         return cell with { Strategy = "base", HarmfulRatio = 0, Seed = 0, EvaluationSeconds = clock.Elapsed.TotalSeconds, WallSeconds = clock.Elapsed.TotalSeconds,
             CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds };
@@ -151,7 +157,7 @@ public sealed class SafetyBenchmark : IDisposable
         var plan = SafetyBenchmarkStrategies.Plan(strategy);
         var mix = Mix(ratio, seed);
         var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
-        using var model = HuggingFaceCheckpoint.Load(_baseFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
         var resources = _safetySets.Resources(_encoder, _options.MaxSequenceLength,
             plan.FrozenLayers is not null ? SafetyLayers() : null);
         var hooks = SafetyStrategyFactory.Create(plan, resources);
@@ -175,6 +181,8 @@ public sealed class SafetyBenchmark : IDisposable
         {
             foreach (var hook in hooks.OfType<IDisposable>()) hook.Dispose();
         }
+        // A stopped fine-tune must never be evaluated and stored as a finished cell.
+        if (training.Outcome != TrainingOutcome.Completed) throw new OperationCanceledException($"Fine-tuning stopped ({training.Outcome}).", cancellationToken);
         var trainSeconds = trainClock.Elapsed.TotalSeconds;
         var evalClock = Stopwatch.StartNew();
         var cell = Evaluate(model, cancellationToken);
@@ -231,5 +239,26 @@ public sealed class SafetyBenchmark : IDisposable
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    public void Dispose() => _classifier.Dispose();
+    private static string Snapshot(string folder)
+    {
+        if (!File.Exists(Path.Combine(folder, "model.safetensors")))
+            throw new FileNotFoundException($"{folder} is not a Hugging Face model folder (no model.safetensors).", Path.Combine(folder, "model.safetensors"));
+        var snapshot = Path.Combine(Path.GetTempPath(), "fts-safety-bench", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(snapshot);
+        foreach (var file in Directory.EnumerateFiles(folder)) File.Copy(file, Path.Combine(snapshot, Path.GetFileName(file)));
+        return snapshot;
+    }
+
+    public void Dispose()
+    {
+        _classifier.Dispose();
+        try
+        {
+            Directory.Delete(_snapshotFolder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A memory-mapped weights file still open; the temp cleaner takes it.
+        }
+    }
 }
