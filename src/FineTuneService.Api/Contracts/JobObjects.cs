@@ -14,7 +14,7 @@ public sealed record CreateFineTuningJobRequest
     public string? ValidationFile { get; init; }
     /// <summary>Legacy form: {n_epochs, batch_size, learning_rate_multiplier}.</summary>
     public JsonObject? Hyperparameters { get; init; }
-    /// <summary>{type: "supervised", supervised: {hyperparameters: {...}}}.</summary>
+    /// <summary>{type: "supervised", supervised: {hyperparameters: {...}, adapter?: {type: "lora", rank, alpha, dropout, target_modules}}}; no adapter = full fine-tune.</summary>
     public JsonObject? Method { get; init; }
     /// <summary>Up to 64 characters added to the fine-tuned model name.</summary>
     public string? Suffix { get; init; }
@@ -42,11 +42,13 @@ public sealed record FineTuningJobObject(
         [], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
         UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job));
 
-    private static JsonObject MethodOf(FineTuningJob job) => new()
+    /// <summary>The method with the job's current (resolved) hyperparameters, and the LoRA adapter when one was asked for.</summary>
+    private static JsonObject MethodOf(FineTuningJob job)
     {
-        ["type"] = "supervised",
-        ["supervised"] = new JsonObject { ["hyperparameters"] = job.Hyperparameters.DeepClone() },
-    };
+        var supervised = new JsonObject { ["hyperparameters"] = job.Hyperparameters.DeepClone() };
+        if (job.Method?["supervised"]?["adapter"] is JsonObject adapter) supervised["adapter"] = adapter.DeepClone();
+        return new JsonObject { ["type"] = "supervised", ["supervised"] = supervised };
+    }
 
     private static JsonObject SafetyOf(FineTuningJob job) => new()
     {

@@ -31,9 +31,11 @@ internal static partial class JobRequestValidator
             throw ApiException.InvalidRequest("Integrations are not supported by this service.", "integrations");
 
         var hyperparameters = Hyperparameters(request);
+        var supervised = new JsonObject { ["hyperparameters"] = hyperparameters.DeepClone() };
+        if (Adapter(request.Method?["supervised"]?["adapter"]) is { } adapter) supervised["adapter"] = adapter;
         return new JobSettings(
             hyperparameters,
-            new JsonObject { ["type"] = "supervised", ["supervised"] = new JsonObject { ["hyperparameters"] = hyperparameters.DeepClone() } },
+            new JsonObject { ["type"] = "supervised", ["supervised"] = supervised },
             Safety(request.Safety),
             Suffix(request.Suffix),
             request.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
@@ -84,6 +86,55 @@ internal static partial class JobRequestValidator
             default:
                 throw ApiException.InvalidRequest($"{param} must be a number or \"auto\".", param);
         }
+    }
+
+    /// <summary>Projection names a LoRA adapter may wrap (Llama/Qwen2 module names, as PEFT's target_modules).</summary>
+    public static readonly string[] LoraTargetModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+    /// <summary>
+    /// Extension <c>method.supervised.adapter</c>: <c>{"type": "lora", "rank", "alpha", "dropout", "target_modules"}</c>
+    /// trains a LoRA adapter (merged into the saved weights) instead of every weight; absent or "full" is a full fine-tune.
+    /// </summary>
+    private static JsonObject? Adapter(JsonNode? node)
+    {
+        const string param = "method.supervised.adapter";
+        if (node is null) return null;
+        if (node is not JsonObject adapter) throw ApiException.InvalidRequest($"{param} must be an object.", param);
+        foreach (var (key, _) in adapter)
+            if (key is not ("type" or "rank" or "alpha" or "dropout" or "target_modules"))
+                throw ApiException.InvalidRequest($"Unknown adapter setting '{key}'.", $"{param}.{key}");
+
+        var type = adapter["type"] is null ? "lora" : adapter["type"]!.GetValueKind() == JsonValueKind.String ? adapter["type"]!.GetValue<string>() : "";
+        if (type == "full") return null;
+        if (type != "lora") throw ApiException.InvalidRequest($"{param}.type must be 'lora' or 'full'.", $"{param}.type");
+
+        var rank = AdapterNumber(adapter["rank"], $"{param}.rank", integer: true, 1, 256, fallback: 8);
+        var targets = adapter["target_modules"] switch
+        {
+            null => ["q_proj", "v_proj"],
+            JsonValue all when all.GetValueKind() == JsonValueKind.String && all.GetValue<string>() == "all-linear" => ["all-linear"],
+            JsonArray names when names.Count > 0 && names.All(n => n?.GetValueKind() == JsonValueKind.String && LoraTargetModules.Contains(n.GetValue<string>()))
+                => names.Select(n => n!.GetValue<string>()).Distinct().ToList(),
+            _ => throw ApiException.InvalidRequest(
+                $"{param}.target_modules must be \"all-linear\" or a list of: {string.Join(", ", LoraTargetModules)}.", $"{param}.target_modules"),
+        };
+        return new JsonObject
+        {
+            ["type"] = "lora",
+            ["rank"] = (long)rank,
+            ["alpha"] = AdapterNumber(adapter["alpha"], $"{param}.alpha", integer: false, 1e-3, 4096, fallback: 2 * rank),
+            ["dropout"] = AdapterNumber(adapter["dropout"], $"{param}.dropout", integer: false, 0, 0.9, fallback: 0.05),
+            ["target_modules"] = new JsonArray(targets.Select(t => (JsonNode)t).ToArray()),
+        };
+    }
+
+    private static double AdapterNumber(JsonNode? value, string param, bool integer, double min, double max, double fallback)
+    {
+        if (value is null) return fallback;
+        var number = value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : double.NaN;
+        if (double.IsNaN(number) || (integer && number != Math.Floor(number)) || number < min || number > max)
+            throw ApiException.InvalidRequest($"{param} must be {(integer ? "an integer" : "a number")} between {min} and {max}.", param);
+        return number;
     }
 
     private static JsonObject Safety(JsonObject? safety)

@@ -102,9 +102,10 @@ public sealed class FineTuneJobRunner(
         }
 
         var names = new ModelNames(job);
+        var baseModelReference = $"{model.Id}@{model.Sha256}";
         var request = new TrainingRequest(
             ModelFolder: model.Folder,
-            BaseModelReference: $"{model.Id}@{model.Sha256}",
+            BaseModelReference: baseModelReference,
             Device: slot.Slot.Device,
             Training: training,
             Validation: validation,
@@ -113,7 +114,8 @@ public sealed class FineTuneJobRunner(
             Seed: job.Seed,
             CheckpointDirectory: Path.Combine(scratch, "checkpoints"),
             ResumeFrom: resumeFrom,
-            OutputFolder: Path.Combine(scratch, "output"));
+            OutputFolder: Path.Combine(scratch, "output"),
+            Lora: JobAdapter.From(job.Method, baseModelReference));
 
         // Training runs synchronously on this thread. The observer reads the control flag between steps and turns it
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.

@@ -1,6 +1,7 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Lora;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
@@ -24,7 +25,8 @@ public sealed record TrainingRequest(
     long Seed,
     string CheckpointDirectory,
     string? ResumeFrom,
-    string OutputFolder);
+    string OutputFolder,
+    LoraConfig? Lora = null);
 
 /// <summary>
 /// Bridge from a job to the engine: loads the base model's Hugging Face folder onto the device, tokenizes the chats
@@ -51,6 +53,8 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
 
         var loaded = HuggingFaceCheckpoint.Load(request.ModelFolder, ScalarType.Float32, device);
         using var model = loaded.Model;
+        // LoRA: only the adapters train (the strategies act on the factors); a resumed checkpoint holds them too.
+        if (request.Lora is { } lora) LoraAdapter.Inject(model, lora, request.Seed);
         var hyperparameters = request.Hyperparameters;
         var trainerOptions = new SftTrainerOptions
         {
@@ -74,7 +78,14 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
             var trainer = new SftTrainer(model, trainerOptions, strategies, stageObserver, tokenizer, loggers.CreateLogger<SftTrainer>());
             var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
             if (result.Outcome == TrainingOutcome.Completed)
+            {
+                if (request.Lora is { } trained)
+                {
+                    LoraAdapter.Save(model, trained, Path.Combine(request.OutputFolder, JobAdapter.AdapterFolder));
+                    LoraAdapter.MergeAndUnload(model);
+                }
                 HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
+            }
             return result;
         }
         finally

@@ -35,7 +35,7 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
             suffix = "my-bot",
             seed = 42,
             metadata = new { team = "search" },
-            method = new { type = "supervised", supervised = new { hyperparameters = new { n_epochs = 2, batch_size = "auto" } } },
+            method = new { type = "supervised", supervised = new { hyperparameters = new { n_epochs = 2, batch_size = "auto" }, adapter = new { type = "lora", rank = 4 } } },
             safety = new { strategy = new[] { "antidote" }, @params = new { sparsity = 0.01 } },
         });
 
@@ -48,6 +48,10 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.Equal("auto", job["hyperparameters"]!["batch_size"]!.GetValue<string>());
         Assert.Equal("auto", job["hyperparameters"]!["learning_rate_multiplier"]!.GetValue<string>());
         Assert.Equal(2, job["method"]!["supervised"]!["hyperparameters"]!["n_epochs"]!.GetValue<long>());
+        var adapter = job["method"]!["supervised"]!["adapter"]!;
+        Assert.Equal(4, adapter["rank"]!.GetValue<long>());
+        Assert.Equal(8.0, adapter["alpha"]!.GetValue<double>()); // default alpha = 2 * rank
+        Assert.Equal(["q_proj", "v_proj"], adapter["target_modules"]!.AsArray().Select(t => t!.GetValue<string>()));
         Assert.Equal(42, job["seed"]!.GetValue<long>());
         Assert.Equal("search", job["metadata"]!["team"]!.GetValue<string>());
         Assert.Equal("my-bot", job["user_provided_suffix"]!.GetValue<string>());
@@ -75,6 +79,8 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"batch_size":0}}""", "hyperparameters.batch_size")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":["vibes"]}}""", "safety.strategy")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","suffix":"has space"}""", "suffix")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"rank":0}}}}""", "method.supervised.adapter.rank")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"target_modules":["lm_head"]}}}}""", "method.supervised.adapter.target_modules")]
     public async Task Invalid_requests_are_400s_naming_the_parameter(string body, string param)
     {
         var (client, fileId) = await TenantWithFileAsync("invalid-" + param);

@@ -322,7 +322,54 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         }
     }
 
+    [Fact]
+    public async Task A_lora_job_trains_only_its_adapters_and_saves_them_beside_the_merged_weights()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
+        var method = JsonNode.Parse("""
+            {"type": "supervised", "supervised": {"hyperparameters": {}, "adapter": {"type": "lora", "rank": 4, "alpha": 8, "dropout": 0, "target_modules": ["q_proj", "v_proj"]}}}
+            """)!.AsObject();
+        var lora = await worker.AddJobAsync(file, epochs: 1, method: method);
+        var loraWithAntidote = await worker.AddJobAsync(file, epochs: 1, method: method.DeepClone().AsObject(),
+            configure: j => j.Safety = JsonNode.Parse("""{"strategy": ["antidote"]}""")!.AsObject());
+        worker.Enqueue(lora.Id);
+        worker.Enqueue(loraWithAntidote.Id);
+
+        var done = await worker.WaitForTerminalAsync(lora.Id);
+        Assert.True(done.Status == JobStatus.Succeeded, done.Error?.ToJsonString());
+        await InResultFolderAsync(worker, done, folder =>
+        {
+            using var merged = Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
+            using var reloaded = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model;
+            using var original = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model;
+            var before = original.state_dict();
+            var after = merged.state_dict();
+            // Untargeted weights never move; targeted ones carry the merged update.
+            Assert.True(after["model.layers.1.self_attn.k_proj.weight"].allclose(before["model.layers.1.self_attn.k_proj.weight"], rtol: 0, atol: 0));
+            Assert.True(after["model.layers.1.mlp.down_proj.weight"].allclose(before["model.layers.1.mlp.down_proj.weight"], rtol: 0, atol: 0));
+            Assert.False(after["model.layers.1.self_attn.q_proj.weight"].allclose(before["model.layers.1.self_attn.q_proj.weight"], rtol: 0, atol: 0));
+
+            // The PEFT adapter saved beside the weights reproduces them on the base model.
+            Ml.Lora.LoraAdapter.Load(reloaded, Path.Combine(folder, FineTuneService.Worker.Training.JobAdapter.AdapterFolder));
+            Ml.Lora.LoraAdapter.MergeAndUnload(reloaded);
+            Assert.True(reloaded.state_dict()["model.layers.1.self_attn.q_proj.weight"]
+                .allclose(after["model.layers.1.self_attn.q_proj.weight"], rtol: 0, atol: 1e-6));
+        });
+
+        var pruned = await worker.WaitForTerminalAsync(loraWithAntidote.Id);
+        Assert.True(pruned.Status == JobStatus.Succeeded, pruned.Error?.ToJsonString());
+    }
+
     private static async Task<Ml.Models.DecoderLM> LoadResultAsync(WorkerHost worker, FineTuningJob done)
+    {
+        Ml.Models.DecoderLM? model = null;
+        await InResultFolderAsync(worker, done, folder => model = Ml.Models.HuggingFaceCheckpoint.Load(folder).Model);
+        return model!;
+    }
+
+    /// <summary>Unpacks the job's result bundle into a temporary folder for <paramref name="inspect"/>, then removes it.</summary>
+    private static async Task InResultFolderAsync(WorkerHost worker, FineTuningJob done, Action<string> inspect)
     {
         var folder = Path.Combine(Path.GetTempPath(), $"fts-result-{Guid.NewGuid():N}");
         try
@@ -330,7 +377,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
             await using (var bundle = await worker.Services.GetRequiredService<Core.Artifacts.IArtifactStore>()
                              .OpenReadAsync(done.ResultArtifactSha256!, CancellationToken.None))
                 await ModelBundle.UnpackAsync(bundle!, folder);
-            return Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
+            inspect(folder);
         }
         finally
         {

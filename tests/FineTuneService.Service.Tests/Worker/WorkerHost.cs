@@ -111,11 +111,12 @@ public sealed class WorkerHost : IAsyncDisposable
     }
 
     /// <summary>Adds a job row; <paramref name="configure"/> can put it into any state (e.g. a dead worker's).</summary>
-    public async Task<FineTuningJob> AddJobAsync(string fileId, int epochs, Action<FineTuningJob>? configure = null, string model = TinyBaseModel.Id)
+    public async Task<FineTuningJob> AddJobAsync(string fileId, int epochs, Action<FineTuningJob>? configure = null, string model = TinyBaseModel.Id,
+        JsonObject? method = null)
     {
         var job = new FineTuningJob
         {
-            Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId,
+            Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId, Method = method,
             Status = JobStatus.Queued, Suffix = "unit", Seed = 7, Safety = new JsonObject(),
             Hyperparameters = new JsonObject { ["n_epochs"] = epochs, ["batch_size"] = 4, ["learning_rate_multiplier"] = "auto" },
         };
