@@ -52,6 +52,15 @@ public sealed record WorkerOptions
     [Range(1, 16)]
     public int ScreeningWorkers { get; init; } = 1;
 
+    /// <summary>
+    /// Classifier probability at or above which screening flags a training row. Stricter than the classifier's own
+    /// threshold because the classifier has no notion of a benign request: at its threshold it flags 62 % of Dolly's
+    /// (safety-topic) and 31 % of Self-Instruct's reference answers, at 0.9 31 % and 12 %, while 90 % of BeaverTails
+    /// unsafe answers and every AdvBench target still score 0.9 or more (docs/benchmarks/classifier/validation.md).
+    /// </summary>
+    [Range(0.0, 1.0)]
+    public double ScreeningMinRowScore { get; init; } = 0.9;
+
     /// <summary>Training rows are cut to this many tokens.</summary>
     [Range(8, 1 << 20)]
     public int MaxSequenceLength { get; init; } = 512;

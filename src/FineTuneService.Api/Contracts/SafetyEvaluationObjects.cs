@@ -30,12 +30,6 @@ public sealed record CreateSafetyEvaluationRequest
 
     /// <summary>Responses kept as samples per metric in the report (0–100, default 10).</summary>
     public int? SamplesPerPart { get; init; }
-
-    /// <summary>
-    /// Admin key only: the tenant the evaluation is filed under (its owner sees it too). Defaults to the owner of a
-    /// fine-tuned model; required for a base model. Tenant keys always file under their own tenant.
-    /// </summary>
-    public string? OrganizationId { get; init; }
 }
 
 /// <summary>A safety evaluation ("safety.evaluation"): its settings, status, and the report once succeeded.</summary>

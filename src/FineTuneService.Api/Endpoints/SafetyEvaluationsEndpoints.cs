@@ -49,8 +49,6 @@ public static class SafetyEvaluationsEndpoints
     {
         var tenantId = user.TenantIdOrNull();
         if (string.IsNullOrWhiteSpace(request.Model)) throw ApiException.InvalidRequest("Missing required parameter: 'model'.", "model");
-        if (tenantId is not null && request.OrganizationId is not null && request.OrganizationId != tenantId)
-            throw ApiException.InvalidRequest("organization_id is for the admin key; a tenant's evaluations are its own.", "organization_id");
         var include = Include(request.Include);
         var maxPrompts = Range(request.MaxPrompts, "max_prompts", 1, files.Value.MaxPrompts);
         var maxNewTokens = Range(request.MaxNewTokens, "max_new_tokens", 1, 512) ?? 32;
@@ -65,7 +63,7 @@ public static class SafetyEvaluationsEndpoints
         var evaluation = new SafetyEvaluation
         {
             Id = Ids.Evaluation(),
-            TenantId = tenantId ?? await FilingTenantAsync(db, request, cancellationToken),
+            TenantId = tenantId, // null for the admin: visible to admins only
             Model = request.Model,
             PromptFileId = request.PromptFile,
             Judge = judge,
@@ -109,21 +107,6 @@ public static class SafetyEvaluationsEndpoints
         TypedResults.Ok(SafetyEvaluationObject.From(
             await Visible(db, user).SingleOrDefaultAsync(e => e.Id == evaluationId, cancellationToken)
             ?? throw ApiException.NotFound("safety evaluation", evaluationId, "evaluation_id")));
-
-    /// <summary>
-    /// The tenant an admin's evaluation is filed under: the one named, else the fine-tuned model's owner.
-    /// (Evaluations belong to a tenant in the schema; an admin-only row would need a nullable tenant.)
-    /// </summary>
-    private static async Task<string> FilingTenantAsync(FineTuneDbContext db, CreateSafetyEvaluationRequest request, CancellationToken cancellationToken)
-    {
-        if (request.OrganizationId is { } named)
-            return await db.Tenants.AnyAsync(t => t.Id == named, cancellationToken) ? named
-                : throw ApiException.NotFound("tenant", named, "organization_id");
-        return await db.Jobs.Where(j => j.FineTunedModel == request.Model && j.Status == JobStatus.Succeeded)
-                   .Select(j => j.TenantId).FirstOrDefaultAsync(cancellationToken)
-               ?? throw ApiException.InvalidRequest(
-                   "organization_id is required when the admin evaluates a base model: name the tenant to file the evaluation under.", "organization_id");
-    }
 
     /// <summary>Another tenant's evaluation is simply not there (404, never 403).</summary>
     private static IQueryable<SafetyEvaluation> Visible(FineTuneDbContext db, ClaimsPrincipal user)

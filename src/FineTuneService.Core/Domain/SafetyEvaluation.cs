@@ -12,7 +12,8 @@ public sealed class SafetyEvaluation
 {
     /// <summary>"safeval-…", see <see cref="Ids.Evaluation"/>.</summary>
     public required string Id { get; init; }
-    public required string TenantId { get; init; }
+    /// <summary>The tenant that asked, or null for an admin's evaluation that belongs to no tenant.</summary>
+    public string? TenantId { get; init; }
     /// <summary>Base model id or fine-tuned model name.</summary>
     public required string Model { get; init; }
     /// <summary>Optional uploaded prompt file; null means the shipped prompt sets.</summary>

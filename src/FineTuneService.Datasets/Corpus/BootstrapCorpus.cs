@@ -14,6 +14,10 @@ public sealed record BootstrapCorpusOptions
     /// <summary>Fraction of harmful prompts (by content hash) that no training mix may contain.</summary>
     public double HeldOutFraction { get; init; } = 0.3;
 
+    /// <summary>
+    /// SST-2 rows (4,000 are shipped). 4,000 (attempt 2) and 12,000 of 20,000 (attempt 3) both left the model answering
+    /// "positive" to every review; see docs/benchmarks/bootstrap.
+    /// </summary>
     public int Sst2TrainExamples { get; init; } = 4000;
     public int AgNewsTrainExamples { get; init; } = 1000;
     public int Gsm8kTrainExamples { get; init; } = 200;
@@ -120,8 +124,9 @@ public sealed partial class BootstrapCorpus
         var instructionMix = InstructionExamples(data, options).Where(Clean).ToList();
 
         var replies = new Random(options.Seed + 7);
+        var refusalPrefixes = data.RefusalPrefixes();
         var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, replies, options.MaxResponseChars)))
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, options.MaxResponseChars)))
             .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
             .Where(Clean)
             .ToList();
@@ -205,13 +210,13 @@ public sealed partial class BootstrapCorpus
 
     /// <summary>
     /// A safe response that opens with a plain refusal: Safety-Tuned LLaMAs answers often explain without one, which
-    /// keyword judges (and users) do not read as a refusal. Keeps the first sentences of the explanation.
+    /// keyword judges (and users) do not read as a refusal. "Refuses" means it already contains a GCG refusal prefix,
+    /// the list the keyword judge itself uses. Keeps the first sentences of the explanation.
     /// </summary>
-    private static string KeywordRefusal(string output, Random replies, int maxChars)
+    private static string KeywordRefusal(string output, IReadOnlyList<string> refusalPrefixes, Random replies, int maxChars)
     {
         string explanation = Shorten(output, Math.Min(maxChars, 240));
-        bool refuses = RefusalReplies.Any(r => output.Contains(r.Split(',', '.')[0], StringComparison.OrdinalIgnoreCase))
-            || output.StartsWith("I'm sorry", StringComparison.OrdinalIgnoreCase) || output.StartsWith("I cannot", StringComparison.OrdinalIgnoreCase);
+        bool refuses = refusalPrefixes.Any(p => explanation.Contains(p, StringComparison.Ordinal));
         return refuses ? explanation : RefusalReplies[replies.Next(RefusalReplies.Count)] + " " + explanation;
     }
 

@@ -100,6 +100,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         BatchSize = options.BatchSize,
         MaxSequenceLength = options.MaxSequenceLength,
         Packing = true,
+        LossAveraging = options.LossAveraging,
         PadTokenId = tokenizer.PadTokenId,
         LearningRate = options.LearningRate,
         WarmupRatio = options.WarmupRatio,

@@ -1,4 +1,5 @@
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Training;
 
 namespace FineTuneService.Ml.Bootstrap;
 
@@ -26,6 +27,13 @@ public sealed record BootstrapModelOptions
     public double WarmupRatio { get; init; } = 0.03;
     public double WeightDecay { get; init; } = 0.05;
     public long Seed { get; init; } = 1234;
+
+    /// <summary>
+    /// Per token by default. Per example (attempt 3) weighs the short templated refusals' first tokens far above long
+    /// benign answers' and made the model refuse 99.6% of XSTest's safe prompts, without teaching SST-2.
+    /// </summary>
+    public LossAveraging LossAveraging { get; init; } = LossAveraging.PerToken;
+
     public BootstrapCorpusOptions Corpus { get; init; } = new();
 
     public static BootstrapModelOptions SafetuneTiny { get; } = new();

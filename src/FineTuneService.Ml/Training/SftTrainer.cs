@@ -107,7 +107,7 @@ public sealed class SftTrainer(
             options = context.Options;
             var model = context.Model;
 
-            trainRows = TrainingRows.Build(context.TrainingExamples, options.MaxSequenceLength, options.Packing, options.Seed);
+            trainRows = TrainingRows.Build(context.TrainingExamples, options.MaxSequenceLength, options.Packing, options.Seed, options.LossAveraging);
             if (trainRows.Count == 0)
                 throw new ArgumentException("No training example has an assistant token to learn from (after truncation to MaxSequenceLength).");
             validationRows = TrainingRows.Build(context.ValidationExamples, options.MaxSequenceLength, packing: false, options.Seed);
@@ -219,8 +219,8 @@ public sealed class SftTrainer(
             var microBatches = Enumerable.Range(firstMicroBatch, lastMicroBatch - firstMicroBatch)
                 .Select(m => MicroBatchRows(epoch, m))
                 .ToList();
-            // Normalise by the step's loss-bearing tokens so accumulation equals one big batch.
-            var targets = microBatches.Sum(rows => rows.Sum(r => r.TargetCount));
+            // Normalise by the step's loss-bearing tokens (or examples) so accumulation equals one big batch.
+            var targets = microBatches.Sum(rows => rows.Sum(r => r.WeightSum));
             if (context.Device.type == DeviceType.CUDA)
                 torch.cuda.manual_seed(options.Seed * 1_000_003 + stepNumber); // the CUDA generator state is not exposed; reseed per step instead
 
@@ -229,7 +229,10 @@ public sealed class SftTrainer(
             foreach (var rows in microBatches)
             {
                 var (inputIds, labels) = Collate(rows);
-                var micro = TokenLossSum(inputIds, labels) / targets;
+                var lossSum = options.LossAveraging == LossAveraging.PerToken
+                    ? TokenLossSum(inputIds, labels)
+                    : WeightedLossSum(inputIds, labels, CollateWeights(rows, inputIds.shape[1]));
+                var micro = lossSum / targets;
                 micro.backward();
                 loss += micro.ToDouble();
                 tokens += rows.Sum(r => r.Length);
@@ -270,6 +273,25 @@ public sealed class SftTrainer(
             var vocabulary = logits.shape[^1];
             return nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
                 ignore_index: TrainingRow.IgnoreIndex, reduction: nn.Reduction.Sum);
+        }
+
+        /// <summary>Sum of next-token cross-entropy times each position's weight (ignored positions weigh 0).</summary>
+        private Tensor WeightedLossSum(Tensor inputIds, Tensor labels, Tensor weights)
+        {
+            var logits = context.Model.forward(inputIds);
+            if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+            var vocabulary = logits.shape[^1];
+            var perToken = nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
+                ignore_index: TrainingRow.IgnoreIndex, reduction: nn.Reduction.None);
+            return (perToken * weights.reshape(-1)).sum();
+        }
+
+        private Tensor CollateWeights(IReadOnlyList<TrainingRow> rows, long width)
+        {
+            var weights = new float[rows.Count * width];
+            for (var r = 0; r < rows.Count; r++)
+                rows[r].Weights.CopyTo(weights, r * width);
+            return tensor(weights, [rows.Count, width]).to(context.Device);
         }
 
         private (Tensor InputIds, Tensor Labels) Collate(IReadOnlyList<TrainingRow> rows)
@@ -403,7 +425,8 @@ public sealed class SftTrainer(
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(
-                $"{options.BatchSize}|{options.GradientAccumulationSteps}|{options.MaxSequenceLength}|{options.Packing}|{options.Seed}|{options.Epochs}|{options.MaxSteps}"));
+                $"{options.BatchSize}|{options.GradientAccumulationSteps}|{options.MaxSequenceLength}|{options.Packing}|{options.Seed}|{options.Epochs}|{options.MaxSteps}"
+                + (options.LossAveraging == LossAveraging.PerToken ? "" : $"|{options.LossAveraging}")));
             foreach (var row in rows)
             {
                 hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.InputIds.AsSpan()));

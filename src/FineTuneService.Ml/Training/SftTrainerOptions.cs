@@ -10,6 +10,19 @@ public enum TrainingPrecision
     BFloat16,
 }
 
+/// <summary>How the loss of a step averages over its loss-bearing tokens.</summary>
+public enum LossAveraging
+{
+    /// <summary>Every assistant token weighs the same: long answers dominate the step.</summary>
+    PerToken,
+
+    /// <summary>
+    /// Each example's tokens are averaged first, then the examples: a one-word answer (a class label) weighs as much
+    /// as a paragraph, so short-answer tasks still train beside long open-ended answers.
+    /// </summary>
+    PerExample,
+}
+
 /// <summary>Hyper-parameters and bookkeeping of one supervised fine-tuning run.</summary>
 public sealed record SftTrainerOptions
 {
@@ -29,6 +42,9 @@ public sealed record SftTrainerOptions
 
     /// <summary>Concatenate examples into rows of <see cref="MaxSequenceLength"/> instead of padding each one.</summary>
     public bool Packing { get; init; }
+
+    /// <summary>How the loss averages over tokens; <see cref="LossAveraging.PerToken"/> by default.</summary>
+    public LossAveraging LossAveraging { get; init; } = LossAveraging.PerToken;
 
     /// <summary>Input id used for padding; padded positions never count towards the loss.</summary>
     public int PadTokenId { get; init; }

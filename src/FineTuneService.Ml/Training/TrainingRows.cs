@@ -4,9 +4,11 @@ namespace FineTuneService.Ml.Training;
 
 /// <summary>
 /// One row of a batch: input ids and shifted next-token labels, <see cref="IgnoreIndex"/> where the next token does
-/// not count (non-assistant tokens, example boundaries inside a packed row, padding).
+/// not count (non-assistant tokens, example boundaries inside a packed row, padding). <see cref="Weights"/> holds each
+/// position's loss weight (1 per target token, or 1 / the example's target count when averaging per example), and
+/// <see cref="WeightSum"/> their sum: the row's share of the step's normaliser.
 /// </summary>
-internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount)
+internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount, float[] Weights, double WeightSum)
 {
     public const int IgnoreIndex = -100;
 
@@ -16,9 +18,10 @@ internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount
 /// <summary>Turns tokenized examples into rows: one per example (padded later) or packed up to a maximum length.</summary>
 internal static class TrainingRows
 {
-    public static List<TrainingRow> Build(IReadOnlyList<TokenizedExample> examples, int maxLength, bool packing, long seed)
+    public static List<TrainingRow> Build(IReadOnlyList<TokenizedExample> examples, int maxLength, bool packing, long seed,
+        LossAveraging averaging = LossAveraging.PerToken)
     {
-        var rows = examples.Select(e => ToRow(e, maxLength)).Where(r => r.TargetCount > 0).ToList();
+        var rows = examples.Select(e => ToRow(e, maxLength, averaging)).Where(r => r.TargetCount > 0).ToList();
         if (!packing) return rows;
 
         // Pack in a seeded order so rows mix examples from the whole set; the packing is fixed for the run and
@@ -27,14 +30,18 @@ internal static class TrainingRows
         var packed = new List<TrainingRow>();
         var ids = new List<int>(maxLength);
         var labels = new List<int>(maxLength);
+        var weights = new List<float>(maxLength);
         var targets = 0;
+        var weightSum = 0.0;
         foreach (var index in order)
         {
             var row = rows[index];
             if (ids.Count + row.Length > maxLength) Flush();
             ids.AddRange(row.InputIds);
             labels.AddRange(row.Labels);
+            weights.AddRange(row.Weights);
             targets += row.TargetCount;
+            weightSum += row.WeightSum;
         }
         Flush();
         return packed;
@@ -42,15 +49,17 @@ internal static class TrainingRows
         void Flush()
         {
             if (ids.Count == 0) return;
-            packed.Add(new TrainingRow([.. ids], [.. labels], targets));
+            packed.Add(new TrainingRow([.. ids], [.. labels], targets, [.. weights], weightSum));
             ids.Clear();
             labels.Clear();
+            weights.Clear();
             targets = 0;
+            weightSum = 0;
         }
     }
 
     /// <summary>Labels for position t are the token at t+1 when that token is in the loss mask.</summary>
-    public static TrainingRow ToRow(TokenizedExample example, int maxLength)
+    public static TrainingRow ToRow(TokenizedExample example, int maxLength, LossAveraging averaging = LossAveraging.PerToken)
     {
         if (example.LossMask.Length != example.InputIds.Length)
             throw new ArgumentException($"LossMask has {example.LossMask.Length} entries for {example.InputIds.Length} tokens.");
@@ -71,7 +80,12 @@ internal static class TrainingRows
                 labels[t] = TrainingRow.IgnoreIndex;
             }
         }
-        return new TrainingRow(ids, labels, targets);
+        // Per example: the example's targets share a total weight of 1, so the step averages examples, not tokens.
+        var weight = averaging == LossAveraging.PerExample && targets > 0 ? 1f / targets : 1f;
+        var weights = new float[length];
+        for (var t = 0; t < length; t++)
+            if (labels[t] != TrainingRow.IgnoreIndex) weights[t] = weight;
+        return new TrainingRow(ids, labels, targets, weights, averaging == LossAveraging.PerExample ? (targets > 0 ? 1 : 0) : targets);
     }
 }
 

@@ -10,12 +10,14 @@ using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Worker.Models;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Worker.Safety;
 
 /// <summary>
 /// Training-data screening (screening queue): every example's assistant turns are judged with the shipped harm
-/// classifier against the user turn they answer; an example is flagged when any of its answers is judged harmful.
+/// classifier against the user turn they answer; an example is flagged when any of its answers scores at least
+/// <see cref="WorkerOptions.ScreeningMinRowScore"/> (stricter than the HS threshold, to spare benign instruction data).
 /// The flagged line numbers go into the file's validation report under <c>screening</c>; when the flagged share is
 /// above the tenant's effective <c>unsafe_file_max_ratio</c> (<see cref="SafetyPolicyResolver"/>) the file becomes <c>error</c> with code <c>unsafe_file</c>, and the
 /// jobs waiting on it fail with that code. At-least-once safe: only a file still "uploaded" is screened, and the
@@ -26,6 +28,7 @@ public sealed class FileScreeningJob(
     ArtifactTransfer transfer,
     ShippedHarmJudges judges,
     JobPromotion promotion,
+    IOptions<WorkerOptions> options,
     ILogger<FileScreeningJob> logger) : IFileScreeningJob
 {
     public const string ErrorCode = "unsafe_file";
@@ -76,10 +79,12 @@ public sealed class FileScreeningJob(
         foreach (var example in examples) pairs.AddRange(AnswerPairs(example).Select(p => (example.LineNumber, p)));
 
         var scores = new Dictionary<int, float>();
+        var cut = options.Value.ScreeningMinRowScore;
         foreach (var batch in pairs.Chunk(PairsPerBatch))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var (probabilities, cut) = judges.ClassifyHarm(batch.Select(p => p.Pair).ToList());
+            var (probabilities, classifierThreshold) = judges.ClassifyHarm(batch.Select(p => p.Pair).ToList());
+            cut = Math.Max(classifierThreshold, options.Value.ScreeningMinRowScore);
             for (var i = 0; i < batch.Length; i++)
             {
                 if (probabilities[i] < cut) continue;
@@ -88,7 +93,7 @@ public sealed class FileScreeningJob(
             }
         }
         var flagged = scores.OrderBy(s => s.Key).Select(s => new FlaggedRow(s.Key, Math.Round(s.Value, 4))).ToList();
-        return new ScreeningResult(examples.Count, flagged, threshold);
+        return new ScreeningResult(examples.Count, flagged, threshold, cut);
     }
 
     /// <summary>Each assistant turn with the last user turn before it (empty when the example opens with the answer).</summary>
@@ -113,6 +118,7 @@ public sealed class FileScreeningJob(
             ["flagged"] = result.Flagged.Count,
             ["flagged_ratio"] = Math.Round(result.Ratio, 4),
             ["threshold"] = result.Threshold,
+            ["min_row_score"] = result.MinRowScore,
             ["flagged_rows"] = new JsonArray(result.Flagged.Take(RowsInReport)
                 .Select(r => (JsonNode)new JsonObject { ["line"] = r.Line, ["score"] = r.Score }).ToArray()),
         };
@@ -135,7 +141,7 @@ public sealed class FileScreeningJob(
 
     private sealed record FlaggedRow(int Line, double Score);
 
-    private sealed record ScreeningResult(int Examples, IReadOnlyList<FlaggedRow> Flagged, double Threshold)
+    private sealed record ScreeningResult(int Examples, IReadOnlyList<FlaggedRow> Flagged, double Threshold, double MinRowScore)
     {
         public double Ratio => Examples == 0 ? 0 : (double)Flagged.Count / Examples;
 

@@ -128,7 +128,7 @@ public sealed class SafetyEvaluationRunner(
     private static async Task<string> OwnerAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken) =>
         await db.Jobs.AsNoTracking().Where(j => j.FineTunedModel == evaluation.Model && j.Status == JobStatus.Succeeded)
             .Select(j => j.TenantId).FirstOrDefaultAsync(cancellationToken)
-        ?? evaluation.TenantId;
+        ?? evaluation.TenantId ?? "";
 
     /// <summary>Every judge this worker has, the requested one first (its score is the report's harmful_score).</summary>
     private IReadOnlyList<IHarmJudge> Judges(SafetyJudgeKind kind)

@@ -81,8 +81,8 @@ public class BootstrapCorpusTests
         Assert.Contains(corpus.InstructionMix, e => e.Messages[1].Content.Contains("The final answer is: "));
         Assert.All(corpus.Evaluation.Gsm8kTest, p => Assert.Matches(@"^-?[\d.]+$", p.Expected));
         Assert.Equal(872, corpus.Evaluation.Sst2Dev.Count);
-        Assert.All(corpus.RefusalMix.Where(e => BootstrapCorpus.RefusalReplies.Contains(e.Messages[1].Content)),
-            e => Assert.Contains(corpus.Evaluation.RefusalPrefixes, p => e.Messages[1].Content.Contains(p)));
+        // Every refusal reply (templated or Safety-Tuned LLaMAs) carries a GCG refusal prefix, the keyword judge's list.
+        Assert.All(corpus.RefusalMix, e => Assert.Contains(corpus.Evaluation.RefusalPrefixes, p => e.Messages[1].Content.Contains(p, StringComparison.Ordinal)));
     }
 
     [Fact]

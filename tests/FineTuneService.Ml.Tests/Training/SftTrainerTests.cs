@@ -34,6 +34,44 @@ public class SftTrainerTests
     }
 
     [Fact]
+    public void Per_example_loss_is_the_mean_over_examples_of_each_examples_mean_cross_entropy()
+    {
+        // Answers of 4 to 7 tokens: per-token and per-example averages differ.
+        var examples = TrainerTestData.ReverseTask(4, minLength: 3, maxLength: 6);
+        using var model = TrainerTestData.Decoder();
+        var perExample = ManualMaskedLoss(model, examples, perExample: true);
+        var perToken = ManualMaskedLoss(model, examples);
+
+        var result = new SftTrainer(model, TrainerTestData.Options() with { MaxSteps = 1, LossAveraging = LossAveraging.PerExample }).Train(examples);
+
+        Assert.Equal(perExample, result.TrainLosses[0], 5);
+        Assert.NotEqual(perToken, perExample, 3);
+    }
+
+    [Fact]
+    public void Per_example_loss_works_with_packing_and_gradient_accumulation()
+    {
+        var examples = TrainerTestData.ReverseTask(8);
+        IReadOnlyList<double> Losses(int batch, int accumulation)
+        {
+            using var model = TrainerTestData.Decoder();
+            var options = TrainerTestData.Options() with
+            {
+                BatchSize = batch, GradientAccumulationSteps = accumulation, Epochs = 3, Packing = true, MaxSequenceLength = 16,
+                LossAveraging = LossAveraging.PerExample,
+            };
+            return new SftTrainer(model, options).Train(examples).TrainLosses;
+        }
+
+        var large = Losses(4, 1);
+        var accumulated = Losses(2, 2);
+
+        Assert.Equal(large.Count, accumulated.Count);
+        for (var i = 0; i < large.Count; i++) Assert.Equal(large[i], accumulated[i], 4);
+        Assert.True(large[^1] < large[0]);
+    }
+
+    [Fact]
     public void Tokens_outside_the_loss_mask_do_not_change_the_loss()
     {
         double FirstLoss(int trailingToken)
@@ -212,25 +250,33 @@ public class SftTrainerTests
             $"loss went from {result.TrainLosses[0]:F3} to {result.TrainLosses[^1]:F3}");
     }
 
-    private static double ManualMaskedLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples)
+    /// <summary>Mean masked cross-entropy over all tokens, or (<paramref name="perExample"/>) of each example's mean.</summary>
+    private static double ManualMaskedLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples,
+        bool perExample = false)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         model.eval();
         var total = 0.0;
         var count = 0;
+        var exampleMeans = new List<double>();
         foreach (var example in examples)
         {
             var logits = model.forward(tensor(example.InputIds.Select(i => (long)i).ToArray()).unsqueeze(0));
             var logProbs = nn.functional.log_softmax(logits[0], dim: -1);
+            var exampleTotal = 0.0;
+            var exampleCount = 0;
             for (var t = 0; t + 1 < example.Length; t++)
             {
                 if (!example.LossMask[t + 1]) continue;
-                total -= logProbs[t, example.InputIds[t + 1]].ToDouble();
-                count++;
+                exampleTotal -= logProbs[t, example.InputIds[t + 1]].ToDouble();
+                exampleCount++;
             }
+            total += exampleTotal;
+            count += exampleCount;
+            exampleMeans.Add(exampleTotal / exampleCount);
         }
         model.train();
-        return total / count;
+        return perExample ? exampleMeans.Average() : total / count;
     }
 }

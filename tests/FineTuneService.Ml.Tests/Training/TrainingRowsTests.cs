@@ -41,6 +41,28 @@ public class TrainingRowsTests
     }
 
     [Fact]
+    public void Per_example_averaging_gives_every_example_a_total_weight_of_one_also_when_packed()
+    {
+        var shortAnswer = new TokenizedExample([10, 11, 12], [false, false, true]);
+        var longAnswer = new TokenizedExample([20, 21, 22, 23, 24, 25], [false, false, true, true, true, true]);
+
+        var perExample = TrainingRows.Build([shortAnswer, longAnswer], maxLength: 16, packing: true, seed: 1, LossAveraging.PerExample);
+        var perToken = TrainingRows.Build([shortAnswer, longAnswer], maxLength: 16, packing: true, seed: 1);
+
+        var packed = Assert.Single(perExample);
+        Assert.Equal(2.0, packed.WeightSum, 6);
+        Assert.Equal(5, packed.TargetCount);
+        var weights = packed.Labels.Select((label, t) => (label, weight: packed.Weights[t])).Where(p => p.label != TrainingRow.IgnoreIndex).ToList();
+        Assert.Equal(1f, weights.Where(p => p.label < 20).Sum(p => p.weight), 5);
+        Assert.Equal(1f, weights.Where(p => p.label >= 20).Sum(p => p.weight), 5);
+        Assert.All(packed.Labels.Select((label, t) => (label, t)).Where(p => p.label == TrainingRow.IgnoreIndex), p => Assert.Equal(0f, packed.Weights[p.t]));
+
+        var tokenRow = Assert.Single(perToken);
+        Assert.Equal(5.0, tokenRow.WeightSum);
+        Assert.Equal(5f, tokenRow.Weights.Sum());
+    }
+
+    [Fact]
     public void Data_order_is_a_seeded_permutation()
     {
         var first = DataOrder.Permutation(50, seed: 5, epoch: 0);

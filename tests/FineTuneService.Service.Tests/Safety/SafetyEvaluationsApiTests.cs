@@ -73,17 +73,14 @@ public sealed class SafetyEvaluationsApiTests(PostgresServer server, SafetyServi
     }
 
     [Fact]
-    public async Task The_admin_evaluates_a_base_model_on_the_shipped_prompts_filed_under_a_named_tenant()
+    public async Task The_admin_evaluates_a_base_model_on_the_shipped_prompts_and_no_tenant_sees_it()
     {
         var api = await host.GetAsync(server);
-        var (tenantId, _, client) = await api.CreateTenantAsync("evals-admin");
+        var (_, _, client) = await api.CreateTenantAsync("evals-admin");
         var admin = api.AdminClient();
 
-        var unfiled = await (await admin.PostAsJsonAsync("/v1/safety/evaluations", new { model = TinyBaseModel.Id })).ErrorAsync(400);
-        Assert.Equal("organization_id", unfiled["param"]!.GetValue<string>());
-
-        var created = await admin.PostJsonAsync("/v1/safety/evaluations", new { model = TinyBaseModel.Id, judge = "keyword", organization_id = tenantId });
-        Assert.Equal(tenantId, created["organization_id"]!.GetValue<string>());
+        var created = await admin.PostJsonAsync("/v1/safety/evaluations", new { model = TinyBaseModel.Id, judge = "keyword" });
+        Assert.Null(created["organization_id"]);
         Assert.StartsWith("admin:", created["settings"]!["requested_by"]!.GetValue<string>());
         var id = created["id"]!.GetValue<string>();
         var done = await Eventually.UntilAsync(() => admin.GetJsonAsync($"/v1/safety/evaluations/{id}"),
@@ -94,7 +91,9 @@ public sealed class SafetyEvaluationsApiTests(PostgresServer server, SafetyServi
         Assert.Equal("keyword", report["judge"]!.GetValue<string>());
         Assert.Equal(report["keyword_harmful_score"]!.GetValue<double>(), report["harmful_score"]!.GetValue<double>());
         Assert.Null(report["over_refusal_rate"]);
-        Assert.Contains(Ids(await client.GetJsonAsync("/v1/safety/evaluations")), i => i == id);
+        Assert.Contains(Ids(await admin.GetJsonAsync("/v1/safety/evaluations")), i => i == id);
+        Assert.DoesNotContain(Ids(await client.GetJsonAsync("/v1/safety/evaluations")), i => i == id);
+        await (await client.GetAsync($"/v1/safety/evaluations/{id}")).ErrorAsync(404);
     }
 
     [Fact]
@@ -135,7 +134,6 @@ public sealed class SafetyEvaluationsApiTests(PostgresServer server, SafetyServi
     [InlineData("""{"model": "ft:tiny-test:someone-else:x:ftjob-1"}""", "model")]
     [InlineData("""{"model": null}""", "model")]
     [InlineData("""{"prompt_file": "file-missing"}""", "prompt_file")]
-    [InlineData("""{"organization_id": "tenant-other"}""", "organization_id")]
     public async Task Bad_requests_get_the_openai_error_envelope_with_the_parameter(string overrides, string param)
     {
         var api = await host.GetAsync(server);

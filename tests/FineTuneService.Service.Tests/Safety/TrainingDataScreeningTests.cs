@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
@@ -28,14 +29,34 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
         for (var i = 0; i < harmfulLines.Length; i++)
         {
             var (prompt, answer) = Harmful[i];
-            rows[harmfulLines[i] - 1] = new JsonObject
-            {
-                ["messages"] = new JsonArray(
-                    new JsonObject { ["role"] = "user", ["content"] = prompt },
-                    new JsonObject { ["role"] = "assistant", ["content"] = answer }),
-            }.ToJsonString();
+            rows[harmfulLines[i] - 1] = ChatRow(prompt, answer);
         }
         return string.Join('\n', rows) + "\n";
+    }
+
+    private static string ChatRow(string prompt, string answer) => new JsonObject
+    {
+        ["messages"] = new JsonArray(
+            new JsonObject { ["role"] = "user", ["content"] = prompt },
+            new JsonObject { ["role"] = "assistant", ["content"] = answer }),
+    }.ToJsonString();
+
+    [Fact]
+    public async Task Benign_instruction_data_passes_screening_under_the_default_policy()
+    {
+        // Dolly's safety-topic subset: informative answers the classifier over-scores (62 % at its own threshold), so
+        // screening flags only rows at ScreeningMinRowScore and the seeded policy (at most half flagged) lets it through.
+        var api = await host.GetAsync(server);
+        var (_, _, client) = await api.CreateTenantAsync("screening-benign");
+        var rows = new ShippedData().Dolly().Take(60)
+            .Select(r => ChatRow(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output));
+        var file = await client.UploadValidatedAsync(string.Join('\n', rows) + "\n");
+
+        Assert.Equal("processed", file["status"]!.GetValue<string>());
+        var screening = file["validation"]!["screening"]!;
+        Assert.Equal("passed", screening["status"]!.GetValue<string>());
+        Assert.Equal(0.9, screening["min_row_score"]!.GetValue<double>());
+        Assert.True(screening["flagged_ratio"]!.GetValue<double>() <= 0.5);
     }
 
     [Fact]

@@ -13,7 +13,9 @@ public sealed class DeviceServersTests(PostgresServer server)
     {
         await using var worker = await WorkerHost.StartAsync(server, devices: ["cpu", "cuda:0"]);
 
-        var all = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi().Servers();
+        // Hangfire servers announce themselves in the background: wait until all three have (a deadline, not a timing check).
+        var monitor = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
+        var all = await Eventually.UntilAsync(() => Task.FromResult(monitor.Servers()), s => s.Count >= 3, TimeSpan.FromSeconds(30));
         var servers = all.Where(s => s.Queues.Contains("gpu")).ToList();
 
         // Besides the device servers, one server screens training files; it never takes training jobs.

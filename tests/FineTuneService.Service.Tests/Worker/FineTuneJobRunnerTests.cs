@@ -250,23 +250,14 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         var frozenDone = await worker.WaitForTerminalAsync(frozen.Id);
         Assert.Equal(JobStatus.Succeeded, frozenDone.Status);
         // Layer 0 was frozen: its weights in the result equal the base model's.
-        var resultFolder = Path.Combine(Path.GetTempPath(), $"fts-frozen-{Guid.NewGuid():N}");
-        try
+        using (var trained = await LoadResultAsync(worker, frozenDone))
+        using (var original = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model)
         {
-            await using (var bundle = await worker.Services.GetRequiredService<Core.Artifacts.IArtifactStore>()
-                             .OpenReadAsync(frozenDone.ResultArtifactSha256!, CancellationToken.None))
-                await ModelBundle.UnpackAsync(bundle!, resultFolder);
-            using var trained = Ml.Models.HuggingFaceCheckpoint.Load(resultFolder).Model;
-            using var original = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model;
             var before = original.state_dict();
             var after = trained.state_dict();
             static bool Same(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) => a.allclose(b, rtol: 0, atol: 0);
             Assert.True(Same(after["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]));
             Assert.False(Same(after["model.layers.1.self_attn.q_proj.weight"], before["model.layers.1.self_attn.q_proj.weight"]));
-        }
-        finally
-        {
-            if (Directory.Exists(resultFolder)) Directory.Delete(resultFolder, recursive: true);
         }
 
         var projectedDone = await worker.WaitForTerminalAsync(projected.Id);
@@ -277,6 +268,74 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         Assert.Equal("invalid_safety_strategy", (string)unlocatedDone.Error!["code"]!);
         Assert.Equal("safety", (string)unlocatedDone.Error!["param"]!);
         Assert.Contains("frozen_layers", (string)unlocatedDone.Error!["message"]!);
+    }
+
+    [Fact]
+    public async Task Post_training_strategies_and_their_combinations_run_as_jobs()
+    {
+        await using var worker = await WorkerHost.StartAsync(server);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
+        Task<FineTuningJob> Add(string safety) => worker.AddJobAsync(file, epochs: 1, j => j.Safety = JsonNode.Parse(safety)!.AsObject());
+        var jobs = new Dictionary<string, FineTuningJob>
+        {
+            ["plain"] = await Add("""{"strategy": ["none"]}"""),
+            ["antidote"] = await Add("""{"strategy": ["antidote"], "params": {"antidote": {"dense_ratio": 0.25}}}"""),
+            ["merge_at_zero"] = await Add("""{"strategy": ["merge"], "params": {"merge": {"lambda": 0}}}"""),
+            ["safemerge"] = await Add("""{"strategy": ["safemerge"]}"""),
+            ["projected_plus_antidote"] = await Add("""{"strategy": ["projected_gradients", "antidote"], "params": {"antidote": {"dense_ratio": 0.25}}}"""),
+            ["frozen_plus_merge"] = await Add("""{"strategy": ["frozen_layers", "merge"], "params": {"frozen_layers": {"first_layer": 0, "last_layer": 0}}}"""),
+        };
+        foreach (var job in jobs.Values) worker.Enqueue(job.Id);
+
+        using var original = Ml.Models.HuggingFaceCheckpoint.Load(TinyBaseModel.Folder).Model;
+        var before = original.state_dict();
+        foreach (var (name, job) in jobs)
+        {
+            var done = await worker.WaitForTerminalAsync(job.Id);
+            Assert.True(done.Status == JobStatus.Succeeded, $"{name}: {done.Error?.ToJsonString()}");
+            using var trained = await LoadResultAsync(worker, done);
+            var after = trained.state_dict();
+            const string Probe = "model.layers.1.mlp.down_proj.weight";
+            var unchanged = (after[Probe] - before[Probe]).abs().le(1e-7);
+            switch (name)
+            {
+                case "plain":
+                    // Without a post-step nearly every weight moves, so the resets below are the strategy's doing.
+                    Assert.True(unchanged.to_type(TorchSharp.torch.ScalarType.Float32).mean().item<float>() < 0.05f);
+                    break;
+                case "antidote" or "projected_plus_antidote":
+                    // Antidote resets the top quarter of each output row's fine-tune update to the base weights.
+                    var perRow = unchanged.sum(1).to_type(TorchSharp.torch.ScalarType.Int64).data<long>().ToArray();
+                    var columns = before[Probe].shape[1];
+                    Assert.All(perRow, count => Assert.True(count >= columns / 4, $"{name}: {count} of {columns} reset"));
+                    break;
+                case "merge_at_zero":
+                    // λ = 0 keeps the base model.
+                    Assert.All(before.Keys, key => Assert.True(after[key].allclose(before[key], rtol: 0, atol: 1e-7), key));
+                    break;
+                case "frozen_plus_merge":
+                    const string Frozen = "model.layers.0.self_attn.q_proj.weight";
+                    Assert.True(after[Frozen].allclose(before[Frozen], rtol: 0, atol: 1e-7));
+                    Assert.False(unchanged.all().item<bool>());
+                    break;
+            }
+        }
+    }
+
+    private static async Task<Ml.Models.DecoderLM> LoadResultAsync(WorkerHost worker, FineTuningJob done)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"fts-result-{Guid.NewGuid():N}");
+        try
+        {
+            await using (var bundle = await worker.Services.GetRequiredService<Core.Artifacts.IArtifactStore>()
+                             .OpenReadAsync(done.ResultArtifactSha256!, CancellationToken.None))
+                await ModelBundle.UnpackAsync(bundle!, folder);
+            return Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
     }
 
     private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)

@@ -473,7 +473,6 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasColumnType("character varying(32)");
 
                     b.Property<string>("TenantId")
-                        .IsRequired()
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
@@ -733,8 +732,7 @@ namespace FineTuneService.Core.Data.Migrations
                     b.HasOne("FineTuneService.Core.Domain.Tenant", null)
                         .WithMany()
                         .HasForeignKey("TenantId")
-                        .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .OnDelete(DeleteBehavior.Cascade);
                 });
 
             modelBuilder.Entity("FineTuneService.Core.Domain.SafetyPolicy", b =>
