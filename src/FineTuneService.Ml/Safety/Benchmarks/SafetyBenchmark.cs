@@ -74,6 +74,7 @@ public sealed class SafetyBenchmark : IDisposable
         _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
         _safetySets = SafetyDataSets.FromShippedData(data, options.SafetyExamples);
         BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
+        JudgeHash = HashFile(Path.Combine(AppContext.BaseDirectory, HarmClassifier.ShippedRelativePath));
     }
 
     /// <summary>The model folder as given (the run itself reads a snapshot of it taken at construction).</summary>
@@ -81,7 +82,10 @@ public sealed class SafetyBenchmark : IDisposable
 
     public string BaseModelHash { get; }
 
-    public string Fingerprint => _options.Fingerprint(BaseModelHash);
+    /// <summary>SHA-256 of the shipped harm classifier: a retrained judge changes every classifier HS.</summary>
+    public string JudgeHash { get; }
+
+    public string Fingerprint => _options.Fingerprint(BaseModelHash, JudgeHash);
 
     public int AttackPoolSize => _attackPool.Count;
 

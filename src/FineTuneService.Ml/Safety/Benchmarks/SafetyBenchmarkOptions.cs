@@ -75,15 +75,15 @@ public sealed record SafetyBenchmarkOptions
     }
 
     /// <summary>
-    /// Hash of everything a cell's numbers depend on apart from its (ratio, strategy, seed) key: the shared settings
-    /// and the base model's weights. Cells stored under another fingerprint are never reused.
+    /// Hash of everything a cell's numbers depend on apart from its (ratio, strategy, seed) key: the shared settings,
+    /// the base model's weights and the harm classifier's weights. Cells stored under another fingerprint are never reused.
     /// </summary>
-    public string Fingerprint(string baseModelHash)
+    public string Fingerprint(string baseModelHash, string judgeHash)
     {
         var shared = new
         {
             Rows, Epochs, BatchSize, LearningRate, MaxSequenceLength, HarmfulPrompts, XsTestPrompts, Sst2DevPrompts,
-            MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples, Strategies = SafetyBenchmarkStrategies.Requests, baseModelHash,
+            MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples, Strategies = SafetyBenchmarkStrategies.Requests, baseModelHash, judgeHash,
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(shared))))[..16];
     }
