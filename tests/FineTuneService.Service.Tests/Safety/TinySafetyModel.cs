@@ -1,10 +1,10 @@
-using System.Text.Json.Nodes;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Training;
+using FineTuneService.Service.Tests.Infrastructure;
 
 namespace FineTuneService.Service.Tests.Safety;
 
@@ -34,12 +34,7 @@ public static class TinySafetyModel
         return (end < 0 ? text : text[..(end + 1)]).Trim();
     }
 
-    public static string Jsonl(IEnumerable<(string User, string Assistant)> chats) => string.Join('\n', chats.Select(c => new JsonObject
-    {
-        ["messages"] = new JsonArray(
-            new JsonObject { ["role"] = "user", ["content"] = c.User },
-            new JsonObject { ["role"] = "assistant", ["content"] = c.Assistant }),
-    }.ToJsonString())) + "\n";
+    public static string Jsonl(IEnumerable<(string User, string Assistant)> chats) => TinyModels.ChatJsonl(chats);
 
     private static string Build()
     {
@@ -59,20 +54,7 @@ public static class TinySafetyModel
         var tokenizer = BpeTrainer.Train(texts, new BpeTrainerOptions { VocabularySize = 768 });
         TokenizerFolder.Save(folder, tokenizer);
 
-        var config = new DecoderConfig
-        {
-            ModelType = DecoderConfig.Qwen2,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 48,
-            IntermediateSize = 96,
-            NumHiddenLayers = 2,
-            NumAttentionHeads = 4,
-            NumKeyValueHeads = 2,
-            MaxPositionEmbeddings = 160,
-            TieWordEmbeddings = true,
-            EosTokenIdNode = tokenizer.EosTokenId,
-            PadTokenId = tokenizer.PadTokenId,
-        };
+        var config = TinyModels.Qwen2(tokenizer, hiddenSize: 48, intermediateSize: 96, maxPositions: 160);
         using var model = DecoderLM.CreateRandom(config, seed: 3);
         var encoder = new ChatExampleEncoder(tokenizer);
         var examples = refusals.Select(e => encoder.Encode(e, MaxSequenceLength)).ToList();

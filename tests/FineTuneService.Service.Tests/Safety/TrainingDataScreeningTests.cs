@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Service.Tests.Api;
@@ -34,12 +33,7 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
         return string.Join('\n', rows) + "\n";
     }
 
-    private static string ChatRow(string prompt, string answer) => new JsonObject
-    {
-        ["messages"] = new JsonArray(
-            new JsonObject { ["role"] = "user", ["content"] = prompt },
-            new JsonObject { ["role"] = "assistant", ["content"] = answer }),
-    }.ToJsonString();
+    private static string ChatRow(string prompt, string answer) => TinyModels.ChatLine(prompt, answer);
 
     [Fact]
     public async Task Benign_instruction_data_passes_screening_under_the_default_policy()

@@ -146,9 +146,10 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         {
             database = first.ConnectionString;
             var file = await first.UploadFileAsync(TinyBaseModel.Jsonl(24));
-            jobId = (await first.AddJobAsync(file, epochs: 10)).Id;
+            // 240 steps: enough that the run cannot finish while the host is still shutting down.
+            jobId = (await first.AddJobAsync(file, epochs: 40)).Id;
             first.Enqueue(jobId);
-            // A committed checkpoint, then a graceful stop while the remaining 55 steps run.
+            // A committed checkpoint, then a graceful stop while the remaining steps run.
             await WaitForEventAsync(first, jobId, e => e.Message == "Checkpoint created at step 5");
         } // graceful host shutdown while training
 
@@ -156,7 +157,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         var released = (await second.EventsAsync(jobId)).Select(e => e.Message).ToList();
         Assert.Contains("The worker is shutting down; the job will resume from its last checkpoint", released);
         savedAt = (await second.CheckpointsAsync(jobId)).Max(c => c.StepNumber);
-        Assert.True(savedAt < 60);
+        Assert.True(savedAt < 240);
 
         // Hangfire re-queued the interrupted delivery; the new worker claims it and continues.
         var done = await second.WaitForTerminalAsync(jobId);

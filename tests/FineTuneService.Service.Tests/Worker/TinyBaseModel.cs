@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
+using FineTuneService.Service.Tests.Infrastructure;
 
 namespace FineTuneService.Service.Tests.Worker;
 
@@ -43,21 +44,7 @@ public static class TinyBaseModel
         var tokenizer = BpeTrainer.Train(texts, new BpeTrainerOptions { VocabularySize = 320 });
         TokenizerFolder.Save(folder, tokenizer);
 
-        var config = new DecoderConfig
-        {
-            ModelType = DecoderConfig.Qwen2,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 32,
-            IntermediateSize = 64,
-            NumHiddenLayers = 2,
-            NumAttentionHeads = 4,
-            NumKeyValueHeads = 2,
-            MaxPositionEmbeddings = 128,
-            TieWordEmbeddings = true,
-            EosTokenIdNode = tokenizer.EosTokenId,
-            PadTokenId = tokenizer.PadTokenId,
-        };
-        using var model = DecoderLM.CreateRandom(config, seed: 1);
+        using var model = DecoderLM.CreateRandom(TinyModels.Qwen2(tokenizer, hiddenSize: 32, intermediateSize: 64, maxPositions: 128), seed: 1);
         HuggingFaceCheckpoint.Save(model, folder);
         return folder;
     }
