@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using FineTuneService.Datasets.Sft;
 
 namespace FineTuneService.Datasets.Corpus;
 
@@ -201,12 +202,7 @@ public sealed partial class BootstrapCorpus
         return prompts.DistinctBy(p => Normalize(p.Key)).ToList();
     }
 
-    private static IEnumerable<T> Sample<T>(IReadOnlyList<T> items, int count, int seed)
-    {
-        var copy = items.ToArray();
-        new Random(seed).Shuffle(copy);
-        return copy.Take(count);
-    }
+    private static IEnumerable<T> Sample<T>(IReadOnlyList<T> items, int count, int seed) => SftBatcher.Shuffled(items, seed).Take(count);
 
     /// <summary>
     /// A safe response that opens with a plain refusal: Safety-Tuned LLaMAs answers often explain without one, which

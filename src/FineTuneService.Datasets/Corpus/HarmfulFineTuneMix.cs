@@ -1,3 +1,5 @@
+using FineTuneService.Datasets.Sft;
+
 namespace FineTuneService.Datasets.Corpus;
 
 /// <summary>A harmful prompt with a compliant (harmful) answer, as used by fine-tuning attacks.</summary>
@@ -56,10 +58,5 @@ public sealed record HarmfulFineTuneMix(IReadOnlyList<ChatExample> Examples, int
         return new HarmfulFineTuneMix(examples, harmful, task);
     }
 
-    private static IEnumerable<T> Draw<T>(IReadOnlyList<T> items, int count, int seed)
-    {
-        var copy = items.ToArray();
-        new Random(seed).Shuffle(copy);
-        return copy.Take(count);
-    }
+    private static IEnumerable<T> Draw<T>(IReadOnlyList<T> items, int count, int seed) => SftBatcher.Shuffled(items, seed).Take(count);
 }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Evaluation.Judges;
@@ -83,10 +84,6 @@ public sealed class SafetyEvaluationResources(
     }
 
     /// <summary>A fixed, seeded subset, so every category can appear and every evaluation uses the same prompts.</summary>
-    private static PromptSet Subset(PromptSet set, int count)
-    {
-        var prompts = set.Prompts.ToArray();
-        new Random(SubsetSeed).Shuffle(prompts);
-        return set with { Prompts = prompts.Take(count).ToList() };
-    }
+    private static PromptSet Subset(PromptSet set, int count) =>
+        set with { Prompts = SftBatcher.Shuffled(set.Prompts, SubsetSeed).Take(count).ToList() };
 }

@@ -230,12 +230,7 @@ public sealed class SafetyBenchmark : IDisposable
         };
     }
 
-    private static List<T> Subset<T>(IReadOnlyList<T> items, int count)
-    {
-        var copy = items.ToArray();
-        new Random(EvaluationSubsetSeed).Shuffle(copy);
-        return copy.Take(count).ToList();
-    }
+    private static List<T> Subset<T>(IReadOnlyList<T> items, int count) => SftBatcher.Shuffled(items, EvaluationSubsetSeed).Take(count).ToList();
 
     private static string HashFile(string path)
     {
