@@ -49,7 +49,7 @@ public sealed class SafetyEvaluationResources(
         ? [services.GetRequiredService<ExternalHarmJudge>(), shipped.ClassifierJudge(), shipped.KeywordJudge()]
         : [shipped.ClassifierJudge(), shipped.KeywordJudge()];
 
-    /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges and the procedure version.</summary>
+    /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges (the classifier by its weights) and the procedure version.</summary>
     public string Fingerprint => _fingerprint.Value;
 
     private readonly Lazy<string> _fingerprint = new(() => ComputeFingerprint(options.Value, externalOptions.Value));
@@ -65,7 +65,7 @@ public sealed class SafetyEvaluationResources(
             samples = o.SamplesPerPart,
             seed = SubsetSeed,
             external = external.BaseAddress is null ? null : $"{external.Api}:{external.Model}",
-            classifier = HarmClassifier.ShippedRelativePath,
+            classifier = HarmClassifier.ShippedWeightsSha256(),
         });
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(settings)));
     }

@@ -99,7 +99,16 @@ public sealed class HarmClassifier : IDisposable
     }
 
     /// <summary>Loads the weights shipped next to the application.</summary>
-    public static HarmClassifier LoadShipped() => Load(Path.Combine(AppContext.BaseDirectory, ShippedRelativePath));
+    public static HarmClassifier LoadShipped() => Load(ShippedPath);
+
+    /// <summary>SHA-256 of the shipped weights: a retrained judge changes every classifier HS, so score caches key on it.</summary>
+    public static string ShippedWeightsSha256()
+    {
+        using var stream = File.OpenRead(ShippedPath);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
+
+    private static string ShippedPath => Path.Combine(AppContext.BaseDirectory, ShippedRelativePath);
 
     /// <summary>Sets the decision threshold (the trainer calibrates it on a split of the training data).</summary>
     internal void Calibrate(double threshold) =>

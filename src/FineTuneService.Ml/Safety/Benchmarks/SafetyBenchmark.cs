@@ -74,7 +74,7 @@ public sealed class SafetyBenchmark : IDisposable
         _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
         _safetySets = SafetyDataSets.FromShippedData(data, options.SafetyExamples);
         BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
-        JudgeHash = HashFile(Path.Combine(AppContext.BaseDirectory, HarmClassifier.ShippedRelativePath));
+        JudgeHash = HarmClassifier.ShippedWeightsSha256();
     }
 
     /// <summary>The model folder as given (the run itself reads a snapshot of it taken at construction).</summary>
