@@ -33,7 +33,7 @@ internal sealed class DeviceServers(
                 ServerName = slot.ServerName,
                 WorkerCount = 1,
                 Queues = [Queues.Gpu],
-                Activator = new DeviceJobActivator(scopes, slot),
+                Activator = new ScopedJobActivator(scopes, slot),
                 FilterProvider = services.GetService<IJobFilterProvider>() ?? JobFilterProviders.Providers,
                 // Training jobs stop at the next step boundary; give them time to checkpoint before the host gives up.
                 ShutdownTimeout = TimeSpan.FromSeconds(30),

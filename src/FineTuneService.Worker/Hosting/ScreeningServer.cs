@@ -44,20 +44,4 @@ internal sealed class ScreeningServer(
         await server.WaitForShutdownAsync(cancellationToken);
         server.Dispose();
     }
-
-    /// <summary>One DI scope per job, as ASP.NET Core's Hangfire activator does.</summary>
-    private sealed class ScopedJobActivator(IServiceScopeFactory scopes) : JobActivator
-    {
-        public override object ActivateJob(Type jobType) =>
-            throw new InvalidOperationException("The screening server activates jobs inside a scope only.");
-
-        public override JobActivatorScope BeginScope(JobActivatorContext context) => new Scope(scopes.CreateAsyncScope());
-
-        private sealed class Scope(AsyncServiceScope scope) : JobActivatorScope
-        {
-            public override object Resolve(Type type) => ActivatorUtilities.GetServiceOrCreateInstance(scope.ServiceProvider, type);
-
-            public override void DisposeScope() => scope.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
-    }
 }

@@ -14,7 +14,7 @@ public sealed record WorkerSlot(string Device)
 
 /// <summary>
 /// Scoped holder through which a job learns the slot of the Hangfire server that activated it
-/// (<see cref="DeviceJobActivator"/> assigns it when the job's scope begins).
+/// (<see cref="ScopedJobActivator"/> assigns it when the job's scope begins).
 /// </summary>
 public sealed class CurrentWorkerSlot
 {

@@ -4,18 +4,19 @@ using Microsoft.Extensions.DependencyInjection;
 namespace FineTuneService.Worker.Hosting;
 
 /// <summary>
-/// Hangfire activator of one device server: each job gets its own DI scope in which <see cref="CurrentWorkerSlot"/>
-/// names this server's device, so the same <c>IFineTuneJobRunner</c> trains on whichever device dequeued it.
+/// Hangfire activator of the worker's servers: each job gets its own DI scope, as ASP.NET Core's Hangfire activator
+/// does. On a device server <see cref="CurrentWorkerSlot"/> names that server's device in the scope, so the same
+/// <c>IFineTuneJobRunner</c> trains on whichever device dequeued it; the screening server has no device.
 /// </summary>
-internal sealed class DeviceJobActivator(IServiceScopeFactory scopes, WorkerSlot slot) : JobActivator
+internal sealed class ScopedJobActivator(IServiceScopeFactory scopes, WorkerSlot? slot = null) : JobActivator
 {
     public override object ActivateJob(Type jobType) =>
-        throw new InvalidOperationException("Device servers activate jobs inside a scope only.");
+        throw new InvalidOperationException("Worker servers activate jobs inside a scope only.");
 
     public override JobActivatorScope BeginScope(JobActivatorContext context)
     {
         var scope = scopes.CreateAsyncScope();
-        scope.ServiceProvider.GetRequiredService<CurrentWorkerSlot>().Assign(slot);
+        if (slot is not null) scope.ServiceProvider.GetRequiredService<CurrentWorkerSlot>().Assign(slot);
         return new Scope(scope);
     }
 
