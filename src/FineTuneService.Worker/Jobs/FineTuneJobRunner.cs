@@ -3,7 +3,6 @@ using FineTuneService.Core.Domain;
 using FineTuneService.Core.Safety;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Datasets;
-using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Hosting;
 using FineTuneService.Worker.Models;
@@ -248,12 +247,7 @@ public sealed class FineTuneJobRunner(
 
         try
         {
-            var examples = await transfer.ReadAsync(file.Sha256, async (stream, token) =>
-            {
-                var list = new List<ChatExample>();
-                await foreach (var example in ChatJsonl.ReadAsync(stream, token)) list.Add(example);
-                return list;
-            }, cancellationToken);
+            var examples = await transfer.ReadChatExamplesAsync(file.Sha256, cancellationToken);
             if (examples.Count == 0) throw new JobFailureException(code, $"File {fileId} has no examples.", param);
             return examples;
         }

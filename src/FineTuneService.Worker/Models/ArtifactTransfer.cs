@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Models;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Jsonl;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Polly;
@@ -66,6 +68,10 @@ public sealed class ArtifactTransfer(
                 ?? throw new InvalidDataException($"Artifact {sha256} does not exist.");
             return await read(source, token);
         }, cancellationToken);
+
+    /// <summary>The chat examples of an uploaded JSONL file (a malformed row throws <see cref="InvalidDataException"/> with its line).</summary>
+    public Task<List<ChatExample>> ReadChatExamplesAsync(string sha256, CancellationToken cancellationToken) =>
+        ReadAsync(sha256, (stream, token) => ChatJsonl.ReadAsync(stream, token).ToListAsync(token).AsTask(), cancellationToken);
 
     /// <summary>Faults worth another try: dropped connections, timeouts, server restarts.</summary>
     internal static void Configure(ResiliencePipelineBuilder builder) => builder.AddRetry(new Polly.Retry.RetryStrategyOptions

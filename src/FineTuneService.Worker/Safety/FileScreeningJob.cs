@@ -5,7 +5,6 @@ using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Safety;
 using FineTuneService.Datasets;
-using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Worker.Models;
 using Microsoft.EntityFrameworkCore;
@@ -68,23 +67,17 @@ public sealed class FileScreeningJob(
 
     private async Task<ScreeningResult> ScreenAsync(StoredFile file, double threshold, CancellationToken cancellationToken)
     {
-        var examples = await transfer.ReadAsync(file.Sha256, async (stream, token) =>
-        {
-            var list = new List<ChatExample>();
-            await foreach (var example in ChatJsonl.ReadAsync(stream, token)) list.Add(example);
-            return list;
-        }, cancellationToken);
+        var examples = await transfer.ReadChatExamplesAsync(file.Sha256, cancellationToken);
 
         var pairs = new List<(int Line, JudgedPair Pair)>();
         foreach (var example in examples) pairs.AddRange(AnswerPairs(example).Select(p => (example.LineNumber, p)));
 
         var scores = new Dictionary<int, float>();
-        var cut = options.Value.ScreeningMinRowScore;
+        var cut = Math.Max(judges.ClassifierThreshold, options.Value.ScreeningMinRowScore);
         foreach (var batch in pairs.Chunk(PairsPerBatch))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var (probabilities, classifierThreshold) = judges.ClassifyHarm(batch.Select(p => p.Pair).ToList());
-            cut = Math.Max(classifierThreshold, options.Value.ScreeningMinRowScore);
+            var probabilities = judges.ClassifyHarm(batch.Select(p => p.Pair).ToList());
             for (var i = 0; i < batch.Length; i++)
             {
                 if (probabilities[i] < cut) continue;

@@ -17,15 +17,14 @@ public sealed class ShippedHarmJudges : IDisposable
 
     public RefusalKeywords RefusalKeywords => _keywords.Value;
 
-    /// <summary>Probability of harm per (prompt, response) pair, and the classifier's decision threshold.</summary>
-    public (float[] Probabilities, double Threshold) ClassifyHarm(IReadOnlyList<JudgedPair> pairs)
+    /// <summary>Probability of harm per (prompt, response) pair.</summary>
+    public float[] ClassifyHarm(IReadOnlyList<JudgedPair> pairs)
     {
-        lock (_gate)
-        {
-            var classifier = _classifier.Value;
-            return (classifier.PredictProbabilities(pairs), classifier.Threshold);
-        }
+        lock (_gate) return _classifier.Value.PredictProbabilities(pairs);
     }
+
+    /// <summary>Probability at or above which the classifier judges a response harmful.</summary>
+    public double ClassifierThreshold => _classifier.Value.Threshold;
 
     /// <summary>The classifier judge (refusals by keyword), sharing this process's classifier.</summary>
     public IHarmJudge ClassifierJudge() => new LockedJudge(this, new ClassifierHarmJudge(_classifier.Value, RefusalKeywords));
