@@ -142,9 +142,7 @@ public static class SafetyEvaluationsEndpoints
         {
             throw ApiException.InvalidRequest(e.Message, "judge");
         }
-        return tenantId is null
-            ? SafetyPolicyResolver.Resolve(await db.SafetyPolicies.AsNoTracking().SingleOrDefaultAsync(p => p.TenantId == null, cancellationToken), null).Judge
-            : (await SafetyPolicyResolver.ResolveAsync(db, tenantId, cancellationToken)).Judge;
+        return (await SafetyPolicyResolver.ResolveAsync(db, tenantId, cancellationToken)).Judge;
     }
 
     /// <summary>A base model, or a fine-tuned model the caller may see: the tenant's listed ones, any for the admin.</summary>

@@ -43,12 +43,13 @@ public static class SafetyPolicyResolver
             tenantOverride is not null);
     }
 
-    /// <summary>Loads the global row and the tenant's row (if any) and merges them.</summary>
+    /// <summary>Loads the global row and the tenant's row (if any) and merges them; no tenant (the admin) gets the global policy.</summary>
     public static async Task<EffectiveSafetyPolicy> ResolveAsync(
-        FineTuneDbContext db, string tenantId, CancellationToken cancellationToken = default)
+        FineTuneDbContext db, string? tenantId, CancellationToken cancellationToken = default)
     {
         var rows = await db.SafetyPolicies.AsNoTracking()
             .Where(p => p.TenantId == null || p.TenantId == tenantId).ToListAsync(cancellationToken);
-        return Resolve(rows.SingleOrDefault(p => p.TenantId is null), rows.SingleOrDefault(p => p.TenantId == tenantId));
+        return Resolve(rows.SingleOrDefault(p => p.TenantId is null),
+            tenantId is null ? null : rows.SingleOrDefault(p => p.TenantId == tenantId));
     }
 }
