@@ -54,14 +54,9 @@ public static class AdminEndpoints
         FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit);
-        var query = db.Jobs.AsNoTracking();
-        if (after is not null)
-        {
-            var cursor = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == after, cancellationToken)
-                ?? throw ApiException.NotFound("fine-tuning job", after, "after");
-            query = query.Where(j => j.CreatedAt < cursor.CreatedAt || (j.CreatedAt == cursor.CreatedAt && string.Compare(j.Id, cursor.Id) < 0));
-        }
-        var rows = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
+        var cursor = after is null ? null
+            : await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == after, cancellationToken) ?? throw ApiException.NotFound("fine-tuning job", after, "after");
+        var rows = await db.Jobs.AsNoTracking().InCreationOrder(cursor).Take(take + 1).ToListAsync(cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
     }
 

@@ -78,16 +78,9 @@ public static class FilesEndpoints
         };
         var query = TenantFiles(db, user);
         if (purpose is not null) query = query.Where(f => f.Purpose == purpose);
-        if (after is not null)
-        {
-            var cursor = await TenantFiles(db, user).SingleOrDefaultAsync(f => f.Id == after, cancellationToken)
-                ?? throw ApiException.NotFound("file", after, "after");
-            query = ascending
-                ? query.Where(f => f.CreatedAt > cursor.CreatedAt || (f.CreatedAt == cursor.CreatedAt && string.Compare(f.Id, cursor.Id) > 0))
-                : query.Where(f => f.CreatedAt < cursor.CreatedAt || (f.CreatedAt == cursor.CreatedAt && string.Compare(f.Id, cursor.Id) < 0));
-        }
-        query = ascending ? query.OrderBy(f => f.CreatedAt).ThenBy(f => f.Id) : query.OrderByDescending(f => f.CreatedAt).ThenByDescending(f => f.Id);
-        var rows = await query.Take(take + 1).ToListAsync(cancellationToken);
+        var cursor = after is null ? null
+            : await TenantFiles(db, user).SingleOrDefaultAsync(f => f.Id == after, cancellationToken) ?? throw ApiException.NotFound("file", after, "after");
+        var rows = await query.InCreationOrder(cursor, ascending).Take(take + 1).ToListAsync(cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(FileObject.From).ToList(), take, f => f.Id));
     }
 

@@ -98,12 +98,8 @@ public static class FineTuningJobsEndpoints
     {
         var take = Paging.Limit(limit);
         var query = MetadataFilter.Apply(TenantJobs(db, user), http.Query);
-        if (after is not null)
-        {
-            var cursor = await FindAsync(db, user, after, cancellationToken, param: "after");
-            query = query.Where(j => j.CreatedAt < cursor.CreatedAt || (j.CreatedAt == cursor.CreatedAt && string.Compare(j.Id, cursor.Id) < 0));
-        }
-        var rows = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
+        var cursor = after is null ? null : await FindAsync(db, user, after, cancellationToken, param: "after");
+        var rows = await query.InCreationOrder(cursor).Take(take + 1).ToListAsync(cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
     }
 

@@ -1,4 +1,5 @@
 using FineTuneService.Api.Errors;
+using FineTuneService.Core.Domain;
 
 namespace FineTuneService.Api.Endpoints;
 
@@ -11,4 +12,17 @@ internal static class Paging
         < 1 => throw ApiException.InvalidRequest($"limit must be between 1 and {max}.", "limit"),
         _ => Math.Min(limit.Value, max),
     };
+
+    /// <summary>
+    /// Rows in (created_at, id) order, newest first unless <paramref name="ascending"/>, starting after
+    /// <paramref name="cursor"/> (the last row of the previous page) when there is one.
+    /// </summary>
+    public static IQueryable<T> InCreationOrder<T>(this IQueryable<T> rows, T? cursor, bool ascending = false) where T : class, ICreatedRow
+    {
+        if (cursor is not null)
+            rows = ascending
+                ? rows.Where(r => r.CreatedAt > cursor.CreatedAt || (r.CreatedAt == cursor.CreatedAt && string.Compare(r.Id, cursor.Id) > 0))
+                : rows.Where(r => r.CreatedAt < cursor.CreatedAt || (r.CreatedAt == cursor.CreatedAt && string.Compare(r.Id, cursor.Id) < 0));
+        return ascending ? rows.OrderBy(r => r.CreatedAt).ThenBy(r => r.Id) : rows.OrderByDescending(r => r.CreatedAt).ThenByDescending(r => r.Id);
+    }
 }

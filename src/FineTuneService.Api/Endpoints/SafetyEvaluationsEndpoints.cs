@@ -90,14 +90,9 @@ public static class SafetyEvaluationsEndpoints
         ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit);
-        var query = Visible(db, user);
-        if (after is not null)
-        {
-            var cursor = await Visible(db, user).SingleOrDefaultAsync(e => e.Id == after, cancellationToken)
-                ?? throw ApiException.NotFound("safety evaluation", after, "after");
-            query = query.Where(e => e.CreatedAt < cursor.CreatedAt || (e.CreatedAt == cursor.CreatedAt && string.Compare(e.Id, cursor.Id) < 0));
-        }
-        var rows = await query.OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(take + 1).ToListAsync(cancellationToken);
+        var cursor = after is null ? null
+            : await Visible(db, user).SingleOrDefaultAsync(e => e.Id == after, cancellationToken) ?? throw ApiException.NotFound("safety evaluation", after, "after");
+        var rows = await Visible(db, user).InCreationOrder(cursor).Take(take + 1).ToListAsync(cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(SafetyEvaluationObject.From).ToList(), take, e => e.Id));
     }
 

@@ -11,7 +11,7 @@ public enum JobControl { None, Pause, Cancel }
 /// <summary>Admin review state of the job's model; a held model is not listed to its tenant.</summary>
 public enum ReviewState { NotRequired, Held, Approved, Rejected }
 
-public sealed class FineTuningJob
+public sealed class FineTuningJob : ICreatedRow
 {
     public required string Id { get; init; }
     public required string TenantId { get; init; }

@@ -8,7 +8,7 @@ public enum SafetyEvaluationStatus { Queued, Running, Succeeded, Failed }
 /// A stand-alone safety evaluation requested through <c>POST /v1/safety/evaluations</c>: a model (base or the
 /// tenant's fine-tuned one) scored on a prompt file or the shipped sets.
 /// </summary>
-public sealed class SafetyEvaluation
+public sealed class SafetyEvaluation : ICreatedRow
 {
     /// <summary>"safeval-…", see <see cref="Ids.Evaluation"/>.</summary>
     public required string Id { get; init; }

@@ -6,7 +6,7 @@ namespace FineTuneService.Core.Domain;
 public enum FileStatus { Uploaded, Processed, Error }
 
 /// <summary>An uploaded file (OpenAI "file" object). Its bytes live in the artifact store under <see cref="Sha256"/>.</summary>
-public sealed class StoredFile
+public sealed class StoredFile : ICreatedRow
 {
     public required string Id { get; init; }
     public required string TenantId { get; init; }

@@ -44,6 +44,29 @@ public sealed class FilesApiTests(PostgresServer server, SharedApi shared) : ICl
     }
 
     [Fact]
+    public async Task Files_page_by_cursor_newest_first_or_in_upload_order()
+    {
+        var (_, _, client) = await _api.CreateTenantAsync("files-paging");
+        var ids = new List<string>();
+        foreach (var name in new[] { "a.jsonl", "b.jsonl", "c.jsonl" })
+            ids.Add((await client.UploadAsync(Datasets.ValidChat(), name))["id"]!.GetValue<string>());
+
+        async Task<(List<string> Ids, bool More)> Page(string query)
+        {
+            var page = await client.GetJsonAsync($"/v1/files?{query}");
+            return (page["data"]!.AsArray().Select(f => f!["id"]!.GetValue<string>()).ToList(), page["has_more"]!.GetValue<bool>());
+        }
+        var newest = await Page("limit=2");
+        Assert.Equal([ids[2], ids[1]], newest.Ids);
+        Assert.True(newest.More);
+        Assert.Equal([ids[0]], (await Page($"limit=2&after={ids[1]}")).Ids);
+
+        var oldest = await Page("limit=2&order=asc");
+        Assert.Equal([ids[0], ids[1]], oldest.Ids);
+        Assert.Equal([ids[2]], (await Page($"limit=2&order=asc&after={ids[1]}")).Ids);
+    }
+
+    [Fact]
     public async Task A_malformed_file_ends_in_error_with_a_line_numbered_report()
     {
         var (_, _, client) = await _api.CreateTenantAsync("malformed");
