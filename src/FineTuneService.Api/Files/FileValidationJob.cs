@@ -82,10 +82,5 @@ internal sealed class FileValidationJob(
     }
 
     /// <summary>OpenAI's status_details is one string: the error count and the first line-numbered errors.</summary>
-    private static string Summary(DatasetValidationReport report)
-    {
-        var shown = string.Join("; ", report.Errors.Take(ErrorsInStatusDetails));
-        var more = report.ErrorCount > ErrorsInStatusDetails ? $"; and {report.ErrorCount - ErrorsInStatusDetails} more" : "";
-        return $"{report.ErrorCount} error(s): {shown}{more}";
-    }
+    private static string Summary(DatasetValidationReport report) => DatasetIssue.Summary(report.ErrorCount, report.Errors, ErrorsInStatusDetails);
 }

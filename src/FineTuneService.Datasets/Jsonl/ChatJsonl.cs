@@ -47,14 +47,8 @@ public static class ChatJsonl
 
         public ChatExample? Parse(JsonlLine line)
         {
-            var (lineNumber, text, problem) = line;
-            if (problem != JsonlLineProblem.None)
-            {
-                var (code, message) = problem == JsonlLineProblem.TooLong
-                    ? (DatasetErrorCodes.LineTooLong, $"The line is longer than {MaxLineBytes} bytes.")
-                    : (DatasetErrorCodes.InvalidEncoding, "The line is not valid UTF-8.");
-                throw new InvalidDataException(new DatasetIssue(code, message, lineNumber).ToString());
-            }
+            if (line.Issue(MaxLineBytes) is { } unreadable) throw new InvalidDataException(unreadable.ToString());
+            var (lineNumber, text, _) = line;
 
             if (string.IsNullOrWhiteSpace(text))
                 return null;

@@ -40,6 +40,13 @@ public static class DatasetErrorCodes
 public sealed record DatasetIssue(string Code, string Message, int? Line = null)
 {
     public override string ToString() => Line is null ? $"{Code}: {Message}" : $"line {Line}: {Code}: {Message}";
+
+    /// <summary>"14 error(s): line 3: invalid_json: …; line 7: …; and 9 more": one string for status details and error messages.</summary>
+    public static string Summary(int errorCount, IEnumerable<DatasetIssue> errors, int shown = 5)
+    {
+        var more = errorCount > shown ? $"; and {errorCount - shown} more" : "";
+        return $"{errorCount} error(s): {string.Join("; ", errors.Take(shown))}{more}";
+    }
 }
 
 /// <summary>Token counts per example (rendered through the chat template, special tokens included).</summary>

@@ -44,18 +44,8 @@ public static class DatasetValidator
                 return state.Report(lines.BytesRead, lineCount, checkMinimum: false);
             }
 
-            switch (line.Problem)
-            {
-                case JsonlLineProblem.TooLong:
-                    state.Add(new DatasetIssue(LineTooLong, $"The line is longer than {limits.MaxLineBytes} bytes.", line.Number));
-                    break;
-                case JsonlLineProblem.InvalidEncoding:
-                    state.Add(new DatasetIssue(InvalidEncoding, "The line is not valid UTF-8.", line.Number));
-                    break;
-                default:
-                    state.ValidateLine(line.Text!, line.Number);
-                    break;
-            }
+            if (line.Issue(limits.MaxLineBytes) is { } unreadable) state.Add(unreadable);
+            else state.ValidateLine(line.Text!, line.Number);
         }
 
         return state.Report(lines.BytesRead, lineCount, checkMinimum: true);

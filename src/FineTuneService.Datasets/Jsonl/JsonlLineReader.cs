@@ -12,7 +12,16 @@ internal enum JsonlLineProblem
 }
 
 /// <summary>One physical line: 1-based number and text, or the reason it has no text.</summary>
-internal readonly record struct JsonlLine(int Number, string? Text, JsonlLineProblem Problem);
+internal readonly record struct JsonlLine(int Number, string? Text, JsonlLineProblem Problem)
+{
+    /// <summary>The line-numbered issue for a line without text (too long, or not UTF-8); null for a readable line.</summary>
+    public DatasetIssue? Issue(int maxLineBytes) => Problem switch
+    {
+        JsonlLineProblem.TooLong => new DatasetIssue(DatasetErrorCodes.LineTooLong, $"The line is longer than {maxLineBytes} bytes.", Number),
+        JsonlLineProblem.InvalidEncoding => new DatasetIssue(DatasetErrorCodes.InvalidEncoding, "The line is not valid UTF-8.", Number),
+        _ => null,
+    };
+}
 
 /// <summary>
 /// Splits a UTF-8 byte stream into lines ('\n', optional '\r' before it; a leading BOM is dropped) in 64 KiB reads.

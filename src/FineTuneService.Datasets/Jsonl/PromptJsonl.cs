@@ -11,11 +11,7 @@ public sealed record PromptFileReport(IReadOnlyList<PromptRow> Prompts, int Erro
     public bool IsValid => ErrorCount == 0;
 
     /// <summary>"2 error(s): line 3: invalid_json: …; line 7: …" for an error message.</summary>
-    public string Summary(int shown = 5)
-    {
-        var more = ErrorCount > shown ? $"; and {ErrorCount - shown} more" : "";
-        return $"{ErrorCount} error(s): {string.Join("; ", Errors.Take(shown))}{more}";
-    }
+    public string Summary(int shown = 5) => DatasetIssue.Summary(ErrorCount, Errors, shown);
 }
 
 /// <summary>
@@ -53,11 +49,9 @@ public static class PromptJsonl
 
         public void Add(JsonlLine line)
         {
-            if (line.Problem != JsonlLineProblem.None)
+            if (line.Issue(MaxLineBytes) is { } unreadable)
             {
-                Error(line.Problem == JsonlLineProblem.TooLong
-                    ? new DatasetIssue(DatasetErrorCodes.LineTooLong, $"the line is longer than {MaxLineBytes} bytes.", line.Number)
-                    : new DatasetIssue(DatasetErrorCodes.InvalidEncoding, "the line is not valid UTF-8.", line.Number));
+                Error(unreadable);
                 return;
             }
             if (string.IsNullOrWhiteSpace(line.Text)) return;
