@@ -70,22 +70,25 @@ internal static partial class JobRequestValidator
 
     private static JsonNode Hyperparameter(JsonNode? value, string param, bool integer, double min, double max)
     {
-        switch (value?.GetValueKind())
-        {
-            case null or JsonValueKind.Null:
-                return "auto";
-            case JsonValueKind.String when value.GetValue<string>() == "auto":
-                return "auto";
-            case JsonValueKind.Number:
-                var number = value.GetValue<double>();
-                if (integer && number != Math.Floor(number))
-                    throw ApiException.InvalidRequest($"{param} must be an integer or \"auto\".", param);
-                if (number < min || number > max)
-                    throw ApiException.InvalidRequest($"{param} must be between {min} and {max}, or \"auto\".", param);
-                return integer ? JsonValue.Create((long)number) : JsonValue.Create(number);
-            default:
-                throw ApiException.InvalidRequest($"{param} must be a number or \"auto\".", param);
-        }
+        if (value?.GetValueKind() is null or JsonValueKind.Null
+            || (value.GetValueKind() == JsonValueKind.String && value.GetValue<string>() == "auto"))
+            return "auto";
+        var number = Number(value, param, integer, min, max, orAuto: true);
+        return integer ? JsonValue.Create((long)number) : JsonValue.Create(number);
+    }
+
+    /// <summary>A number within [min, max] (an integer when asked), or a 400 naming <paramref name="param"/>.</summary>
+    private static double Number(JsonNode value, string param, bool integer, double min, double max, bool orAuto)
+    {
+        var alternative = orAuto ? " or \"auto\"" : "";
+        if (value.GetValueKind() != JsonValueKind.Number)
+            throw ApiException.InvalidRequest($"{param} must be a number{alternative}.", param);
+        var number = value.GetValue<double>();
+        if (integer && number != Math.Floor(number))
+            throw ApiException.InvalidRequest($"{param} must be an integer{alternative}.", param);
+        if (number < min || number > max)
+            throw ApiException.InvalidRequest($"{param} must be between {min} and {max}{(orAuto ? ", or \"auto\"" : "")}.", param);
+        return number;
     }
 
     /// <summary>Projection names a LoRA adapter may wrap (Llama/Qwen2 module names, as PEFT's target_modules).</summary>
@@ -108,7 +111,7 @@ internal static partial class JobRequestValidator
         if (type == "full") return null;
         if (type != "lora") throw ApiException.InvalidRequest($"{param}.type must be 'lora' or 'full'.", $"{param}.type");
 
-        var rank = AdapterNumber(adapter["rank"], $"{param}.rank", integer: true, 1, 256, fallback: 8);
+        var rank = adapter["rank"] is { } r ? Number(r, $"{param}.rank", integer: true, 1, 256, orAuto: false) : 8;
         var targets = adapter["target_modules"] switch
         {
             null => ["q_proj", "v_proj"],
@@ -122,19 +125,10 @@ internal static partial class JobRequestValidator
         {
             ["type"] = "lora",
             ["rank"] = (long)rank,
-            ["alpha"] = AdapterNumber(adapter["alpha"], $"{param}.alpha", integer: false, 1e-3, 4096, fallback: 2 * rank),
-            ["dropout"] = AdapterNumber(adapter["dropout"], $"{param}.dropout", integer: false, 0, 0.9, fallback: 0.05),
+            ["alpha"] = adapter["alpha"] is { } alpha ? Number(alpha, $"{param}.alpha", integer: false, 1e-3, 4096, orAuto: false) : 2 * rank,
+            ["dropout"] = adapter["dropout"] is { } dropout ? Number(dropout, $"{param}.dropout", integer: false, 0, 0.9, orAuto: false) : 0.05,
             ["target_modules"] = new JsonArray(targets.Select(t => (JsonNode)t).ToArray()),
         };
-    }
-
-    private static double AdapterNumber(JsonNode? value, string param, bool integer, double min, double max, double fallback)
-    {
-        if (value is null) return fallback;
-        var number = value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : double.NaN;
-        if (double.IsNaN(number) || (integer && number != Math.Floor(number)) || number < min || number > max)
-            throw ApiException.InvalidRequest($"{param} must be {(integer ? "an integer" : "a number")} between {min} and {max}.", param);
-        return number;
     }
 
     private static JsonObject Safety(JsonObject? safety)
