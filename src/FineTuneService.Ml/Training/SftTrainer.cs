@@ -229,10 +229,8 @@ public sealed class SftTrainer(
             foreach (var rows in microBatches)
             {
                 var (inputIds, labels) = Collate(rows);
-                var lossSum = options.LossAveraging == LossAveraging.PerToken
-                    ? TokenLossSum(inputIds, labels)
-                    : WeightedLossSum(inputIds, labels, CollateWeights(rows, inputIds.shape[1]));
-                var micro = lossSum / targets;
+                var weights = options.LossAveraging == LossAveraging.PerToken ? null : CollateWeights(rows, inputIds.shape[1]);
+                var micro = TokenLossSum(inputIds, labels, weights) / targets;
                 micro.backward();
                 loss += micro.ToDouble();
                 tokens += rows.Sum(r => r.Length);
@@ -265,25 +263,19 @@ public sealed class SftTrainer(
             return (loss, tokens, gradNorm, learningRate);
         }
 
-        /// <summary>Sum of next-token cross-entropy over labelled positions (fp32 even when the model runs in bf16).</summary>
-        private Tensor TokenLossSum(Tensor inputIds, Tensor labels)
+        /// <summary>
+        /// Sum of next-token cross-entropy over labelled positions (fp32 even when the model runs in bf16), each times
+        /// its weight when <paramref name="weights"/> are given (ignored positions weigh 0).
+        /// </summary>
+        private Tensor TokenLossSum(Tensor inputIds, Tensor labels, Tensor? weights = null)
         {
             var logits = context.Model.forward(inputIds);
             if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
             var vocabulary = logits.shape[^1];
-            return nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
-                ignore_index: TrainingRow.IgnoreIndex, reduction: nn.Reduction.Sum);
-        }
-
-        /// <summary>Sum of next-token cross-entropy times each position's weight (ignored positions weigh 0).</summary>
-        private Tensor WeightedLossSum(Tensor inputIds, Tensor labels, Tensor weights)
-        {
-            var logits = context.Model.forward(inputIds);
-            if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
-            var vocabulary = logits.shape[^1];
-            var perToken = nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
-                ignore_index: TrainingRow.IgnoreIndex, reduction: nn.Reduction.None);
-            return (perToken * weights.reshape(-1)).sum();
+            var reduction = weights is null ? nn.Reduction.Sum : nn.Reduction.None;
+            var loss = nn.functional.cross_entropy(logits.reshape(-1, vocabulary), labels.reshape(-1),
+                ignore_index: TrainingRow.IgnoreIndex, reduction: reduction);
+            return weights is null ? loss : (loss * weights.reshape(-1)).sum();
         }
 
         private Tensor CollateWeights(IReadOnlyList<TrainingRow> rows, long width)
