@@ -14,14 +14,18 @@ public sealed record ChatMessage(string Role, string Content, int? Weight = null
     public bool IsTrainable => Role == Assistant && Weight != 0;
 }
 
-/// <summary>One training example as read from JSONL; prompt/completion rows become a user and an assistant turn.</summary>
-public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, int LineNumber);
+/// <summary>
+/// One training example as read from JSONL; prompt/completion rows become a user and an assistant turn.
+/// <paramref name="LossWeight"/> scales its assistant tokens in the loss relative to other examples' (1 by default):
+/// the bootstrap mix raises one-token label answers, which per-token averaging otherwise drowns in long answers.
+/// </summary>
+public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, int LineNumber, float LossWeight = 1f);
 
 /// <summary>
 /// A tokenized example ready for training: ids of the rendered chat and, per position, whether the token counts
-/// towards the loss (assistant tokens only).
+/// towards the loss (assistant tokens only), and the example's relative loss weight (see <see cref="ChatExample"/>).
 /// </summary>
-public sealed record TokenizedExample(int[] InputIds, bool[] LossMask)
+public sealed record TokenizedExample(int[] InputIds, bool[] LossMask, float LossWeight = 1f)
 {
     public int Length => InputIds.Length;
 

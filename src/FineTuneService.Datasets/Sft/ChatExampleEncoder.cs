@@ -43,7 +43,7 @@ public sealed class ChatExampleEncoder
         }
 
         int length = Math.Min(ids.Count, maxLength);
-        return new TokenizedExample(ids.GetRange(0, length).ToArray(), mask.GetRange(0, length).ToArray());
+        return new TokenizedExample(ids.GetRange(0, length).ToArray(), mask.GetRange(0, length).ToArray(), example.LossWeight);
     }
 
     /// <summary>

@@ -93,6 +93,8 @@ public sealed class SftTrainer(
         private readonly int stepsPerEpoch;
         private readonly int totalSteps;
         private readonly string dataFingerprint;
+        /// <summary>Per-position weights are needed: per-example averaging or any example weighted other than 1.</summary>
+        private readonly bool weightedLoss;
         private readonly List<double> allLosses = [];
         private readonly List<double> runLosses = [];
         private int step;
@@ -111,13 +113,14 @@ public sealed class SftTrainer(
             if (trainRows.Count == 0)
                 throw new ArgumentException("No training example has an assistant token to learn from (after truncation to MaxSequenceLength).");
             validationRows = TrainingRows.Build(context.ValidationExamples, options.MaxSequenceLength, packing: false, options.Seed);
+            weightedLoss = options.LossAveraging != LossAveraging.PerToken || context.TrainingExamples.Any(e => e.LossWeight != 1f);
 
             microBatchesPerEpoch = (trainRows.Count + options.BatchSize - 1) / options.BatchSize;
             stepsPerEpoch = (microBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
             totalSteps = Math.Min(options.Epochs * stepsPerEpoch, options.MaxSteps ?? int.MaxValue);
             var warmup = options.WarmupSteps ?? (int)Math.Round(options.WarmupRatio * totalSteps);
             schedule = new WarmupCosineSchedule(options.LearningRate, warmup, totalSteps, options.MinLearningRateRatio);
-            dataFingerprint = Fingerprint(trainRows, options);
+            dataFingerprint = Fingerprint(trainRows, options, weightedLoss);
 
             torch.manual_seed(options.Seed);
             if (context.Precision == TrainingPrecision.BFloat16)
@@ -229,7 +232,7 @@ public sealed class SftTrainer(
             foreach (var rows in microBatches)
             {
                 var (inputIds, labels) = Collate(rows);
-                var weights = options.LossAveraging == LossAveraging.PerToken ? null : CollateWeights(rows, inputIds.shape[1]);
+                var weights = weightedLoss ? CollateWeights(rows, inputIds.shape[1]) : null;
                 var micro = TokenLossSum(inputIds, labels, weights) / targets;
                 micro.backward();
                 loss += micro.ToDouble();
@@ -413,7 +416,7 @@ public sealed class SftTrainer(
             return new AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, amsgrad: false, maximize: false);
         }
 
-        private static string Fingerprint(IReadOnlyList<TrainingRow> rows, SftTrainerOptions options)
+        private static string Fingerprint(IReadOnlyList<TrainingRow> rows, SftTrainerOptions options, bool weighted)
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(
@@ -423,6 +426,7 @@ public sealed class SftTrainer(
             {
                 hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.InputIds.AsSpan()));
                 hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.Labels.AsSpan()));
+                if (weighted) hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.Weights.AsSpan()));
             }
             return Convert.ToHexStringLower(hash.GetHashAndReset());
         }

@@ -5,7 +5,8 @@ namespace FineTuneService.Ml.Training;
 /// <summary>
 /// One row of a batch: input ids and shifted next-token labels, <see cref="IgnoreIndex"/> where the next token does
 /// not count (non-assistant tokens, example boundaries inside a packed row, padding). <see cref="Weights"/> holds each
-/// position's loss weight (1 per target token, or 1 / the example's target count when averaging per example), and
+/// position's loss weight (1 per target token, or 1 / the example's target count when averaging per example, times the
+/// example's <see cref="TokenizedExample.LossWeight"/>), and
 /// <see cref="WeightSum"/> their sum: the row's share of the step's normaliser.
 /// </summary>
 internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount, float[] Weights, double WeightSum)
@@ -81,11 +82,13 @@ internal static class TrainingRows
             }
         }
         // Per example: the example's targets share a total weight of 1, so the step averages examples, not tokens.
-        var weight = averaging == LossAveraging.PerExample && targets > 0 ? 1f / targets : 1f;
+        // The example's own loss weight scales either, and the step divides by the weights' sum (a weighted mean).
+        var weight = (averaging == LossAveraging.PerExample && targets > 0 ? 1f / targets : 1f) * example.LossWeight;
         var weights = new float[length];
         for (var t = 0; t < length; t++)
             if (labels[t] != TrainingRow.IgnoreIndex) weights[t] = weight;
-        return new TrainingRow(ids, labels, targets, weights, averaging == LossAveraging.PerExample ? (targets > 0 ? 1 : 0) : targets);
+        var examples = targets > 0 ? 1 : 0;
+        return new TrainingRow(ids, labels, targets, weights, (averaging == LossAveraging.PerExample ? examples : targets) * (double)example.LossWeight);
     }
 }
 

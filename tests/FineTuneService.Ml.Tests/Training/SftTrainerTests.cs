@@ -1,3 +1,4 @@
+using FineTuneService.Datasets;
 using FineTuneService.Ml.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -46,6 +47,26 @@ public class SftTrainerTests
 
         Assert.Equal(perExample, result.TrainLosses[0], 5);
         Assert.NotEqual(perToken, perExample, 3);
+    }
+
+    [Fact]
+    public void An_example_weighted_two_trains_like_two_copies_of_it()
+    {
+        var examples = TrainerTestData.ReverseTask(4, minLength: 3, maxLength: 6);
+        IReadOnlyList<double> Losses(IReadOnlyList<TokenizedExample> batch)
+        {
+            using var model = TrainerTestData.Decoder();
+            var options = TrainerTestData.Options() with { BatchSize = batch.Count, Epochs = 3 };
+            return new SftTrainer(model, options).Train(batch).TrainLosses;
+        }
+
+        var weighted = Losses([examples[0] with { LossWeight = 2f }, .. examples[1..]]);
+        var duplicated = Losses([examples[0], examples[0], .. examples[1..]]);
+        var plain = Losses(examples);
+
+        Assert.Equal(duplicated.Count, weighted.Count);
+        for (var i = 0; i < weighted.Count; i++) Assert.Equal(duplicated[i], weighted[i], 4);
+        Assert.NotEqual(plain[0], weighted[0], 4);
     }
 
     [Fact]

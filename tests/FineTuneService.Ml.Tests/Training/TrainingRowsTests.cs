@@ -63,6 +63,21 @@ public class TrainingRowsTests
     }
 
     [Fact]
+    public void An_examples_loss_weight_scales_its_targets_and_the_normaliser()
+    {
+        var label = new TokenizedExample([10, 11, 12], [false, false, true], LossWeight: 8f);
+        var answer = new TokenizedExample([20, 21, 22, 23], [false, false, true, true]);
+
+        var perToken = Assert.Single(TrainingRows.Build([label, answer], maxLength: 16, packing: true, seed: 1));
+        var perExample = Assert.Single(TrainingRows.Build([label, answer], maxLength: 16, packing: true, seed: 1, LossAveraging.PerExample));
+
+        Assert.Equal(8.0 + 2.0, perToken.WeightSum, 6);
+        Assert.Equal(8f, perToken.Labels.Select((l, t) => l == 12 ? perToken.Weights[t] : 0f).Sum());
+        Assert.Equal(8.0 + 1.0, perExample.WeightSum, 6);
+        Assert.Equal(3, perToken.TargetCount);
+    }
+
+    [Fact]
     public void Data_order_is_a_seeded_permutation()
     {
         var first = DataOrder.Permutation(50, seed: 5, epoch: 0);
