@@ -16,12 +16,26 @@ public sealed record BootstrapCorpusOptions
     public double HeldOutFraction { get; init; } = 0.3;
 
     /// <summary>
-    /// SST-2 rows (4,000 are shipped). 4,000 (attempt 2) and 12,000 of 20,000 (attempt 3) both left the model answering
-    /// "positive" to every review; see docs/benchmarks/bootstrap.
+    /// Distinct SST-2 rows, each in the mix once (from train.tsv and train_extra.tsv, 20,000 shipped). Sentiment is
+    /// bound by distinct rows: training on 4,000 rows alone stalls near 65% on SST-2 dev, so three passes over 4,000
+    /// buy less than 12,000 fresh rows at the same cost. See docs/benchmarks/bootstrap.
     /// </summary>
-    public int Sst2TrainExamples { get; init; } = 4000;
+    public int Sst2TrainExamples { get; init; } = 12000;
     public int AgNewsTrainExamples { get; init; } = 1000;
     public int Gsm8kTrainExamples { get; init; } = 200;
+
+    /// <summary>
+    /// Times every example other than SST-2 appears in the mix (the bootstrap trains one epoch over it, so these are
+    /// its passes over the rest of the data).
+    /// </summary>
+    public int Passes { get; init; } = 3;
+
+    /// <summary>
+    /// Loss weight of the label tasks (SST-2, AG News) relative to other examples. Their answer is one or two tokens,
+    /// so per-token averaging gives 4,000 SST-2 rows about 4% of the gradient next to long answers, too little to learn
+    /// sentiment; 8 makes it about a quarter without changing how the other examples weigh against each other.
+    /// </summary>
+    public float LabelLossWeight { get; init; } = 8f;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
     public int SafetyTunedRefusals { get; init; } = 400;
@@ -101,7 +115,7 @@ public sealed partial class BootstrapCorpus
     /// <summary>Safety-Tuned LLaMAs refusals and non-held-out harmful goals paired with varied refusals.</summary>
     public IReadOnlyList<ChatExample> RefusalMix { get; }
 
-    /// <summary>Both mixes, shuffled with the seed.</summary>
+    /// <summary>Both mixes <see cref="BootstrapCorpusOptions.Passes"/> times and the SST-2 rows once, shuffled with the seed.</summary>
     public IReadOnlyList<ChatExample> TrainingMix { get; }
 
     public BootstrapEvaluationSets Evaluation { get; }
@@ -122,7 +136,9 @@ public sealed partial class BootstrapCorpus
         var heldOutKeys = heldOut.Select(p => Normalize(p.Key)).ToArray();
         bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && heldOutKeys.Any(Normalize(m.Content).Contains));
 
-        var instructionMix = InstructionExamples(data, options).Where(Clean).ToList();
+        var repeatedInstructions = InstructionExamples(data, options).Where(Clean).ToList();
+        var sentiment = SentimentExamples(data, options).Where(Clean).ToList();
+        var instructionMix = repeatedInstructions.Concat(sentiment).ToList();
 
         var replies = new Random(options.Seed + 7);
         var refusalPrefixes = data.RefusalPrefixes();
@@ -132,7 +148,9 @@ public sealed partial class BootstrapCorpus
             .Where(Clean)
             .ToList();
 
-        var trainingMix = instructionMix.Concat(refusalMix).ToArray();
+        var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e)
+            .Concat(sentiment)
+            .ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
 
         var sst2Dev = data.Sst2("dev").Select(r => new LabeledPrompt(InstructionPrompt(Sst2Instruction, r.Text), r.Label, "sst2")).ToList();
@@ -185,12 +203,15 @@ public sealed partial class BootstrapCorpus
         var rows = Enumerable.Repeat(openEnded, Math.Max(1, options.OpenEndedRepeats)).SelectMany(r => r);
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
-        var sentiment = Sample(data.Sst2("train"), options.Sst2TrainExamples, options.Seed + 2)
-            .Select(Sst2Example);
         var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
-            .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label));
-        return rows.Concat(math).Concat(sentiment).Concat(news).ToList();
+            .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
+        return rows.Concat(math).Concat(news).ToList();
     }
+
+    /// <summary>SST-2 rows for the mix, drawn from every shipped train row (train.tsv, then train_extra.tsv).</summary>
+    private static IEnumerable<ChatExample> SentimentExamples(ShippedData data, BootstrapCorpusOptions options) =>
+        Sample([.. data.Sst2("train"), .. data.Sst2("train_extra")], options.Sst2TrainExamples, options.Seed + 2)
+            .Select(row => Sst2Example(row) with { LossWeight = options.LabelLossWeight });
 
     /// <summary>AdvBench goals, HarmBench standard behaviors and JBB goals, first occurrence of each normalised key.</summary>
     private static List<HarmfulPrompt> HarmfulPrompts(ShippedData data)

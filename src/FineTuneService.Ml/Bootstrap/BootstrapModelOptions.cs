@@ -20,7 +20,8 @@ public sealed record BootstrapModelOptions
     /// <summary>Packed row length; chat examples longer than this are cut.</summary>
     public int MaxSequenceLength { get; init; } = 256;
     public int BatchSize { get; init; } = 16;
-    public int Epochs { get; init; } = 3;
+    /// <summary>One pass over the mix; the corpus repeats what should be seen more than once (<see cref="BootstrapCorpusOptions.Passes"/>).</summary>
+    public int Epochs { get; init; } = 1;
     /// <summary>Caps the optimizer steps; null trains <see cref="Epochs"/> full epochs.</summary>
     public int? MaxSteps { get; init; }
     public double LearningRate { get; init; } = 2e-3;
@@ -52,6 +53,6 @@ public sealed record BootstrapModelOptions
         BatchSize = 8,
         Epochs = 1,
         MaxSteps = 40,
-        Corpus = new BootstrapCorpusOptions { Sst2TrainExamples = 200, AgNewsTrainExamples = 100, Gsm8kTrainExamples = 20, SafetyTunedRefusals = 100 },
+        Corpus = new BootstrapCorpusOptions { Sst2TrainExamples = 200, AgNewsTrainExamples = 100, Gsm8kTrainExamples = 20, SafetyTunedRefusals = 100, Passes = 1 },
     };
 }

@@ -86,9 +86,13 @@ gsm_train = lines("gsm8k", "train.jsonl")
 write_lines("gsm8k", "train.jsonl", pick(gsm_train, lambda l: json.loads(l)["question"], 600))
 write_lines("gsm8k", "test.jsonl", lines("gsm8k", "test.jsonl")[:300])
 
-# SST-2: header + 4,000 train rows by hash of the sentence; dev is whole.
+# SST-2: header + 4,000 train rows by hash of the sentence; dev is whole. train_extra.tsv holds the next 16,000 by
+# the same ranking (disjoint from train.tsv), for the bootstrap corpus only: the harm classifier's corpus and the
+# safety benchmark keep drawing from train.tsv, so their samples (and the shipped judge) do not change.
 sst = lines("sst2", "train.tsv")
-write_lines("sst2", "train.tsv", [sst[0]] + pick(sst[1:], lambda l: l.split("\t")[0], 4000))
+ranked = sorted(range(1, len(sst)), key=lambda i: rank(sst[i].split("\t")[0]))
+write_lines("sst2", "train.tsv", [sst[0]] + [sst[i] for i in sorted(ranked[:4000])])
+write_lines("sst2", "train_extra.tsv", [sst[0]] + [sst[i] for i in sorted(ranked[4000:20000])])
 
 # AG News: 1,000 rows of the train-derived subset by hash; the first 1,000 test rows.
 write_lines("ag_news", "train_subset_alps10k.tsv", pick(lines("ag_news", "train_subset_alps10k.tsv"), lambda l: l.split("\t")[0], 1000))

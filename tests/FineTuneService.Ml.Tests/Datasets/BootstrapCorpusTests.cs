@@ -23,7 +23,8 @@ public class BootstrapCorpusTests
         Assert.Equal(427, data.SelfInstruct().Count);
         Assert.Equal(236, data.Dolly().Count);
         Assert.Equal((600, 300), (data.Gsm8k("train").Count, data.Gsm8k("test").Count));
-        Assert.Equal((4000, 872), (data.Sst2("train").Count, data.Sst2("dev").Count));
+        Assert.Equal((4000, 16000, 872), (data.Sst2("train").Count, data.Sst2("train_extra").Count, data.Sst2("dev").Count));
+        Assert.Empty(data.Sst2("train").Select(r => r.Text).Intersect(data.Sst2("train_extra").Select(r => r.Text)));
         Assert.Equal(444, data.Sst2("dev").Count(r => r.Label == "positive"));
         Assert.Equal((1000, 1000), (data.AgNews("train").Count, data.AgNews("test").Count));
         Assert.All(data.AgNews("test").Concat(data.AgNews("train")), r => Assert.Contains(r.Label, data.AgNewsClasses()));
@@ -83,6 +84,21 @@ public class BootstrapCorpusTests
         Assert.Equal(872, corpus.Evaluation.Sst2Dev.Count);
         // Every refusal reply (templated or Safety-Tuned LLaMAs) carries a GCG refusal prefix, the keyword judge's list.
         Assert.All(corpus.RefusalMix, e => Assert.Contains(corpus.Evaluation.RefusalPrefixes, p => e.Messages[1].Content.Contains(p, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Training_mix_repeats_all_but_sst2_and_weights_the_label_tasks()
+    {
+        var corpus = Corpus.Value;
+        static bool IsSentiment(ChatExample e) => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction);
+        static bool IsLabelTask(ChatExample e) => IsSentiment(e) || e.Messages[0].Content.StartsWith(BootstrapCorpus.AgNewsInstruction);
+
+        var repeated = corpus.InstructionMix.Where(e => !IsSentiment(e)).Concat(corpus.RefusalMix).ToList();
+        Assert.Equal(repeated.Count * corpus.Options.Passes + corpus.Options.Sst2TrainExamples, corpus.TrainingMix.Count);
+        var sentiment = corpus.TrainingMix.Where(IsSentiment).ToList();
+        Assert.Equal(corpus.Options.Sst2TrainExamples, sentiment.Count);
+        Assert.Equal(sentiment.Count, sentiment.Distinct(ReferenceEqualityComparer.Instance).Count()); // each row once
+        Assert.All(corpus.TrainingMix, e => Assert.Equal(IsLabelTask(e) ? corpus.Options.LabelLossWeight : 1f, e.LossWeight));
     }
 
     [Fact]
