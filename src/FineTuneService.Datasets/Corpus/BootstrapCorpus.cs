@@ -16,26 +16,24 @@ public sealed record BootstrapCorpusOptions
     public double HeldOutFraction { get; init; } = 0.3;
 
     /// <summary>
-    /// Distinct SST-2 rows, each in the mix once (from train.tsv and train_extra.tsv, 20,000 shipped). Sentiment is
-    /// bound by distinct rows: training on 4,000 rows alone stalls near 65% on SST-2 dev, so three passes over 4,000
-    /// buy less than 12,000 fresh rows at the same cost. See docs/benchmarks/bootstrap.
+    /// Distinct SST-2 rows of the sentiment phase, each once (from train.tsv and train_extra.tsv, 20,000 shipped).
+    /// Sentiment is bound by distinct rows: fine-tuning on 4,000 rows stalls near 65% on SST-2 dev, on 16,000 it
+    /// reaches 71%. See docs/benchmarks/bootstrap.
     /// </summary>
-    public int Sst2TrainExamples { get; init; } = 12000;
+    public int Sst2TrainExamples { get; init; } = 10000;
     public int AgNewsTrainExamples { get; init; } = 1000;
     public int Gsm8kTrainExamples { get; init; } = 200;
 
-    /// <summary>
-    /// Times every example other than SST-2 appears in the mix (the bootstrap trains one epoch over it, so these are
-    /// its passes over the rest of the data).
-    /// </summary>
+    /// <summary>Times the first-phase mix is repeated (the bootstrap trains one epoch over it).</summary>
     public int Passes { get; init; } = 3;
 
     /// <summary>
     /// Loss weight of the label tasks (SST-2, AG News) relative to other examples. Their answer is one or two tokens,
-    /// so per-token averaging gives 4,000 SST-2 rows about 4% of the gradient next to long answers, too little to learn
-    /// sentiment; 8 makes it about a quarter without changing how the other examples weigh against each other.
+    /// so per-token averaging would give them a few percent of the gradient next to long answers. Too much and the
+    /// sentiment phase makes a label the answer to everything: at 16 the model said "positive" or "negative" to every
+    /// harmful and XSTest prompt (attempts 7 and 8). 4 gives SST-2 about 60% of that phase's loss weight.
     /// </summary>
-    public float LabelLossWeight { get; init; } = 8f;
+    public float LabelLossWeight { get; init; } = 4f;
 
     /// <summary>Most Safety-Tuned LLaMAs refusals used.</summary>
     public int SafetyTunedRefusals { get; init; } = 400;
@@ -98,8 +96,9 @@ public sealed partial class BootstrapCorpus
 
     private BootstrapCorpus(
         IReadOnlyList<ChatExample> instructionMix, IReadOnlyList<ChatExample> refusalMix, IReadOnlyList<ChatExample> trainingMix,
-        BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
+        IReadOnlyList<ChatExample> sentimentMix, BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
     {
+        SentimentMix = sentimentMix;
         InstructionMix = instructionMix;
         RefusalMix = refusalMix;
         TrainingMix = trainingMix;
@@ -115,13 +114,22 @@ public sealed partial class BootstrapCorpus
     /// <summary>Safety-Tuned LLaMAs refusals and non-held-out harmful goals paired with varied refusals.</summary>
     public IReadOnlyList<ChatExample> RefusalMix { get; }
 
-    /// <summary>Both mixes <see cref="BootstrapCorpusOptions.Passes"/> times and the SST-2 rows once, shuffled with the seed.</summary>
+    /// <summary>First phase: both mixes without SST-2, <see cref="BootstrapCorpusOptions.Passes"/> times, shuffled with the seed.</summary>
     public IReadOnlyList<ChatExample> TrainingMix { get; }
+
+    /// <summary>
+    /// Second phase: the SST-2 rows once, with the open-ended instructions and a share of the refusal mix replayed in
+    /// the first phase's proportions. Sentiment is not learned beside language from scratch (attempt 5: 12,000 rows
+    /// weighted 8 in one mix left SST-2 at chance) but is on top of it; the replay keeps that phase from wearing the
+    /// refusals off, and its proportions keep it from tipping safe questions into refusals (attempt 6 replayed every
+    /// refusal against each open-ended instruction once and refused 93% of XSTest's safe prompts).
+    /// </summary>
+    public IReadOnlyList<ChatExample> SentimentMix { get; }
 
     public BootstrapEvaluationSets Evaluation { get; }
 
     /// <summary>Every message text of the training mix: the corpus to train the bootstrap model's BPE tokenizer on.</summary>
-    public IEnumerable<string> TokenizerTrainingText() => TrainingMix.SelectMany(e => e.Messages).Select(m => m.Content);
+    public IEnumerable<string> TokenizerTrainingText() => TrainingMix.Concat(SentimentMix).SelectMany(e => e.Messages).Select(m => m.Content);
 
     /// <summary>Builds the corpus from the shipped data folder (default <c>AppContext.BaseDirectory/data</c>).</summary>
     public static BootstrapCorpus Build(string? dataDirectory = null, BootstrapCorpusOptions? options = null) =>
@@ -136,7 +144,10 @@ public sealed partial class BootstrapCorpus
         var heldOutKeys = heldOut.Select(p => Normalize(p.Key)).ToArray();
         bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && heldOutKeys.Any(Normalize(m.Content).Contains));
 
-        var repeatedInstructions = InstructionExamples(data, options).Where(Clean).ToList();
+        var openEnded = OpenEndedExamples(data, options).Where(Clean).ToList();
+        var repeatedInstructions = Enumerable.Repeat(openEnded, Math.Max(1, options.OpenEndedRepeats)).SelectMany(e => e)
+            .Concat(ShortAnswerExamples(data, options).Where(Clean))
+            .ToList();
         var sentiment = SentimentExamples(data, options).Where(Clean).ToList();
         var instructionMix = repeatedInstructions.Concat(sentiment).ToList();
 
@@ -148,10 +159,12 @@ public sealed partial class BootstrapCorpus
             .Where(Clean)
             .ToList();
 
-        var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e)
-            .Concat(sentiment)
-            .ToArray();
+        var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e).ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
+        // Replay in the first phase's proportions: each open-ended instruction once, a matching share of refusals.
+        var replayedRefusals = Sample(refusalMix, refusalMix.Count / Math.Max(1, options.OpenEndedRepeats), options.Seed + 13);
+        var sentimentMix = sentiment.Concat(openEnded).Concat(replayedRefusals).ToArray();
+        new Random(options.Seed + 11).Shuffle(sentimentMix);
 
         var sst2Dev = data.Sst2("dev").Select(r => new LabeledPrompt(InstructionPrompt(Sst2Instruction, r.Text), r.Label, "sst2")).ToList();
         var agNewsTest = data.AgNews("test").Select(r => new LabeledPrompt(InstructionPrompt(AgNewsInstruction, r.Text), r.Label, "ag_news")).ToList();
@@ -161,7 +174,7 @@ public sealed partial class BootstrapCorpus
             heldOut, trained, xsTest.Where(p => p.IsSafe).ToList(), xsTest.Where(p => !p.IsSafe).ToList(),
             sst2Dev, agNewsTest, gsm8kTest, data.RefusalPrefixes());
 
-        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, evaluation, options);
+        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, evaluation, options);
     }
 
     /// <summary>
@@ -194,21 +207,23 @@ public sealed partial class BootstrapCorpus
         return (marker < 0 ? solution : solution[..marker] + "The final answer is: " + problem.FinalAnswer).Trim();
     }
 
-    private static List<ChatExample> InstructionExamples(ShippedData data, BootstrapCorpusOptions options)
-    {
-        var openEnded = data.SelfInstruct().Concat(data.Dolly())
+    /// <summary>Self-Instruct and Dolly instructions with their (shortened) answers.</summary>
+    private static IEnumerable<ChatExample> OpenEndedExamples(ShippedData data, BootstrapCorpusOptions options) =>
+        data.SelfInstruct().Concat(data.Dolly())
             .Where(r => r.Output.Trim().Length > 0)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), Shorten(r.Output, options.MaxResponseChars)))
-            .ToList();
-        var rows = Enumerable.Repeat(openEnded, Math.Max(1, options.OpenEndedRepeats)).SelectMany(r => r);
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), Shorten(r.Output, options.MaxResponseChars)));
+
+    /// <summary>GSM8K solutions and AG News labels.</summary>
+    private static IEnumerable<ChatExample> ShortAnswerExamples(ShippedData data, BootstrapCorpusOptions options)
+    {
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
         var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
             .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
-        return rows.Concat(math).Concat(news).ToList();
+        return math.Concat(news);
     }
 
-    /// <summary>SST-2 rows for the mix, drawn from every shipped train row (train.tsv, then train_extra.tsv).</summary>
+    /// <summary>SST-2 rows, drawn from every shipped train row (train.tsv, then train_extra.tsv).</summary>
     private static IEnumerable<ChatExample> SentimentExamples(ShippedData data, BootstrapCorpusOptions options) =>
         Sample([.. data.Sst2("train"), .. data.Sst2("train_extra")], options.Sst2TrainExamples, options.Seed + 2)
             .Select(row => Sst2Example(row) with { LossWeight = options.LabelLossWeight });

@@ -24,12 +24,19 @@ public sealed record BootstrapBuildResult(
     double FinalLoss,
     double? ValidationLoss,
     double TokensPerSecond,
-    TimeSpan Duration);
+    TimeSpan Duration)
+{
+    /// <summary>Steps of the first phase; the rest of <see cref="Steps"/> are the sentiment phase's.</summary>
+    public int FirstPhaseSteps { get; init; }
+    /// <summary>Validation loss on the held-back first-phase examples before the sentiment phase (<see cref="ValidationLoss"/> is after it).</summary>
+    public double? FirstPhaseValidationLoss { get; init; }
+}
 
 /// <summary>
 /// Builds the bootstrap aligned model from scratch, deterministically: trains a byte-level BPE vocabulary on the
-/// bootstrap corpus, then a Llama-style decoder with SFT on the instruction-following and refusal mixes, and saves
-/// a Hugging Face folder (config, safetensors, tokenizer with its chat template, build_info.json).
+/// bootstrap corpus, then a Llama-style decoder with SFT on the instruction-following and refusal mixes, then a
+/// sentiment phase (SST-2 with those mixes replayed), and saves a Hugging Face folder (config, safetensors, tokenizer
+/// with its chat template, build_info.json).
 /// </summary>
 public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger? logger = null)
 {
@@ -51,15 +58,21 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
 
         var encoder = new ChatExampleEncoder(tokenizer, template);
         var (training, validation) = Split(encoder.EncodeAll(corpus.TrainingMix, options.MaxSequenceLength));
+        var sentiment = encoder.EncodeAll(corpus.SentimentMix, options.MaxSequenceLength);
 
         var config = ModelConfig(tokenizer);
         using var model = DecoderLM.CreateRandom(config, options.Seed);
         var parameters = model.parameters().Sum(p => p.numel());
-        _logger.LogInformation("Training {Name}: {Parameters:N0} parameters on {Examples} examples", options.Name, parameters, training.Count);
+        _logger.LogInformation("Training {Name}: {Parameters:N0} parameters on {Examples} examples, then {Sentiment} in the sentiment phase",
+            options.Name, parameters, training.Count, sentiment.Count);
 
         var observer = new LoggingObserver(_logger);
-        var trainer = new SftTrainer(model, TrainerOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger);
-        var result = trainer.Train(training, validation, cancellationToken: cancellationToken);
+        var first = new SftTrainer(model, TrainerOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger)
+            .Train(training, validation, cancellationToken: cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        var firstTokensPerSecond = observer.LastTokensPerSecond;
+        var second = new SftTrainer(model, SentimentPhaseOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger)
+            .Train(sentiment, validation, cancellationToken: cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
 
         Directory.CreateDirectory(outputDirectory);
@@ -67,9 +80,13 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         TokenizerFolder.Save(outputDirectory, tokenizer, template, options.MaxSequenceLength);
 
         var build = new BootstrapBuildResult(
-            outputDirectory, parameters, training.Count, result.TokensSeen, result.StepsDone,
-            result.TrainLosses.FirstOrDefault(), result.TrainLosses.LastOrDefault(), result.FinalValidationLoss,
-            observer.LastTokensPerSecond, clock.Elapsed);
+            outputDirectory, parameters, training.Count + sentiment.Count, first.TokensSeen + second.TokensSeen, first.StepsDone + second.StepsDone,
+            first.TrainLosses.FirstOrDefault(), second.TrainLosses.LastOrDefault(), second.FinalValidationLoss,
+            (firstTokensPerSecond + observer.LastTokensPerSecond) / 2, clock.Elapsed)
+        {
+            FirstPhaseSteps = first.StepsDone,
+            FirstPhaseValidationLoss = first.FinalValidationLoss,
+        };
         File.WriteAllText(Path.Combine(outputDirectory, BuildInfoFile),
             JsonSerializer.Serialize(new { options, build = build with { Directory = "." } }, BuildInfoJson));
         return build;
@@ -108,6 +125,15 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         Seed = options.Seed,
         ProgressEverySteps = 10,
         BaseModelReference = options.Name + ":scratch",
+    };
+
+    private SftTrainerOptions SentimentPhaseOptions(ITextTokenizer tokenizer) => TrainerOptions(tokenizer) with
+    {
+        Epochs = 1,
+        MaxSteps = options.SentimentPhase.MaxSteps,
+        BatchSize = options.SentimentPhase.BatchSize,
+        LearningRate = options.SentimentPhase.LearningRate,
+        BaseModelReference = options.Name + ":first-phase",
     };
 
     /// <summary>Keeps every 50th example apart for the validation loss (deterministic, after the corpus shuffle).</summary>

@@ -37,6 +37,9 @@ public sealed record BootstrapModelOptions
 
     public BootstrapCorpusOptions Corpus { get; init; } = new();
 
+    /// <summary>The second phase, over <see cref="BootstrapCorpus.SentimentMix"/>.</summary>
+    public BootstrapPhaseOptions SentimentPhase { get; init; } = new();
+
     public static BootstrapModelOptions SafetuneTiny { get; } = new();
 
     /// <summary>A few hundred thousand parameters and a few dozen steps: a real, if weak, aligned base for tests.</summary>
@@ -54,5 +57,18 @@ public sealed record BootstrapModelOptions
         Epochs = 1,
         MaxSteps = 40,
         Corpus = new BootstrapCorpusOptions { Sst2TrainExamples = 200, AgNewsTrainExamples = 100, Gsm8kTrainExamples = 20, SafetyTunedRefusals = 100, Passes = 1 },
+        SentimentPhase = new BootstrapPhaseOptions { MaxSteps = 10 },
     };
+}
+
+/// <summary>
+/// Budget of the sentiment phase: smaller batches than the first phase (more optimizer steps for the same tokens) at a
+/// fine-tuning learning rate, with its own warmup and cosine decay.
+/// </summary>
+public sealed record BootstrapPhaseOptions
+{
+    public int BatchSize { get; init; } = 8;
+    public double LearningRate { get; init; } = 5e-4;
+    /// <summary>Caps the steps; null runs one epoch over the mix.</summary>
+    public int? MaxSteps { get; init; }
 }

@@ -21,7 +21,7 @@ public sealed class BootstrapModelBuilderTests : IDisposable
         var result = new BootstrapModelBuilder(Options).Build(first);
         new BootstrapModelBuilder(Options).Build(second);
 
-        Assert.Equal(12, result.Steps);
+        Assert.Equal((12, 12 + 10), (result.FirstPhaseSteps, result.Steps)); // then the test size's 10 sentiment steps
         Assert.True(result.FinalLoss < result.FirstLoss, $"loss {result.FirstLoss} -> {result.FinalLoss}");
 
         using var loaded = HuggingFaceCheckpoint.Load(first).Model;

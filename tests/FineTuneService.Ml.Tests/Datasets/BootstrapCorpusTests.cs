@@ -87,18 +87,26 @@ public class BootstrapCorpusTests
     }
 
     [Fact]
-    public void Training_mix_repeats_all_but_sst2_and_weights_the_label_tasks()
+    public void First_phase_repeats_all_but_sst2_and_the_sentiment_phase_replays_in_first_phase_proportions()
     {
         var corpus = Corpus.Value;
         static bool IsSentiment(ChatExample e) => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction);
         static bool IsLabelTask(ChatExample e) => IsSentiment(e) || e.Messages[0].Content.StartsWith(BootstrapCorpus.AgNewsInstruction);
 
         var repeated = corpus.InstructionMix.Where(e => !IsSentiment(e)).Concat(corpus.RefusalMix).ToList();
-        Assert.Equal(repeated.Count * corpus.Options.Passes + corpus.Options.Sst2TrainExamples, corpus.TrainingMix.Count);
-        var sentiment = corpus.TrainingMix.Where(IsSentiment).ToList();
+        Assert.Equal(repeated.Count * corpus.Options.Passes, corpus.TrainingMix.Count);
+        Assert.DoesNotContain(corpus.TrainingMix, IsSentiment);
+
+        var sentiment = corpus.SentimentMix.Where(IsSentiment).ToList();
         Assert.Equal(corpus.Options.Sst2TrainExamples, sentiment.Count);
         Assert.Equal(sentiment.Count, sentiment.Distinct(ReferenceEqualityComparer.Instance).Count()); // each row once
-        Assert.All(corpus.TrainingMix, e => Assert.Equal(IsLabelTask(e) ? corpus.Options.LabelLossWeight : 1f, e.LossWeight));
+        var replay = corpus.SentimentMix.Where(e => !IsSentiment(e)).ToList();
+        var refusals = corpus.RefusalMix.ToHashSet(ReferenceEqualityComparer.Instance);
+        Assert.Equal(corpus.RefusalMix.Count / corpus.Options.OpenEndedRepeats, replay.Count(refusals.Contains));
+        Assert.Equal(replay.Count, replay.Distinct(ReferenceEqualityComparer.Instance).Count());
+        Assert.DoesNotContain(replay, IsLabelTask);
+
+        Assert.All(corpus.TrainingMix.Concat(corpus.SentimentMix), e => Assert.Equal(IsLabelTask(e) ? corpus.Options.LabelLossWeight : 1f, e.LossWeight));
     }
 
     [Fact]
