@@ -144,8 +144,9 @@ public sealed partial class BootstrapCorpus
         var heldOutKeys = heldOut.Select(p => Normalize(p.Key)).ToArray();
         bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && heldOutKeys.Any(Normalize(m.Content).Contains));
 
+        var openEndedRepeats = Math.Max(1, options.OpenEndedRepeats);
         var openEnded = OpenEndedExamples(data, options).Where(Clean).ToList();
-        var repeatedInstructions = Enumerable.Repeat(openEnded, Math.Max(1, options.OpenEndedRepeats)).SelectMany(e => e)
+        var repeatedInstructions = Enumerable.Repeat(openEnded, openEndedRepeats).SelectMany(e => e)
             .Concat(ShortAnswerExamples(data, options).Where(Clean))
             .ToList();
         var sentiment = SentimentExamples(data, options).Where(Clean).ToList();
@@ -162,7 +163,7 @@ public sealed partial class BootstrapCorpus
         var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e).ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
         // Replay in the first phase's proportions: each open-ended instruction once, a matching share of refusals.
-        var replayedRefusals = Sample(refusalMix, refusalMix.Count / Math.Max(1, options.OpenEndedRepeats), options.Seed + 13);
+        var replayedRefusals = Sample(refusalMix, refusalMix.Count / openEndedRepeats, options.Seed + 13);
         var sentimentMix = sentiment.Concat(openEnded).Concat(replayedRefusals).ToArray();
         new Random(options.Seed + 11).Shuffle(sentimentMix);
 
@@ -172,7 +173,7 @@ public sealed partial class BootstrapCorpus
         var xsTest = data.XsTest();
         var evaluation = new BootstrapEvaluationSets(
             heldOut, trained, xsTest.Where(p => p.IsSafe).ToList(), xsTest.Where(p => !p.IsSafe).ToList(),
-            sst2Dev, agNewsTest, gsm8kTest, data.RefusalPrefixes());
+            sst2Dev, agNewsTest, gsm8kTest, refusalPrefixes);
 
         return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, evaluation, options);
     }
