@@ -44,6 +44,12 @@ public sealed record BootstrapCorpusOptions
     /// </summary>
     public int OpenEndedRepeats { get; init; } = 3;
 
+    /// <summary>
+    /// Refusals replayed in the sentiment phase, relative to the first phase's proportion of refusals to open-ended
+    /// instructions (1 = the same proportion).
+    /// </summary>
+    public double RefusalReplayRatio { get; init; } = 1.0;
+
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
     public int MaxResponseChars { get; init; } = 400;
 }
@@ -96,8 +102,9 @@ public sealed partial class BootstrapCorpus
 
     private BootstrapCorpus(
         IReadOnlyList<ChatExample> instructionMix, IReadOnlyList<ChatExample> refusalMix, IReadOnlyList<ChatExample> trainingMix,
-        IReadOnlyList<ChatExample> sentimentMix, BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
+        IReadOnlyList<ChatExample> sentimentMix, IReadOnlyList<LabeledText> sst2Pool, BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
     {
+        this.sst2Pool = sst2Pool;
         SentimentMix = sentimentMix;
         InstructionMix = instructionMix;
         RefusalMix = refusalMix;
@@ -105,6 +112,8 @@ public sealed partial class BootstrapCorpus
         Evaluation = evaluation;
         Options = options;
     }
+
+    private readonly IReadOnlyList<LabeledText> sst2Pool;
 
     public BootstrapCorpusOptions Options { get; }
 
@@ -128,8 +137,13 @@ public sealed partial class BootstrapCorpus
 
     public BootstrapEvaluationSets Evaluation { get; }
 
-    /// <summary>Every message text of the training mix: the corpus to train the bootstrap model's BPE tokenizer on.</summary>
-    public IEnumerable<string> TokenizerTrainingText() => TrainingMix.Concat(SentimentMix).SelectMany(e => e.Messages).Select(m => m.Content);
+    /// <summary>
+    /// The text to train the bootstrap model's BPE tokenizer on: the first phase's messages and every shipped SST-2
+    /// train row. It does not depend on the sentiment phase's settings, so the first phase (which depends on the
+    /// tokenizer) stays the same while those are varied.
+    /// </summary>
+    public IEnumerable<string> TokenizerTrainingText() =>
+        TrainingMix.Concat(sst2Pool.Select(Sst2Example)).SelectMany(e => e.Messages).Select(m => m.Content);
 
     /// <summary>Builds the corpus from the shipped data folder (default <c>AppContext.BaseDirectory/data</c>).</summary>
     public static BootstrapCorpus Build(string? dataDirectory = null, BootstrapCorpusOptions? options = null) =>
@@ -149,7 +163,11 @@ public sealed partial class BootstrapCorpus
         var repeatedInstructions = Enumerable.Repeat(openEnded, openEndedRepeats).SelectMany(e => e)
             .Concat(ShortAnswerExamples(data, options).Where(Clean))
             .ToList();
-        var sentiment = SentimentExamples(data, options).Where(Clean).ToList();
+        IReadOnlyList<LabeledText> sst2Pool = [.. data.Sst2("train"), .. data.Sst2("train_extra")];
+        var sentiment = Sample(sst2Pool, options.Sst2TrainExamples, options.Seed + 2)
+            .Select(row => Sst2Example(row) with { LossWeight = options.LabelLossWeight })
+            .Where(Clean)
+            .ToList();
         var instructionMix = repeatedInstructions.Concat(sentiment).ToList();
 
         var replies = new Random(options.Seed + 7);
@@ -163,7 +181,7 @@ public sealed partial class BootstrapCorpus
         var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e).ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
         // Replay in the first phase's proportions: each open-ended instruction once, a matching share of refusals.
-        var replayedRefusals = Sample(refusalMix, refusalMix.Count / openEndedRepeats, options.Seed + 13);
+        var replayedRefusals = Sample(refusalMix, (int)(refusalMix.Count * options.RefusalReplayRatio / openEndedRepeats), options.Seed + 13);
         var sentimentMix = sentiment.Concat(openEnded).Concat(replayedRefusals).ToArray();
         new Random(options.Seed + 11).Shuffle(sentimentMix);
 
@@ -175,7 +193,7 @@ public sealed partial class BootstrapCorpus
             heldOut, trained, xsTest.Where(p => p.IsSafe).ToList(), xsTest.Where(p => !p.IsSafe).ToList(),
             sst2Dev, agNewsTest, gsm8kTest, refusalPrefixes);
 
-        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, evaluation, options);
+        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, sst2Pool, evaluation, options);
     }
 
     /// <summary>
@@ -223,11 +241,6 @@ public sealed partial class BootstrapCorpus
             .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
         return math.Concat(news);
     }
-
-    /// <summary>SST-2 rows, drawn from every shipped train row (train.tsv, then train_extra.tsv).</summary>
-    private static IEnumerable<ChatExample> SentimentExamples(ShippedData data, BootstrapCorpusOptions options) =>
-        Sample([.. data.Sst2("train"), .. data.Sst2("train_extra")], options.Sst2TrainExamples, options.Seed + 2)
-            .Select(row => Sst2Example(row) with { LossWeight = options.LabelLossWeight });
 
     /// <summary>AdvBench goals, HarmBench standard behaviors and JBB goals, first occurrence of each normalised key.</summary>
     private static List<HarmfulPrompt> HarmfulPrompts(ShippedData data)

@@ -30,6 +30,8 @@ public sealed record BootstrapBuildResult(
     public int FirstPhaseSteps { get; init; }
     /// <summary>Validation loss on the held-back first-phase examples before the sentiment phase (<see cref="ValidationLoss"/> is after it).</summary>
     public double? FirstPhaseValidationLoss { get; init; }
+    /// <summary>The first phase was loaded from the cache folder rather than trained.</summary>
+    public bool FirstPhaseReused { get; init; }
 }
 
 /// <summary>
@@ -46,8 +48,13 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
 
     /// <param name="outputDirectory">Created if missing; existing model files are overwritten.</param>
     /// <param name="dataDirectory">Shipped data folder; default <see cref="ShippedData.DefaultDirectory"/>.</param>
+    /// <param name="firstPhaseDirectory">
+    /// Optional cache of the first phase (<see cref="FirstPhaseCache"/>): reused when it matches this build's first
+    /// phase exactly, written otherwise. The result is the same either way; only the time differs.
+    /// </param>
     /// <param name="cancellationToken">Stops training before the next step; nothing is saved then.</param>
-    public BootstrapBuildResult Build(string outputDirectory, string? dataDirectory = null, CancellationToken cancellationToken = default)
+    public BootstrapBuildResult Build(string outputDirectory, string? dataDirectory = null, string? firstPhaseDirectory = null,
+        CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
         var corpus = BootstrapCorpus.Build(dataDirectory, options.Corpus);
@@ -66,29 +73,46 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         _logger.LogInformation("Training {Name}: {Parameters:N0} parameters on {Examples} examples, then {Sentiment} in the sentiment phase",
             options.Name, parameters, training.Count, sentiment.Count);
 
+        void SaveModelFolder(string directory)
+        {
+            HuggingFaceCheckpoint.Save(model, directory, GenerationConfig.From(config));
+            TokenizerFolder.Save(directory, tokenizer, template, options.MaxSequenceLength);
+        }
+
         var observer = new LoggingObserver(_logger);
-        var first = new SftTrainer(model, TrainerOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger)
-            .Train(training, validation, cancellationToken: cancellationToken);
-        cancellationToken.ThrowIfCancellationRequested();
-        var firstTokensPerSecond = observer.LastTokensPerSecond;
+        var firstPhaseOptions = TrainerOptions(tokenizer);
+        var key = FirstPhaseCache.Key(config, firstPhaseOptions, training, validation);
+        var first = firstPhaseDirectory is null ? null : FirstPhaseCache.TryLoad(firstPhaseDirectory, key, model);
+        var reused = first is not null;
+        if (reused)
+            _logger.LogInformation("Reused the first phase from {Directory} ({Steps} steps)", firstPhaseDirectory, first.Steps);
+        else
+        {
+            var trained = new SftTrainer(model, firstPhaseOptions, observer: observer, tokenizer: tokenizer, logger: _logger)
+                .Train(training, validation, cancellationToken: cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            first = new FirstPhaseSummary(key, trained.StepsDone, trained.TokensSeen, trained.TrainLosses.FirstOrDefault(),
+                trained.FinalValidationLoss, observer.LastTokensPerSecond);
+            if (firstPhaseDirectory is not null) FirstPhaseCache.Save(firstPhaseDirectory, first, SaveModelFolder);
+        }
         var second = new SftTrainer(model, SentimentPhaseOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger)
             .Train(sentiment, validation, cancellationToken: cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
 
         Directory.CreateDirectory(outputDirectory);
-        HuggingFaceCheckpoint.Save(model, outputDirectory, GenerationConfig.From(config));
-        TokenizerFolder.Save(outputDirectory, tokenizer, template, options.MaxSequenceLength);
+        SaveModelFolder(outputDirectory);
 
         var build = new BootstrapBuildResult(
-            outputDirectory, parameters, training.Count + sentiment.Count, first.TokensSeen + second.TokensSeen, first.StepsDone + second.StepsDone,
-            first.TrainLosses.FirstOrDefault(), second.TrainLosses.LastOrDefault(), second.FinalValidationLoss,
-            (firstTokensPerSecond + observer.LastTokensPerSecond) / 2, clock.Elapsed)
+            outputDirectory, parameters, training.Count + sentiment.Count, first.TokensSeen + second.TokensSeen, first.Steps + second.StepsDone,
+            first.FirstLoss, second.TrainLosses.LastOrDefault(), second.FinalValidationLoss,
+            (first.TokensPerSecond + observer.LastTokensPerSecond) / 2, clock.Elapsed)
         {
-            FirstPhaseSteps = first.StepsDone,
-            FirstPhaseValidationLoss = first.FinalValidationLoss,
+            FirstPhaseSteps = first.Steps,
+            FirstPhaseValidationLoss = first.ValidationLoss,
+            FirstPhaseReused = reused,
         };
         File.WriteAllText(Path.Combine(outputDirectory, BuildInfoFile),
-            JsonSerializer.Serialize(new { options, build = build with { Directory = "." } }, BuildInfoJson));
+            JsonSerializer.Serialize(new { options, build = build with { Directory = "." } }, BootstrapModelOptions.Json));
         return build;
     }
 
@@ -144,8 +168,6 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         for (var i = 0; i < examples.Count; i++) (i % 50 == 49 ? validation : training).Add(examples[i]);
         return (training, validation);
     }
-
-    private static readonly JsonSerializerOptions BuildInfoJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     private sealed class LoggingObserver(ILogger logger) : ITrainingObserver
     {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Training;
 
@@ -41,6 +42,20 @@ public sealed record BootstrapModelOptions
     public BootstrapPhaseOptions SentimentPhase { get; init; } = new();
 
     public static BootstrapModelOptions SafetuneTiny { get; } = new();
+
+    /// <summary>Snake-case JSON, as in a build's build_info.json; a missing field keeps its default.</summary>
+    public static JsonSerializerOptions Json { get; } = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>
+    /// Options from JSON: either the options object itself or a build_info.json (its "options" member), so that a
+    /// build can be repeated from its record.
+    /// </summary>
+    public static BootstrapModelOptions FromJson(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement.TryGetProperty("options", out var nested) ? nested : document.RootElement;
+        return root.Deserialize<BootstrapModelOptions>(Json) ?? throw new JsonException("The options JSON is null.");
+    }
 
     /// <summary>A few hundred thousand parameters and a few dozen steps: a real, if weak, aligned base for tests.</summary>
     public static BootstrapModelOptions TestSize { get; } = new()

@@ -36,5 +36,28 @@ public sealed class BootstrapModelBuilderTests : IDisposable
         Assert.True(File.Exists(Path.Combine(first, BootstrapModelBuilder.BuildInfoFile)));
     }
 
+    [Fact]
+    public void A_cached_first_phase_is_reused_only_when_it_matches_and_gives_the_same_model()
+    {
+        var cache = Path.Combine(_root.FullName, "first-phase");
+        var trained = Path.Combine(_root.FullName, "trained");
+        var reused = Path.Combine(_root.FullName, "reused");
+
+        var fresh = new BootstrapModelBuilder(Options).Build(trained, firstPhaseDirectory: cache);
+        var fromCache = new BootstrapModelBuilder(Options).Build(reused, firstPhaseDirectory: cache);
+        var otherSentimentPhase = new BootstrapModelBuilder(Options with { SentimentPhase = new BootstrapPhaseOptions { MaxSteps = 4, LearningRate = 1e-3 } })
+            .Build(Path.Combine(_root.FullName, "other-sentiment"), firstPhaseDirectory: cache);
+        var otherFirstPhase = new BootstrapModelBuilder(Options with { MaxSteps = 8 })
+            .Build(Path.Combine(_root.FullName, "other-first"), firstPhaseDirectory: cache);
+
+        Assert.Equal((false, true, true, false),
+            (fresh.FirstPhaseReused, fromCache.FirstPhaseReused, otherSentimentPhase.FirstPhaseReused, otherFirstPhase.FirstPhaseReused));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(trained, "model.safetensors")), File.ReadAllBytes(Path.Combine(reused, "model.safetensors")));
+        Assert.Equal((fresh.Steps, fresh.FirstLoss, fresh.FirstPhaseValidationLoss), (fromCache.Steps, fromCache.FirstLoss, fromCache.FirstPhaseValidationLoss));
+        Assert.Equal((8, 8 + 10), (otherFirstPhase.FirstPhaseSteps, otherFirstPhase.Steps));
+        Assert.Equal(Options with { MaxSteps = 8 }, BootstrapModelOptions.FromJson(
+            File.ReadAllText(Path.Combine(_root.FullName, "other-first", BootstrapModelBuilder.BuildInfoFile))));
+    }
+
     public void Dispose() => _root.Delete(recursive: true);
 }

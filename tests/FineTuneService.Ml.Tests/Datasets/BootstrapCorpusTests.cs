@@ -110,6 +110,16 @@ public class BootstrapCorpusTests
     }
 
     [Fact]
+    public void Tokenizer_text_does_not_depend_on_the_sentiment_phase_settings()
+    {
+        var smallerSentimentPhase = BootstrapCorpus.Build(options: new BootstrapCorpusOptions { Sst2TrainExamples = 300 });
+        var text = Corpus.Value.TokenizerTrainingText().ToList();
+
+        Assert.Equal(text, smallerSentimentPhase.TokenizerTrainingText());
+        Assert.Contains(text, t => t.StartsWith(BootstrapCorpus.Sst2Instruction, StringComparison.Ordinal)); // every shipped SST-2 row
+    }
+
+    [Fact]
     public void Hh_transcripts_parse_into_alternating_turns()
     {
         var messages = HhDialogue.ToMessages("\n\nHuman: hi there\n\nAssistant: Hello.\nHow can I help?\n\nHuman: bye\n\nAssistant: Bye!");

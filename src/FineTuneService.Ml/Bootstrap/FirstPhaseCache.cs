@@ -1,0 +1,66 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FineTuneService.Datasets;
+using FineTuneService.Ml.Models;
+using FineTuneService.Ml.SafeTensors;
+using FineTuneService.Ml.Training;
+
+namespace FineTuneService.Ml.Bootstrap;
+
+/// <summary>What the first phase of a bootstrap build produced, kept beside its weights in a cache folder.</summary>
+public sealed record FirstPhaseSummary(string Key, int Steps, long TokensSeen, double FirstLoss, double? ValidationLoss, double TokensPerSecond);
+
+/// <summary>
+/// Keeps the first phase of a bootstrap build (weights and summary) in a folder, so that sentiment-phase settings can
+/// be tried without training the first phase again. The key hashes everything the first phase depends on: the model
+/// config, the trainer options and every token, mask and weight of its data, so a stale folder is never reused.
+/// </summary>
+public static class FirstPhaseCache
+{
+    public const string SummaryFile = "first_phase.json";
+
+    public static string Key(DecoderConfig config, SftTrainerOptions trainer, IReadOnlyList<TokenizedExample> training, IReadOnlyList<TokenizedExample> validation)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.UTF8.GetBytes(config.ToJson()));
+        hash.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(trainer)));
+        foreach (var example in training.Append(null).Concat(validation))
+        {
+            if (example is null)
+            {
+                hash.AppendData("|validation|"u8);
+                continue;
+            }
+            hash.AppendData(MemoryMarshal.AsBytes(example.InputIds.AsSpan()));
+            hash.AppendData(MemoryMarshal.AsBytes(example.LossMask.AsSpan()));
+            hash.AppendData(BitConverter.GetBytes(example.LossWeight));
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>Loads the cached weights into <paramref name="model"/> when the folder holds a first phase with this key.</summary>
+    public static FirstPhaseSummary? TryLoad(string directory, string key, DecoderLM model)
+    {
+        var summaryPath = Path.Combine(directory, SummaryFile);
+        if (!File.Exists(summaryPath)) return null;
+        var summary = JsonSerializer.Deserialize<FirstPhaseSummary>(File.ReadAllText(summaryPath));
+        if (summary?.Key != key) return null;
+        using var checkpoint = SafeTensorsCheckpoint.Open(directory);
+        HuggingFaceCheckpoint.LoadWeights(model, checkpoint, directory);
+        return summary;
+    }
+
+    /// <summary>
+    /// Writes the model folder (<paramref name="saveModelFolder"/>: weights, and a tokenizer so the first phase can be
+    /// evaluated on its own), then the summary, whose presence marks a complete folder.
+    /// </summary>
+    public static void Save(string directory, FirstPhaseSummary summary, Action<string> saveModelFolder)
+    {
+        Directory.CreateDirectory(directory);
+        File.Delete(Path.Combine(directory, SummaryFile));
+        saveModelFolder(directory);
+        File.WriteAllText(Path.Combine(directory, SummaryFile), JsonSerializer.Serialize(summary));
+    }
+}
