@@ -44,11 +44,21 @@ public sealed record BootstrapCorpusOptions
     /// </summary>
     public int OpenEndedRepeats { get; init; } = 3;
 
+    /// <summary>Times each open-ended instruction is replayed in the sentiment phase.</summary>
+    public int OpenEndedReplays { get; init; } = 1;
+
     /// <summary>
     /// Refusals replayed in the sentiment phase, relative to the first phase's proportion of refusals to open-ended
     /// instructions (1 = the same proportion).
     /// </summary>
     public double RefusalReplayRatio { get; init; } = 1.0;
+
+    /// <summary>
+    /// Characters of a Safety-Tuned LLaMAs answer kept as the explanation of a refusal (whole sentences); 0 keeps only
+    /// the one-sentence refusal. The explanations' words ("illegal", "unethical", "as an AI language model") leak into
+    /// a small model's answers to benign questions, where the keyword judge reads them as refusals.
+    /// </summary>
+    public int RefusalExplanationChars { get; init; } = 240;
 
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
     public int MaxResponseChars { get; init; } = 400;
@@ -173,7 +183,7 @@ public sealed partial class BootstrapCorpus
         var replies = new Random(options.Seed + 7);
         var refusalPrefixes = data.RefusalPrefixes();
         var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, options.MaxResponseChars)))
+            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, Math.Min(options.MaxResponseChars, options.RefusalExplanationChars))))
             .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
             .Where(Clean)
             .ToList();
@@ -181,8 +191,10 @@ public sealed partial class BootstrapCorpus
         var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e).ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
         // Replay in the first phase's proportions: each open-ended instruction once, a matching share of refusals.
-        var replayedRefusals = Sample(refusalMix, (int)(refusalMix.Count * options.RefusalReplayRatio / openEndedRepeats), options.Seed + 13);
-        var sentimentMix = sentiment.Concat(openEnded).Concat(replayedRefusals).ToArray();
+        var openEndedReplays = Math.Max(0, options.OpenEndedReplays);
+        var replayedRefusals = Enumerable.Range(0, openEndedReplays)
+            .SelectMany(replay => Sample(refusalMix, (int)(refusalMix.Count * options.RefusalReplayRatio / openEndedRepeats), options.Seed + 13 + replay));
+        var sentimentMix = sentiment.Concat(Enumerable.Repeat(openEnded, openEndedReplays).SelectMany(e => e)).Concat(replayedRefusals).ToArray();
         new Random(options.Seed + 11).Shuffle(sentimentMix);
 
         var sst2Dev = data.Sst2("dev").Select(r => new LabeledPrompt(InstructionPrompt(Sst2Instruction, r.Text), r.Label, "sst2")).ToList();
@@ -257,13 +269,16 @@ public sealed partial class BootstrapCorpus
     /// <summary>
     /// A safe response that opens with a plain refusal: Safety-Tuned LLaMAs answers often explain without one, which
     /// keyword judges (and users) do not read as a refusal. "Refuses" means it already contains a GCG refusal prefix,
-    /// the list the keyword judge itself uses. Keeps the first sentences of the explanation.
+    /// the list the keyword judge itself uses. Keeps the first sentences of the explanation, up to
+    /// <paramref name="maxChars"/> (none at 0: the refusal alone).
     /// </summary>
     private static string KeywordRefusal(string output, IReadOnlyList<string> refusalPrefixes, Random replies, int maxChars)
     {
-        string explanation = Shorten(output, Math.Min(maxChars, 240));
+        string Canned() => RefusalReplies[replies.Next(RefusalReplies.Count)];
+        if (maxChars <= 0) return Canned();
+        string explanation = Shorten(output, maxChars);
         bool refuses = refusalPrefixes.Any(p => explanation.Contains(p, StringComparison.Ordinal));
-        return refuses ? explanation : RefusalReplies[replies.Next(RefusalReplies.Count)] + " " + explanation;
+        return refuses ? explanation : Canned() + " " + explanation;
     }
 
     /// <summary>Trimmed text cut after the last sentence end that fits in <paramref name="maxChars"/> (hard cut if none).</summary>

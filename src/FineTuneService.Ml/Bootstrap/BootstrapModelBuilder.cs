@@ -82,10 +82,13 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         var observer = new LoggingObserver(_logger);
         var firstPhaseOptions = TrainerOptions(tokenizer);
         var key = FirstPhaseCache.Key(config, firstPhaseOptions, training, validation);
-        var first = firstPhaseDirectory is null ? null : FirstPhaseCache.TryLoad(firstPhaseDirectory, key, model);
-        var reused = first is not null;
-        if (reused)
-            _logger.LogInformation("Reused the first phase from {Directory} ({Steps} steps)", firstPhaseDirectory, first.Steps);
+        var cached = firstPhaseDirectory is null ? null : FirstPhaseCache.TryLoad(firstPhaseDirectory, key, model);
+        FirstPhaseSummary first;
+        if (cached is not null)
+        {
+            _logger.LogInformation("Reused the first phase from {Directory} ({Steps} steps)", firstPhaseDirectory, cached.Steps);
+            first = cached;
+        }
         else
         {
             var trained = new SftTrainer(model, firstPhaseOptions, observer: observer, tokenizer: tokenizer, logger: _logger)
@@ -109,7 +112,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         {
             FirstPhaseSteps = first.Steps,
             FirstPhaseValidationLoss = first.ValidationLoss,
-            FirstPhaseReused = reused,
+            FirstPhaseReused = cached is not null,
         };
         File.WriteAllText(Path.Combine(outputDirectory, BuildInfoFile),
             JsonSerializer.Serialize(new { options, build = build with { Directory = "." } }, BootstrapModelOptions.Json));

@@ -110,6 +110,21 @@ public class BootstrapCorpusTests
     }
 
     [Fact]
+    public void Sentiment_phase_replay_and_refusal_explanations_follow_their_options()
+    {
+        var options = new BootstrapCorpusOptions { Sst2TrainExamples = 100, OpenEndedReplays = 2, RefusalReplayRatio = 0.5, RefusalExplanationChars = 0 };
+        var corpus = BootstrapCorpus.Build(options: options);
+        var defaults = Corpus.Value;
+        var openEnded = defaults.SentimentMix.Count(e => !e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction) && !defaults.RefusalMix.Contains(e));
+
+        var refusals = corpus.RefusalMix.ToHashSet(ReferenceEqualityComparer.Instance);
+        Assert.Equal(2 * (int)(corpus.RefusalMix.Count * 0.5 / options.OpenEndedRepeats), corpus.SentimentMix.Count(refusals.Contains));
+        Assert.Equal(100 + 2 * openEnded, corpus.SentimentMix.Count(e => !refusals.Contains(e)));
+        Assert.All(corpus.RefusalMix, e => Assert.Contains(e.Messages[1].Content, BootstrapCorpus.RefusalReplies));
+        Assert.Contains(defaults.RefusalMix, e => !BootstrapCorpus.RefusalReplies.Contains(e.Messages[1].Content)); // explanations by default
+    }
+
+    [Fact]
     public void Tokenizer_text_does_not_depend_on_the_sentiment_phase_settings()
     {
         var smallerSentimentPhase = BootstrapCorpus.Build(options: new BootstrapCorpusOptions { Sst2TrainExamples = 300 });
