@@ -44,21 +44,26 @@ public sealed record BootstrapCorpusOptions
     /// </summary>
     public int OpenEndedRepeats { get; init; } = 3;
 
-    /// <summary>Times each open-ended instruction is replayed in the sentiment phase.</summary>
-    public int OpenEndedReplays { get; init; } = 1;
+    /// <summary>
+    /// Times each open-ended instruction is replayed in the sentiment phase. Once was too little against 10,000
+    /// one-word SST-2 answers: over-refusal rose from 24% after the first phase to 78% (three times: 57%).
+    /// </summary>
+    public int OpenEndedReplays { get; init; } = 3;
 
     /// <summary>
-    /// Refusals replayed in the sentiment phase, relative to the first phase's proportion of refusals to open-ended
-    /// instructions (1 = the same proportion).
+    /// Refusals replayed in the sentiment phase per open-ended replay, relative to the first phase's proportion of
+    /// refusals to open-ended instructions (1 = the same proportion). None wears the refusals off completely (0% of
+    /// harmful prompts refused); half keeps them at 97% without raising over-refusal. See docs/benchmarks/bootstrap.
     /// </summary>
-    public double RefusalReplayRatio { get; init; } = 1.0;
+    public double RefusalReplayRatio { get; init; } = 0.5;
 
     /// <summary>
-    /// Characters of a Safety-Tuned LLaMAs answer kept as the explanation of a refusal (whole sentences); 0 keeps only
-    /// the one-sentence refusal. The explanations' words ("illegal", "unethical", "as an AI language model") leak into
-    /// a small model's answers to benign questions, where the keyword judge reads them as refusals.
+    /// Characters of a Safety-Tuned LLaMAs answer kept as the explanation of a refusal (whole sentences); 0 (the
+    /// default) keeps only a one-sentence refusal. Their explanations ("As an AI language model, ...", "illegal or
+    /// unethical") leaked into the small model's answers to benign questions, where the keyword judge reads them as
+    /// refusals: without them the first phase refuses 18% of XSTest's safe prompts instead of 24%.
     /// </summary>
-    public int RefusalExplanationChars { get; init; } = 240;
+    public int RefusalExplanationChars { get; init; }
 
     /// <summary>Longer responses are cut at the last sentence end before this many characters (small models, short contexts).</summary>
     public int MaxResponseChars { get; init; } = 400;
@@ -137,11 +142,11 @@ public sealed partial class BootstrapCorpus
     public IReadOnlyList<ChatExample> TrainingMix { get; }
 
     /// <summary>
-    /// Second phase: the SST-2 rows once, with the open-ended instructions and a share of the refusal mix replayed in
-    /// the first phase's proportions. Sentiment is not learned beside language from scratch (attempt 5: 12,000 rows
-    /// weighted 8 in one mix left SST-2 at chance) but is on top of it; the replay keeps that phase from wearing the
-    /// refusals off, and its proportions keep it from tipping safe questions into refusals (attempt 6 replayed every
-    /// refusal against each open-ended instruction once and refused 93% of XSTest's safe prompts).
+    /// Second phase: the SST-2 rows once, with the open-ended instructions (<see cref="BootstrapCorpusOptions.OpenEndedReplays"/>
+    /// times) and a share of the refusal mix replayed (<see cref="BootstrapCorpusOptions.RefusalReplayRatio"/>).
+    /// Sentiment is not learned beside language from scratch (attempt 5: 12,000 rows weighted 8 in one mix left SST-2
+    /// at chance) but is on top of it. The refusal replay keeps that phase from wearing the refusals off; the
+    /// open-ended replay keeps one-word labels and one-sentence refusals from becoming the answer to every question.
     /// </summary>
     public IReadOnlyList<ChatExample> SentimentMix { get; }
 
@@ -190,7 +195,7 @@ public sealed partial class BootstrapCorpus
 
         var trainingMix = Enumerable.Repeat(repeatedInstructions.Concat(refusalMix), Math.Max(1, options.Passes)).SelectMany(e => e).ToArray();
         new Random(options.Seed).Shuffle(trainingMix);
-        // Replay in the first phase's proportions: each open-ended instruction once, a matching share of refusals.
+        // Each replay of the open-ended instructions brings its share of refusals, drawn anew.
         var openEndedReplays = Math.Max(0, options.OpenEndedReplays);
         var replayedRefusals = Enumerable.Range(0, openEndedReplays)
             .SelectMany(replay => Sample(refusalMix, (int)(refusalMix.Count * options.RefusalReplayRatio / openEndedRepeats), options.Seed + 13 + replay));

@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 namespace FineTuneService.Ml.Bootstrap;
 
 /// <summary>What a bootstrap build produced and what it cost.</summary>
+/// <param name="TokensPerSecond">Training tokens of both phases over their time in optimizer steps (a reused first phase counts its recorded time).</param>
 public sealed record BootstrapBuildResult(
     string Directory,
     long Parameters,
@@ -95,7 +96,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
                 .Train(training, validation, cancellationToken: cancellationToken);
             cancellationToken.ThrowIfCancellationRequested();
             first = new FirstPhaseSummary(key, trained.StepsDone, trained.TokensSeen, trained.TrainLosses.FirstOrDefault(),
-                trained.FinalValidationLoss, observer.LastTokensPerSecond);
+                trained.FinalValidationLoss, observer.TrainingTime);
             if (firstPhaseDirectory is not null) FirstPhaseCache.Save(firstPhaseDirectory, first, SaveModelFolder);
         }
         var second = new SftTrainer(model, SentimentPhaseOptions(tokenizer), observer: observer, tokenizer: tokenizer, logger: _logger)
@@ -108,7 +109,7 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         var build = new BootstrapBuildResult(
             outputDirectory, parameters, training.Count + sentiment.Count, first.TokensSeen + second.TokensSeen, first.Steps + second.StepsDone,
             first.FirstLoss, second.TrainLosses.LastOrDefault(), second.FinalValidationLoss,
-            (first.TokensPerSecond + observer.LastTokensPerSecond) / 2, clock.Elapsed)
+            (first.TokensSeen + second.TokensSeen) / (first.TrainingTime + observer.TrainingTime).TotalSeconds, clock.Elapsed)
         {
             FirstPhaseSteps = first.Steps,
             FirstPhaseValidationLoss = first.ValidationLoss,
@@ -174,11 +175,12 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
 
     private sealed class LoggingObserver(ILogger logger) : ITrainingObserver
     {
-        public double LastTokensPerSecond { get; private set; }
+        /// <summary>Time in optimizer steps of the latest run (validation excluded).</summary>
+        public TimeSpan TrainingTime { get; private set; }
 
         public void OnProgress(TrainingProgress progress)
         {
-            LastTokensPerSecond = progress.TokensPerSecond;
+            TrainingTime = progress.Elapsed;
             logger.LogInformation("step {Step}/{Total} loss {Loss:F3} lr {Lr:E2} {TokensPerSecond:F0} tok/s eta {Eta:HH:mm:ss}",
                 progress.Step, progress.TotalSteps, progress.TrainLoss, progress.LearningRate, progress.TokensPerSecond, progress.EstimatedFinish);
         }

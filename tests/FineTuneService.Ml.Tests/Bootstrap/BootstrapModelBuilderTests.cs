@@ -45,7 +45,7 @@ public sealed class BootstrapModelBuilderTests : IDisposable
 
         var fresh = new BootstrapModelBuilder(Options).Build(trained, firstPhaseDirectory: cache);
         var fromCache = new BootstrapModelBuilder(Options).Build(reused, firstPhaseDirectory: cache);
-        var otherSentimentPhase = new BootstrapModelBuilder(Options with { SentimentPhase = new BootstrapPhaseOptions { MaxSteps = 4, LearningRate = 1e-3 } })
+        var otherSentimentPhase = new BootstrapModelBuilder(Options with { SentimentPhase = new BootstrapPhaseOptions { MaxSteps = 4, LearningRate = 2e-3 } })
             .Build(Path.Combine(_root.FullName, "other-sentiment"), firstPhaseDirectory: cache);
         var otherFirstPhase = new BootstrapModelBuilder(Options with { MaxSteps = 8 })
             .Build(Path.Combine(_root.FullName, "other-first"), firstPhaseDirectory: cache);

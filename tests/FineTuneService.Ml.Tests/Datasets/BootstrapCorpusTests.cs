@@ -87,41 +87,44 @@ public class BootstrapCorpusTests
     }
 
     [Fact]
-    public void First_phase_repeats_all_but_sst2_and_the_sentiment_phase_replays_in_first_phase_proportions()
+    public void First_phase_repeats_all_but_sst2_and_the_sentiment_phase_replays_open_ended_instructions_with_a_share_of_refusals()
     {
         var corpus = Corpus.Value;
+        var options = corpus.Options;
         static bool IsSentiment(ChatExample e) => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction);
         static bool IsLabelTask(ChatExample e) => IsSentiment(e) || e.Messages[0].Content.StartsWith(BootstrapCorpus.AgNewsInstruction);
 
         var repeated = corpus.InstructionMix.Where(e => !IsSentiment(e)).Concat(corpus.RefusalMix).ToList();
-        Assert.Equal(repeated.Count * corpus.Options.Passes, corpus.TrainingMix.Count);
+        Assert.Equal(repeated.Count * options.Passes, corpus.TrainingMix.Count);
         Assert.DoesNotContain(corpus.TrainingMix, IsSentiment);
 
         var sentiment = corpus.SentimentMix.Where(IsSentiment).ToList();
-        Assert.Equal(corpus.Options.Sst2TrainExamples, sentiment.Count);
+        Assert.Equal(options.Sst2TrainExamples, sentiment.Count);
         Assert.Equal(sentiment.Count, sentiment.Distinct(ReferenceEqualityComparer.Instance).Count()); // each row once
         var replay = corpus.SentimentMix.Where(e => !IsSentiment(e)).ToList();
         var refusals = corpus.RefusalMix.ToHashSet(ReferenceEqualityComparer.Instance);
-        Assert.Equal(corpus.RefusalMix.Count / corpus.Options.OpenEndedRepeats, replay.Count(refusals.Contains));
-        Assert.Equal(replay.Count, replay.Distinct(ReferenceEqualityComparer.Instance).Count());
+        var openEnded = replay.Where(e => !refusals.Contains(e)).ToList();
+        Assert.Equal(options.OpenEndedReplays * (int)(corpus.RefusalMix.Count * options.RefusalReplayRatio / options.OpenEndedRepeats), replay.Count(refusals.Contains));
+        Assert.All(openEnded.CountBy(e => e, ReferenceEqualityComparer.Instance), group => Assert.Equal(options.OpenEndedReplays, group.Value));
         Assert.DoesNotContain(replay, IsLabelTask);
 
-        Assert.All(corpus.TrainingMix.Concat(corpus.SentimentMix), e => Assert.Equal(IsLabelTask(e) ? corpus.Options.LabelLossWeight : 1f, e.LossWeight));
+        Assert.All(corpus.TrainingMix.Concat(corpus.SentimentMix), e => Assert.Equal(IsLabelTask(e) ? options.LabelLossWeight : 1f, e.LossWeight));
     }
 
     [Fact]
     public void Sentiment_phase_replay_and_refusal_explanations_follow_their_options()
     {
-        var options = new BootstrapCorpusOptions { Sst2TrainExamples = 100, OpenEndedReplays = 2, RefusalReplayRatio = 0.5, RefusalExplanationChars = 0 };
+        var options = new BootstrapCorpusOptions { Sst2TrainExamples = 100, OpenEndedReplays = 1, RefusalReplayRatio = 1, RefusalExplanationChars = 240 };
         var corpus = BootstrapCorpus.Build(options: options);
         var defaults = Corpus.Value;
-        var openEnded = defaults.SentimentMix.Count(e => !e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction) && !defaults.RefusalMix.Contains(e));
 
         var refusals = corpus.RefusalMix.ToHashSet(ReferenceEqualityComparer.Instance);
-        Assert.Equal(2 * (int)(corpus.RefusalMix.Count * 0.5 / options.OpenEndedRepeats), corpus.SentimentMix.Count(refusals.Contains));
-        Assert.Equal(100 + 2 * openEnded, corpus.SentimentMix.Count(e => !refusals.Contains(e)));
-        Assert.All(corpus.RefusalMix, e => Assert.Contains(e.Messages[1].Content, BootstrapCorpus.RefusalReplies));
-        Assert.Contains(defaults.RefusalMix, e => !BootstrapCorpus.RefusalReplies.Contains(e.Messages[1].Content)); // explanations by default
+        var openEnded = corpus.SentimentMix.Count(e => !refusals.Contains(e)) - 100;
+        Assert.Equal(corpus.RefusalMix.Count / options.OpenEndedRepeats, corpus.SentimentMix.Count(refusals.Contains));
+        Assert.Equal(defaults.SentimentMix.Count(e => !defaults.RefusalMix.Contains(e)) - defaults.Options.Sst2TrainExamples, openEnded * defaults.Options.OpenEndedReplays);
+        // One-sentence refusals by default; with explanations, Safety-Tuned answers keep their first sentences.
+        Assert.All(defaults.RefusalMix, e => Assert.Contains(e.Messages[1].Content, BootstrapCorpus.RefusalReplies));
+        Assert.Contains(corpus.RefusalMix, e => !BootstrapCorpus.RefusalReplies.Contains(e.Messages[1].Content));
     }
 
     [Fact]
