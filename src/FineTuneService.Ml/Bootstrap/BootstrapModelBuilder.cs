@@ -106,10 +106,11 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         Directory.CreateDirectory(outputDirectory);
         SaveModelFolder(outputDirectory);
 
+        var trainingSeconds = (first.TrainingTime + observer.TrainingTime).TotalSeconds;
         var build = new BootstrapBuildResult(
             outputDirectory, parameters, training.Count + sentiment.Count, first.TokensSeen + second.TokensSeen, first.Steps + second.StepsDone,
             first.FirstLoss, second.TrainLosses.LastOrDefault(), second.FinalValidationLoss,
-            (first.TokensSeen + second.TokensSeen) / (first.TrainingTime + observer.TrainingTime).TotalSeconds, clock.Elapsed)
+            trainingSeconds > 0 ? (first.TokensSeen + second.TokensSeen) / trainingSeconds : 0, clock.Elapsed)
         {
             FirstPhaseSteps = first.Steps,
             FirstPhaseValidationLoss = first.ValidationLoss,
