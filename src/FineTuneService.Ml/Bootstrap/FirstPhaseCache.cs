@@ -26,18 +26,20 @@ public static class FirstPhaseCache
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(Encoding.UTF8.GetBytes(config.ToJson()));
         hash.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(trainer)));
-        foreach (var example in training.Append(null).Concat(validation))
+        AppendExamples(hash, training);
+        hash.AppendData("|validation|"u8);
+        AppendExamples(hash, validation);
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static void AppendExamples(IncrementalHash hash, IReadOnlyList<TokenizedExample> examples)
+    {
+        foreach (var example in examples)
         {
-            if (example is null)
-            {
-                hash.AppendData("|validation|"u8);
-                continue;
-            }
             hash.AppendData(MemoryMarshal.AsBytes(example.InputIds.AsSpan()));
             hash.AppendData(MemoryMarshal.AsBytes(example.LossMask.AsSpan()));
             hash.AppendData(BitConverter.GetBytes(example.LossWeight));
         }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>Loads the cached weights into <paramref name="model"/> when the folder holds a first phase with this key.</summary>
