@@ -1,4 +1,4 @@
-using FineTuneService.Cli.Benchmarks;
+using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Cli.Commands;
 

@@ -1,4 +1,4 @@
-using FineTuneService.Ml.Bootstrap;
+using FineTuneService.Research.Bootstrap;
 using Microsoft.Extensions.Logging;
 
 namespace FineTuneService.Cli.Commands;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
+using FineTuneService.Research.Classifier;
 
 namespace FineTuneService.Cli.Commands;
 

@@ -1,6 +1,5 @@
 using System.Globalization;
-using FineTuneService.Cli.Benchmarks;
-using FineTuneService.Ml.Safety.Benchmarks;
+using FineTuneService.Research.Benchmarks;
 using Microsoft.Extensions.Logging;
 
 namespace FineTuneService.Cli.Commands;

@@ -1,4 +1,4 @@
-using FineTuneService.Ml.Safety.Strategies.Benchmarks;
+using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Cli.Commands;
 

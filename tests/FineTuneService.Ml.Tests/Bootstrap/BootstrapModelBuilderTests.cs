@@ -1,6 +1,6 @@
 using FineTuneService.Datasets.Tokenization;
-using FineTuneService.Ml.Bootstrap;
 using FineTuneService.Ml.Models;
+using FineTuneService.Research.Bootstrap;
 
 namespace FineTuneService.Ml.Tests.Bootstrap;
 

@@ -2,6 +2,7 @@ using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.SafeTensors;
+using FineTuneService.Research.Classifier;
 using TorchSharp;
 
 namespace FineTuneService.Ml.Tests.Evaluation;

@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
-using FineTuneService.Datasets.Corpus;
-using FineTuneService.Ml.Safety.Benchmarks;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 using FineTuneService.Ml.Tests.Datasets;
+using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Ml.Tests.Safety;
 

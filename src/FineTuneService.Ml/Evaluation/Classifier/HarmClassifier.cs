@@ -10,7 +10,7 @@ namespace FineTuneService.Ml.Evaluation.Classifier;
 public sealed record HarmClassifierShape(int Buckets = 1 << 16, int Hidden = 16);
 
 /// <summary>
-/// The project's trained harmfulness classifier over (prompt, response) pairs (see <see cref="HarmClassifierTrainer"/>).
+/// The project's trained harmfulness classifier over (prompt, response) pairs (trained by <c>fts classifier train</c>).
 /// Weights live in a safetensors file; the shipped one is <see cref="ShippedRelativePath"/>.
 /// </summary>
 public sealed class HarmClassifier : IDisposable

@@ -1,8 +1,9 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 
-namespace FineTuneService.Ml.Evaluation.Classifier;
+namespace FineTuneService.Research.Classifier;
 
 /// <summary>Which optional sources the classifier corpus uses.</summary>
 public sealed record HarmClassifierCorpusOptions

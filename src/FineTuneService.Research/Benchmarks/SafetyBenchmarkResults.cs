@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using FineTuneService.Ml.Evaluation;
 
-namespace FineTuneService.Ml.Safety.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>One measured cell (or the base model, <see cref="Strategy"/> "base"). Rates are percentages.</summary>
 public sealed record SafetyBenchmarkCell

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using FineTuneService.Ml.Safety.Strategies;
 
-namespace FineTuneService.Ml.Safety.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// The strategies the benchmark compares, by row name, as safety requests. <c>best</c> is the literature's recommended

@@ -2,7 +2,7 @@ using System.Text.Json;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Training;
 
-namespace FineTuneService.Ml.Bootstrap;
+namespace FineTuneService.Research.Bootstrap;
 
 /// <summary>
 /// Shape and training budget of the bootstrap aligned model. <see cref="SafetuneTiny"/> is the service's base model;

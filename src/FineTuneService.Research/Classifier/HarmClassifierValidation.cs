@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Text;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 
-namespace FineTuneService.Ml.Evaluation.Classifier;
+namespace FineTuneService.Research.Classifier;
 
 /// <summary>Figures of one classifier build: where it was trained, how long it took and how it scores.</summary>
 public sealed record HarmClassifierValidationResult(

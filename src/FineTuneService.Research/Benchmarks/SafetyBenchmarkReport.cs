@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using FineTuneService.Ml.Safety.Strategies;
 
-namespace FineTuneService.Ml.Safety.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>Mean and sample standard deviation over seeds; <see cref="Count"/> 0 when the cell has not run.</summary>
 public readonly record struct SeedSpread(double Mean, double Std, int Count)

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Bootstrap;
+namespace FineTuneService.Research.Bootstrap;
 
 /// <summary>What a bootstrap build produced and what it cost.</summary>
 /// <param name="TokensPerSecond">Training tokens of both phases over their time in optimizer steps (a reused first phase counts its recorded time).</param>

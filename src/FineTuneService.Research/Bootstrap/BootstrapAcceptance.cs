@@ -14,7 +14,7 @@ using FineTuneService.Ml.Training;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace FineTuneService.Ml.Bootstrap;
+namespace FineTuneService.Research.Bootstrap;
 
 /// <summary>Limits of the acceptance run; the defaults are the whole evaluation sets.</summary>
 public sealed record BootstrapAcceptanceOptions

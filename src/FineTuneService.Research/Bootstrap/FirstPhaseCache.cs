@@ -7,7 +7,7 @@ using FineTuneService.Ml.Models;
 using FineTuneService.Ml.SafeTensors;
 using FineTuneService.Ml.Training;
 
-namespace FineTuneService.Ml.Bootstrap;
+namespace FineTuneService.Research.Bootstrap;
 
 /// <summary>What the first phase of a bootstrap build produced, kept beside its weights in a cache folder.</summary>
 public sealed record FirstPhaseSummary(string Key, int Steps, long TokensSeen, double FirstLoss, double? ValidationLoss, TimeSpan TrainingTime);

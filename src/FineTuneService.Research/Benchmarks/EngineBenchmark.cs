@@ -5,14 +5,14 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FineTuneService.Datasets;
-using FineTuneService.Ml.Bootstrap;
 using FineTuneService.Ml.Generation;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Training;
+using FineTuneService.Research.Bootstrap;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Cli.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// <c>fts bench engine</c>: fp32 matmul peak, SFT training throughput and MFU of two decoder sizes at a couple of

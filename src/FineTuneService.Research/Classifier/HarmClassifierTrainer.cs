@@ -1,8 +1,9 @@
+using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Evaluation.Classifier;
+namespace FineTuneService.Research.Classifier;
 
 /// <summary>A labelled (prompt, response) pair; <paramref name="Source"/> names the dataset it came from.</summary>
 public sealed record LabelledPair(string Prompt, string Response, bool Harmful, string Source);

@@ -1,7 +1,6 @@
-using FineTuneService.Ml.Safety.Benchmarks;
 using ScottPlot;
 
-namespace FineTuneService.Cli.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>The benchmark's figure: HS (classifier), keyword HS and FA against the harmful ratio p, one line per strategy.</summary>
 public static class SafetyBenchmarkPlot

@@ -2,10 +2,11 @@ using System.Globalization;
 using System.Text;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Strategies;
 using FineTuneService.Ml.Training;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Strategies.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>Settings of <see cref="SafetyOverheadBenchmark"/>; the defaults give a ~0.25M-parameter decoder.</summary>
 public sealed record SafetyOverheadOptions

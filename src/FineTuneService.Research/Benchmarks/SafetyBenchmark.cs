@@ -17,7 +17,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Benchmarks;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// The harmful fine-tuning benchmark of the safety strategies, in the setting of Vaccine, Booster and Antidote:
