@@ -82,7 +82,7 @@ bin() { echo "$root/src/$1/bin/$config/net10.0"; }
 
 # The API applies migrations and imports base models before it listens; the worker starts once the API answers,
 # so the two never race on a fresh database.
-say "starting the API at $url (Swagger: $url/swagger, Hangfire: $url/hangfire?access_token=<admin key>)"
+say "starting the API at $url (Swagger: $url/swagger, Hangfire: $url/hangfire, sign in with the admin key)"
 (cd "$(bin FineTuneService.Api)" && exec dotnet FineTuneService.Api.dll --urls "$url") &
 api_pid=$!
 trap 'kill -TERM $api_pid 2>/dev/null; wait $api_pid 2>/dev/null; exit 130' INT TERM

@@ -7,16 +7,19 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddFineTuneDatabase();      // EF Core on PostgreSQL, migrations at start (Development by default)
 builder.AddArtifactStore();         // chunked, content-addressed blobs in PostgreSQL
 builder.AddHangfireStorage();       // job queues in PostgreSQL (LISTEN/NOTIFY)
-builder.AddBaseModelRegistry();     // imports Models:Directory at start
+builder.AddBaseModelRegistry();     // imports Models:Directory in the background once migrated (readiness waits)
 builder.AddOpenAiJson();
 builder.AddOpenAiErrors();
 builder.AddApiKeyAuthentication();
+builder.AddAdminDashboard();        // Hangfire dashboard login; Data Protection keys shared by replicas in PostgreSQL
+builder.AddForwardedHeaders();      // X-Forwarded-* from a trusted TLS proxy (ForwardedHeaders:Enabled)
 builder.AddFineTuningJobs();
 builder.AddFileValidation();        // default queue served in-process; training runs on the worker host
 builder.AddApiDocumentation();
 
 var app = builder.Build();
 
+app.UseConfiguredForwardedHeaders();
 app.UseExceptionHandler();
 app.UseOpenAiStatusCodes();
 app.UseAuthentication();
@@ -24,6 +27,7 @@ app.UseAuthorization();
 app.UseApiDocumentation();
 app.UseAdminHangfireDashboard();
 
+app.MapHealthEndpoints();           // /healthz (process up), /readyz (database, migrations, base models)
 app.MapAdmin();
 app.MapAdminSafety();
 app.MapFiles();

@@ -1,12 +1,18 @@
 using FineTuneService.Core.Hosting;
 using FineTuneService.Worker.Hosting;
+using Microsoft.AspNetCore.Builder;
 
-// Worker host: trains fine-tuning jobs from the gpu queue, one Hangfire server per configured device.
-var builder = Host.CreateApplicationBuilder(args);
+// Worker host: trains fine-tuning jobs from the gpu queue, one Hangfire server per configured device. Its HTTP port
+// serves health only (/healthz, /readyz).
+var builder = WebApplication.CreateBuilder(args);
 
 builder.AddFineTuneDatabase();   // EF Core on PostgreSQL, transient-fault retries, migrations at start (Development)
 builder.AddArtifactStore();      // datasets, checkpoints and weights, content-addressed in PostgreSQL
 builder.AddHangfireStorage();    // Hangfire on PostgreSQL: LISTEN/NOTIFY wake-up, sliding invisibility timeout
 builder.AddFineTuneWorker();     // device servers, job runner, base-model cache, crash recovery
 
-builder.Build().Run();
+var app = builder.Build();
+
+app.MapHealthEndpoints();        // /healthz (process up), /readyz (database, migrations, device servers)
+
+app.Run();

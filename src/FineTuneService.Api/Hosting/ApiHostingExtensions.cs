@@ -1,12 +1,16 @@
+using System.Net;
 using System.Reflection;
 using System.Text.Json;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Errors;
 using FineTuneService.Api.Files;
 using FineTuneService.Api.Jobs;
+using FineTuneService.Core.Data;
 using FineTuneService.Core.Jobs;
 using Hangfire;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
@@ -62,9 +66,57 @@ public static class ApiHostingExtensions
             .AddPolicy(FtsClaims.AdminPolicy, policy => policy.RequireRole(FtsClaims.AdminRole))
             .AddPolicy(FtsClaims.TenantOrAdminPolicy, policy => policy.RequireAssertion(context =>
                 context.User.HasClaim(c => c.Type == FtsClaims.TenantIdClaim) || context.User.IsInRole(FtsClaims.AdminRole)));
-        builder.Services.AddDataProtection();
+        return builder;
+    }
+
+    /// <summary>
+    /// The Hangfire dashboard's browser login (<see cref="HangfireDashboardAccess"/>). Its cookie is protected with a
+    /// Data Protection key ring kept in PostgreSQL under one application name, so every API replica reads the cookie
+    /// another issued, and a redeploy keeps it valid.
+    /// </summary>
+    public static IHostApplicationBuilder AddAdminDashboard(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddDataProtection()
+            .SetApplicationName(DataProtectionApplicationName)
+            .PersistKeysToDbContext<FineTuneDbContext>();
         builder.Services.AddSingleton<HangfireDashboardAccess>();
         return builder;
+    }
+
+    /// <summary>Data Protection's application name: replicas sharing keys must share it (it isolates payloads per app).</summary>
+    public const string DataProtectionApplicationName = "FineTuneService";
+
+    /// <summary>
+    /// Behind a TLS-terminating proxy: <c>X-Forwarded-For</c>/<c>-Proto</c>/<c>-Host</c> from the proxies listed in
+    /// <c>ForwardedHeaders:KnownProxies</c> (addresses) or <c>ForwardedHeaders:KnownNetworks</c> (CIDR) are applied,
+    /// so the request counts as HTTPS (Secure cookies, https links) and the client address is the real one. Off unless
+    /// <c>ForwardedHeaders:Enabled</c>; headers from anyone else are ignored.
+    /// </summary>
+    public static IHostApplicationBuilder AddForwardedHeaders(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<ForwardedHeadersSettings>()
+            .BindConfiguration(ForwardedHeadersSettings.Section)
+            .Validate(s => s.KnownProxies.All(p => IPAddress.TryParse(p, out _)), "ForwardedHeaders:KnownProxies must be IP addresses.")
+            .Validate(s => s.KnownNetworks.All(n => System.Net.IPNetwork.TryParse(n, out _)), "ForwardedHeaders:KnownNetworks must be CIDR ranges (10.0.0.0/8).")
+            .ValidateOnStart();
+        builder.Services.AddOptions<ForwardedHeadersOptions>().Configure<IOptions<ForwardedHeadersSettings>>((options, settings) =>
+        {
+            options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto | ForwardedHeaders.XForwardedHost;
+            options.ForwardLimit = settings.Value.ForwardLimit;
+            if (settings.Value.KnownProxies.Length + settings.Value.KnownNetworks.Length == 0) return; // loopback only
+            options.KnownProxies.Clear();
+            options.KnownIPNetworks.Clear();
+            foreach (var proxy in settings.Value.KnownProxies) options.KnownProxies.Add(IPAddress.Parse(proxy));
+            foreach (var network in settings.Value.KnownNetworks) options.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(network));
+        });
+        return builder;
+    }
+
+    /// <summary>Applies forwarded headers first in the pipeline, when <c>ForwardedHeaders:Enabled</c>.</summary>
+    public static WebApplication UseConfiguredForwardedHeaders(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<IOptions<ForwardedHeadersSettings>>().Value.Enabled) app.UseForwardedHeaders();
+        return app;
     }
 
     /// <summary>Job lifecycle services: promotion out of validating_files and cancel/pause/resume.</summary>
@@ -156,12 +208,12 @@ public static class ApiHostingExtensions
         return app;
     }
 
-    /// <summary>The Hangfire dashboard at /hangfire for the admin key (bearer, or <c>?access_token=</c> once in a browser).</summary>
+    /// <summary>The Hangfire dashboard at /hangfire for the admin key (bearer, or the cookie from /hangfire/login).</summary>
     public static WebApplication UseAdminHangfireDashboard(this WebApplication app)
     {
         var access = app.Services.GetRequiredService<HangfireDashboardAccess>();
         app.UseWhen(context => context.Request.Path.StartsWithSegments(HangfireDashboardAccess.Path),
-            branch => branch.Use(next => context => access.SignInFromQueryAsync(context, next)));
+            branch => branch.Use(next => context => access.HandleAsync(context, next)));
         app.UseHangfireDashboard(HangfireDashboardAccess.Path, new DashboardOptions
         {
             AsyncAuthorization = [access],

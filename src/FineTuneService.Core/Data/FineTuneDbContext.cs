@@ -1,10 +1,11 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTuneService.Core.Data;
 
-public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> options) : DbContext(options)
+public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> options) : DbContext(options), IDataProtectionKeyContext
 {
     public DbSet<Tenant> Tenants => Set<Tenant>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
@@ -20,6 +21,7 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<BaseModelSafetyScore> BaseModelSafetyScores => Set<BaseModelSafetyScore>();
     public DbSet<SafetyDecision> SafetyDecisions => Set<SafetyDecision>();
     public DbSet<SafetyEvaluation> SafetyEvaluations => Set<SafetyEvaluation>();
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);

@@ -1,5 +1,9 @@
+using FineTuneService.Core.Data;
 using FineTuneService.Core.Models;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -9,33 +13,82 @@ namespace FineTuneService.Core.Hosting;
 public static class BaseModelHostingExtensions
 {
     /// <summary>
-    /// Registers <see cref="BaseModelRegistry"/> and, when <c>Models:Directory</c> is set, imports its model folders at
-    /// start (after migrations). Needs the database and the artifact store.
+    /// Registers <see cref="BaseModelRegistry"/> and, when <c>Models:Directory</c> is set, imports its model folders in
+    /// the background once the database has every migration (applied by this host or by another); <c>/readyz</c>
+    /// answers 503 until that import is done. Needs the database and the artifact store.
     /// </summary>
     public static IHostApplicationBuilder AddBaseModelRegistry(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section);
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<BaseModelRegistry>();
-        builder.Services.AddHostedService<BaseModelImporter>();
+        builder.Services.AddSingleton<BaseModelImporter>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<BaseModelImporter>());
+        builder.Services.AddHealthChecks().AddCheck<BaseModelImporter>("models", tags: [HealthEndpoints.ReadyTag]);
         return builder;
     }
 
-    private sealed class BaseModelImporter(BaseModelRegistry registry, IOptions<ModelsOptions> options, IHostEnvironment environment,
-        ILogger<BaseModelImporter> logger) : IHostedService
+    internal sealed class BaseModelImporter(
+        BaseModelRegistry registry,
+        IDbContextFactory<FineTuneDbContext> contexts,
+        IOptions<ModelsOptions> options,
+        IHostEnvironment environment,
+        TimeProvider clock,
+        ILogger<BaseModelImporter> logger) : BackgroundService, IHealthCheck
     {
-        public async Task StartAsync(CancellationToken cancellationToken)
+        private static readonly TimeSpan MigrationPoll = TimeSpan.FromSeconds(1);
+        private volatile string? _done;
+        private volatile string _waiting = "waiting for database migrations";
+
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
-            if (string.IsNullOrWhiteSpace(options.Value.Directory)) return;
+            if (string.IsNullOrWhiteSpace(options.Value.Directory))
+            {
+                _done = "no Models:Directory configured";
+                return;
+            }
             var directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
+            await WaitForMigrationsAsync(stoppingToken);
             if (!Directory.Exists(directory))
             {
                 logger.LogWarning("Models:Directory {Directory} does not exist; no base models imported", directory);
+                _done = $"{directory} does not exist; nothing imported";
                 return;
             }
-            var imported = await registry.ImportDirectoryAsync(directory, cancellationToken);
-            logger.LogInformation("Base models in {Directory}: {Count} imported or updated", directory, imported.Count);
+            _waiting = $"importing {directory}";
+            try
+            {
+                var imported = await registry.ImportDirectoryAsync(directory, stoppingToken);
+                logger.LogInformation("Base models in {Directory}: {Count} imported or updated", directory, imported.Count);
+                _done = $"{directory} imported";
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Not ready, but alive: an admin can fix the folder and call POST /v1/admin/models/import.
+                logger.LogError(e, "Importing base models from {Directory} failed", directory);
+                _waiting = $"import of {directory} failed: {e.Message}";
+            }
         }
 
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        /// <summary>A replica that does not migrate waits here until the one that does (or a migration job) has.</summary>
+        private async Task WaitForMigrationsAsync(CancellationToken stoppingToken)
+        {
+            while (true)
+            {
+                try
+                {
+                    await using var db = await contexts.CreateDbContextAsync(stoppingToken);
+                    if (!(await db.Database.GetPendingMigrationsAsync(stoppingToken)).Any()) return;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogDebug(e, "Database not reachable yet; base model import waits");
+                }
+                await Task.Delay(MigrationPoll, clock, stoppingToken);
+            }
+        }
+
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(_done is { } done ? HealthCheckResult.Healthy(done) : HealthCheckResult.Unhealthy(_waiting));
     }
 }

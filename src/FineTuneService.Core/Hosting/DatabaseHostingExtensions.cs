@@ -12,8 +12,14 @@ public sealed record DatabaseOptions
 {
     public const string Section = "Database";
 
-    /// <summary>From <c>ConnectionStrings:Postgres</c>.</summary>
+    /// <summary>From <c>ConnectionStrings:Postgres</c>: the runtime role (reads and writes rows, owns nothing).</summary>
     public string ConnectionString { get; set; } = "";
+
+    /// <summary>
+    /// From <c>ConnectionStrings:PostgresMigrations</c>: the role that owns the schema and applies migrations (EF's
+    /// and Hangfire's). Unset means the runtime connection migrates too, as in development.
+    /// </summary>
+    public string? MigrationConnectionString { get; set; }
 
     /// <summary>Apply pending EF migrations when the host starts. Unset means: only in Development.</summary>
     public bool? MigrateOnStartup { get; set; }
@@ -35,7 +41,11 @@ public static class DatabaseHostingExtensions
         builder.Services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.Section)
             .Configure<IConfiguration>((options, configuration) =>
-                options.ConnectionString = configuration.GetConnectionString("Postgres") ?? options.ConnectionString)
+            {
+                options.ConnectionString = configuration.GetConnectionString("Postgres") ?? options.ConnectionString;
+                options.MigrationConnectionString = NullIfBlank(configuration.GetConnectionString("PostgresMigrations"))
+                    ?? options.MigrationConnectionString;
+            })
             .Validate(options => !string.IsNullOrWhiteSpace(options.ConnectionString),
                 "ConnectionStrings:Postgres is required (e.g. Host=127.0.0.1;Port=5544;Username=fts;Database=fts).")
             .ValidateOnStart();
@@ -45,8 +55,12 @@ public static class DatabaseHostingExtensions
             ConfigureNpgsql(options, services.GetRequiredService<IOptions<DatabaseOptions>>().Value));
 
         builder.Services.AddHostedService<DatabaseMigrator>();
+        builder.Services.AddHealthChecks().AddCheck<DatabaseReadinessCheck>("database", tags: [HealthEndpoints.ReadyTag],
+            timeout: HealthEndpoints.CheckTimeout);
         return builder;
     }
+
+    private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     internal static void ConfigureNpgsql(DbContextOptionsBuilder options, DatabaseOptions database) =>
         options.UseNpgsql(database.ConnectionString, npgsql => npgsql

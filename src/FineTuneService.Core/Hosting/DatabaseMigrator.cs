@@ -8,20 +8,37 @@ using Microsoft.Extensions.Options;
 namespace FineTuneService.Core.Hosting;
 
 /// <summary>
-/// Applies pending EF migrations before the other hosted services start. EF takes a database lock while migrating,
-/// so an API and a worker starting together do not race.
+/// A schema that is not EF's but lives in the same database (Hangfire's tables), installed by
+/// <see cref="DatabaseMigrator"/> with the migration role, so no runtime role ever needs DDL rights.
+/// </summary>
+public interface ISchemaInstaller
+{
+    Task InstallAsync(string connectionString, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Applies pending EF migrations, then every <see cref="ISchemaInstaller"/>, before the other hosted services start,
+/// when <see cref="DatabaseOptions.MigrateOnStartup"/> says so (in production: the API only). It connects with
+/// <see cref="DatabaseOptions.MigrationConnectionString"/> when one is set. EF takes a database lock while migrating,
+/// so hosts starting together do not race.
 /// </summary>
 internal sealed class DatabaseMigrator(
-    IServiceScopeFactory scopes, IOptions<DatabaseOptions> options, IHostEnvironment environment, ILogger<DatabaseMigrator> logger)
-    : IHostedService
+    IOptions<DatabaseOptions> options, IEnumerable<ISchemaInstaller> installers, IHostEnvironment environment,
+    ILogger<DatabaseMigrator> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!(options.Value.MigrateOnStartup ?? environment.IsDevelopment())) return;
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<FineTuneDbContext>();
-        logger.LogInformation("Applying pending database migrations");
-        await db.Database.MigrateAsync(cancellationToken);
+        var database = options.Value;
+        if (!(database.MigrateOnStartup ?? environment.IsDevelopment())) return;
+        var connection = database.MigrationConnectionString ?? database.ConnectionString;
+        var builder = new DbContextOptionsBuilder<FineTuneDbContext>();
+        DatabaseHostingExtensions.ConfigureNpgsql(builder, database with { ConnectionString = connection });
+        await using (var db = new FineTuneDbContext(builder.Options))
+        {
+            logger.LogInformation("Applying pending database migrations");
+            await db.Database.MigrateAsync(cancellationToken);
+        }
+        foreach (var installer in installers) await installer.InstallAsync(connection, cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

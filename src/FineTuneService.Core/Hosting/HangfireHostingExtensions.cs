@@ -4,6 +4,7 @@ using Hangfire.PostgreSql;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace FineTuneService.Core.Hosting;
 
@@ -27,8 +28,10 @@ public sealed record HangfireStorageOptions
 public static class HangfireHostingExtensions
 {
     /// <summary>
-    /// Registers Hangfire on PostgreSQL (schema created on first use) and <see cref="IJobScheduler"/>. Servers are the
-    /// hosts' business: the API runs one for the default queue, the worker one per device on the gpu queue.
+    /// Registers Hangfire on PostgreSQL and <see cref="IJobScheduler"/>. Hangfire's schema is installed by the host
+    /// that migrates (<see cref="DatabaseMigrator"/>, with the migration role; in production the API), never on first
+    /// use. Servers are the hosts' business: the API runs one for the default queue, the worker one per device on the
+    /// gpu queue.
     /// </summary>
     public static IHostApplicationBuilder AddHangfireStorage(this IHostApplicationBuilder builder)
     {
@@ -49,7 +52,7 @@ public static class HangfireHostingExtensions
                 .UsePostgreSqlStorage(connection => connection.UseNpgsqlConnection(database.ConnectionString), new PostgreSqlStorageOptions
                 {
                     SchemaName = hangfire.SchemaName,
-                    PrepareSchemaIfNecessary = true,
+                    PrepareSchemaIfNecessary = false,
                     EnableLongPolling = true,
                     QueuePollInterval = hangfire.QueuePollInterval,
                     UseSlidingInvisibilityTimeout = true,
@@ -58,6 +61,17 @@ public static class HangfireHostingExtensions
         });
 
         builder.Services.AddSingleton<IJobScheduler, HangfireJobScheduler>();
+        builder.Services.AddSingleton<ISchemaInstaller, HangfireSchemaInstaller>();
         return builder;
+    }
+
+    private sealed class HangfireSchemaInstaller(IOptions<HangfireStorageOptions> options) : ISchemaInstaller
+    {
+        public async Task InstallAsync(string connectionString, CancellationToken cancellationToken)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            PostgreSqlObjectsInstaller.Install(connection, options.Value.SchemaName);
+        }
     }
 }

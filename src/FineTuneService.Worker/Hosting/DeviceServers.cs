@@ -2,6 +2,7 @@ using FineTuneService.Core.Jobs;
 using Hangfire;
 using Hangfire.Common;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -18,9 +19,15 @@ internal sealed class DeviceServers(
     JobStorage storage,
     IServiceScopeFactory scopes,
     IServiceProvider services,
-    ILogger<DeviceServers> logger) : IHostedService
+    ILogger<DeviceServers> logger) : IHostedService, IHealthCheck
 {
     private List<BackgroundJobServer> _servers = [];
+
+    /// <summary>Ready while every configured device has its server.</summary>
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_servers.Count == options.Value.Devices.Length
+            ? HealthCheckResult.Healthy($"serving {string.Join(", ", options.Value.Devices)}")
+            : HealthCheckResult.Unhealthy("device servers not running"));
 
     public Task StartAsync(CancellationToken cancellationToken)
     {

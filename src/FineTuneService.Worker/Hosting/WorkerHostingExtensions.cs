@@ -1,3 +1,4 @@
+using FineTuneService.Core.Hosting;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Worker.Jobs;
 using FineTuneService.Worker.Models;
@@ -68,7 +69,9 @@ public static class WorkerHostingExtensions
         services.AddScoped<IFileScreeningJob, FileScreeningJob>();
         services.AddScoped<ISafetyEvaluationJob, SafetyEvaluationRunner>();
 
-        services.AddHostedService<DeviceServers>();
+        services.AddSingleton<DeviceServers>();
+        services.AddHostedService(provider => provider.GetRequiredService<DeviceServers>());
+        services.AddHealthChecks().AddCheck<DeviceServers>("devices", tags: [HealthEndpoints.ReadyTag]);
         services.AddHostedService<ScreeningServer>();
         services.AddSingleton<StaleJobMonitor>();
         services.AddHostedService(provider => provider.GetRequiredService<StaleJobMonitor>());
