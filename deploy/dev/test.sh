@@ -16,7 +16,8 @@ free_port() {
 }
 
 # Whole-suite runs on one machine take turns: run side by side they share the CPUs and each takes several times
-# longer. A filtered run (arguments given) does not wait.
+# longer. A filtered run (arguments given) does not wait. Long-lived children (PostgreSQL, build servers) get the
+# lock descriptor closed (9>&-) so that they cannot hold the lock after this script ends.
 if [ $# -eq 0 ] && command -v flock >/dev/null; then
   exec 9>/tmp/fts-test-suite.lock
   flock -n 9 || { echo "test.sh: another whole-suite run is going on this machine; waiting for it" >&2; flock 9; }
@@ -28,12 +29,12 @@ cleanup() { deploy/dev/postgres.sh stop "$work/pg" || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
 export FTS_TEST_POSTGRES
-FTS_TEST_POSTGRES=$(deploy/dev/postgres.sh start "$work/pg" "$(free_port)" --fast)
+FTS_TEST_POSTGRES=$(deploy/dev/postgres.sh start "$work/pg" "$(free_port)" --fast 9>&-)
 echo "PostgreSQL for tests: $FTS_TEST_POSTGRES"
 
-dotnet build FineTuneService.sln -c Release -v q -nologo
+dotnet build FineTuneService.sln -c Release -v q -nologo 9>&-
 set +e
-dotnet test FineTuneService.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$work/test.log"
+dotnet test FineTuneService.sln -c Release --no-build -nologo "$@" 9>&- 2>&1 | tee "$work/test.log"
 status=${PIPESTATUS[0]}
 set -e
 
