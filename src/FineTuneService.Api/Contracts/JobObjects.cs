@@ -21,7 +21,7 @@ public sealed record CreateFineTuningJobRequest
     public long? Seed { get; init; }
     /// <summary>Up to 16 string key-value pairs.</summary>
     public JsonObject? Metadata { get; init; }
-    /// <summary>Extension: {strategy: ["none"|"frozen_layers"|"projected_gradients"|"antidote"|"merge"|"safemerge", ...], params: {...}}.</summary>
+    /// <summary>Extension: {strategy: a name or a list of names, params: {&lt;strategy&gt;: {...}}}; the schema lists every registered strategy.</summary>
     public JsonObject? Safety { get; init; }
     /// <summary>Accepted for compatibility; integrations are not supported and must be empty.</summary>
     public JsonArray? Integrations { get; init; }
@@ -50,15 +50,16 @@ public sealed record FineTuningJobObject(
         return new JsonObject { ["type"] = "supervised", ["supervised"] = supervised };
     }
 
-    private static JsonObject SafetyOf(FineTuningJob job) => new()
+    /// <summary>The safety plan ({strategy, params}) with the scores, the gate's verdict and the review state.</summary>
+    private static JsonObject SafetyOf(FineTuningJob job)
     {
-        ["strategy"] = job.Safety["strategy"]?.DeepClone() ?? new JsonArray("none"),
-        ["params"] = job.Safety["params"]?.DeepClone() ?? new JsonObject(),
-        ["scores"] = job.SafetyScores?.DeepClone(),
+        var safety = job.Safety.ToJson();
+        safety["scores"] = job.SafetyScores?.DeepClone();
         // The gate's verdict ({decision: passed|failed|held, reason, message, judge, scores, violations, policy}), also inside scores.
-        ["gate"] = job.SafetyScores?["gate"]?.DeepClone(),
-        ["review"] = ReviewNames.Of(job.Review),
-    };
+        safety["gate"] = job.SafetyScores?["gate"]?.DeepClone();
+        safety["review"] = ReviewNames.Of(job.Review);
+        return safety;
+    }
 }
 
 internal static class JobStatusNames

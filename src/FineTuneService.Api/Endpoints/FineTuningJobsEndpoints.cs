@@ -3,9 +3,11 @@ using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
 using FineTuneService.Api.Jobs;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
+using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -48,7 +50,7 @@ public static class FineTuningJobsEndpoints
             return TypedResults.Ok(FineTuningJobObject.From(earlier));
 
         var settings = JobRequestValidator.Validate(request);
-        await RequireModelAsync(db, tenantId, request.Model!, cancellationToken);
+        settings.Safety.Validate(await RequireModelAsync(db, tenantId, request.Model!, cancellationToken));
         await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
         if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
 
@@ -184,12 +186,18 @@ public static class FineTuningJobsEndpoints
     private static Task<FineTuningJob?> FindByIdempotencyKeyAsync(FineTuneDbContext db, string tenantId, string key, CancellationToken cancellationToken) =>
         db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, cancellationToken);
 
-    /// <summary>A base model, or one of the caller's own finished fine-tuned models (continued training).</summary>
-    private static async Task RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken)
+    /// <summary>
+    /// A base model, or one of the caller's own finished fine-tuned models (continued training); returns what the
+    /// request's rules need to know about it (its base model's layer count).
+    /// </summary>
+    private static async Task<ModelFacts> RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken)
     {
-        if (await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken)) return;
-        if (await ModelsEndpoints.VisibleFineTunedModels(db, tenantId).AnyAsync(j => j.FineTunedModel == model, cancellationToken)) return;
-        throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
+        var baseModel = model;
+        if (!await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken))
+            baseModel = await ModelsEndpoints.VisibleFineTunedModels(db, tenantId).Where(j => j.FineTunedModel == model)
+                    .Select(j => j.Model).FirstOrDefaultAsync(cancellationToken)
+                ?? throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
+        return await BaseModelFacts.OfAsync(db, baseModel, cancellationToken);
     }
 
     private static async Task RequireFileAsync(FineTuneDbContext db, ClaimsPrincipal user, string fileId, string param, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
@@ -16,6 +17,7 @@ internal sealed class OpenAiExceptionHandler(IProblemDetailsService problemDetai
         var error = exception switch
         {
             ApiException api => api,
+            ContractViolation violation => ApiException.InvalidRequest(violation.Message, violation.Param),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
                 new ApiException(413, "The request body is larger than this server accepts.", "invalid_request_error", null, "request_too_large"),
             BadHttpRequestException bad => ApiException.InvalidRequest(BadRequestMessage(bad), null, "invalid_request"),

@@ -2,6 +2,7 @@ using System.Net;
 using System.Reflection;
 using System.Text.Json;
 using FineTuneService.Api.Auth;
+using FineTuneService.Api.Documentation;
 using FineTuneService.Api.Errors;
 using FineTuneService.Api.Files;
 using FineTuneService.Api.Jobs;
@@ -173,6 +174,7 @@ public static class ApiHostingExtensions
             });
             // Each operation names the scheme of its authorization policy, so admin routes show the admin padlock.
             options.OperationFilter<SecuritySchemesOperationFilter>();
+            options.SchemaFilter<SafetySchemaFilter>(); // safety.strategy and safety.params from the strategy registry
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) options.IncludeXmlComments(xml);
         });

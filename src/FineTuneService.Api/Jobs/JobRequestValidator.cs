@@ -4,17 +4,20 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
+using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Api.Jobs;
 
 /// <summary>The validated, normalised parts of a job request.</summary>
-internal sealed record JobSettings(JsonObject Hyperparameters, JsonObject Method, JsonObject Safety, string? Suffix, long Seed, JsonObject? Metadata);
+internal sealed record JobSettings(JsonObject Hyperparameters, JsonObject Method, SafetyPlan Safety, string? Suffix, long Seed, JsonObject? Metadata);
 
-/// <summary>Checks a create-job request field by field; every problem names its <c>param</c> as OpenAI does.</summary>
+/// <summary>
+/// Checks a create-job request field by field; every problem names its <c>param</c> as OpenAI does. Rules that
+/// depend on the model (e.g. frozen layers within its layer count) are checked by the endpoint once the model is known,
+/// with the same <see cref="SafetyPlan.Validate"/> the worker runs.
+/// </summary>
 internal static partial class JobRequestValidator
 {
-    public static readonly string[] SafetyStrategies = ["none", "frozen_layers", "projected_gradients", "antidote", "merge", "safemerge"];
-
     private static readonly (string Name, bool Integer, double Min, double Max)[] HyperparameterRules =
     [
         ("n_epochs", true, 1, 50),
@@ -36,7 +39,7 @@ internal static partial class JobRequestValidator
         return new JobSettings(
             hyperparameters,
             new JsonObject { ["type"] = "supervised", ["supervised"] = supervised },
-            Safety(request.Safety),
+            SafetyPlan.FromRequest(request.Safety),
             Suffix(request.Suffix),
             request.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
             Metadata(request.Metadata));
@@ -129,39 +132,6 @@ internal static partial class JobRequestValidator
             ["dropout"] = adapter["dropout"] is { } dropout ? Number(dropout, $"{param}.dropout", integer: false, 0, 0.9, orAuto: false) : 0.05,
             ["target_modules"] = new JsonArray(targets.Select(t => (JsonNode)t).ToArray()),
         };
-    }
-
-    private static JsonObject Safety(JsonObject? safety)
-    {
-        var strategies = new JsonArray();
-        var names = safety?["strategy"] switch
-        {
-            null => ["none"],
-            JsonValue single when single.GetValueKind() == JsonValueKind.String => [single.GetValue<string>()],
-            JsonArray array when array.All(n => n?.GetValueKind() == JsonValueKind.String) => array.Select(n => n!.GetValue<string>()).ToList(),
-            _ => throw ApiException.InvalidRequest("safety.strategy must be a strategy name or a list of them.", "safety.strategy"),
-        };
-        foreach (var name in names)
-        {
-            if (!SafetyStrategies.Contains(name))
-                throw ApiException.InvalidRequest(
-                    $"Unknown safety strategy '{name}'. Known: {string.Join(", ", SafetyStrategies)}.", "safety.strategy");
-            if (!strategies.Any(s => s!.GetValue<string>() == name)) strategies.Add(name);
-        }
-        if (strategies.Count > 1 && strategies.Any(s => s!.GetValue<string>() == "none"))
-            throw ApiException.InvalidRequest("Safety strategy 'none' cannot be combined with other strategies.", "safety.strategy");
-        if (strategies.Count == 0) strategies.Add("none");
-
-        var parameters = safety?["params"] switch
-        {
-            null => new JsonObject(),
-            JsonObject given => given.DeepClone().AsObject(),
-            _ => throw ApiException.InvalidRequest("safety.params must be an object.", "safety.params"),
-        };
-        foreach (var (key, _) in safety ?? [])
-            if (key is not ("strategy" or "params"))
-                throw ApiException.InvalidRequest($"Unknown safety field '{key}'; use safety.strategy and safety.params.", $"safety.{key}");
-        return new JsonObject { ["strategy"] = strategies, ["params"] = parameters };
     }
 
     private static string? Suffix(string? suffix)

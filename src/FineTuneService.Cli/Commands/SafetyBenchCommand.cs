@@ -13,7 +13,7 @@ public sealed class SafetyBenchCommand : ICliCommand
 
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
-    public string Usage => "fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies none,frozen_layers,projected_gradients,antidote,merge,best] " +
+    public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
                            "[--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100] [--xstest-prompts 100] [--sst2-prompts 200] " +
                            "[--max-new-tokens 32] [--threads 0] [--label text] [--out docs/benchmarks/safety]";
 

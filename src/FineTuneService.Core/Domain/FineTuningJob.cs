@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Core.Domain;
 
@@ -28,8 +29,8 @@ public sealed class FineTuningJob : ICreatedRow
     public required JsonObject Hyperparameters { get; set; }
     /// <summary>The requested method object as posted (type, supervised.hyperparameters).</summary>
     public JsonObject? Method { get; init; }
-    /// <summary>Requested safety strategy and parameters: {strategy: [...], params: {...}}.</summary>
-    public required JsonObject Safety { get; set; }
+    /// <summary>The validated safety request, stored as <c>{strategy: [...], params: {...}}</c>.</summary>
+    public SafetyPlan Safety { get; set; } = SafetyPlan.None;
     public string? Suffix { get; init; }
     public long Seed { get; init; }
     public JsonObject? Metadata { get; init; }

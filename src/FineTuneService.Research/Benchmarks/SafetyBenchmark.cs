@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using FineTuneService.Contracts;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Sft;
@@ -40,7 +42,7 @@ public sealed class SafetyBenchmark : IDisposable
     private readonly HarmClassifier _classifier;
     private readonly IReadOnlyList<ChatExample> _taskRows;
     private readonly IReadOnlyList<HarmfulPair> _attackPool;
-    private readonly SafetyDataSets _safetySets;
+    private readonly SafetyData _safetySets;
     private readonly PromptSet _harmful;
     private readonly PromptSet _safe;
     private readonly IReadOnlyList<AccuracyExample> _accuracy;
@@ -49,7 +51,7 @@ public sealed class SafetyBenchmark : IDisposable
 
     public SafetyBenchmark(SafetyBenchmarkOptions options, string baseFolder, ShippedData? data = null, ILogger? logger = null)
     {
-        _options = SafetyParams.Require(options, options.Errors(), "safety benchmark");
+        _options = Checks.Require(options, options.Errors(), "safety benchmark");
         BaseModel = Path.GetFullPath(baseFolder);
         // Every cell loads this private snapshot, so a model rebuilt in place during a long run cannot slip in
         // under the fingerprint of the weights the run started with.
@@ -72,7 +74,7 @@ public sealed class SafetyBenchmark : IDisposable
         _taskRows = data.Sst2("train").Select(BootstrapCorpus.Sst2Example).ToList();
         // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely.
         _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
-        _safetySets = SafetyDataSets.FromShippedData(data, options.SafetyExamples);
+        _safetySets = SafetyData.FromShippedData(data, options.SafetyExamples);
         BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
         JudgeHash = HarmClassifier.ShippedWeightsSha256();
     }
@@ -113,7 +115,7 @@ public sealed class SafetyBenchmark : IDisposable
     public SafetyBenchmarkResults Run(string resultsPath, string environment, CancellationToken cancellationToken = default)
     {
         var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, BaseModel, BaseModelHash);
-        if (_options.Strategies.Contains(SafetyStrategyNames.FrozenLayers) && results.SafetyLayers is null)
+        if (_options.Strategies.Any(s => SafetyBenchmarkStrategies.Plan(s).Params<FrozenLayersParams>() is not null) && results.SafetyLayers is null)
         {
             var layers = SafetyLayers();
             results = results with { SafetyLayers = new SafetyLayerRange(layers.FirstLayer, layers.LastLayer, layers.Curves.Layers) };
@@ -162,9 +164,9 @@ public sealed class SafetyBenchmark : IDisposable
         var mix = Mix(ratio, seed);
         var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
         using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
-        var resources = _safetySets.Resources(_encoder, _options.MaxSequenceLength,
-            plan.FrozenLayers is not null ? SafetyLayers() : null);
-        var hooks = SafetyStrategyFactory.Create(plan, resources);
+        var data = _safetySets.Encode(_encoder, _options.MaxSequenceLength,
+            plan.Params<FrozenLayersParams>() is not null ? SafetyLayers() : null);
+        var hooks = SafetyTrainingStrategies.Create(plan, data);
         TrainingResult training;
         var trainClock = Stopwatch.StartNew();
         try

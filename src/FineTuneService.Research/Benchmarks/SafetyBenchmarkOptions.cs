@@ -1,12 +1,13 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
-/// The strategies the benchmark compares, by row name, as safety requests. <c>best</c> is the literature's recommended
+/// The strategies the benchmark compares, by row name: none, every registered strategy with its default parameters, and
+/// <c>best</c>, the literature's recommended
 /// combination: a fine-tuning-stage defence (projected gradients keep task updates out of the refusal directions) plus
 /// Antidote's post-fine-tuning pruning, which its paper shows adds to fine-tuning-stage defences because it does not
 /// depend on how the harmful update was learned.
@@ -15,20 +16,17 @@ public static class SafetyBenchmarkStrategies
 {
     public const string Best = "best";
 
-    public static IReadOnlyDictionary<string, string> Requests { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        [SafetyStrategyNames.None] = """{"strategy": "none"}""",
-        [SafetyStrategyNames.FrozenLayers] = """{"strategy": "frozen_layers"}""",
-        [SafetyStrategyNames.ProjectedGradients] = """{"strategy": "projected_gradients"}""",
-        [SafetyStrategyNames.Antidote] = """{"strategy": "antidote"}""",
-        [SafetyStrategyNames.Merge] = """{"strategy": "merge"}""",
-        [Best] = """{"strategy": ["projected_gradients", "antidote"]}""",
-    };
+    public static IReadOnlyDictionary<string, SafetyPlan> Plans { get; } = new Dictionary<string, SafetyPlan>(
+        [
+            KeyValuePair.Create(SafetyStrategyRegistry.None, SafetyPlan.None),
+            .. SafetyStrategies.Registry.All.Select(s => KeyValuePair.Create(s.Name, SafetyPlan.Of(s.Defaults))),
+            KeyValuePair.Create(Best, SafetyPlan.Of(new ProjectedGradientsParams(), new AntidoteParams())),
+        ], StringComparer.Ordinal);
 
-    public static IReadOnlyList<string> All { get; } = [.. Requests.Keys];
+    public static IReadOnlyList<string> All { get; } = [.. Plans.Keys];
 
-    public static SafetyStrategyPlan Plan(string name) => Requests.TryGetValue(name, out var request)
-        ? SafetyStrategyPlan.Parse(request)
+    public static SafetyPlan Plan(string name) => Plans.TryGetValue(name, out var plan)
+        ? plan
         : throw new ArgumentException($"Unknown benchmark strategy '{name}'; expected one of {string.Join(", ", All)}.", nameof(name));
 }
 
@@ -67,7 +65,7 @@ public sealed record SafetyBenchmarkOptions
     {
         if (Rows < 1) yield return "rows must be >= 1.";
         if (Ratios.Count == 0 || Ratios.Any(r => !(r is >= 0 and <= 1))) yield return "ratios must be in [0, 1].";
-        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.Requests.ContainsKey(s)))
+        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.Plans.ContainsKey(s)))
             yield return $"unknown strategy '{s}' (expected {string.Join(", ", SafetyBenchmarkStrategies.All)}).";
         if (Seeds < 1) yield return "seeds must be >= 1.";
         if (Epochs < 1 || BatchSize < 1 || !(LearningRate > 0)) yield return "epochs, batch size and learning rate must be positive.";
@@ -83,7 +81,8 @@ public sealed record SafetyBenchmarkOptions
         var shared = new
         {
             Rows, Epochs, BatchSize, LearningRate, MaxSequenceLength, HarmfulPrompts, XsTestPrompts, Sst2DevPrompts,
-            MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples, Strategies = SafetyBenchmarkStrategies.Requests, baseModelHash, judgeHash,
+            MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples,
+            Strategies = SafetyBenchmarkStrategies.Plans.ToDictionary(p => p.Key, p => p.Value.ToJsonString()), baseModelHash, judgeHash,
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(shared))))[..16];
     }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using FineTuneService.Ml.Safety.Strategies;
 
 namespace FineTuneService.Research.Benchmarks;
 
@@ -97,7 +96,7 @@ public static class SafetyBenchmarkReport
             - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`), full fine-tune in fp32.
             - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
             - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
-            - Strategies, with the service's default parameters: frozen_layers freezes the located safety layers ({layers}); {new ProjectedGradientsParams()}; {new AntidoteParams()}; {new MergeParams()}; best = projected_gradients + antidote. The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
+            - Strategies, as the service's safety plans with its default parameters: {string.Join("; ", SafetyBenchmarkStrategies.Plans.Select(p => $"{p.Key} = `{p.Value.ToJsonString()}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
             - Evaluation: HS on {o.HarmfulPrompts} held-out harmful prompts (AdvBench/HarmBench/JBB, never trained by the base nor in any fine-tuning set), greedy, {o.MaxNewTokens} new tokens, judged by the shipped harm classifier (primary) and the GCG keyword rule; over-refusal on {o.XsTestPrompts} XSTest safe prompts (keyword refusal); FA = exact label match on {o.Sst2DevPrompts} SST-2 dev prompts ({o.AccuracyMaxNewTokens} new tokens).
             - Results fingerprint `{results.Fingerprint}`; cells recorded: {results.Cells.Count}.
             """);

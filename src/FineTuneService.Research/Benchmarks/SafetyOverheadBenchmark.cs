@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies;
@@ -38,15 +39,20 @@ public sealed record SafetyOverheadResult(
 /// </summary>
 public static class SafetyOverheadBenchmark
 {
-    public static IReadOnlyList<(string Case, string Strategy)> Cases(SafetyOverheadOptions options) =>
-    [
-        ("plain SFT", """{"strategy": "none"}"""),
-        ($"frozen_layers 1..{options.Layers / 2}", """{"strategy": "frozen_layers", "params": {"frozen_layers": {"first_layer": 1, "last_layer": LAST}}}""".Replace("LAST", (options.Layers / 2).ToString(CultureInfo.InvariantCulture))),
-        ("projected_gradients subspace", """{"strategy": "projected_gradients"}"""),
-        ("projected_gradients pcgrad", """{"strategy": "projected_gradients", "params": {"projected_gradients": {"variant": "pcgrad"}}}"""),
-        ("projected_gradients config", """{"strategy": "projected_gradients", "params": {"projected_gradients": {"variant": "config"}}}"""),
-        ("projected_gradients subspace, refresh every step", """{"strategy": "projected_gradients", "params": {"projected_gradients": {"refresh_every": 1}}}"""),
-    ];
+    public static IReadOnlyList<(string Case, SafetyPlan Strategy)> Cases(SafetyOverheadOptions options)
+    {
+        var frozen = SafetyStrategies.Registry.For<FrozenLayersParams>().Name;
+        var projected = SafetyStrategies.Registry.For<ProjectedGradientsParams>().Name;
+        return
+        [
+            ("plain SFT", SafetyPlan.None),
+            ($"{frozen} 1..{options.Layers / 2}", SafetyPlan.Of(new FrozenLayersParams(1, options.Layers / 2))),
+            ($"{projected} {ProjectedGradientsVariants.Subspace}", SafetyPlan.Of(new ProjectedGradientsParams())),
+            ($"{projected} {ProjectedGradientsVariants.PcGrad}", SafetyPlan.Of(new ProjectedGradientsParams(ProjectedGradientsVariants.PcGrad))),
+            ($"{projected} {ProjectedGradientsVariants.Config}", SafetyPlan.Of(new ProjectedGradientsParams(ProjectedGradientsVariants.Config))),
+            ($"{projected} {ProjectedGradientsVariants.Subspace}, refresh every step", SafetyPlan.Of(new ProjectedGradientsParams(RefreshEvery: 1))),
+        ];
+    }
 
     public static IReadOnlyList<SafetyOverheadResult> Run(SafetyOverheadOptions options, Action<string>? log = null)
     {
@@ -63,7 +69,7 @@ public static class SafetyOverheadBenchmark
             TieWordEmbeddings = true,
         };
         var task = ReverseTask(options.Examples, options.Vocabulary, seed: 1);
-        var resources = new SafetyResources(SafetyExamples: ReverseTask(16, options.Vocabulary, seed: 2));
+        var data = new EncodedSafetyData(Refusals: ReverseTask(16, options.Vocabulary, seed: 2));
         var trainerOptions = new SftTrainerOptions
         {
             Epochs = 1000,
@@ -86,7 +92,7 @@ public static class SafetyOverheadBenchmark
             for (var c = 0; c < cases.Count; c++)
             {
                 var clock = new StepClock();
-                var hooks = SafetyStrategyFactory.Create(cases[c].Strategy, resources);
+                var hooks = SafetyTrainingStrategies.Create(cases[c].Strategy, data);
                 var result = Train(config, options.Seed, trainerOptions, hooks, task, clock);
                 foreach (var hook in hooks.OfType<IDisposable>()) hook.Dispose();
                 wall[c].AddRange(clock.WallMilliseconds);
@@ -94,7 +100,7 @@ public static class SafetyOverheadBenchmark
                 log?.Invoke($"round {round + 1}/{options.Rounds} {cases[c].Case}: {clock.CpuMilliseconds.Average():F1} CPU ms/step, {clock.WallMilliseconds.Average():F1} wall ms/step, final loss {result.TrainLosses[^1]:F3}");
             }
         }
-        return cases.Select((c, i) => new SafetyOverheadResult(c.Case, c.Strategy, cpu[i].Count, cpu[i].Average(), Median(cpu[i]), wall[i].Average(), Median(wall[i]))).ToArray();
+        return cases.Select((c, i) => new SafetyOverheadResult(c.Case, c.Strategy.ToJsonString(), cpu[i].Count, cpu[i].Average(), Median(cpu[i]), wall[i].Average(), Median(wall[i]))).ToArray();
     }
 
     public static string ToMarkdown(IReadOnlyList<SafetyOverheadResult> results, SafetyOverheadOptions options, string environment)
@@ -110,7 +116,7 @@ public static class SafetyOverheadBenchmark
         md.AppendLine(inv, $"- Data: synthetic reverse-the-prompt chats, {options.Examples} examples, batch {options.BatchSize}; safety set: 16 other examples standing in for refusals.");
         md.AppendLine(inv, $"- {options.Steps} optimizer steps per run, {options.Rounds} interleaved rounds per case (fresh seeded model each run), one torch thread.");
         md.AppendLine("- Per step: process CPU time (user + system) between the trainer's progress callbacks, and wall time from the trainer's step clock. CPU time is the figure to trust on a shared machine.");
-        md.AppendLine("- projected_gradients uses its defaults (rank 4, 8 safety samples, safety statistics refreshed every 50 steps and on the first step) unless noted.");
+        md.AppendLine($"- {SafetyStrategies.Registry.For<ProjectedGradientsParams>().Name} uses its defaults (rank 4, 8 safety samples, safety statistics refreshed every 50 steps and on the first step) unless noted.");
         md.AppendLine(inv, $"- Environment: {environment}");
         md.AppendLine();
         md.AppendLine("| Case | CPU ms/step (mean) | CPU ms/step (median) | overhead, CPU mean | overhead, CPU median | wall ms/step (mean) | overhead, wall mean |");

@@ -50,7 +50,6 @@ public static class WorkerHostingExtensions
         services.AddSingleton<BaseModelCache>();
         services.AddSingleton<JobClaims>();
         services.AddSingleton<JobLeases>();
-        services.AddSingleton<SafetyData>();
         services.AddSingleton<TrainingEngine>();
 
         services.AddOptions<SafetyEvaluationOptions>()

@@ -1,4 +1,7 @@
+using FineTuneService.Contracts;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Lora;
@@ -21,7 +24,7 @@ public sealed record TrainingRequest(
     IReadOnlyList<ChatExample> Training,
     IReadOnlyList<ChatExample> Validation,
     ResolvedHyperparameters Hyperparameters,
-    System.Text.Json.Nodes.JsonObject Safety,
+    SafetyPlan Safety,
     long Seed,
     string CheckpointDirectory,
     string? ResumeFrom,
@@ -33,9 +36,12 @@ public sealed record TrainingRequest(
 /// with the model's tokenizer and chat template, runs <see cref="SftTrainer"/> synchronously, and on completion
 /// saves the trained model as a Hugging Face folder (tokenizer files copied along).
 /// </summary>
-public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData safetyData, ILoggerFactory loggers)
+public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFactory loggers)
 {
     private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
+
+    /// <summary>The shipped safety data, read once; the first <see cref="WorkerOptions.SafetyExamples"/> rows of each set.</summary>
+    private readonly Lazy<SafetyData> _safetyData = new(() => LoadSafetyData(options.Value.SafetyExamples, loggers.CreateLogger<TrainingEngine>()));
 
     /// <param name="inspectStage">
     /// Called on this thread with the trained model after the last step and after each post-training step that
@@ -71,7 +77,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
             ProgressEverySteps = 1, // the observer reads the control flag after every step
         };
 
-        var strategies = SafetyStrategies(request, encoder, maxLength);
+        var strategies = SafetyStrategies(request, model.Config.NumHiddenLayers, encoder, maxLength);
         try
         {
             var stageObserver = inspectStage is null ? observer : new StageObserver(observer, stage => inspectStage(stage, model, tokenizer));
@@ -95,25 +101,44 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, SafetyData s
     }
 
     /// <summary>
-    /// The trainer hooks of the job's <c>safety</c> request, with the shipped safety data sets and, when the model folder
-    /// has <see cref="SafetyLayersFile"/>, its located safety layers. A strategy whose resources are missing fails the
-    /// job with a clear error rather than training without the requested protection.
+    /// The trainer hooks of the job's safety plan, with the shipped safety data and, when the model folder has
+    /// <see cref="SafetyLayersFile"/>, its located safety layers. The plan is checked again against what only the
+    /// worker knows (the same rules the API applied at create time); a strategy whose data is missing fails the job
+    /// with a clear error rather than training without the requested protection.
     /// </summary>
-    private IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request, ChatExampleEncoder encoder, int maxLength)
+    private IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request, int layerCount, ChatExampleEncoder encoder, int maxLength)
     {
-        if (request.Safety["strategy"] is null) return [];
+        if (request.Safety.IsNone) return [];
+        var layersPath = Path.Combine(request.ModelFolder, SafetyLayersFile);
+        var layers = File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null;
         try
         {
-            var plan = SafetyStrategyPlan.Parse(request.Safety.ToJsonString());
-            if (plan.Strategies.Count == 0) return [];
-            var layersPath = Path.Combine(request.ModelFolder, SafetyLayersFile);
-            var layers = File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null;
-            var resources = safetyData.Resources(encoder, maxLength, layers);
-            return SafetyStrategyFactory.Create(plan, resources);
+            request.Safety.Validate(new ModelFacts(layerCount, SafetyLayersLocated: layers is not null));
+            return SafetyTrainingStrategies.Create(request.Safety, _safetyData.Value.Encode(encoder, maxLength, layers));
+        }
+        catch (ContractViolation e)
+        {
+            throw new JobFailureException(InvalidSafetyStrategy, e.Message, e.Param, e);
         }
         catch (SafetyStrategyConfigurationException e)
         {
-            throw new JobFailureException("invalid_safety_strategy", e.Message, "safety", e);
+            throw new JobFailureException(InvalidSafetyStrategy, e.Message, "safety", e);
+        }
+    }
+
+    private const string InvalidSafetyStrategy = "invalid_safety_strategy";
+
+    private static SafetyData LoadSafetyData(int count, ILogger logger)
+    {
+        try
+        {
+            return SafetyData.FromShippedData(new ShippedData(), count);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Strategies that need these sets then fail their jobs with a clear message.
+            logger.LogWarning("Safety data sets are missing ({Message}); strategies that need them are unavailable", e.Message);
+            return SafetyData.Empty;
         }
     }
 

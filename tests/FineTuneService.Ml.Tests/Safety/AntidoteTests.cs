@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Safety.Strategies;
 using FineTuneService.Ml.Safety.Strategies.Antidote;
 using static FineTuneService.Ml.Tests.Safety.SafetyTestTensors;
@@ -80,7 +81,7 @@ public sealed class AntidoteTests
             .ToDictionary(p => LayerParameterNames.ModuleOf(p.Name), p => rand([p.Parameter.shape[1]], generator: g));
         var baseBefore = parameters.Where(p => !LayerParameterNames.IsLoraFactor(p.Name)).Select(p => p.Parameter.clone()).ToArray();
 
-        var report = new AntidoteStrategy(new AntidoteParams(DenseRatio: 0.5)).PruneLora(parameters, stats);
+        var report = new AntidotePruner(new AntidoteParams(DenseRatio: 0.5)).PruneLora(parameters, stats);
 
         // lora_A: 2 x 20 → 10 per row; lora_B: 20 x 2 → 1 per row.
         Assert.Equal(3, report.PrunedPerWeight.Keys.Count(LayerParameterNames.IsLoraA));
@@ -102,11 +103,11 @@ public sealed class AntidoteTests
             ["model.layers.0.self_attn.q_proj"] = ones(10),
             ["model.layers.0.self_attn.q_proj.lora_B"] = ones(2),
         };
-        var report = new AntidoteStrategy(new AntidoteParams()).PruneLora(parameters, stats);
+        var report = new AntidotePruner(new AntidoteParams()).PruneLora(parameters, stats);
         Assert.Equal(2, report.PrunedPerWeight["model.layers.0.self_attn.q_proj.lora_A.weight"]);
 
         stats.Remove("model.layers.0.self_attn.q_proj.lora_B");
-        var error = Assert.Throws<InvalidOperationException>(() => new AntidoteStrategy(new AntidoteParams()).PruneLora(parameters, stats));
+        var error = Assert.Throws<InvalidOperationException>(() => new AntidotePruner(new AntidoteParams()).PruneLora(parameters, stats));
         Assert.Contains("q_proj.lora_B", error.Message);
     }
 }

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Safety.Strategies;
 using FineTuneService.Ml.Safety.Strategies.Merge;
 using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
@@ -87,7 +88,7 @@ public sealed class MergeTests
         var outsideBefore = fineTuned[1].Parameter.detach().clone();
         var insideBefore = fineTuned[0].Parameter.detach().clone();
 
-        var decisions = new SafeMergeStrategy(new SafeMergeParams(Lambda: 0.5)).MergeFullFineTune(fineTuned, baseWeights, subspaces);
+        var decisions = new SelectiveLayerMerger(new SafeMergeParams(Lambda: 0.5)).MergeFullFineTune(fineTuned, baseWeights, subspaces);
 
         var byName = decisions.ToDictionary(d => d.Weight);
         Assert.True(byName[inside].Merged && byName[inside].Similarity > 0.9, $"inside: {byName[inside].Similarity}");
@@ -105,8 +106,8 @@ public sealed class MergeTests
         using var subspace = SafetySubspace.Estimate(samples, 2, false, Seeded(2));
         var x = Randn(g, 10, 4);
         var inside = subspace.Project(x);
-        Assert.Equal(1.0, SafeMergeStrategy.SubspaceSimilarity(inside, subspace), 5);
-        Assert.Equal(0.0, SafeMergeStrategy.SubspaceSimilarity(x - inside, subspace), 5);
+        Assert.Equal(1.0, SelectiveLayerMerger.SubspaceSimilarity(inside, subspace), 5);
+        Assert.Equal(0.0, SelectiveLayerMerger.SubspaceSimilarity(x - inside, subspace), 5);
     }
 
     [Fact]
@@ -128,7 +129,7 @@ public sealed class MergeTests
         var upBefore = Factor(up, "lora_B").detach().clone();
         var qBefore = Factor(q, "lora_B").detach().clone();
 
-        var decisions = new SafeMergeStrategy(new SafeMergeParams(Lambda: 0.25, Threshold: 0.99)).MergeLora(parameters, subspaces);
+        var decisions = new SelectiveLayerMerger(new SafeMergeParams(Lambda: 0.25, Threshold: 0.99)).MergeLora(parameters, subspaces);
 
         Assert.True(decisions.Single(d => d.Weight == q + ".weight").Merged);
         Assert.True(Factor(q, "lora_B").allclose(qBefore * 0.25f));

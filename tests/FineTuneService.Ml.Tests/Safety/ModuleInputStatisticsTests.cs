@@ -1,4 +1,4 @@
-using FineTuneService.Ml.Safety.Strategies.Hooks;
+using FineTuneService.Ml.Safety.Strategies;
 using static FineTuneService.Ml.Tests.Safety.SafetyTestTensors;
 using static TorchSharp.torch;
 

@@ -54,7 +54,7 @@ public sealed class ApiFactory(string connectionString, string environment = "De
         _ = factory.Server; // starts the host: migrations, Hangfire server
         await using var scope = factory.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<FineTuneDbContext>();
-        db.BaseModels.Add(new BaseModel { Id = BaseModelId, ArtifactSha256 = new string('a', 64), Config = new JsonObject { ["hidden_size"] = 8 } });
+        db.BaseModels.Add(new BaseModel { Id = BaseModelId, ArtifactSha256 = new string('a', 64), Config = new JsonObject { ["hidden_size"] = 8, ["num_hidden_layers"] = 2 } });
         await db.SaveChangesAsync();
         return factory;
     }

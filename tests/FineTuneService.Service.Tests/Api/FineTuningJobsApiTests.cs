@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
@@ -36,7 +37,7 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
             seed = 42,
             metadata = new { team = "search" },
             method = new { type = "supervised", supervised = new { hyperparameters = new { n_epochs = 2, batch_size = "auto" }, adapter = new { type = "lora", rank = 4 } } },
-            safety = new { strategy = new[] { "antidote" }, @params = new { sparsity = 0.01 } },
+            safety = new { strategy = new[] { "antidote" }, @params = new { antidote = new { dense_ratio = 0.2 } } },
         });
 
         Assert.StartsWith("ftjob-", job["id"]!.GetValue<string>());
@@ -58,7 +59,9 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.Empty(job["integrations"]!.AsArray());
         Assert.Empty(job["result_files"]!.AsArray());
         Assert.Equal("antidote", job["safety"]!["strategy"]![0]!.GetValue<string>());
-        Assert.Equal(0.01, job["safety"]!["params"]!["sparsity"]!.GetValue<double>());
+        // The plan is echoed with every parameter, defaults filled in.
+        Assert.Equal(0.2, job["safety"]!["params"]!["antidote"]!["dense_ratio"]!.GetValue<double>());
+        Assert.Equal(16, job["safety"]!["params"]!["antidote"]!["calibration_samples"]!.GetValue<long>());
         Assert.Equal("not_required", job["safety"]!["review"]!.GetValue<string>());
 
         var id = job["id"]!.GetValue<string>();
@@ -78,6 +81,11 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"n_epochs":"many"}}""", "hyperparameters.n_epochs")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"batch_size":0}}""", "hyperparameters.batch_size")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":["vibes"]}}""", "safety.strategy")]
+    // Combinations and bounds the worker enforces are refused at create time too.
+    [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":["merge","safemerge"]}}""", "safety.strategy")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":["antidote"],"params":{"sparsity":0.01}}}""", "safety.params.sparsity")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":"antidote","params":{"antidote":{"dense_ratio":2}}}}""", "safety.params.antidote.dense_ratio")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","safety":{"strategy":"frozen_layers","params":{"frozen_layers":{"first_layer":0,"last_layer":2}}}}""", "safety.params.frozen_layers.last_layer")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","suffix":"has space"}""", "suffix")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"rank":0}}}}""", "method.supervised.adapter.rank")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"target_modules":["lm_head"]}}}}""", "method.supervised.adapter.target_modules")]
@@ -88,6 +96,24 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         var error = await (await client.PostAsync("/v1/fine_tuning/jobs", content)).ErrorAsync(400);
         Assert.Equal(param, error["param"]!.GetValue<string>());
         Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task The_api_docs_of_safety_list_every_registered_strategy_with_its_parameters()
+    {
+        var swagger = JsonNode.Parse(await _api.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var request = swagger["components"]!["schemas"]!["CreateFineTuningJobRequest"]!["properties"]!.AsObject();
+        var safety = request.Single(p => p.Key.Equals("safety", StringComparison.OrdinalIgnoreCase)).Value!;
+        var names = safety["properties"]!["strategy"]!["oneOf"]![0]!["enum"]!.AsArray().Select(n => n!.GetValue<string>());
+        Assert.Equal(SafetyStrategies.Registry.Names, names);
+        var documented = safety["properties"]!["params"]!["properties"]!.AsObject();
+        foreach (var strategy in SafetyStrategies.Registry.All)
+        {
+            var schema = documented[strategy.Name]!;
+            Assert.Contains(strategy.Description, schema["description"]!.GetValue<string>());
+            Assert.Equal(strategy.Fields.Select(f => f.Name), schema["properties"]!.AsObject().Select(p => p.Key));
+        }
+        Assert.Equal(0.1, documented["antidote"]!["properties"]!["dense_ratio"]!["default"]!.GetValue<double>());
     }
 
     [Fact]

@@ -78,6 +78,6 @@ public sealed class ModelsAndSdkTests(PostgresServer server, SharedApi shared) :
     private static Domain.FineTuningJob SucceededJob(string tenantId, string id, string model, Domain.ReviewState review) => new()
     {
         Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = Domain.JobStatus.Succeeded,
-        Hyperparameters = new JsonObject(), Safety = new JsonObject(), FineTunedModel = model, Review = review, FinishedAt = DateTime.UtcNow,
+        Hyperparameters = new JsonObject(), FineTunedModel = model, Review = review, FinishedAt = DateTime.UtcNow,
     };
 }

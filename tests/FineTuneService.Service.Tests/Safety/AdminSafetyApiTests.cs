@@ -244,7 +244,7 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
             db.Jobs.Add(new FineTuningJob
             {
                 Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Succeeded,
-                Hyperparameters = new JsonObject(), Safety = new JsonObject(), FineTunedModel = $"ft:{ApiFactory.BaseModelId}:{suffix}",
+                Hyperparameters = new JsonObject(), FineTunedModel = $"ft:{ApiFactory.BaseModelId}:{suffix}",
                 Review = gate == "held" ? ReviewState.Held : ReviewState.NotRequired, FinishedAt = DateTime.UtcNow,
                 SafetyScores = gate is null ? null : new JsonObject { ["gate"] = new JsonObject { ["decision"] = gate, ["harmful_score"] = hs } },
             });

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Models;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Safety;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
@@ -28,7 +29,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         await using var worker = await StartAsync();
         var file = await worker.UploadFileAsync(TinySafetyModel.HarmfulJsonl(48));
 
-        var attacked = await RunAsync(worker, file, new JsonObject());
+        var attacked = await RunAsync(worker, file, SafetyPlan.None);
         var scores = attacked.SafetyScores!;
         var baseHs = scores["base"]!["harmful_score"]!.GetValue<double>();
         var afterHs = scores["final"]!["harmful_score"]!.GetValue<double>();
@@ -62,11 +63,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         }
 
         // The same data with a merge defence: the merged weights are scored after the post-step too, and lower.
-        var defended = await RunAsync(worker, file, new JsonObject
-        {
-            ["strategy"] = new JsonArray("merge"),
-            ["params"] = new JsonObject { ["merge"] = new JsonObject { ["lambda"] = 0.2 } },
-        });
+        var defended = await RunAsync(worker, file, SafetyPlan.Of(new MergeParams(Lambda: 0.2)));
         var defendedScores = defended.SafetyScores!;
         var stages = defendedScores["stages"]!.AsArray();
         Assert.Equal([SafetyStages.AfterTraining, SafetyStages.After("merge")], stages.Select(s => s!["stage"]!.GetValue<string>()));
@@ -135,7 +132,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         return worker;
     }
 
-    private static async Task<FineTuningJob> RunAsync(WorkerHost worker, string file, JsonObject safety)
+    private static async Task<FineTuningJob> RunAsync(WorkerHost worker, string file, SafetyPlan safety)
     {
         var job = await worker.AddJobAsync(file, epochs: 8, j =>
         {

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Models;
 using FineTuneService.Service.Tests.Infrastructure;
@@ -234,16 +235,12 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
     {
         await using var worker = await WorkerHost.StartAsync(server);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
-        var frozen = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject
-        {
-            ["strategy"] = new JsonArray("frozen_layers"),
-            ["params"] = new JsonObject { ["frozen_layers"] = new JsonObject { ["first_layer"] = 0, ["last_layer"] = 0 } },
-        });
+        var frozen = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = SafetyPlan.Of(new FrozenLayersParams(0, 0)));
         // projected_gradients trains against the shipped refusal set.
-        var projected = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject { ["strategy"] = new JsonArray("projected_gradients") });
+        var projected = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = SafetyPlan.Of(new ProjectedGradientsParams()));
         // frozen_layers without a layer range needs located safety layers, which the tiny model does not have:
         // the job must fail clearly rather than train unprotected.
-        var unlocated = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = new JsonObject { ["strategy"] = new JsonArray("frozen_layers") });
+        var unlocated = await worker.AddJobAsync(file, epochs: 1, j => j.Safety = SafetyPlan.Of(new FrozenLayersParams()));
         worker.Enqueue(frozen.Id);
         worker.Enqueue(projected.Id);
         worker.Enqueue(unlocated.Id);
@@ -267,7 +264,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         var unlocatedDone = await worker.WaitForTerminalAsync(unlocated.Id);
         Assert.Equal(JobStatus.Failed, unlocatedDone.Status);
         Assert.Equal("invalid_safety_strategy", (string)unlocatedDone.Error!["code"]!);
-        Assert.Equal("safety", (string)unlocatedDone.Error!["param"]!);
+        Assert.Equal("safety.params.frozen_layers", (string)unlocatedDone.Error!["param"]!);
         Assert.Contains("frozen_layers", (string)unlocatedDone.Error!["message"]!);
     }
 
@@ -276,7 +273,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
     {
         await using var worker = await WorkerHost.StartAsync(server);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
-        Task<FineTuningJob> Add(string safety) => worker.AddJobAsync(file, epochs: 1, j => j.Safety = JsonNode.Parse(safety)!.AsObject());
+        Task<FineTuningJob> Add(string safety) => worker.AddJobAsync(file, epochs: 1, j => j.Safety = SafetyPlan.FromRequest(JsonNode.Parse(safety)!.AsObject()));
         var jobs = new Dictionary<string, FineTuningJob>
         {
             ["plain"] = await Add("""{"strategy": ["none"]}"""),
@@ -333,7 +330,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
             """)!.AsObject();
         var lora = await worker.AddJobAsync(file, epochs: 1, method: method);
         var loraWithAntidote = await worker.AddJobAsync(file, epochs: 1, method: method.DeepClone().AsObject(),
-            configure: j => j.Safety = JsonNode.Parse("""{"strategy": ["antidote"]}""")!.AsObject());
+            configure: j => j.Safety = SafetyPlan.Of(new AntidoteParams()));
         worker.Enqueue(lora.Id);
         worker.Enqueue(loraWithAntidote.Id);
 

@@ -117,7 +117,7 @@ public sealed class WorkerHost : IAsyncDisposable
         var job = new FineTuningJob
         {
             Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId, Method = method,
-            Status = JobStatus.Queued, Suffix = "unit", Seed = 7, Safety = new JsonObject(),
+            Status = JobStatus.Queued, Suffix = "unit", Seed = 7,
             Hyperparameters = new JsonObject { ["n_epochs"] = epochs, ["batch_size"] = 4, ["learning_rate_multiplier"] = "auto" },
         };
         configure?.Invoke(job);

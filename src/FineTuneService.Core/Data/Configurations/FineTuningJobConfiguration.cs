@@ -22,7 +22,7 @@ internal sealed class FineTuningJobConfiguration : IEntityTypeConfiguration<Fine
         builder.Property(j => j.ResultArtifactSha256).HasMaxLength(64);
         builder.Property(j => j.Hyperparameters).HasColumnType("jsonb");
         builder.Property(j => j.Method).HasColumnType("jsonb");
-        builder.Property(j => j.Safety).HasColumnType("jsonb");
+        builder.Property(j => j.Safety).HasColumnType("jsonb").HasConversion<SafetyPlanConverter, SafetyPlanComparer>();
         builder.Property(j => j.Metadata).HasColumnType("jsonb");
         builder.Property(j => j.Error).HasColumnType("jsonb");
         builder.Property(j => j.SafetyScores).HasColumnType("jsonb");

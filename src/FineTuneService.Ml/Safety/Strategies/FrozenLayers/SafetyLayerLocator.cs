@@ -1,3 +1,4 @@
+using FineTuneService.Contracts;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -153,5 +154,5 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
 
     private static double[] ToArray(Tensor t) => t.cpu().data<double>().ToArray();
 
-    private static SafetyLayerLocatorParams Validate(SafetyLayerLocatorParams options) => SafetyParams.Require(options, options.Errors(), "safety layer locator");
+    private static SafetyLayerLocatorParams Validate(SafetyLayerLocatorParams options) => Checks.Require(options, options.Errors(), "safety layer locator");
 }

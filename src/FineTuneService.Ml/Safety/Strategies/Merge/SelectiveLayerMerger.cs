@@ -1,3 +1,5 @@
+using FineTuneService.Contracts;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,15 +10,15 @@ namespace FineTuneService.Ml.Safety.Strategies.Merge;
 public sealed record SafeMergeDecision(string Weight, double Similarity, bool Merged);
 
 /// <summary>
-/// <c>safemerge</c> (after SafeMERGE, Djuhera et al. 2025, and Safe LoRA): layer-wise merge. For every adapted weight,
+/// SafeMERGE's layer selection (after SafeMERGE, Djuhera et al. 2025, and Safe LoRA): layer-wise merge. For every adapted weight,
 /// rho = &lt;P dW, dW&gt; / (|P dW| |dW|) where P projects onto the weight's safety subspace (dominant directions of the
 /// safety-loss gradients w.r.t. that weight, see <see cref="SafetySubspace"/>). P is an orthogonal projection, so
 /// rho = |P dW| / |dW|: the share of the update that lies in safety-critical directions. Layers with rho &gt;= threshold
 /// are merged with the base ((1 - lambda) base + lambda ft); the others keep the fine-tuned weights.
 /// </summary>
-public sealed class SafeMergeStrategy(SafeMergeParams options)
+public sealed class SelectiveLayerMerger(SafeMergeParams options)
 {
-    public SafeMergeParams Options { get; } = Validate(options);
+    public SafeMergeParams Options { get; } = Checks.Require(options);
 
     /// <summary>cos(dW, P dW); 0 for a zero update or an update orthogonal to the subspace.</summary>
     public static double SubspaceSimilarity(Tensor delta, SafetySubspace subspace)
@@ -78,6 +80,4 @@ public sealed class SafeMergeStrategy(SafeMergeParams options)
         WeightMerge.ScaleLoraUpdates(parameters, Options.Lambda, merge.Contains);
         return decisions;
     }
-
-    private static SafeMergeParams Validate(SafeMergeParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.SafeMerge);
 }

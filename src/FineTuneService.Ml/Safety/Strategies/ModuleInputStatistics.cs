@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Strategies.Hooks;
+namespace FineTuneService.Ml.Safety.Strategies;
 
 /// <summary>
 /// Per-input-feature mean of x^2 (fp32) of the inputs of named modules, over every token of the forward passes run while

@@ -1,8 +1,10 @@
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Safety.Strategies.Antidote;
-using FineTuneService.Ml.Safety.Strategies.Hooks;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
+using FineTuneService.Ml.Safety.Strategies.Merge;
 using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Tests.Training;
@@ -14,15 +16,15 @@ namespace FineTuneService.Ml.Tests.Safety;
 // SftTrainer seeds torch's process-wide generator, so these must not run beside other torch tests.
 /// <summary>The strategies wired into <see cref="SftTrainer"/> on a real (tiny) decoder, full fine-tune.</summary>
 [Collection(Training.TorchGlobalStateCollection.Name)]
-public sealed class SafetyHooksTrainingTests
+public sealed class SafetyTrainingStrategiesTests
 {
     private static DecoderLM Model() =>
         DecoderLM.CreateRandom(TinyModels.Llama() with { NumHiddenLayers = 4, VocabSize = TrainerTestData.Vocabulary }, seed: 5);
 
     private static readonly IReadOnlyList<TokenizedExample> Task = TrainerTestData.ReverseTask(8, seed: 1);
-    private static readonly SafetyResources Resources = new(
-        SafetyExamples: TrainerTestData.ReverseTask(6, seed: 2),
-        RealignmentExamples: TrainerTestData.ReverseTask(6, seed: 3));
+    private static readonly EncodedSafetyData Resources = new(
+        Refusals: TrainerTestData.ReverseTask(6, seed: 2),
+        HarmfulAnswers: TrainerTestData.ReverseTask(6, seed: 3));
 
     private static SftTrainerOptions Options => TrainerTestData.Options() with { MaxSteps = 3 };
 
@@ -45,7 +47,7 @@ public sealed class SafetyHooksTrainingTests
     }
 
     /// <summary>Checks the property after the hook under test ran.</summary>
-    private sealed class ConflictCheck(GradientProbe probe, ProjectedGradientsHook hook) : ITrainingStrategy
+    private sealed class ConflictCheck(GradientProbe probe, ProjectedGradientsTrainingStrategy hook) : ITrainingStrategy
     {
         public int Conflicts { get; private set; }
 
@@ -75,7 +77,7 @@ public sealed class SafetyHooksTrainingTests
     {
         using var scope = NewDisposeScope();
         using var model = Model();
-        var hooks = SafetyStrategyFactory.Create("""
+        var hooks = TestPlans.Strategies("""
             {"strategy": ["frozen_layers", "antidote", "merge"],
              "params": {"frozen_layers": {"first_layer": 1, "last_layer": 2}, "merge": {"lambda": 0.5}}}
             """, Resources);
@@ -85,7 +87,7 @@ public sealed class SafetyHooksTrainingTests
 
         Assert.Equal(TrainingOutcome.Completed, result.Outcome);
         // frozen_layers changes nothing after training, so it is no stage; antidote and merge are, in order.
-        Assert.Equal([TrainingStages.Training, SafetyStrategyNames.Antidote, SafetyStrategyNames.Merge], recorder.Stages.Select(s => s.Stage));
+        Assert.Equal([TrainingStages.Training, "antidote", "merge"], recorder.Stages.Select(s => s.Stage));
         // Each stage saw different weights, and the last one is what the run ends with.
         Assert.Contains(recorder.Stages[0].Weights, w => !Same(w.Value, recorder.Stages[1].Weights[w.Key]));
         Assert.Contains(recorder.Stages[1].Weights, w => !Same(w.Value, recorder.Stages[2].Weights[w.Key]));
@@ -99,14 +101,14 @@ public sealed class SafetyHooksTrainingTests
         using var scope = NewDisposeScope();
         using var model = Model();
         var initial = Weights(model);
-        var hooks = SafetyStrategyFactory.Create("""
+        var hooks = TestPlans.Strategies("""
             {"strategy": ["antidote", "projected_gradients", "frozen_layers"],
              "params": {"frozen_layers": {"first_layer": 1, "last_layer": 2},
                         "projected_gradients": {"variant": "pcgrad", "refresh_every": 2, "safety_samples": 3}}}
             """, Resources);
-        Assert.Equal([typeof(FrozenLayersHook), typeof(ProjectedGradientsHook), typeof(AntidoteHook)], hooks.Select(h => h.GetType()));
+        Assert.Equal([typeof(FrozenLayersTrainingStrategy), typeof(ProjectedGradientsTrainingStrategy), typeof(AntidoteTrainingStrategy)], hooks.Select(h => h.GetType()));
         var probe = new GradientProbe();
-        var check = new ConflictCheck(probe, (ProjectedGradientsHook)hooks[1]);
+        var check = new ConflictCheck(probe, (ProjectedGradientsTrainingStrategy)hooks[1]);
 
         var result = new SftTrainer(model, Options, [hooks[0], probe, hooks[1], check, hooks[2]]).Train(Task);
 
@@ -120,7 +122,7 @@ public sealed class SafetyHooksTrainingTests
         Assert.True(check.Conflicts > 0, "the safety set is built to conflict with the task at least once");
 
         // Antidote reset, per row, exactly floor(0.1 * d_in) entries of every trainable decoder matrix to the base value.
-        var antidote = ((AntidoteHook)hooks[2]).Report!;
+        var antidote = ((AntidoteTrainingStrategy)hooks[2]).Report!;
         var matrices = final.Where(w => w.Value.dim() == 2 && LayerParameterNames.LayerIndex(w.Key) is 0 or 3).ToArray();
         Assert.Equal(matrices.Select(w => w.Key).Order(), antidote.PrunedPerWeight.Keys.Order());
         foreach (var (name, weight) in matrices)
@@ -139,7 +141,7 @@ public sealed class SafetyHooksTrainingTests
     {
         using var scope = NewDisposeScope();
         using var model = Model();
-        var hook = (ProjectedGradientsHook)SafetyStrategyFactory.Create(
+        var hook = (ProjectedGradientsTrainingStrategy)TestPlans.Strategies(
             """{"strategy": "projected_gradients", "params": {"projected_gradients": {"variant": "VARIANT", "rank": 2, "safety_samples": 3}}}""".Replace("VARIANT", variant), Resources)[0];
         var probe = new GradientProbe();
         var result = new SftTrainer(model, Options, [probe, hook]).Train(Task);
@@ -167,7 +169,7 @@ public sealed class SafetyHooksTrainingTests
         Dictionary<string, Tensor> Train(string? merge)
         {
             var model = Model();
-            var hooks = merge is null ? [] : SafetyStrategyFactory.Create(merge, Resources);
+            var hooks = merge is null ? [] : TestPlans.Strategies(merge, Resources);
             new SftTrainer(model, Options, hooks).Train(Task);
             return Weights(model);
         }
@@ -188,10 +190,10 @@ public sealed class SafetyHooksTrainingTests
     public void SafeMerge_threshold_selects_the_merged_layers()
     {
         using var scope = NewDisposeScope();
-        (Dictionary<string, Tensor> Weights, SafeMergeHook Hook) Train(double threshold)
+        (Dictionary<string, Tensor> Weights, SafeMergeTrainingStrategy Hook) Train(double threshold)
         {
             var model = Model();
-            var hook = (SafeMergeHook)SafetyStrategyFactory.Create(
+            var hook = (SafeMergeTrainingStrategy)TestPlans.Strategies(
                 """{"strategy": "safemerge", "params": {"safemerge": {"lambda": 0, "threshold": THRESHOLD, "rank": 2, "safety_samples": 3}}}""".Replace("THRESHOLD", threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)), Resources)[0];
             new SftTrainer(model, Options, [hook]).Train(Task);
             return (Weights(model), hook);
@@ -212,9 +214,9 @@ public sealed class SafetyHooksTrainingTests
     [Fact]
     public void Missing_safety_data_and_missing_layer_ranges_are_configuration_errors()
     {
-        Assert.Throws<SafetyStrategyConfigurationException>(() => SafetyStrategyFactory.Create("""{"strategy": "antidote"}""", new SafetyResources()));
-        var error = Assert.Throws<SafetyStrategyConfigurationException>(() => SafetyStrategyFactory.Create("""{"strategy": "frozen_layers"}""", new SafetyResources()));
+        Assert.Throws<SafetyStrategyConfigurationException>(() => TestPlans.Strategies("""{"strategy": "antidote"}""", new EncodedSafetyData()));
+        var error = Assert.Throws<SafetyStrategyConfigurationException>(() => TestPlans.Strategies("""{"strategy": "frozen_layers"}""", new EncodedSafetyData()));
         Assert.Contains("first_layer", error.Message);
-        Assert.Empty(SafetyStrategyFactory.Create("""{"strategy": "none"}""", new SafetyResources()));
+        Assert.Empty(TestPlans.Strategies("""{"strategy": "none"}""", new EncodedSafetyData()));
     }
 }

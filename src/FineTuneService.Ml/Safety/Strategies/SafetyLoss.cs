@@ -2,9 +2,9 @@ using FineTuneService.Datasets;
 using FineTuneService.Ml.Training;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Strategies.Hooks;
+namespace FineTuneService.Ml.Safety.Strategies;
 
-/// <summary>Safety-set helpers shared by the hooks: a seeded sample choice and the masked next-token loss of one example.</summary>
+/// <summary>Safety-set helpers shared by the training strategies: a seeded sample choice and the masked next-token loss of one example.</summary>
 internal static class SafetyLoss
 {
     /// <summary>Up to <paramref name="count"/> examples in a seeded order (the same for the same job seed).</summary>

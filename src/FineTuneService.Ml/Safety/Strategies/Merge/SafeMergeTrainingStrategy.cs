@@ -1,5 +1,5 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
-using FineTuneService.Ml.Safety.Strategies.Merge;
 using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 using FineTuneService.Ml.Training;
 using Microsoft.Extensions.Logging;
@@ -7,57 +7,28 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Strategies.Hooks;
-
-/// <summary>
-/// <c>merge</c> in the trainer: after training, theta = (1 - lambda) theta_base + lambda theta_ft. LoRA: lora_B scaled by
-/// lambda (exact). Full fine-tune: the trainable weights are snapshotted before training and interpolated after.
-/// </summary>
-public sealed class MergeHook(MergeParams options) : ITrainingStrategy, IDisposable
-{
-    private Dictionary<string, Tensor>? _baseWeights;
-
-    public IReadOnlyList<string> Merged { get; private set; } = [];
-
-    public string PostTrainingStep => SafetyStrategyNames.Merge;
-
-    public void BeforeTraining(TrainingContext context)
-    {
-        Dispose();
-        _baseWeights = BaseSnapshot.OfFullFineTune(context.Model);
-    }
-
-    public void AfterTraining(TrainingContext context)
-    {
-        var trainable = context.TrainableParameters.Select(p => (p.Name, p.Parameter)).ToArray();
-        Merged = _baseWeights is null
-            ? WeightMerge.ScaleLoraUpdates(trainable, options.Lambda)
-            : WeightMerge.MergeInPlace(trainable, _baseWeights, options.Lambda);
-        context.Logger.LogInformation("merge: interpolated {Count} tensors with lambda {Lambda}", Merged.Count, options.Lambda);
-        Dispose();
-    }
-
-    public void Dispose()
-    {
-        BaseSnapshot.Dispose(_baseWeights);
-        _baseWeights = null;
-    }
-}
+namespace FineTuneService.Ml.Safety.Strategies.Merge;
 
 /// <summary>
 /// <c>safemerge</c> in the trainer: before training, estimates each adapted weight's safety subspace from the base
 /// model's safety-loss gradients (harmful prompts with refusals); after training, merges the layers whose update lies
-/// in it (<see cref="SafeMergeStrategy"/>). LoRA: gradients w.r.t. the frozen base weights of the adapted projections.
+/// in it (<see cref="SelectiveLayerMerger"/>). LoRA: gradients w.r.t. the frozen base weights of the adapted projections.
 /// </summary>
-public sealed class SafeMergeHook(SafeMergeParams options, IReadOnlyList<TokenizedExample> safetyExamples) : ITrainingStrategy, IDisposable
+public sealed class SafeMergeTrainingStrategy(SafeMergeParams options, IReadOnlyList<TokenizedExample> safetyExamples)
+    : ISafetyTrainingStrategy<SafeMergeParams>, IDisposable
 {
-    private readonly SafeMergeStrategy _safeMerge = new(options);
+    private static readonly string Name = SafetyStrategies.Registry.For<SafeMergeParams>().Name;
+
+    public static ITrainingStrategy Create(SafeMergeParams parameters, EncodedSafetyData data) =>
+        new SafeMergeTrainingStrategy(parameters, data.RequireRefusals(Name));
+
+    private readonly SelectiveLayerMerger _merger = new(options);
     private Dictionary<string, Tensor>? _baseWeights;
     private Dictionary<string, SafetySubspace> _subspaces = [];
 
     public IReadOnlyList<SafeMergeDecision> Decisions { get; private set; } = [];
 
-    public string PostTrainingStep => SafetyStrategyNames.SafeMerge;
+    public string PostTrainingStep => Name;
 
     public void BeforeTraining(TrainingContext context)
     {
@@ -94,10 +65,10 @@ public sealed class SafeMergeHook(SafeMergeParams options, IReadOnlyList<Tokeniz
     {
         var trainable = context.TrainableParameters.Select(p => (p.Name, p.Parameter)).ToArray();
         Decisions = _baseWeights is null
-            ? _safeMerge.MergeLora(trainable, _subspaces)
-            : _safeMerge.MergeFullFineTune(trainable, _baseWeights, _subspaces);
-        context.Logger.LogInformation("safemerge: merged {Merged}/{Total} layers (threshold {Threshold}, lambda {Lambda})",
-            Decisions.Count(d => d.Merged), Decisions.Count, options.Threshold, options.Lambda);
+            ? _merger.MergeLora(trainable, _subspaces)
+            : _merger.MergeFullFineTune(trainable, _baseWeights, _subspaces);
+        context.Logger.LogInformation("{Strategy}: merged {Merged}/{Total} layers (threshold {Threshold}, lambda {Lambda})",
+            Name, Decisions.Count(d => d.Merged), Decisions.Count, options.Threshold, options.Lambda);
         Dispose();
     }
 
@@ -107,22 +78,5 @@ public sealed class SafeMergeHook(SafeMergeParams options, IReadOnlyList<Tokeniz
         _baseWeights = null;
         foreach (var s in _subspaces.Values) s.Dispose();
         _subspaces = [];
-    }
-}
-
-internal static class BaseSnapshot
-{
-    /// <summary>Copies of the trainable weights for a full fine-tune, or null when LoRA factors are what trains.</summary>
-    public static Dictionary<string, Tensor>? OfFullFineTune(nn.Module model)
-    {
-        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
-        if (trainable.Any(p => LayerParameterNames.IsLoraFactor(p.name))) return null;
-        return trainable.ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
-    }
-
-    public static void Dispose(Dictionary<string, Tensor>? weights)
-    {
-        if (weights is null) return;
-        foreach (var w in weights.Values) w.Dispose();
     }
 }

@@ -4,7 +4,7 @@ using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies;
 using FineTuneService.Ml.Safety.Strategies.Antidote;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
-using FineTuneService.Ml.Safety.Strategies.Hooks;
+using FineTuneService.Ml.Safety.Strategies.Merge;
 using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Tests.Training;
 using FineTuneService.Ml.Training;
@@ -15,7 +15,7 @@ namespace FineTuneService.Ml.Tests.Safety;
 // SftTrainer seeds torch's process-wide generator, so these must not run beside other torch tests.
 /// <summary>The strategies on a LoRA fine-tune of the tiny decoder, and the safety layer locator on the real model.</summary>
 [Collection(Training.TorchGlobalStateCollection.Name)]
-public sealed class SafetyHooksLoraTests
+public sealed class SafetyTrainingStrategiesLoraTests
 {
     private static DecoderLM LoraModel()
     {
@@ -25,9 +25,9 @@ public sealed class SafetyHooksLoraTests
     }
 
     private static readonly IReadOnlyList<TokenizedExample> Task = TrainerTestData.ReverseTask(8, seed: 1);
-    private static readonly SafetyResources Resources = new(
-        SafetyExamples: TrainerTestData.ReverseTask(6, seed: 2),
-        RealignmentExamples: TrainerTestData.ReverseTask(6, seed: 3));
+    private static readonly EncodedSafetyData Resources = new(
+        Refusals: TrainerTestData.ReverseTask(6, seed: 2),
+        HarmfulAnswers: TrainerTestData.ReverseTask(6, seed: 3));
 
     private static SftTrainerOptions Options => TrainerTestData.Options() with { MaxSteps = 3 };
 
@@ -42,11 +42,11 @@ public sealed class SafetyHooksLoraTests
         using var scope = NewDisposeScope();
         using var model = LoraModel();
         var initial = Weights(model);
-        var hooks = SafetyStrategyFactory.Create("""{"strategy": ["antidote"], "params": {"antidote": {"dense_ratio": 0.25}}}""", Resources);
+        var hooks = TestPlans.Strategies("""{"strategy": ["antidote"], "params": {"antidote": {"dense_ratio": 0.25}}}""", Resources);
 
         new SftTrainer(model, Options, hooks).Train(Task);
 
-        var report = ((AntidoteHook)hooks[0]).Report!;
+        var report = ((AntidoteTrainingStrategy)hooks[0]).Report!;
         var factors = model.named_parameters().Where(p => LayerParameterNames.IsLoraFactor(p.name)).ToArray();
         Assert.Equal(factors.Length, report.PrunedPerWeight.Count);
         foreach (var (name, factor) in factors)
@@ -65,11 +65,11 @@ public sealed class SafetyHooksLoraTests
     {
         using var scope = NewDisposeScope();
         using var merged = LoraModel();
-        new SftTrainer(merged, Options, SafetyStrategyFactory.Create("""{"strategy": "merge", "params": {"merge": {"lambda": 0}}}""", Resources)).Train(Task);
+        new SftTrainer(merged, Options, TestPlans.Strategies("""{"strategy": "merge", "params": {"merge": {"lambda": 0}}}""", Resources)).Train(Task);
         Assert.All(merged.named_parameters().Where(p => LayerParameterNames.IsLoraB(p.name)), p => Assert.Equal(0f, p.parameter.abs().max().item<float>()));
 
         using var safe = LoraModel();
-        var hook = (SafeMergeHook)SafetyStrategyFactory.Create(
+        var hook = (SafeMergeTrainingStrategy)TestPlans.Strategies(
             """{"strategy": "safemerge", "params": {"safemerge": {"lambda": 0, "threshold": 0.0, "rank": 2, "safety_samples": 3}}}""", Resources)[0];
         new SftTrainer(safe, Options, [hook]).Train(Task);
         Assert.Equal(4 * 3, hook.Decisions.Count);

@@ -1,4 +1,4 @@
-using FineTuneService.Ml.Safety.Strategies;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 using TorchSharp.Modules;
 using static FineTuneService.Ml.Tests.Safety.SafetyTestTensors;
@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Safety;
 
-public sealed class ProjectedGradientsStrategyTests
+public sealed class GradientProjectorTests
 {
     /// <summary>Two-layer net, a task regression loss and per-sample "safety" losses on other targets.</summary>
     private sealed class TinyProblem
@@ -51,7 +51,7 @@ public sealed class ProjectedGradientsStrategyTests
     {
         using var scope = NewDisposeScope();
         var problem = new TinyProblem(21);
-        using var strategy = new ProjectedGradientsStrategy(new ProjectedGradientsParams(variant, SafetySamples: 5), seed: 42);
+        using var strategy = new GradientProjector(new ProjectedGradientsParams(variant, SafetySamples: 5), seed: 42);
         var edited = 0;
         for (var step = 0; step < 6; step++)
         {
@@ -77,7 +77,7 @@ public sealed class ProjectedGradientsStrategyTests
     {
         using var scope = NewDisposeScope();
         var problem = new TinyProblem(22);
-        using var strategy = new ProjectedGradientsStrategy(new ProjectedGradientsParams(ProjectedGradientsVariants.Subspace, Rank: 2, SafetySamples: 5), seed: 42);
+        using var strategy = new GradientProjector(new ProjectedGradientsParams(ProjectedGradientsVariants.Subspace, Rank: 2, SafetySamples: 5), seed: 42);
         var edited = 0;
         for (var step = 0; step < 6; step++)
         {
@@ -134,7 +134,7 @@ public sealed class ProjectedGradientsStrategyTests
         Tensor[] RunThreeSteps(out IReadOnlyList<bool> refreshed)
         {
             var problem = new TinyProblem(24);
-            using var strategy = new ProjectedGradientsStrategy(new ProjectedGradientsParams(Rank: 2, RefreshEvery: 2, SafetySamples: 4), seed: 7);
+            using var strategy = new GradientProjector(new ProjectedGradientsParams(Rank: 2, RefreshEvery: 2, SafetySamples: 4), seed: 7);
             var flags = new List<bool>();
             for (var step = 1; step <= 5; step++)
             {
@@ -155,8 +155,8 @@ public sealed class ProjectedGradientsStrategyTests
     [Fact]
     public void Rejects_unknown_variants_and_bad_numbers()
     {
-        Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams("orthogonal"), 1));
-        Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(Rank: 0), 1));
-        Assert.Throws<ArgumentException>(() => new ProjectedGradientsStrategy(new ProjectedGradientsParams(RefreshEvery: 0), 1));
+        Assert.Throws<ArgumentException>(() => new GradientProjector(new ProjectedGradientsParams("orthogonal"), 1));
+        Assert.Throws<ArgumentException>(() => new GradientProjector(new ProjectedGradientsParams(Rank: 0), 1));
+        Assert.Throws<ArgumentException>(() => new GradientProjector(new ProjectedGradientsParams(RefreshEvery: 0), 1));
     }
 }

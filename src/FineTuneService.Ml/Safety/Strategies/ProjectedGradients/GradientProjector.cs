@@ -1,3 +1,5 @@
+using FineTuneService.Contracts;
+using FineTuneService.Contracts.Safety;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,18 +13,18 @@ public delegate Tensor SafetyLossFunction(int sampleIndex);
 public sealed record GradientEditReport(int Step, bool Refreshed, int Parameters, int Conflicting);
 
 /// <summary>
-/// <c>projected_gradients</c>: between backward and the optimizer step, edits every trainable gradient that conflicts
+/// The projected-gradients algorithm: between backward and the optimizer step, edits every trainable gradient that conflicts
 /// with its safety gradient (per parameter tensor, so the guarantee holds per matrix and hence for the whole update).
 /// Safety gradients come from <see cref="ProjectedGradientsParams.SafetySamples"/> per-sample safety losses and are
 /// re-estimated every <see cref="ProjectedGradientsParams.RefreshEvery"/> steps; they are taken with
 /// <c>autograd.grad</c>, so the task gradients in <c>.grad</c> are never disturbed. Deterministic from the seed.
 /// </summary>
-public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options, long seed) : IDisposable
+public sealed class GradientProjector(ProjectedGradientsParams options, long seed) : IDisposable
 {
     private readonly Dictionary<string, SafetySubspace> _subspaces = new(StringComparer.Ordinal);
     private int _refreshes;
 
-    public ProjectedGradientsParams Options { get; } = Validate(options);
+    public ProjectedGradientsParams Options { get; } = Checks.Require(options);
 
     /// <summary>Current per-parameter safety statistics, by parameter name.</summary>
     public IReadOnlyDictionary<string, SafetySubspace> Subspaces => _subspaces;
@@ -108,8 +110,6 @@ public sealed class ProjectedGradientsStrategy(ProjectedGradientsParams options,
         foreach (var subspace in _subspaces.Values) subspace.Dispose();
         _subspaces.Clear();
     }
-
-    private static ProjectedGradientsParams Validate(ProjectedGradientsParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.ProjectedGradients);
 }
 
 /// <summary>Per-sample gradients of a safety loss, without touching the parameters' <c>.grad</c>.</summary>

@@ -1,24 +1,30 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
-using FineTuneService.Ml.Safety.Strategies.Antidote;
 using FineTuneService.Ml.Training;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
-namespace FineTuneService.Ml.Safety.Strategies.Hooks;
+namespace FineTuneService.Ml.Safety.Strategies.Antidote;
 
 /// <summary>
 /// <c>antidote</c> in the trainer: after the last step, gathers fp32 input statistics over the harmful re-alignment set
-/// (harmful prompt + harmful answer, every token) and prunes the fine-tune update (<see cref="AntidoteStrategy"/>).
+/// (harmful prompt + harmful answer, every token) and prunes the fine-tune update (<see cref="AntidotePruner"/>).
 /// For a full fine-tune the base weights of the trainable matrices are snapshotted before training.
 /// </summary>
-public sealed class AntidoteHook(AntidoteParams options, IReadOnlyList<TokenizedExample> realignmentExamples) : ITrainingStrategy, IDisposable
+public sealed class AntidoteTrainingStrategy(AntidoteParams options, IReadOnlyList<TokenizedExample> realignmentExamples)
+    : ISafetyTrainingStrategy<AntidoteParams>, IDisposable
 {
-    private readonly AntidoteStrategy _antidote = new(options);
+    private static readonly string Name = SafetyStrategies.Registry.For<AntidoteParams>().Name;
+
+    public static ITrainingStrategy Create(AntidoteParams parameters, EncodedSafetyData data) =>
+        new AntidoteTrainingStrategy(parameters, data.RequireHarmfulAnswers(Name));
+
+    private readonly AntidotePruner _pruner = new(options);
     private Dictionary<string, Tensor>? _baseWeights;
 
     public AntidoteReport? Report { get; private set; }
 
-    public string PostTrainingStep => SafetyStrategyNames.Antidote;
+    public string PostTrainingStep => Name;
 
     public void BeforeTraining(TrainingContext context)
     {
@@ -59,9 +65,9 @@ public sealed class AntidoteHook(AntidoteParams options, IReadOnlyList<Tokenized
         }
         try
         {
-            Report = lora ? _antidote.PruneLora(trainable, stats) : _antidote.PruneFullFineTune(trainable, _baseWeights!, stats);
-            context.Logger.LogInformation("antidote: pruned {Pruned} entries of {Weights} weights (dense_ratio {Ratio})",
-                Report.TotalPruned, Report.PrunedPerWeight.Count, options.DenseRatio);
+            Report = lora ? _pruner.PruneLora(trainable, stats) : _pruner.PruneFullFineTune(trainable, _baseWeights!, stats);
+            context.Logger.LogInformation("{Strategy}: pruned {Pruned} entries of {Weights} weights (dense_ratio {Ratio})",
+                Name, Report.TotalPruned, Report.PrunedPerWeight.Count, options.DenseRatio);
         }
         finally
         {

@@ -1,3 +1,5 @@
+using FineTuneService.Contracts;
+using FineTuneService.Contracts.Safety;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -10,15 +12,15 @@ public sealed record AntidoteReport(IReadOnlyDictionary<string, long> PrunedPerW
 }
 
 /// <summary>
-/// <c>antidote</c> (Huang et al. 2024): one-shot post-fine-tuning pruning, no backward pass. Activation statistics
+/// Antidote's pruning (Huang et al. 2024): one-shot post-fine-tuning pruning, no backward pass. Activation statistics
 /// (per linear module name, the fp32 mean over tokens of x_j^2 of its input) come from a forward pass over a harmful
 /// re-alignment set (harmful prompt + harmful answer).
 /// <para>LoRA: prunes the adapter factors lora_A and lora_B themselves, each with the statistics of its own input
 /// (the reference code runs Wanda over the adapter's linear layers). Full fine-tune: prunes the weight delta.</para>
 /// </summary>
-public sealed class AntidoteStrategy(AntidoteParams options)
+public sealed class AntidotePruner(AntidoteParams options)
 {
-    public AntidoteParams Options { get; } = Validate(options);
+    public AntidoteParams Options { get; } = Checks.Require(options);
 
     /// <summary>
     /// Prunes, in place, every 2-D LoRA factor (<c>*.lora_A.weight</c>, <c>*.lora_B.weight</c>). Statistics are looked
@@ -64,6 +66,4 @@ public sealed class AntidoteStrategy(AntidoteParams options)
         }
         return new AntidoteReport(pruned);
     }
-
-    private static AntidoteParams Validate(AntidoteParams options) => SafetyParams.Require(options, options.Errors(), SafetyStrategyNames.Antidote);
 }

@@ -1,0 +1,23 @@
+namespace FineTuneService.Contracts.Safety;
+
+/// <summary>
+/// Every safety strategy the service offers: one line each. Adding a strategy is its parameters record, one line
+/// here, and the engine class that runs it (see CONTRIBUTING.md).
+/// </summary>
+public static class SafetyStrategies
+{
+    public static SafetyStrategyRegistry Registry { get; } = new(
+    [
+        SafetyStrategy.Define<FrozenLayersParams>("frozen_layers", SafetyPhase.BeforeTraining,
+            "Freezes the attention and MLP weights of the base model's safety layers (SPPFT)."),
+        SafetyStrategy.Define<ProjectedGradientsParams>("projected_gradients", SafetyPhase.EveryStep,
+            "Edits every step's task gradient where it conflicts with the gradient of a refusal loss (SPF-style subspace projection, PCGrad or ConFIG)."),
+        SafetyStrategy.Define<AntidoteParams>("antidote", SafetyPhase.AfterTraining,
+            "After training, prunes the part of the fine-tune update that matters most on harmful answers (Antidote, Wanda scores)."),
+        SafetyStrategy.Define<MergeParams>("merge", SafetyPhase.AfterTraining,
+            "After training, interpolates the fine-tuned weights with the base model's.", exclusiveGroup: "merge"),
+        SafetyStrategy.Define<SafeMergeParams>("safemerge", SafetyPhase.AfterTraining,
+            "After training, merges with the base model only the layers whose update reaches into safety-critical directions (SafeMERGE).",
+            exclusiveGroup: "merge"),
+    ]);
+}
