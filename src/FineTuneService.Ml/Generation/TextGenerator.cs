@@ -50,7 +50,7 @@ public sealed class TextGenerator(DecoderLM model)
                     Cache = cache,
                     Logits = LogitsMode.LastPosition,
                 });
-                var next = SelectNext(output.Logits!.select(1, 0), options, sampler).cpu().data<long>().ToArray();
+                var next = TokenSampler.Next(output.Logits!.select(1, 0), options.Temperature, options.TopP, options.TopK, sampler).cpu().data<long>().ToArray();
 
                 for (var row = 0; row < batch; row++)
                 {
@@ -86,30 +86,4 @@ public sealed class TextGenerator(DecoderLM model)
 
     private Tensor ToMask(IReadOnlyList<List<bool>> rows) =>
         tensor(rows.SelectMany(r => r).ToArray(), [rows.Count, rows[0].Count], ScalarType.Bool, model.Device);
-
-    /// <summary>Next token per row from last-position logits [B, V].</summary>
-    private static Tensor SelectNext(Tensor logits, GenerationOptions options, Generator sampler)
-    {
-        var scores = logits.to_type(ScalarType.Float32);
-        if (options.Temperature <= 0) return scores.argmax(-1);
-
-        scores = scores / options.Temperature;
-        if (options.TopK > 0 && options.TopK < scores.shape[^1])
-        {
-            var (kth, _) = scores.topk(options.TopK, dim: -1);
-            var threshold = kth.narrow(-1, options.TopK - 1, 1);
-            scores = scores.masked_fill(scores.lt(threshold), double.NegativeInfinity);
-        }
-        if (options.TopP < 1.0)
-        {
-            var (sorted, order) = scores.sort(-1, descending: true);
-            var probabilities = sorted.softmax(-1);
-            // Drop a token when the tokens ranked above it already reach top_p; the first always stays.
-            var before = probabilities.cumsum(-1) - probabilities;
-            var dropSorted = before.ge(options.TopP).to_type(ScalarType.Float32);
-            var drop = dropSorted.scatter(-1, order, dropSorted).to_type(ScalarType.Bool);
-            scores = scores.masked_fill(drop, double.NegativeInfinity);
-        }
-        return scores.softmax(-1).multinomial(1, replacement: false, generator: sampler).squeeze(-1);
-    }
 }

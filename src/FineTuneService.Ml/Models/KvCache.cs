@@ -8,7 +8,7 @@ namespace FineTuneService.Ml.Models;
 /// </summary>
 public sealed class KvCache : IDisposable
 {
-    private readonly Tensor[] _keys;
+    private readonly Tensor[] _keys;   // elements replaced by Relayout
     private readonly Tensor[] _values;
 
     public KvCache(DecoderConfig config, long batchSize, int capacity, ScalarType dtype, Device device)
@@ -27,7 +27,10 @@ public sealed class KvCache : IDisposable
     /// <summary>Tokens already stored (the position of the next token).</summary>
     public int Length { get; private set; }
 
-    public int Capacity { get; }
+    public int Capacity { get; private set; }
+
+    /// <summary>Sequences (rows) held.</summary>
+    public int Rows => (int)_keys[0].shape[0];
 
     /// <summary>Stores new keys/values [B, kvHeads, T, headDim] of a layer after the cached ones and returns all of them.</summary>
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values)
@@ -45,6 +48,51 @@ public sealed class KvCache : IDisposable
 
     /// <summary>Marks <paramref name="tokens"/> more positions as cached; called once per forward after all layers.</summary>
     internal void Advance(int tokens) => Length += tokens;
+
+    /// <summary>
+    /// Re-lays the cache for continuous batching, in which every row's last token sits in the last column
+    /// (<see cref="Length"/> - 1) and shorter rows are padded on the left. Keeps <paramref name="rows"/> (in that
+    /// order), drops the first <paramref name="dropColumns"/> columns (padding of every kept row), and appends each
+    /// joiner's single row right-aligned; when a joiner is longer than the kept columns, the kept rows move right.
+    /// </summary>
+    /// <returns>How many columns the kept rows moved right (after the drop).</returns>
+    internal int Relayout(IReadOnlyList<long> rows, int dropColumns, IReadOnlyList<KvCache> joiners, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(dropColumns);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(dropColumns, Length);
+        if (joiners.Any(j => j.Rows != 1)) throw new ArgumentException("Each joiner holds exactly one sequence.", nameof(joiners));
+        var kept = Length - dropColumns;
+        var length = Math.Max(rows.Count > 0 ? kept : 0, joiners.Count > 0 ? joiners.Max(j => j.Length) : 0);
+        var shift = rows.Count > 0 ? length - kept : 0;
+        if (length > capacity) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The re-laid cache needs {length} columns.");
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var rowIndex = rows.Count > 0 ? tensor(rows.ToArray(), ScalarType.Int64, _keys[0].device) : null;
+        for (var layer = 0; layer < _keys.Length; layer++)
+        {
+            _keys[layer] = Relaid(_keys[layer], joiners.Select(j => j._keys[layer]).ToList());
+            _values[layer] = Relaid(_values[layer], joiners.Select(j => j._values[layer]).ToList());
+        }
+        Length = length;
+        Capacity = capacity;
+        return shift;
+
+        Tensor Relaid(Tensor old, IReadOnlyList<Tensor> joining)
+        {
+            var shape = old.shape;
+            var fresh = zeros([rows.Count + joining.Count, shape[1], capacity, shape[3]], old.dtype, old.device);
+            if (rowIndex is not null && kept > 0)
+                fresh.narrow(0, 0, rows.Count).narrow(2, shift, kept).copy_(old.index_select(0, rowIndex).narrow(2, dropColumns, kept));
+            for (var j = 0; j < joining.Count; j++)
+            {
+                var joinerLength = joiners[j].Length;
+                fresh.narrow(0, rows.Count + j, 1).narrow(2, length - joinerLength, joinerLength).copy_(joining[j].narrow(2, 0, joinerLength));
+            }
+            old.Dispose();
+            return fresh.DetachFromDisposeScope();
+        }
+    }
 
     public void Dispose()
     {

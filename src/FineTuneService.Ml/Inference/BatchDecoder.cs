@@ -1,0 +1,223 @@
+using FineTuneService.Ml.Generation;
+using FineTuneService.Ml.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FineTuneService.Ml.Inference;
+
+/// <summary>How one sequence is decoded: its own limit, stop tokens and sampling settings.</summary>
+public sealed record SequenceOptions
+{
+    public int MaxNewTokens { get; init; } = 128;
+
+    /// <summary>0 selects the most likely token (greedy).</summary>
+    public double Temperature { get; init; }
+
+    /// <summary>Nucleus sampling mass, in (0, 1].</summary>
+    public double TopP { get; init; } = 1.0;
+
+    /// <summary>Seed of this sequence's sampling generator: the same seed gives the same tokens whatever else is decoded alongside.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Tokens that end the sequence (not emitted).</summary>
+    public required IReadOnlySet<int> StopTokenIds { get; init; }
+
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxNewTokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(Temperature);
+        if (TopP is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "top_p must be in (0, 1].");
+    }
+}
+
+/// <summary>A token a decode step produced for a sequence, or the end of that sequence (<see cref="Finished"/> set, no token).</summary>
+public readonly record struct DecodedToken(long SequenceId, int? TokenId, FinishReason? Finished);
+
+/// <summary>
+/// The running batch of continuous batching: sequences join (<see cref="Add"/>: their prompt is prefilled alone and
+/// their first token sampled) and leave (stop token, limit, <see cref="Remove"/>) between decode steps, and each
+/// <see cref="Step"/> decodes one token for every running sequence in one forward pass over a shared KV cache.
+/// Every row keeps its last token in the cache's last column (shorter rows are padded on the left and masked), so
+/// each sequence sees exactly the positions it would see alone. Not thread-safe: one thread drives it, under
+/// no_grad with one dispose scope per call; <see cref="Dispose"/> frees the cache and restores the model's mode.
+/// </summary>
+public sealed class BatchDecoder : IDisposable
+{
+    private readonly DecoderLM _model;
+    private readonly bool _wasTraining;
+    private readonly List<Sequence> _running = [];
+    private KvCache? _cache;
+    private long _nextId;
+
+    public BatchDecoder(DecoderLM model)
+    {
+        _model = model;
+        _wasTraining = model.training;
+        model.eval();
+    }
+
+    /// <summary>Sequences in the batch.</summary>
+    public int Count => _running.Count;
+
+    /// <summary>Columns of the shared cache (longest row plus the room the running sequences may still need).</summary>
+    public int CacheCapacity => _cache?.Capacity ?? 0;
+
+    /// <summary>The longest sequence (prompt and new tokens) the model's positions allow.</summary>
+    public int MaxSequenceLength => _model.Config.MaxPositionEmbeddings;
+
+    /// <summary>
+    /// Prefills <paramref name="promptTokenIds"/> and samples its first token (returned; when that token ends the
+    /// sequence at once, the sequence never joins the batch). The sequence decodes with the following steps.
+    /// </summary>
+    public (long SequenceId, DecodedToken First) Add(IReadOnlyList<int> promptTokenIds, SequenceOptions options)
+    {
+        options.Validate();
+        if (promptTokenIds.Count == 0) throw new ArgumentException("A prompt needs at least one token.", nameof(promptTokenIds));
+        if (promptTokenIds.Count + options.MaxNewTokens > MaxSequenceLength)
+            throw new ArgumentException($"{promptTokenIds.Count} prompt tokens plus {options.MaxNewTokens} new ones exceed the model's {MaxSequenceLength} positions.");
+        var vocabulary = _model.Config.VocabSize;
+        if (promptTokenIds.Any(id => id < 0 || id >= vocabulary))
+            throw new ArgumentException($"Prompt token ids must be in [0, {vocabulary}).", nameof(promptTokenIds));
+
+        var sequence = new Sequence(_nextId++, options, options.Temperature > 0 ? new Generator((ulong)options.Seed, _model.Device) : null);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var joiner = new KvCache(_model.Config, 1, promptTokenIds.Count, _model.DType, _model.Device);
+        try
+        {
+            var input = tensor(promptTokenIds.Select(id => (long)id).ToArray(), [1, promptTokenIds.Count], ScalarType.Int64, _model.Device);
+            using var output = _model.Forward(input, new DecoderForwardOptions { Cache = joiner, Logits = LogitsMode.LastPosition });
+            var first = Accept(sequence, Sample(output.Logits!.select(1, 0), [sequence])[0]);
+            if (first.Finished is not null)
+            {
+                sequence.Dispose();
+                return (sequence.Id, first);
+            }
+            Join(sequence, joiner);
+            return (sequence.Id, first);
+        }
+        finally
+        {
+            joiner.Dispose();
+        }
+    }
+
+    /// <summary>One decode step: a token (or the end) for every running sequence; finished sequences leave the batch.</summary>
+    public IReadOnlyList<DecodedToken> Step()
+    {
+        if (_running.Count == 0) return [];
+        var cache = _cache!;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var device = _model.Device;
+        var input = tensor(_running.Select(s => (long)s.LastToken).ToArray(), [_running.Count, 1], ScalarType.Int64, device);
+        // Row r holds real tokens from its start column on; the new token goes into column Length.
+        var starts = tensor(_running.Select(s => (long)s.StartColumn).ToArray(), [_running.Count, 1], ScalarType.Int64, device);
+        var mask = arange(cache.Length + 1, ScalarType.Int64, device).unsqueeze(0).ge(starts);
+        using var output = _model.Forward(input, new DecoderForwardOptions { AttentionMask = mask, Cache = cache, Logits = LogitsMode.LastPosition });
+        var next = Sample(output.Logits!.select(1, 0), _running);
+
+        var tokens = new DecodedToken[_running.Count];
+        for (var row = 0; row < _running.Count; row++) tokens[row] = Accept(_running[row], next[row]);
+        Leave(_running.Where(s => s.Finished).ToList());
+        return tokens;
+    }
+
+    /// <summary>Takes a sequence out of the batch (its caller went away); unknown ids are ignored.</summary>
+    public void Remove(long sequenceId) => Leave(_running.Where(s => s.Id == sequenceId).ToList());
+
+    /// <summary>Records the sampled token: the end (stop token or limit), or a token to emit and feed to the next step.</summary>
+    private static DecodedToken Accept(Sequence sequence, int token)
+    {
+        if (sequence.Options.StopTokenIds.Contains(token))
+        {
+            sequence.Finished = true;
+            return new DecodedToken(sequence.Id, null, FinishReason.Stop);
+        }
+        sequence.Generated++;
+        sequence.LastToken = token;
+        var atLimit = sequence.Generated >= sequence.Options.MaxNewTokens;
+        sequence.Finished = atLimit;
+        return new DecodedToken(sequence.Id, token, atLimit ? FinishReason.Length : null);
+    }
+
+    /// <summary>Greedy rows in one argmax; each sampling row with its own generator, so its draws do not depend on the batch.</summary>
+    private static int[] Sample(Tensor logits, IReadOnlyList<Sequence> rows)
+    {
+        var next = logits.argmax(-1).cpu().data<long>().ToArray();
+        for (var row = 0; row < rows.Count; row++)
+        {
+            var options = rows[row].Options;
+            if (rows[row].Sampler is not { } sampler) continue;
+            next[row] = TokenSampler.Next(logits.narrow(0, row, 1), options.Temperature, options.TopP, topK: 0, sampler).cpu().item<long>();
+        }
+        return next.Select(t => (int)t).ToArray();
+    }
+
+    private void Join(Sequence sequence, KvCache joiner)
+    {
+        var kept = _running.Select(s => (long)s.Row).ToList();
+        var drop = _running.Count > 0 ? _running.Min(s => s.StartColumn) : 0;
+        _cache ??= new KvCache(_model.Config, 0, 1, _model.DType, _model.Device);
+        var length = Math.Max(_cache.Length - drop, joiner.Length);
+        var shift = _cache.Relayout(kept, drop, [joiner], Capacity(length, [.. _running, sequence]));
+        foreach (var running in _running) running.StartColumn += shift - drop;
+        sequence.StartColumn = _cache.Length - joiner.Length;
+        _running.Add(sequence);
+        Renumber();
+    }
+
+    private void Leave(IReadOnlyList<Sequence> leaving)
+    {
+        if (leaving.Count == 0) return;
+        foreach (var sequence in leaving)
+        {
+            _running.Remove(sequence);
+            sequence.Dispose();
+        }
+        if (_running.Count == 0)
+        {
+            _cache?.Dispose();
+            _cache = null;
+            return;
+        }
+        var cache = _cache!;
+        var kept = _running.Select(s => (long)s.Row).ToList();
+        var drop = _running.Min(s => s.StartColumn);
+        cache.Relayout(kept, drop, [], Capacity(cache.Length - drop, _running));
+        foreach (var running in _running) running.StartColumn -= drop;
+        Renumber();
+    }
+
+    /// <summary>Room for every running sequence to reach its limit: the decoder never re-lays the cache between joins and leaves.</summary>
+    private static int Capacity(int length, IEnumerable<Sequence> sequences) =>
+        length + sequences.Max(s => s.Options.MaxNewTokens - s.Generated);
+
+    private void Renumber()
+    {
+        for (var row = 0; row < _running.Count; row++) _running[row].Row = row;
+    }
+
+    public void Dispose()
+    {
+        foreach (var sequence in _running) sequence.Dispose();
+        _running.Clear();
+        _cache?.Dispose();
+        _cache = null;
+        _model.train(_wasTraining);
+    }
+
+    private sealed class Sequence(long id, SequenceOptions options, Generator? sampler) : IDisposable
+    {
+        public long Id { get; } = id;
+        public SequenceOptions Options { get; } = options;
+        public Generator? Sampler { get; } = sampler;
+        public int Generated { get; set; }
+        public int LastToken { get; set; }
+        public bool Finished { get; set; }
+        public int StartColumn { get; set; }
+        public int Row { get; set; }
+
+        public void Dispose() => Sampler?.Dispose();
+    }
+}
