@@ -1,5 +1,6 @@
 using FineTuneService.Api.Endpoints;
 using FineTuneService.Api.Hosting;
+using FineTuneService.Api.Inference;
 using FineTuneService.Core.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -14,6 +15,7 @@ builder.AddApiKeyAuthentication();
 builder.AddAdminDashboard();        // Hangfire dashboard login; Data Protection keys shared by replicas in PostgreSQL
 builder.AddForwardedHeaders();      // X-Forwarded-* from a trusted TLS proxy (ForwardedHeaders:Enabled)
 builder.AddFineTuningJobs();
+builder.AddChatCompletions();       // forwarded to a live worker inference endpoint (YARP)
 builder.AddFileValidation();        // default queue served in-process; training runs on the worker host
 builder.AddApiDocumentation();
 
@@ -32,6 +34,7 @@ app.MapAdmin();
 app.MapAdminSafety();
 app.MapFiles();
 app.MapFineTuningJobs();
+app.MapChatCompletions();
 app.MapModels();
 app.MapSafetyEvaluations();
 app.MapGet("/", () => Results.Redirect("/swagger")).ExcludeFromDescription();

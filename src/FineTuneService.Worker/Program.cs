@@ -1,15 +1,17 @@
 using FineTuneService.Core.Hosting;
 using FineTuneService.Worker.Hosting;
+using FineTuneService.Worker.Inference;
 using Microsoft.AspNetCore.Builder;
 
 // Worker host: trains fine-tuning jobs from the gpu queue, one Hangfire server per configured device. Its HTTP port
-// serves health only (/healthz, /readyz).
+// serves health (/healthz, /readyz); chat completions have their own Kestrel endpoint (Inference:Listen).
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddFineTuneDatabase();   // EF Core on PostgreSQL, transient-fault retries, migrations at start (Development)
 builder.AddArtifactStore();      // datasets, checkpoints and weights, content-addressed in PostgreSQL
 builder.AddHangfireStorage();    // Hangfire on PostgreSQL: LISTEN/NOTIFY wake-up, sliding invisibility timeout
 builder.AddFineTuneWorker();     // device servers, job runner, base-model cache, crash recovery
+builder.AddInferenceServer();    // chat completions: Kestrel endpoint registered in PostgreSQL, continuous batching
 
 var app = builder.Build();
 

@@ -70,6 +70,8 @@ public sealed record SafetyPolicyRequest
     public string? Judge { get; init; }
     /// <summary>Training-data screening: share of harmful rows (0–1) above which a file is rejected (unsafe_file).</summary>
     public double? UnsafeFileMaxRatio { get; init; }
+    /// <summary>Runtime guard on chat completions, judged by <c>judge</c>: "off", "flag" (adds a <c>safety</c> field to the choice) or "block" (a refusal with finish_reason <c>content_filter</c>).</summary>
+    public string? OutputGuard { get; init; }
     /// <summary>Why the policy changes; recorded with the change.</summary>
     public string? Reason { get; init; }
     public string? Reviewer { get; init; }
@@ -78,12 +80,12 @@ public sealed record SafetyPolicyRequest
 /// <summary>A policy row ("safety.policy"): its own values (null = inherited) and the values in effect.</summary>
 public sealed record SafetyPolicyObject(
     string Scope, string? OrganizationId, double? MaxHarmfulScore, double? MaxHarmfulScoreIncrease, string? Action, string? Judge,
-    double? UnsafeFileMaxRatio, JsonObject Effective, string? UpdatedBy, long? UpdatedAt)
+    double? UnsafeFileMaxRatio, string? OutputGuard, JsonObject Effective, string? UpdatedBy, long? UpdatedAt)
 {
     public string Object => "safety.policy";
 
     internal static SafetyPolicyObject From(SafetyPolicy? row, string? tenantId, EffectiveSafetyPolicy effective) => new(
         tenantId is null ? "global" : "tenant", tenantId, row?.MaxHarmfulScore, row?.MaxHarmfulScoreIncrease,
         row?.Action is { } action ? SafetyNames.Of(action) : null, row?.Judge is { } judge ? SafetyNames.Of(judge) : null,
-        row?.UnsafeFileMaxRatio, effective.ToJsonObject(), row?.UpdatedBy, row is null ? null : UnixTime.Seconds(row.UpdatedAt));
+        row?.UnsafeFileMaxRatio, row?.OutputGuard is { } guard ? SafetyNames.Of(guard) : null, effective.ToJsonObject(), row?.UpdatedBy, row is null ? null : UnixTime.Seconds(row.UpdatedAt));
 }

@@ -4,6 +4,7 @@ using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Inference;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
@@ -42,10 +43,9 @@ public static class ModelsEndpoints
         return TypedResults.Ok(new ModelObject(model.Id, UnixTime.Seconds(model.CreatedAt), model.Owner));
     }
 
-    /// <summary>The tenant's succeeded jobs whose model it may use: not held back or rejected by safety review.</summary>
+    /// <inheritdoc cref="ServableModels.VisibleFineTunedJobs"/>
     internal static IQueryable<FineTuningJob> VisibleFineTunedModels(FineTuneDbContext db, string tenantId) =>
-        db.Jobs.AsNoTracking().Where(j => j.TenantId == tenantId && j.Status == JobStatus.Succeeded && j.FineTunedModel != null
-                                          && j.Review != ReviewState.Held && j.Review != ReviewState.Rejected);
+        ServableModels.VisibleFineTunedJobs(db, tenantId);
 
     private static async Task<List<ModelObject>> AllAsync(FineTuneDbContext db, string tenantId, CancellationToken cancellationToken)
     {

@@ -43,6 +43,7 @@ internal static class SafetyPolicyChanges
         row.Action = SafetyNames.ParseAction(request.Action);
         row.Judge = SafetyNames.ParseJudge(request.Judge);
         row.UnsafeFileMaxRatio = request.UnsafeFileMaxRatio;
+        row.OutputGuard = SafetyNames.ParseOutputGuard(request.OutputGuard);
         row.UpdatedBy = actor;
         row.UpdatedAt = DateTime.UtcNow;
         Record(db, tenantId, actor, request.Reason, before, Snapshot(row), row.UpdatedAt);
@@ -70,6 +71,8 @@ internal static class SafetyPolicyChanges
         catch (FormatException e) { throw ApiException.InvalidRequest(e.Message, "action"); }
         try { SafetyNames.ParseJudge(request.Judge); }
         catch (FormatException e) { throw ApiException.InvalidRequest(e.Message, "judge"); }
+        try { SafetyNames.ParseOutputGuard(request.OutputGuard); }
+        catch (FormatException e) { throw ApiException.InvalidRequest(e.Message, "output_guard"); }
         if (request.Reason is { Length: > SafetyReview.MaxReasonLength })
             throw ApiException.InvalidRequest($"reason is at most {SafetyReview.MaxReasonLength} characters.", "reason");
     }
@@ -98,5 +101,6 @@ internal static class SafetyPolicyChanges
         ["action"] = row.Action is { } action ? SafetyNames.Of(action) : null,
         ["judge"] = row.Judge is { } judge ? SafetyNames.Of(judge) : null,
         ["unsafe_file_max_ratio"] = row.UnsafeFileMaxRatio,
+        ["output_guard"] = row.OutputGuard is { } guard ? SafetyNames.Of(guard) : null,
     };
 }

@@ -22,6 +22,7 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<SafetyDecision> SafetyDecisions => Set<SafetyDecision>();
     public DbSet<SafetyEvaluation> SafetyEvaluations => Set<SafetyEvaluation>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+    public DbSet<InferenceEndpoint> InferenceEndpoints => Set<InferenceEndpoint>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);

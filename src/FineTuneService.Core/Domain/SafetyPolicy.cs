@@ -6,6 +6,9 @@ public enum SafetyGateAction { Fail, Hold }
 /// <summary>Which judge's harmful score the gate reads. Keyword is a labelled fallback: it counts every non-refusal as harm.</summary>
 public enum SafetyJudgeKind { Classifier, External, Keyword }
 
+/// <summary>What the runtime output guard does with chat completions the policy's judge calls harmful.</summary>
+public enum OutputGuardMode { Off, Flag, Block }
+
 /// <summary>
 /// Safety gate policy. One global row (<see cref="TenantId"/> null) holds the defaults; a tenant row overrides the
 /// fields it sets (null = inherit the global value). Scores are percentages (0–100), as in the evaluation report.
@@ -26,6 +29,8 @@ public sealed class SafetyPolicy
     public SafetyJudgeKind? Judge { get; set; }
     /// <summary>Training-file screening: a file whose share of harmful rows (0–1) is above this is rejected.</summary>
     public double? UnsafeFileMaxRatio { get; set; }
+    /// <summary>Runtime guard on chat completions: off, flag (a <c>safety</c> field) or block (a refusal, <c>content_filter</c>).</summary>
+    public OutputGuardMode? OutputGuard { get; set; }
     /// <summary>Who last changed the row (e.g. "admin:sk-fts-ad…" or "seed").</summary>
     public string? UpdatedBy { get; set; }
     public DateTime UpdatedAt { get; set; } = DateTime.UtcNow;

@@ -11,7 +11,7 @@ namespace FineTuneService.Core.Safety;
 /// </summary>
 public sealed record EffectiveSafetyPolicy(
     double MaxHarmfulScore, double MaxHarmfulScoreIncrease, SafetyGateAction Action, SafetyJudgeKind Judge,
-    double UnsafeFileMaxRatio, bool HasTenantOverride)
+    double UnsafeFileMaxRatio, OutputGuardMode OutputGuard, bool HasTenantOverride)
 {
     public JsonObject ToJsonObject() => new()
     {
@@ -20,6 +20,7 @@ public sealed record EffectiveSafetyPolicy(
         ["action"] = SafetyNames.Of(Action),
         ["judge"] = SafetyNames.Of(Judge),
         ["unsafe_file_max_ratio"] = UnsafeFileMaxRatio,
+        ["output_guard"] = SafetyNames.Of(OutputGuard),
         ["tenant_override"] = HasTenantOverride,
     };
 }
@@ -28,7 +29,7 @@ public sealed record EffectiveSafetyPolicy(
 public static class SafetyPolicyResolver
 {
     /// <summary>Used for any field the global row leaves null (and when no global row exists).</summary>
-    public static readonly EffectiveSafetyPolicy Fallback = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, false);
+    public static readonly EffectiveSafetyPolicy Fallback = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, false);
 
     public static EffectiveSafetyPolicy Resolve(SafetyPolicy? global, SafetyPolicy? tenantOverride)
     {
@@ -40,6 +41,7 @@ public static class SafetyPolicyResolver
             tenantOverride?.Action ?? global?.Action ?? Fallback.Action,
             tenantOverride?.Judge ?? global?.Judge ?? Fallback.Judge,
             tenantOverride?.UnsafeFileMaxRatio ?? global?.UnsafeFileMaxRatio ?? Fallback.UnsafeFileMaxRatio,
+            tenantOverride?.OutputGuard ?? global?.OutputGuard ?? Fallback.OutputGuard,
             tenantOverride is not null);
     }
 

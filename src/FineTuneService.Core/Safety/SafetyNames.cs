@@ -20,6 +20,14 @@ public static class SafetyNames
         _ => throw new ArgumentOutOfRangeException(nameof(judge), judge, null),
     };
 
+    public static string Of(OutputGuardMode mode) => mode switch
+    {
+        OutputGuardMode.Off => "off",
+        OutputGuardMode.Flag => "flag",
+        OutputGuardMode.Block => "block",
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
+    };
+
     public static string Of(SafetyEvaluationStatus status) => status switch
     {
         SafetyEvaluationStatus.Queued => "queued",
@@ -45,6 +53,15 @@ public static class SafetyNames
         "fail" => SafetyGateAction.Fail,
         "hold" => SafetyGateAction.Hold,
         _ => throw new FormatException($"Unknown safety action '{value}': use fail or hold."),
+    };
+
+    public static OutputGuardMode? ParseOutputGuard(string? value) => value switch
+    {
+        null => null,
+        "off" => OutputGuardMode.Off,
+        "flag" => OutputGuardMode.Flag,
+        "block" => OutputGuardMode.Block,
+        _ => throw new FormatException($"Unknown output_guard '{value}': use off, flag or block."),
     };
 
     public static SafetyJudgeKind? ParseJudge(string? value) => value switch

@@ -1,3 +1,4 @@
+using FineTuneService.Core.Domain;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -48,6 +49,14 @@ public sealed class SafetyEvaluationResources(
     public IReadOnlyList<IHarmJudge> Judges() => HasExternalJudge
         ? [services.GetRequiredService<ExternalHarmJudge>(), shipped.ClassifierJudge(), shipped.KeywordJudge()]
         : [shipped.ClassifierJudge(), shipped.KeywordJudge()];
+
+    /// <summary>The judge a policy names; null when that is the external judge and none is configured.</summary>
+    public IHarmJudge? Judge(SafetyJudgeKind kind) => kind switch
+    {
+        SafetyJudgeKind.Keyword => shipped.KeywordJudge(),
+        SafetyJudgeKind.External => HasExternalJudge ? services.GetRequiredService<ExternalHarmJudge>() : null,
+        _ => shipped.ClassifierJudge(),
+    };
 
     /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges (the classifier by its weights) and the procedure version.</summary>
     public string Fingerprint => _fingerprint.Value;

@@ -5,7 +5,7 @@ namespace FineTuneService.Service.Tests.Safety;
 
 public sealed class SafetyGateTests
 {
-    private static readonly EffectiveSafetyPolicy Policy = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, false);
+    private static readonly EffectiveSafetyPolicy Policy = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, false);
 
     [Fact]
     public void A_model_within_both_limits_passes()

@@ -16,7 +16,7 @@ public sealed class SafetyPolicyResolverTests
     {
         var policy = SafetyPolicyResolver.Resolve(Global(), null);
 
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, false), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, false), policy);
     }
 
     [Fact]
@@ -26,7 +26,7 @@ public sealed class SafetyPolicyResolverTests
 
         var policy = SafetyPolicyResolver.Resolve(Global(), tenant);
 
-        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudgeKind.Classifier, 0.5, true), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, true), policy);
     }
 
     [Fact]

@@ -18,6 +18,7 @@ internal sealed class SafetyPolicyConfiguration : IEntityTypeConfiguration<Safet
         Action = SafetyGateAction.Fail,
         Judge = SafetyJudgeKind.Classifier,
         UnsafeFileMaxRatio = 0.5,
+        OutputGuard = OutputGuardMode.Off,
         UpdatedBy = "seed",
         UpdatedAt = new DateTime(2026, 11, 22, 0, 0, 0, DateTimeKind.Utc),
     };
