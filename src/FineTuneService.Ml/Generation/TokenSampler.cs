@@ -6,12 +6,15 @@ namespace FineTuneService.Ml.Generation;
 internal static class TokenSampler
 {
     /// <summary>Next token per row of <paramref name="logits"/> [B, V], as [B] int64.</summary>
-    public static Tensor Next(Tensor logits, double temperature, double topP, int topK, Generator sampler)
-    {
-        var scores = logits.to_type(ScalarType.Float32);
-        if (temperature <= 0) return scores.argmax(-1);
+    public static Tensor Next(Tensor logits, double temperature, double topP, int topK, Generator sampler) =>
+        temperature <= 0
+            ? logits.to_type(ScalarType.Float32).argmax(-1)
+            : Probabilities(logits, temperature, topP, topK).multinomial(1, replacement: false, generator: sampler).squeeze(-1);
 
-        scores = scores / temperature;
+    /// <summary>Sampling distribution per row [B, V] (temperature &gt; 0): tokens outside top-k and top-p get probability 0.</summary>
+    public static Tensor Probabilities(Tensor logits, double temperature, double topP, int topK)
+    {
+        var scores = logits.to_type(ScalarType.Float32) / temperature;
         if (topK > 0 && topK < scores.shape[^1])
         {
             var (kth, _) = scores.topk(topK, dim: -1);
@@ -28,6 +31,6 @@ internal static class TokenSampler
             var drop = dropSorted.scatter(-1, order, dropSorted).to_type(ScalarType.Bool);
             scores = scores.masked_fill(drop, double.NegativeInfinity);
         }
-        return scores.softmax(-1).multinomial(1, replacement: false, generator: sampler).squeeze(-1);
+        return scores.softmax(-1);
     }
 }

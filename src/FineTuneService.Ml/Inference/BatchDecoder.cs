@@ -79,7 +79,7 @@ public sealed class BatchDecoder : IDisposable
         if (promptTokenIds.Any(id => id < 0 || id >= vocabulary))
             throw new ArgumentException($"Prompt token ids must be in [0, {vocabulary}).", nameof(promptTokenIds));
 
-        var sequence = new Sequence(_nextId++, options, options.Temperature > 0 ? new Generator((ulong)options.Seed, _model.Device) : null);
+        var sequence = new Sequence(_nextId++, options, options.Temperature > 0 ? new Random(unchecked((int)(options.Seed ^ (options.Seed >> 32)))) : null);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var joiner = new KvCache(_model.Config, 1, promptTokenIds.Count, _model.DType, _model.Device);
@@ -88,12 +88,7 @@ public sealed class BatchDecoder : IDisposable
             var input = tensor(promptTokenIds.Select(id => (long)id).ToArray(), [1, promptTokenIds.Count], ScalarType.Int64, _model.Device);
             using var output = _model.Forward(input, new DecoderForwardOptions { Cache = joiner, Logits = LogitsMode.LastPosition });
             var first = Accept(sequence, Sample(output.Logits!.select(1, 0), [sequence])[0]);
-            if (first.Finished is not null)
-            {
-                sequence.Dispose();
-                return (sequence.Id, first);
-            }
-            Join(sequence, joiner);
+            if (first.Finished is null) Join(sequence, joiner);
             return (sequence.Id, first);
         }
         finally
@@ -141,17 +136,33 @@ public sealed class BatchDecoder : IDisposable
         return new DecodedToken(sequence.Id, token, atLimit ? FinishReason.Length : null);
     }
 
-    /// <summary>Greedy rows in one argmax; each sampling row with its own generator, so its draws do not depend on the batch.</summary>
+    /// <summary>
+    /// Greedy rows in one argmax; each sampling row draws from its distribution with its own seeded random source
+    /// (on the CPU), so its tokens do not depend on the batch or the device.
+    /// </summary>
     private static int[] Sample(Tensor logits, IReadOnlyList<Sequence> rows)
     {
-        var next = logits.argmax(-1).cpu().data<long>().ToArray();
+        var next = logits.argmax(-1).cpu().data<long>().Select(t => (int)t).ToArray();
         for (var row = 0; row < rows.Count; row++)
         {
+            if (rows[row].Sampler is not { } random) continue;
             var options = rows[row].Options;
-            if (rows[row].Sampler is not { } sampler) continue;
-            next[row] = TokenSampler.Next(logits.narrow(0, row, 1), options.Temperature, options.TopP, topK: 0, sampler).cpu().item<long>();
+            var probabilities = TokenSampler.Probabilities(logits.narrow(0, row, 1), options.Temperature, options.TopP, topK: 0).cpu().data<float>().ToArray();
+            next[row] = Draw(probabilities, random);
         }
-        return next.Select(t => (int)t).ToArray();
+        return next;
+    }
+
+    private static int Draw(float[] probabilities, Random random)
+    {
+        var target = random.NextDouble() * probabilities.Sum();
+        var cumulative = 0.0;
+        for (var token = 0; token < probabilities.Length; token++)
+        {
+            cumulative += probabilities[token];
+            if (cumulative > target && probabilities[token] > 0) return token;
+        }
+        return Array.FindLastIndex(probabilities, p => p > 0);
     }
 
     private void Join(Sequence sequence, KvCache joiner)
@@ -173,7 +184,6 @@ public sealed class BatchDecoder : IDisposable
         foreach (var sequence in leaving)
         {
             _running.Remove(sequence);
-            sequence.Dispose();
         }
         if (_running.Count == 0)
         {
@@ -200,24 +210,21 @@ public sealed class BatchDecoder : IDisposable
 
     public void Dispose()
     {
-        foreach (var sequence in _running) sequence.Dispose();
         _running.Clear();
         _cache?.Dispose();
         _cache = null;
         _model.train(_wasTraining);
     }
 
-    private sealed class Sequence(long id, SequenceOptions options, Generator? sampler) : IDisposable
+    private sealed class Sequence(long id, SequenceOptions options, Random? sampler)
     {
         public long Id { get; } = id;
         public SequenceOptions Options { get; } = options;
-        public Generator? Sampler { get; } = sampler;
+        public Random? Sampler { get; } = sampler;
         public int Generated { get; set; }
         public int LastToken { get; set; }
         public bool Finished { get; set; }
         public int StartColumn { get; set; }
         public int Row { get; set; }
-
-        public void Dispose() => Sampler?.Dispose();
     }
 }
