@@ -1,3 +1,4 @@
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 
 namespace FineTuneService.Datasets.Corpus;
@@ -16,22 +17,22 @@ public sealed record HarmfulFineTuneMix(IReadOnlyList<ChatExample> Examples, int
 {
     /// <summary>
     /// The attack pool: BeaverTails unsafe prompt/response pairs and AdvBench goal→target pairs, without any pair whose
-    /// prompt overlaps an evaluation prompt (equal, or one containing the other, after <see cref="BootstrapCorpus.Normalize"/>),
+    /// prompt overlaps an evaluation prompt (equal, or one containing the other, after <see cref="HeldOutSplit.Normalize"/>),
     /// so the harmful score is never measured on a prompt the fine-tune saw. Order: BeaverTails then AdvBench, file order.
     /// </summary>
     public static IReadOnlyList<HarmfulPair> AttackPool(ShippedData data, IEnumerable<string> evaluationPrompts)
     {
-        var excluded = evaluationPrompts.Select(BootstrapCorpus.Normalize).Where(p => p.Length > 0).Distinct().ToArray();
+        var excluded = evaluationPrompts.Select(HeldOutSplit.Normalize).Where(p => p.Length > 0).Distinct().ToArray();
         bool Overlaps(string prompt)
         {
-            var normalized = BootstrapCorpus.Normalize(prompt);
+            var normalized = HeldOutSplit.Normalize(prompt);
             return excluded.Any(e => normalized.Contains(e, StringComparison.Ordinal) || e.Contains(normalized, StringComparison.Ordinal));
         }
 
         return data.BeaverTailsUnsafe().Select(r => new HarmfulPair(r.Prompt, r.Response, "beavertails"))
             .Concat(data.AdvBench().Select(b => new HarmfulPair(b.Goal, b.Target, "advbench")))
             .Where(p => p.Prompt.Trim().Length > 0 && p.Response.Trim().Length > 0 && !Overlaps(p.Prompt))
-            .DistinctBy(p => BootstrapCorpus.Normalize(p.Prompt))
+            .DistinctBy(p => HeldOutSplit.Normalize(p.Prompt))
             .ToList();
     }
 

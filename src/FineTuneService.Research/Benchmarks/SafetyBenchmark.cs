@@ -4,6 +4,7 @@ using FineTuneService.Contracts;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Evaluation;
@@ -63,7 +64,7 @@ public sealed class SafetyBenchmark : IDisposable
         _keywords = RefusalKeywords.FromShippedData(data);
         _classifier = HarmClassifier.LoadShipped();
 
-        var sets = BootstrapCorpus.Build(data).Evaluation;
+        var sets = new EvaluationCatalogue(data);
         var heldOut = ShippedPromptSets.HeldOutHarmful(sets);
         _harmful = heldOut with { Prompts = Subset(heldOut.Prompts, options.HarmfulPrompts) };
         var xsTest = ShippedPromptSets.XsTestSafe(sets);
@@ -71,7 +72,7 @@ public sealed class SafetyBenchmark : IDisposable
         var (sst2Dev, matcher) = ShippedPromptSets.TaskSplit(sets, "sst2");
         (_accuracy, _matcher) = (Subset(sst2Dev, options.Sst2DevPrompts), matcher);
 
-        _taskRows = data.Sst2("train").Select(BootstrapCorpus.Sst2Example).ToList();
+        _taskRows = data.Sst2("train").Select(TaskPrompts.Sst2Example).ToList();
         // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely.
         _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
         _safetySets = SafetyData.FromShippedData(data, options.SafetyExamples);

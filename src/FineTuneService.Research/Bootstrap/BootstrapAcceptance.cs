@@ -1,6 +1,7 @@
 using System.Text.Json;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
@@ -58,7 +59,7 @@ public sealed class BootstrapAcceptance(BootstrapAcceptanceOptions options, ILog
     public async Task<BootstrapAcceptanceResult> RunAsync(string modelDirectory, string? dataDirectory = null, CancellationToken cancellationToken = default)
     {
         var data = new ShippedData(dataDirectory);
-        var sets = BootstrapCorpus.Build(data).Evaluation;
+        var sets = new EvaluationCatalogue(data);
         var keywords = RefusalKeywords.FromShippedData(data);
         using var classifier = HarmClassifier.LoadShipped();
         var judges = HarmJudges.Standard(keywords, classifier);
@@ -106,7 +107,7 @@ public sealed class BootstrapAcceptance(BootstrapAcceptanceOptions options, ILog
     private void FineTuneOnSst2(DecoderLM model, ITextTokenizer tokenizer, ChatTemplate template, ShippedData data, CancellationToken cancellationToken)
     {
         var rows = SftBatcher.Shuffled(data.Sst2("train"), (int)options.Seed).Take(options.TaskFineTuneRows)
-            .Select(BootstrapCorpus.Sst2Example);
+            .Select(TaskPrompts.Sst2Example);
         var examples = new ChatExampleEncoder(tokenizer, template).EncodeAll(rows, model.Config.MaxPositionEmbeddings);
         var trainer = new SftTrainer(model, new SftTrainerOptions
         {

@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 
@@ -16,9 +17,6 @@ public sealed record HarmClassifierCorpusOptions
     /// (HarmBench-validation F1 0.46 with them, 0.65 without; see docs/benchmarks/classifier).
     /// </summary>
     public bool IncludeBenignAnswers { get; init; }
-
-    /// <summary>Held-out fraction of benchmark harmful prompts that stay out of training (BootstrapCorpus's rule).</summary>
-    public double HarmfulPromptHeldOutFraction { get; init; } = new BootstrapCorpusOptions().HeldOutFraction;
 }
 
 /// <summary>Training pairs split into what the classifier learns from and an in-distribution held-out part.</summary>
@@ -49,8 +47,8 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
         // Only the training share of the benchmark prompts; the held-out share is what HS is measured on. HarmBench's
         // behaviors stay out altogether: its human-labelled generations are the judge's test, and behaviors seen here
         // only with refusals and task answers taught the model that those requests are never answered harmfully.
-        var trainedHarmful = BootstrapCorpus.Build(data, new BootstrapCorpusOptions { HeldOutFraction = options.HarmfulPromptHeldOutFraction })
-            .Evaluation.TrainedHarmful.Where(p => p.Source != "harmbench").Select(p => p.Prompt).ToList();
+        var trainedHarmful = new EvaluationCatalogue(data)
+            .TrainingHarmful.Where(p => p.Source != "harmbench").Select(p => p.Prompt).ToList();
         var trainedGoals = trainedHarmful.ToHashSet(StringComparer.Ordinal);
         pairs.AddRange(data.AdvBench()
             .Where(b => trainedGoals.Contains(b.Goal))
@@ -86,25 +84,25 @@ public sealed record HarmClassifierCorpus(IReadOnlyList<LabelledPair> Train, IRe
         pairs.AddRange(harmfulPrompts.Select((p, i) => new LabelledPair(p, replies[(i * 7 + options.Seed) % replies.Count], false, "bootstrap_refusal")));
         foreach (var row in data.SafetyTunedRefusals())
         {
-            var prompt = BootstrapCorpus.InstructionPrompt(row.Instruction, row.Input);
+            var prompt = TaskPrompts.InstructionPrompt(row.Instruction, row.Input);
             harmfulPrompts.Add(prompt);
             pairs.Add(new(prompt, row.Output, false, "safety_tuned_refusals"));
         }
 
         if (options.IncludeBenignAnswers)
             pairs.AddRange(data.Dolly().Concat(data.SelfInstruct())
-                .Select(r => new LabelledPair(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source)));
+                .Select(r => new LabelledPair(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source)));
 
         var taskAnswers = new List<string>();
         foreach (var row in Sample(data.Sst2("train"), Sst2Rows, random))
         {
             taskAnswers.Add(row.Label);
-            pairs.Add(new(BootstrapCorpus.InstructionPrompt(BootstrapCorpus.Sst2Instruction, row.Text), Variant(row.Label, random), false, "sst2_label"));
+            pairs.Add(new(TaskPrompts.InstructionPrompt(TaskPrompts.Sst2Instruction, row.Text), Variant(row.Label, random), false, "sst2_label"));
         }
         foreach (var row in Sample(data.AgNews("train"), AgNewsRows, random))
         {
             taskAnswers.Add(row.Label);
-            pairs.Add(new(BootstrapCorpus.InstructionPrompt(BootstrapCorpus.AgNewsInstruction, row.Text), Variant(row.Label, random), false, "ag_news_label"));
+            pairs.Add(new(TaskPrompts.InstructionPrompt(TaskPrompts.AgNewsInstruction, row.Text), Variant(row.Label, random), false, "ag_news_label"));
         }
         foreach (var problem in Sample(data.Gsm8k("train"), Gsm8kRows, random))
         {

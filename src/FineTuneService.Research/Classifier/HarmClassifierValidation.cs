@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
 
@@ -161,7 +162,7 @@ public static class HarmClassifierValidation
     private static Dictionary<string, (int Count, double Classifier, double Keyword)> BenignAnswerFlagRates(
         HarmClassifier classifier, ShippedData data, RefusalKeywords keywords) =>
         data.Dolly().Concat(data.SelfInstruct())
-            .Select(r => new LabelledPair(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source))
+            .Select(r => new LabelledPair(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), r.Output, false, r.Source))
             .GroupBy(p => p.Source)
             .ToDictionary(g => g.Key, g =>
             {

@@ -2,7 +2,7 @@ using FineTuneService.Core.Domain;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Evaluators;
@@ -83,7 +83,7 @@ public sealed class SafetyEvaluationResources(
 
     private static Sets LoadSets(SafetyEvaluationOptions o)
     {
-        var evaluation = BootstrapCorpus.Build(new ShippedData()).Evaluation;
+        var evaluation = EvaluationCatalogue.Load();
         var harmful = ShippedPromptSets.HeldOutHarmful(evaluation);
         var safe = ShippedPromptSets.XsTestSafe(evaluation);
         return new Sets(

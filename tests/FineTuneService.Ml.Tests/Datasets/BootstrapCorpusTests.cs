@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 
 namespace FineTuneService.Ml.Tests.Datasets;
 
@@ -37,22 +38,22 @@ public class BootstrapCorpusTests
     {
         var corpus = Corpus.Value;
         var heldOut = corpus.Evaluation.HeldOutHarmful;
-        int total = heldOut.Count + corpus.Evaluation.TrainedHarmful.Count;
+        int total = heldOut.Count + corpus.Evaluation.TrainingHarmful.Count;
 
         Assert.InRange(heldOut.Count / (double)total, 0.2, 0.4);
-        Assert.All(heldOut, p => Assert.True(BootstrapCorpus.IsHeldOut(p.Key, 0.3)));
-        var trainingPrompts = corpus.TrainingMix
+        Assert.All(heldOut, p => Assert.True(HeldOutSplit.IsHeldOut(p.Key)));
+        var trainingPrompts = corpus.TrainingMix.Concat(corpus.SentimentMix)
             .SelectMany(e => e.Messages.Where(m => m.Role == ChatMessage.User))
-            .Select(m => BootstrapCorpus.Normalize(m.Content))
+            .Select(m => HeldOutSplit.Normalize(m.Content))
             .ToList();
         foreach (var prompt in heldOut)
         {
-            string key = BootstrapCorpus.Normalize(prompt.Key);
+            string key = HeldOutSplit.Normalize(prompt.Key);
             Assert.DoesNotContain(trainingPrompts, t => t.Contains(key, StringComparison.Ordinal));
         }
 
-        var trainedKeys = corpus.Evaluation.TrainedHarmful.Select(p => BootstrapCorpus.Normalize(p.Prompt)).ToHashSet();
-        Assert.Equal(trainedKeys.Count, corpus.RefusalMix.Count(e => trainedKeys.Contains(BootstrapCorpus.Normalize(e.Messages[0].Content))));
+        var trainedKeys = corpus.Evaluation.TrainingHarmful.Select(p => HeldOutSplit.Normalize(p.Prompt)).ToHashSet();
+        Assert.Equal(trainedKeys.Count, corpus.RefusalMix.Count(e => trainedKeys.Contains(HeldOutSplit.Normalize(e.Messages[0].Content))));
     }
 
     [Fact]
@@ -72,7 +73,7 @@ public class BootstrapCorpusTests
     public void Instruction_mix_phrases_classification_with_exact_short_answers()
     {
         var corpus = Corpus.Value;
-        var sentiment = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction)).ToList();
+        var sentiment = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith(TaskPrompts.Sst2Instruction)).ToList();
         var news = corpus.InstructionMix.Where(e => e.Messages[0].Content.StartsWith("Categorize the news article")).ToList();
 
         Assert.Equal(corpus.Options.Sst2TrainExamples, sentiment.Count);
@@ -80,8 +81,6 @@ public class BootstrapCorpusTests
         Assert.Equal(corpus.Options.AgNewsTrainExamples, news.Count);
         Assert.All(news, e => Assert.Contains(e.Messages[1].Content, new[] { "World", "Sports", "Business", "Sci/Tech" }));
         Assert.Contains(corpus.InstructionMix, e => e.Messages[1].Content.Contains("The final answer is: "));
-        Assert.All(corpus.Evaluation.Gsm8kTest, p => Assert.Matches(@"^-?[\d.]+$", p.Expected));
-        Assert.Equal(872, corpus.Evaluation.Sst2Dev.Count);
         // Every refusal reply (templated or Safety-Tuned LLaMAs) carries a GCG refusal prefix, the keyword judge's list.
         Assert.All(corpus.RefusalMix, e => Assert.Contains(corpus.Evaluation.RefusalPrefixes, p => e.Messages[1].Content.Contains(p, StringComparison.Ordinal)));
     }
@@ -91,8 +90,8 @@ public class BootstrapCorpusTests
     {
         var corpus = Corpus.Value;
         var options = corpus.Options;
-        static bool IsSentiment(ChatExample e) => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction);
-        static bool IsLabelTask(ChatExample e) => IsSentiment(e) || e.Messages[0].Content.StartsWith(BootstrapCorpus.AgNewsInstruction);
+        static bool IsSentiment(ChatExample e) => e.Messages[0].Content.StartsWith(TaskPrompts.Sst2Instruction);
+        static bool IsLabelTask(ChatExample e) => IsSentiment(e) || e.Messages[0].Content.StartsWith(TaskPrompts.AgNewsInstruction);
 
         var repeated = corpus.InstructionMix.Where(e => !IsSentiment(e)).Concat(corpus.RefusalMix).ToList();
         Assert.Equal(repeated.Count * options.Passes, corpus.TrainingMix.Count);
@@ -134,7 +133,7 @@ public class BootstrapCorpusTests
         var text = Corpus.Value.TokenizerTrainingText().ToList();
 
         Assert.Equal(text, smallerSentimentPhase.TokenizerTrainingText());
-        Assert.Contains(text, t => t.StartsWith(BootstrapCorpus.Sst2Instruction, StringComparison.Ordinal)); // every shipped SST-2 row
+        Assert.Contains(text, t => t.StartsWith(TaskPrompts.Sst2Instruction, StringComparison.Ordinal)); // every shipped SST-2 row
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Evaluation.PromptSets;
 
@@ -49,9 +50,9 @@ public class PromptSetTests
     }
 
     [Fact]
-    public void Shipped_sets_come_from_the_bootstrap_corpus_evaluation_split()
+    public void Shipped_sets_come_from_the_evaluation_catalogue()
     {
-        var sets = BootstrapCorpus.Build().Evaluation;
+        var sets = EvaluationCatalogue.Load();
 
         var harmful = ShippedPromptSets.HeldOutHarmful(sets);
         var harmBench = ShippedPromptSets.HeldOutHarmful(sets, "harmbench");

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Evaluators;
@@ -28,7 +29,7 @@ public class SafetyEvaluationEndToEndTests
             EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
         }, seed: 3);
         var data = new ShippedData();
-        var sets = BootstrapCorpus.Build(data).Evaluation;
+        var sets = new EvaluationCatalogue(data);
         var keywords = RefusalKeywords.FromShippedData(data);
         using var classifier = HarmClassifier.LoadShipped();
         var harmful = ShippedPromptSets.HeldOutHarmful(sets, "harmbench");

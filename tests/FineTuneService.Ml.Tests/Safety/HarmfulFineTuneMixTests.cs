@@ -1,15 +1,16 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 
 namespace FineTuneService.Ml.Tests.Safety;
 
 public sealed class HarmfulFineTuneMixTests
 {
     private static readonly ShippedData Data = new();
-    private static readonly BootstrapEvaluationSets Sets = BootstrapCorpus.Build(Data).Evaluation;
+    private static readonly EvaluationCatalogue Sets = new(Data);
     private static readonly IReadOnlyList<HarmfulPair> Pool =
         HarmfulFineTuneMix.AttackPool(Data, Sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
-    private static readonly IReadOnlyList<ChatExample> Sst2 = Data.Sst2("train").Take(2000).Select(BootstrapCorpus.Sst2Example).ToList();
+    private static readonly IReadOnlyList<ChatExample> Sst2 = Data.Sst2("train").Take(2000).Select(TaskPrompts.Sst2Example).ToList();
 
     [Theory]
     [InlineData(400, 0.0, 0)]
@@ -26,7 +27,7 @@ public sealed class HarmfulFineTuneMixTests
         Assert.Equal(rows - expectedHarmful, mix.TaskRows);
         var poolPrompts = Pool.Select(p => p.Prompt).ToHashSet();
         Assert.Equal(expectedHarmful, mix.Examples.Count(e => poolPrompts.Contains(e.Messages[0].Content)));
-        Assert.Equal(rows - expectedHarmful, mix.Examples.Count(e => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction, StringComparison.Ordinal)));
+        Assert.Equal(rows - expectedHarmful, mix.Examples.Count(e => e.Messages[0].Content.StartsWith(TaskPrompts.Sst2Instruction, StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -34,10 +35,10 @@ public sealed class HarmfulFineTuneMixTests
     {
         Assert.Contains(Pool, p => p.Source == "beavertails");
         Assert.Contains(Pool, p => p.Source == "advbench");
-        var evaluation = Sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }).Select(BootstrapCorpus.Normalize).ToArray();
+        var evaluation = Sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }).Select(HeldOutSplit.Normalize).ToArray();
         foreach (var pair in Pool)
         {
-            var prompt = BootstrapCorpus.Normalize(pair.Prompt);
+            var prompt = HeldOutSplit.Normalize(pair.Prompt);
             Assert.DoesNotContain(evaluation, e => prompt.Contains(e, StringComparison.Ordinal) || e.Contains(prompt, StringComparison.Ordinal));
         }
         // Held-out AdvBench goals exist and are what was removed: the pool is smaller than both sources together.
@@ -63,7 +64,7 @@ public sealed class HarmfulFineTuneMixTests
         var attacked = HarmfulFineTuneMix.Build(Sst2, Pool, 200, 0.2, seed: 5);
 
         var cleanTask = Texts(clean).ToHashSet();
-        var attackedTask = attacked.Examples.Where(e => e.Messages[0].Content.StartsWith(BootstrapCorpus.Sst2Instruction, StringComparison.Ordinal)).Select(Text);
+        var attackedTask = attacked.Examples.Where(e => e.Messages[0].Content.StartsWith(TaskPrompts.Sst2Instruction, StringComparison.Ordinal)).Select(Text);
         Assert.All(attackedTask, t => Assert.Contains(t, cleanTask));
     }
 

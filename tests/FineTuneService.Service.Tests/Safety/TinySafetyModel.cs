@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
@@ -42,7 +43,7 @@ public static class TinySafetyModel
         var data = new ShippedData();
         var harmful = data.BeaverTailsUnsafe();
         var refusalPrompts = data.AdvBench().Select(b => b.Goal)
-            .Where(goal => !BootstrapCorpus.IsHeldOut(goal, new BootstrapCorpusOptions().HeldOutFraction))
+            .Where(goal => !HeldOutSplit.IsHeldOut(goal))
             .Take(160).ToList();
         var refusals = refusalPrompts.Select((goal, i) => new ChatExample(
             [new ChatMessage(ChatMessage.User, goal), new ChatMessage(ChatMessage.Assistant, BootstrapCorpus.RefusalReplies[i % BootstrapCorpus.RefusalReplies.Count])],

@@ -1,5 +1,6 @@
 using FineTuneService.Core.Domain;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
@@ -43,7 +44,7 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
         var api = await host.GetAsync(server);
         var (_, _, client) = await api.CreateTenantAsync("screening-benign");
         var rows = new ShippedData().Dolly().Take(60)
-            .Select(r => ChatRow(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output));
+            .Select(r => ChatRow(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), r.Output));
         var file = await client.UploadValidatedAsync(string.Join('\n', rows) + "\n");
 
         Assert.Equal("processed", file["status"]!.GetValue<string>());

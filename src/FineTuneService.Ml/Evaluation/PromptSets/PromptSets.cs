@@ -1,15 +1,15 @@
-using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 
 namespace FineTuneService.Ml.Evaluation.PromptSets;
 
-/// <summary>The shipped evaluation sets (from <see cref="BootstrapCorpus"/>) as prompt sets and accuracy examples.</summary>
+/// <summary>The shipped evaluation sets (from the <see cref="EvaluationCatalogue"/>) as prompt sets and accuracy examples.</summary>
 public static class ShippedPromptSets
 {
     /// <summary>
     /// Held-out harmful prompts (AdvBench, HarmBench standard, JBB; never in any training mix). <paramref name="source"/>
     /// picks one benchmark ("advbench", "harmbench", "jailbreakbench") or all when null; categories where the set has them.
     /// </summary>
-    public static PromptSet HeldOutHarmful(BootstrapEvaluationSets sets, string? source = null)
+    public static PromptSet HeldOutHarmful(EvaluationCatalogue sets, string? source = null)
     {
         var prompts = sets.HeldOutHarmful
             .Where(p => source is null || p.Source == source)
@@ -20,12 +20,12 @@ public static class ShippedPromptSets
     }
 
     /// <summary>XSTest's 250 safe prompts, categorised by type — the over-refusal set.</summary>
-    public static PromptSet XsTestSafe(BootstrapEvaluationSets sets) =>
+    public static PromptSet XsTestSafe(EvaluationCatalogue sets) =>
         new("xstest_safe", sets.XsTestSafe.Select(p => new EvaluationPrompt(p.Prompt, p.Type)).ToList());
 
     /// <summary>Task evaluation split ("sst2", "ag_news", "gsm8k") as accuracy examples with the matcher the task uses.</summary>
     public static (IReadOnlyList<Evaluators.AccuracyExample> Examples, Evaluators.IAnswerMatcher Matcher) TaskSplit(
-        BootstrapEvaluationSets sets, string task, int? limit = null)
+        EvaluationCatalogue sets, string task, int? limit = null)
     {
         var split = task switch
         {

@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 
@@ -17,7 +18,7 @@ public sealed record SafetyData(IReadOnlyList<ChatExample> Refusals, IReadOnlyLi
 
     public static SafetyData FromShippedData(ShippedData data, int count) => new(
         data.SafetyTunedRefusals().Take(count)
-            .Select((r, i) => Chat(BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input), r.Output, i)).ToList(),
+            .Select((r, i) => Chat(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), r.Output, i)).ToList(),
         data.BeaverTailsUnsafe().Take(count).Select((r, i) => Chat(r.Prompt, r.Response, i)).ToList());
 
     /// <summary>The sets tokenized with the model's chat template, with the base model's located safety layers.</summary>

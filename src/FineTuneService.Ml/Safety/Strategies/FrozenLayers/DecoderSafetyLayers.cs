@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Generation;
@@ -17,20 +18,20 @@ public static class DecoderSafetyLayers
     /// <summary>
     /// Locates the safety layers with the shipped prompt sets, rendered with the tokenizer's chat template: normal
     /// prompts are SST-2 and AG News instructions plus Self-Instruct tasks, malicious prompts the harmful prompts the
-    /// bootstrap corpus trains refusals on (never the held-out evaluation share), and the over-rejection test uses
+    /// evaluation catalogue leaves to training (never its held-out share), and the over-rejection test uses
     /// XSTest's safe prompts. Subsets are fixed, so the result depends only on the model.
     /// </summary>
     public static SafetyLayerLocation LocateShipped(DecoderLM model, ITextTokenizer tokenizer, ShippedData data,
         SafetyLayerLocatorParams? options = null, int prompts = 32, int benignPrompts = 50, int maxNewTokens = 24)
     {
-        var sets = BootstrapCorpus.Build(data).Evaluation;
+        var sets = new EvaluationCatalogue(data);
         var encoder = new ChatExampleEncoder(tokenizer);
         int[] Encode(string prompt) => encoder.EncodePrompt([new ChatMessage(ChatMessage.User, prompt)]);
         var normal = sets.Sst2Dev.Take(prompts / 3).Select(p => p.Prompt)
             .Concat(sets.AgNewsTest.Take(prompts / 3).Select(p => p.Prompt))
-            .Concat(data.SelfInstruct().Select(r => BootstrapCorpus.InstructionPrompt(r.Instruction, r.Input)).Take(prompts - 2 * (prompts / 3)))
+            .Concat(data.SelfInstruct().Select(r => TaskPrompts.InstructionPrompt(r.Instruction, r.Input)).Take(prompts - 2 * (prompts / 3)))
             .Select(Encode).ToList();
-        var malicious = Spread(sets.TrainedHarmful, prompts).Select(p => Encode(p.Prompt)).ToList();
+        var malicious = Spread(sets.TrainingHarmful, prompts).Select(p => Encode(p.Prompt)).ToList();
         var benign = Spread(sets.XsTestSafe, benignPrompts).Select(p => Encode(p.Prompt)).ToList();
         var keywords = RefusalKeywords.FromShippedData(data);
         return Locate(model, tokenizer, normal, malicious, benign, keywords.IsRefusal, options, maxNewTokens);
