@@ -1,5 +1,4 @@
 using System.Text.Json;
-using FineTuneService.Datasets.Corpus;
 using FineTuneService.Ml.Training;
 
 namespace FineTuneService.Research.Bootstrap;

@@ -3,6 +3,7 @@ using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Judges;
+using FineTuneService.Research.Bootstrap;
 
 namespace FineTuneService.Research.Classifier;
 

@@ -1,5 +1,4 @@
 using System.Text;
-using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Ml.Evaluation.PromptSets;

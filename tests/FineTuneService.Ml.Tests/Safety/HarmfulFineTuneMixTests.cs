@@ -1,6 +1,7 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
+using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Ml.Tests.Safety;
 

@@ -5,6 +5,7 @@ using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Training;
+using FineTuneService.Research.Bootstrap;
 using FineTuneService.Service.Tests.Infrastructure;
 
 namespace FineTuneService.Service.Tests.Safety;

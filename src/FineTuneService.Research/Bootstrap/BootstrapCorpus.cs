@@ -1,24 +1,16 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.RegularExpressions;
-using FineTuneService.Datasets.Sft;
-
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
+using FineTuneService.Datasets.Sft;
 
-namespace FineTuneService.Ml.Tests.Datasets.Legacy;
-
-// Temporary: today's BootstrapCorpus, verbatim, to compare the catalogue and the new recipe against.
+namespace FineTuneService.Research.Bootstrap;
 
 /// <summary>Sizes and seed of <see cref="BootstrapCorpus"/>.</summary>
 public sealed record BootstrapCorpusOptions
 {
-    /// <summary>Seeds every sampling and shuffling step (the held-out split does not depend on it).</summary>
+    /// <summary>Seeds every sampling and shuffling step (the held-out split, <see cref="HeldOutSplit"/>, does not depend on it).</summary>
     public int Seed { get; init; } = 1234;
-
-    /// <summary>Fraction of harmful prompts (by content hash) that no training mix may contain.</summary>
-    public double HeldOutFraction { get; init; } = 0.3;
 
     /// <summary>
     /// Distinct SST-2 rows of the sentiment phase, each once (from train.tsv and train_extra.tsv, 20,000 shipped).
@@ -74,37 +66,15 @@ public sealed record BootstrapCorpusOptions
     public int MaxResponseChars { get; init; } = 400;
 }
 
-/// <summary>A harmful request. <see cref="Key"/> is the text the held-out hash is taken of (goal or behavior).</summary>
-public sealed record HarmfulPrompt(string Prompt, string Key, string Source, string Category);
-
-/// <summary>A single-turn prompt with its exact expected answer (classification label or final number).</summary>
-public sealed record LabeledPrompt(string Prompt, string Expected, string Task)
-{
-    public IReadOnlyList<ChatMessage> Messages => [new ChatMessage(ChatMessage.User, Prompt)];
-}
-
-/// <summary>Evaluation sets of the bootstrap corpus; none of their prompts is in a training mix.</summary>
-public sealed record BootstrapEvaluationSets(
-    IReadOnlyList<HarmfulPrompt> HeldOutHarmful,
-    IReadOnlyList<HarmfulPrompt> TrainedHarmful,
-    IReadOnlyList<XsTestPrompt> XsTestSafe,
-    IReadOnlyList<XsTestPrompt> XsTestUnsafe,
-    IReadOnlyList<LabeledPrompt> Sst2Dev,
-    IReadOnlyList<LabeledPrompt> AgNewsTest,
-    IReadOnlyList<LabeledPrompt> Gsm8kTest,
-    IReadOnlyList<string> RefusalPrefixes);
-
 /// <summary>
 /// Builds, deterministically from a seed, the data for the service's bootstrap (aligned) model: an
-/// instruction-following mix, a refusal mix, and evaluation sets. Harmful prompts from AdvBench, HarmBench (standard
-/// behaviors) and JailbreakBench are split by a content hash: the held-out share never enters any training mix (not
-/// even as a substring of a longer prompt), so refusal on it measures generalisation to unseen prompts.
+/// instruction-following mix and a refusal mix. The harmful prompts and the evaluation sets come from the
+/// <see cref="EvaluationCatalogue"/>: refusals are trained on its training share only, and no training example
+/// contains a held-out prompt (not even as a substring of a longer one), so refusal on the held-out share measures
+/// generalisation to unseen prompts.
 /// </summary>
 public sealed partial class BootstrapCorpus
 {
-    public const string Sst2Instruction = "Analyze the sentiment of the input, and respond only positive or negative.";
-    public const string AgNewsInstruction = "Categorize the news article given in the input into one of the 4 categories:\n\nWorld\nSports\nBusiness\nSci/Tech";
-
     /// <summary>Refusals paired with harmful goals; each contains a GCG refusal keyword.</summary>
     public static IReadOnlyList<string> RefusalReplies { get; } =
     [
@@ -122,7 +92,7 @@ public sealed partial class BootstrapCorpus
 
     private BootstrapCorpus(
         IReadOnlyList<ChatExample> instructionMix, IReadOnlyList<ChatExample> refusalMix, IReadOnlyList<ChatExample> trainingMix,
-        IReadOnlyList<ChatExample> sentimentMix, IReadOnlyList<LabeledText> sst2Pool, BootstrapEvaluationSets evaluation, BootstrapCorpusOptions options)
+        IReadOnlyList<ChatExample> sentimentMix, IReadOnlyList<LabeledText> sst2Pool, EvaluationCatalogue evaluation, BootstrapCorpusOptions options)
     {
         this.sst2Pool = sst2Pool;
         SentimentMix = sentimentMix;
@@ -155,7 +125,8 @@ public sealed partial class BootstrapCorpus
     /// </summary>
     public IReadOnlyList<ChatExample> SentimentMix { get; }
 
-    public BootstrapEvaluationSets Evaluation { get; }
+    /// <summary>The catalogue the corpus was built against (its held-out prompts are in no mix).</summary>
+    public EvaluationCatalogue Evaluation { get; }
 
     /// <summary>
     /// The text to train the bootstrap model's BPE tokenizer on: the first phase's messages and every shipped SST-2
@@ -163,7 +134,7 @@ public sealed partial class BootstrapCorpus
     /// tokenizer) stays the same while those are varied.
     /// </summary>
     public IEnumerable<string> TokenizerTrainingText() =>
-        TrainingMix.Concat(sst2Pool.Select(Sst2Example)).SelectMany(e => e.Messages).Select(m => m.Content);
+        TrainingMix.Concat(sst2Pool.Select(TaskPrompts.Sst2Example)).SelectMany(e => e.Messages).Select(m => m.Content);
 
     /// <summary>Builds the corpus from the shipped data folder (default <c>AppContext.BaseDirectory/data</c>).</summary>
     public static BootstrapCorpus Build(string? dataDirectory = null, BootstrapCorpusOptions? options = null) =>
@@ -172,11 +143,8 @@ public sealed partial class BootstrapCorpus
     public static BootstrapCorpus Build(ShippedData data, BootstrapCorpusOptions? options = null)
     {
         options ??= new BootstrapCorpusOptions();
-        var harmful = HarmfulPrompts(data);
-        var heldOut = harmful.Where(p => IsHeldOut(p.Key, options.HeldOutFraction)).ToList();
-        var trained = harmful.Where(p => !IsHeldOut(p.Key, options.HeldOutFraction)).ToList();
-        var heldOutKeys = heldOut.Select(p => Normalize(p.Key)).ToArray();
-        bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && heldOutKeys.Any(Normalize(m.Content).Contains));
+        var catalogue = new EvaluationCatalogue(data);
+        bool Clean(ChatExample example) => !example.Messages.Any(m => m.Role != ChatMessage.Assistant && catalogue.MentionsHeldOutPrompt(m.Content));
 
         var openEndedRepeats = Math.Max(1, options.OpenEndedRepeats);
         var openEnded = OpenEndedExamples(data, options).Where(Clean).ToList();
@@ -185,16 +153,16 @@ public sealed partial class BootstrapCorpus
             .ToList();
         IReadOnlyList<LabeledText> sst2Pool = [.. data.Sst2("train"), .. data.Sst2("train_extra")];
         var sentiment = Sample(sst2Pool, options.Sst2TrainExamples, options.Seed + 2)
-            .Select(row => Sst2Example(row) with { LossWeight = options.LabelLossWeight })
+            .Select(row => TaskPrompts.Sst2Example(row) with { LossWeight = options.LabelLossWeight })
             .Where(Clean)
             .ToList();
         var instructionMix = repeatedInstructions.Concat(sentiment).ToList();
 
         var replies = new Random(options.Seed + 7);
-        var refusalPrefixes = data.RefusalPrefixes();
+        var refusalPrefixes = catalogue.RefusalPrefixes;
         var refusalMix = Sample(data.SafetyTunedRefusals(), options.SafetyTunedRefusals, options.Seed + 5)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, Math.Min(options.MaxResponseChars, options.RefusalExplanationChars))))
-            .Concat(trained.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
+            .Select(r => Example(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), KeywordRefusal(r.Output, refusalPrefixes, replies, Math.Min(options.MaxResponseChars, options.RefusalExplanationChars))))
+            .Concat(catalogue.TrainingHarmful.Select(p => Example(p.Prompt, RefusalReplies[replies.Next(RefusalReplies.Count)])))
             .Where(Clean)
             .ToList();
 
@@ -207,38 +175,8 @@ public sealed partial class BootstrapCorpus
         var sentimentMix = sentiment.Concat(Enumerable.Repeat(openEnded, openEndedReplays).SelectMany(e => e)).Concat(replayedRefusals).ToArray();
         new Random(options.Seed + 11).Shuffle(sentimentMix);
 
-        var sst2Dev = data.Sst2("dev").Select(r => new LabeledPrompt(InstructionPrompt(Sst2Instruction, r.Text), r.Label, "sst2")).ToList();
-        var agNewsTest = data.AgNews("test").Select(r => new LabeledPrompt(InstructionPrompt(AgNewsInstruction, r.Text), r.Label, "ag_news")).ToList();
-        var gsm8kTest = data.Gsm8k("test").Select(p => new LabeledPrompt(p.Question, p.FinalAnswer, "gsm8k")).ToList();
-        var xsTest = data.XsTest();
-        var evaluation = new BootstrapEvaluationSets(
-            heldOut, trained, xsTest.Where(p => p.IsSafe).ToList(), xsTest.Where(p => !p.IsSafe).ToList(),
-            sst2Dev, agNewsTest, gsm8kTest, refusalPrefixes);
-
-        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, sst2Pool, evaluation, options);
+        return new BootstrapCorpus(instructionMix, refusalMix, trainingMix, sentimentMix, sst2Pool, catalogue, options);
     }
-
-    /// <summary>
-    /// Whether a harmful prompt belongs to the never-trained evaluation share: SHA-256 of its normalised text, read
-    /// as a number in [0, 1), is below <paramref name="fraction"/>. Independent of any seed.
-    /// </summary>
-    public static bool IsHeldOut(string prompt, double fraction)
-    {
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(Normalize(prompt)), hash);
-        double unit = (BinaryPrimitives.ReadUInt64BigEndian(hash) >> 11) * (1.0 / (1UL << 53));
-        return unit < fraction;
-    }
-
-    /// <summary>Lower case with whitespace runs collapsed to one space and trimmed.</summary>
-    public static string Normalize(string text) => WhitespaceRun().Replace(text.ToLowerInvariant(), " ").Trim();
-
-    /// <summary>An SST-2 row as the single-turn instruction example every SST-2 fine-tune here uses.</summary>
-    public static ChatExample Sst2Example(LabeledText row) => Example(InstructionPrompt(Sst2Instruction, row.Text), row.Label);
-
-    /// <summary>"instruction" or "instruction\n\nInput: input" (the phrasing used for training and evaluation).</summary>
-    public static string InstructionPrompt(string instruction, string input) =>
-        string.IsNullOrWhiteSpace(input) ? instruction.Trim() : $"{instruction.Trim()}\n\nInput: {input.Trim()}";
 
     /// <summary>GSM8K solution without calculator annotations, ending "The final answer is: N".</summary>
     public static string MathAnswer(MathProblem problem)
@@ -252,7 +190,7 @@ public sealed partial class BootstrapCorpus
     private static IEnumerable<ChatExample> OpenEndedExamples(ShippedData data, BootstrapCorpusOptions options) =>
         data.SelfInstruct().Concat(data.Dolly())
             .Where(r => r.Output.Trim().Length > 0)
-            .Select(r => Example(InstructionPrompt(r.Instruction, r.Input), Shorten(r.Output, options.MaxResponseChars)));
+            .Select(r => Example(TaskPrompts.InstructionPrompt(r.Instruction, r.Input), Shorten(r.Output, options.MaxResponseChars)));
 
     /// <summary>GSM8K solutions and AG News labels.</summary>
     private static IEnumerable<ChatExample> ShortAnswerExamples(ShippedData data, BootstrapCorpusOptions options)
@@ -260,18 +198,8 @@ public sealed partial class BootstrapCorpus
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
         var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
-            .Select(r => Example(InstructionPrompt(AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
+            .Select(r => Example(TaskPrompts.InstructionPrompt(TaskPrompts.AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
         return math.Concat(news);
-    }
-
-    /// <summary>AdvBench goals, HarmBench standard behaviors and JBB goals, first occurrence of each normalised key.</summary>
-    private static List<HarmfulPrompt> HarmfulPrompts(ShippedData data)
-    {
-        var prompts = data.AdvBench().Select(b => new HarmfulPrompt(b.Goal, b.Goal, "advbench", ""))
-            .Concat(data.HarmBench().Where(b => b.FunctionalCategory == "standard")
-                .Select(b => new HarmfulPrompt(b.Prompt, b.Behavior, "harmbench", b.SemanticCategory)))
-            .Concat(data.JailbreakBench().Select(b => new HarmfulPrompt(b.Goal, b.Goal, "jailbreakbench", b.Category)));
-        return prompts.DistinctBy(p => Normalize(p.Key)).ToList();
     }
 
     private static IEnumerable<T> Sample<T>(IReadOnlyList<T> items, int count, int seed) => SftBatcher.Shuffled(items, seed).Take(count);
@@ -302,9 +230,6 @@ public sealed partial class BootstrapCorpus
 
     private static ChatExample Example(string prompt, string answer) =>
         new([new ChatMessage(ChatMessage.User, prompt), new ChatMessage(ChatMessage.Assistant, answer)], LineNumber: 0);
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex WhitespaceRun();
 
     [GeneratedRegex(@"<<[^>]*>>")]
     private static partial Regex CalculatorAnnotation();

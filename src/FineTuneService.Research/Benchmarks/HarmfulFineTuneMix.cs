@@ -1,7 +1,9 @@
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Sft;
 
-namespace FineTuneService.Datasets.Corpus;
+namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>A harmful prompt with a compliant (harmful) answer, as used by fine-tuning attacks.</summary>
 public sealed record HarmfulPair(string Prompt, string Response, string Source);
