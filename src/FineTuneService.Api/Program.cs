@@ -5,6 +5,7 @@ using FineTuneService.Core.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
 
+builder.AddSecretFiles();           // key-per-file configuration from /run/secrets (connection strings, admin key)
 builder.AddFineTuneDatabase();      // EF Core on PostgreSQL, migrations at start (Development by default)
 builder.AddArtifactStore();         // chunked, content-addressed blobs in PostgreSQL
 builder.AddHangfireStorage();       // job queues in PostgreSQL (LISTEN/NOTIFY)
@@ -18,6 +19,7 @@ builder.AddFineTuningJobs();
 builder.AddChatCompletions();       // forwarded to a live worker inference endpoint (YARP)
 builder.AddFileValidation();        // default queue served in-process; training runs on the worker host
 builder.AddApiDocumentation();
+builder.AddFineTuneTelemetry("fts-api");   // OpenTelemetry: OTLP when configured, /metrics with Telemetry:Prometheus
 
 var app = builder.Build();
 
@@ -30,6 +32,7 @@ app.UseApiDocumentation();
 app.UseAdminHangfireDashboard();
 
 app.MapHealthEndpoints();           // /healthz (process up), /readyz (database, migrations, base models)
+app.MapTelemetryEndpoints();       // /metrics (Telemetry:Prometheus)
 app.MapAdmin();
 app.MapAdminSafety();
 app.MapFiles();

@@ -9,11 +9,20 @@ public sealed record WorkerOptions
 
     /// <summary>
     /// Torch devices this process trains on, one Hangfire server (one job at a time) per entry:
-    /// <c>["cpu"]</c> (also what an empty list means), or <c>["cuda:0", "cuda:1"]</c>. A CUDA entry falls back to
-    /// CPU when CUDA is not available.
+    /// <c>["cpu"]</c> (also what an empty list means), or <c>["cuda:0", "cuda:1"]</c>. A CUDA entry that does not
+    /// exist stops the worker at start, unless <see cref="AllowCpuFallback"/>.
     /// </summary>
     /// <remarks>Empty by default rather than ["cpu"]: configuration binding appends to a default array.</remarks>
     public string[] Devices { get; set; } = [];
+
+    /// <summary>Let configured CUDA devices that are missing train on the CPU instead of refusing to start.</summary>
+    public bool AllowCpuFallback { get; init; }
+
+    /// <summary>
+    /// How long a stopping worker waits for its running jobs to reach a step boundary, save a checkpoint and hand
+    /// themselves back; both Hangfire's and the host's shutdown timeout. A container's stop grace period must be longer.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>How often a running job reports that its worker is alive (and flushes its buffered events).</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);

@@ -42,8 +42,9 @@ internal sealed class DeviceServers(
                 Queues = [Queues.Gpu],
                 Activator = new ScopedJobActivator(scopes, slot),
                 FilterProvider = services.GetService<IJobFilterProvider>() ?? JobFilterProviders.Providers,
-                // Training jobs stop at the next step boundary; give them time to checkpoint before the host gives up.
-                ShutdownTimeout = TimeSpan.FromSeconds(30),
+                // The job's token fires at once on stop; the job then checkpoints at its next step boundary and hands
+                // itself back, for up to Worker:ShutdownTimeout (the host waits as long).
+                ShutdownTimeout = options.Value.ShutdownTimeout,
             };
             servers.Add(new BackgroundJobServer(serverOptions, storage));
             logger.LogInformation("Hangfire server {Server} started on device {Device} (queue {Queue}, 1 worker)",

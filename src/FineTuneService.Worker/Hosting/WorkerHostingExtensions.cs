@@ -3,11 +3,13 @@ using FineTuneService.Core.Jobs;
 using FineTuneService.Worker.Jobs;
 using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Safety;
+using FineTuneService.Worker.Telemetry;
 using FineTuneService.Worker.Training;
 using FineTuneService.Ml.Evaluation.Judges;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Polly;
 
 namespace FineTuneService.Worker.Hosting;
@@ -41,11 +43,18 @@ public static class WorkerHostingExtensions
                 "Worker:HeartbeatInterval and Worker:RecoveryInterval must be positive.")
             .Validate(o => o.StaleTimeout >= 3 * o.HeartbeatInterval,
                 "Worker:StaleTimeout must be at least three heartbeat intervals, or live jobs would be taken over.")
+            .Validate(o => o.ShutdownTimeout > TimeSpan.Zero, "Worker:ShutdownTimeout must be positive.")
             .ValidateOnStart();
+        // One timeout for the host and the device servers: a stopping job gets the whole of it to checkpoint.
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) => host.ShutdownTimeout = worker.Value.ShutdownTimeout);
+
+        // First of the worker's hosted services: CUDA is initialised before anything else touches torch.
+        services.AddHostedService<CudaPreflight>();
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddResiliencePipeline(ArtifactTransfer.PipelineKey, builder => ArtifactTransfer.Configure(builder));
 
+        services.AddSingleton<WorkerMetrics>();
         services.AddSingleton<ArtifactTransfer>();
         services.AddSingleton<BaseModelCache>();
         services.AddSingleton<JobClaims>();

@@ -7,6 +7,7 @@ using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Hosting;
 using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Safety;
+using FineTuneService.Worker.Telemetry;
 using FineTuneService.Worker.Training;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -29,6 +30,7 @@ public sealed class FineTuneJobRunner(
     TrainingEngine engine,
     JobSafetyPipeline safety,
     IOptions<WorkerOptions> options,
+    WorkerMetrics metrics,
     ILogger<FineTuneJobRunner> logger) : IFineTuneJobRunner
 {
     /// <param name="jobId">The fine-tuning job (ftjob-…).</param>
@@ -120,7 +122,8 @@ public sealed class FineTuneJobRunner(
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.
         using var observer = new JobObserver(lease, new CheckpointRecorder(lease, transfer, names, logger), options.Value,
             logger, cancellationToken);
-        var result = engine.Run(request, observer, observer.Cancel, observer.Pause, safetyRun is null ? null : safetyRun.EvaluateStage);
+        using var metered = metrics.Observe(slot.Slot.Device, observer);
+        var result = engine.Run(request, metered, observer.Cancel, observer.Pause, safetyRun is null ? null : safetyRun.EvaluateStage);
         await FinishAsync(job, lease, names, request, result, safetyRun, cancellationToken);
     }
 

@@ -2,6 +2,7 @@ using FineTuneService.Datasets;
 using FineTuneService.Ml.Evaluation;
 using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Models;
+using FineTuneService.Worker.Telemetry;
 
 namespace FineTuneService.Worker.Safety;
 
@@ -9,10 +10,11 @@ namespace FineTuneService.Worker.Safety;
 /// Scores one loaded model synchronously on the calling (training) thread: HS under every judge, over-refusal on
 /// XSTest and FA on the given examples. Generation runs under no_grad in eval mode and leaves the model's mode as found.
 /// </summary>
-public sealed class ModelSafetyEvaluator(SafetyEvaluationResources resources)
+public sealed class ModelSafetyEvaluator(SafetyEvaluationResources resources, WorkerMetrics metrics)
 {
     public EvaluationReport Evaluate(DecoderLM model, ITextTokenizer tokenizer, AccuracySet? accuracy, CancellationToken cancellationToken)
     {
+        using var timing = metrics.TimeEvaluation();
         var o = resources.Options;
         var request = new SafetyEvaluationRequest(resources.HarmfulPrompts)
         {

@@ -73,7 +73,8 @@ public sealed class PostgresServer : IAsyncLifetime
         return output;
     }
 
-    private static string RepositoryRoot()
+    /// <summary>The checkout the tests run from (the folder of FineTuneService.sln).</summary>
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "FineTuneService.sln"))) return dir.FullName;

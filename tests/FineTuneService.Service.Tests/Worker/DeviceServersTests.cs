@@ -8,10 +8,12 @@ namespace FineTuneService.Service.Tests.Worker;
 [Collection(PostgresCollection.Name)]
 public sealed class DeviceServersTests(PostgresServer server)
 {
+    private static readonly Dictionary<string, string?> CpuFallback = new() { ["Worker:AllowCpuFallback"] = "true" };
+
     [Fact]
     public async Task Each_configured_device_gets_its_own_single_worker_server_on_the_gpu_queue()
     {
-        await using var worker = await WorkerHost.StartAsync(server, devices: ["cpu", "cuda:0"]);
+        await using var worker = await WorkerHost.StartAsync(server, devices: ["cpu", "cuda:0"], settings: CpuFallback);
 
         // Hangfire servers announce themselves in the background: wait until all three have (a deadline, not a timing check).
         var monitor = worker.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
@@ -33,10 +35,10 @@ public sealed class DeviceServersTests(PostgresServer server)
     }
 
     [Fact]
-    public async Task A_job_on_a_cuda_server_falls_back_to_the_cpu_when_there_is_no_gpu()
+    public async Task With_cpu_fallback_allowed_a_job_on_a_cuda_server_trains_on_the_cpu_when_there_is_no_gpu()
     {
         // Only a cuda:0 server exists, so it must take the job; this machine has no GPU.
-        await using var worker = await WorkerHost.StartAsync(server, devices: ["cuda:0"]);
+        await using var worker = await WorkerHost.StartAsync(server, devices: ["cuda:0"], settings: CpuFallback);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
         var job = await worker.AddJobAsync(file, epochs: 1);
 

@@ -37,8 +37,12 @@ public sealed class WorkerHost : IAsyncDisposable
 
     /// <param name="database">An existing database to share with an earlier host (a restarted worker); fresh when null.</param>
     /// <param name="settings">Extra configuration on top of the test defaults (e.g. safety evaluation sizes).</param>
+    /// <param name="trains">
+    /// False for a control host that seeds, enqueues and observes but runs no Hangfire server, while the worker under
+    /// test is another process (<see cref="WorkerProcess"/>).
+    /// </param>
     public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null,
-        IDictionary<string, string?>? settings = null)
+        IDictionary<string, string?>? settings = null, bool trains = true)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
@@ -71,7 +75,7 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.AddArtifactStore();
         builder.AddHangfireStorage();
         builder.AddBaseModelRegistry();
-        builder.AddFineTuneWorker();
+        if (trains) builder.AddFineTuneWorker();
 
         var host = builder.Build();
         await host.StartAsync();
