@@ -89,10 +89,11 @@ public static class FilesEndpoints
         TypedResults.Ok(FileObject.From(await FindAsync(db, user, fileId, cancellationToken)));
 
     /// <summary>Delete a file. Jobs already using it keep their copy of the content.</summary>
-    internal static async Task<Ok<FileDeleted>> DeleteFile(string fileId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
+    internal static async Task<Ok<FileDeleted>> DeleteFile(string fileId, ClaimsPrincipal user, FineTuneDbContext db, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         var file = await FindAsync(db, user, fileId, cancellationToken);
-        file.DeletedAt = DateTime.UtcNow;
+        file.DeletedAt = clock.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.Ok(new FileDeleted(file.Id, true));
     }

@@ -44,9 +44,8 @@ internal static class SafetyPolicyChanges
         row.Judge = SafetyNames.ParseJudge(request.Judge);
         row.UnsafeFileMaxRatio = request.UnsafeFileMaxRatio;
         row.OutputGuard = SafetyNames.ParseOutputGuard(request.OutputGuard);
-        row.UpdatedBy = actor;
-        row.UpdatedAt = DateTime.UtcNow;
-        Record(db, tenantId, actor, request.Reason, before, Snapshot(row), row.UpdatedAt);
+        row.UpdatedBy = actor; // UpdatedAt and the decision's time come from the save (RowTimestamps)
+        Record(db, tenantId, actor, request.Reason, before, Snapshot(row));
         await db.SaveChangesAsync(cancellationToken);
         return row;
     }
@@ -57,7 +56,7 @@ internal static class SafetyPolicyChanges
         var row = await db.SafetyPolicies.SingleOrDefaultAsync(p => p.TenantId == tenantId, cancellationToken)
             ?? throw ApiException.NotFound("policy override of tenant", tenantId, "tenant_id");
         db.SafetyPolicies.Remove(row);
-        Record(db, tenantId, admin.Actor(), reason, Snapshot(row), null, DateTime.UtcNow);
+        Record(db, tenantId, admin.Actor(), reason, Snapshot(row), null);
         await db.SaveChangesAsync(cancellationToken);
     }
 
@@ -83,7 +82,7 @@ internal static class SafetyPolicyChanges
             throw ApiException.InvalidRequest($"{param} is a percentage: between 0 and 100.", param);
     }
 
-    private static void Record(FineTuneDbContext db, string? tenantId, string actor, string? reason, JsonObject? before, JsonObject? after, DateTime now) =>
+    private static void Record(FineTuneDbContext db, string? tenantId, string actor, string? reason, JsonObject? before, JsonObject? after) =>
         db.SafetyDecisions.Add(new SafetyDecision
         {
             TenantId = tenantId,
@@ -91,7 +90,6 @@ internal static class SafetyPolicyChanges
             Actor = actor,
             Reason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(),
             Details = new JsonObject { ["scope"] = tenantId is null ? "global" : "tenant", ["before"] = before, ["after"] = after },
-            CreatedAt = now,
         });
 
     private static JsonObject Snapshot(SafetyPolicy row) => new()

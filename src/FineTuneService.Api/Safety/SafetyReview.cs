@@ -29,7 +29,6 @@ internal static class SafetyReview
             throw ApiException.InvalidRequest(
                 $"The job's model is not held for review (review is {ReviewNames.Of(job.Review)}).", code: "invalid_state");
 
-        var now = DateTime.UtcNow;
         var actor = admin.Actor(reviewer);
         job.Review = approve ? ReviewState.Approved : ReviewState.Rejected;
         db.SafetyDecisions.Add(new SafetyDecision
@@ -39,7 +38,6 @@ internal static class SafetyReview
             Decision = approve ? SafetyDecisionKind.Approve : SafetyDecisionKind.Reject,
             Actor = actor,
             Reason = because,
-            CreatedAt = now,
         });
         db.JobEvents.Add(JobEventLog.Message(job.Id,
             $"Safety review: model {(approve ? "approved" : "rejected")} by {actor}{(because is null ? "" : $": {because}")}"));

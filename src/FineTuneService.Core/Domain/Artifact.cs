@@ -8,7 +8,7 @@ public sealed class Artifact
     public long Length { get; init; }
     public int ChunkCount { get; init; }
     public string ContentType { get; init; } = "application/octet-stream";
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
 }
 
 public sealed class ArtifactChunk

@@ -14,6 +14,6 @@ public sealed class BaseModel
     public required string ArtifactSha256 { get; set; }
     /// <summary>The folder's config.json.</summary>
     public required JsonObject Config { get; set; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
-    public DateTime UpdatedAt { get; set; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; set; }
 }

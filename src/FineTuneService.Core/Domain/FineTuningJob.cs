@@ -38,7 +38,7 @@ public sealed class FineTuningJob : ICreatedRow
     /// <summary>OpenAI error object {code, message, param}, null unless failed.</summary>
     public JsonObject? Error { get; set; }
     public long? TrainedTokens { get; set; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
     public DateTime? EstimatedFinish { get; set; }

@@ -13,5 +13,5 @@ public sealed class JobCheckpoint
     public required JsonObject Metrics { get; init; }
     /// <summary>Model, optimizer, step and RNG state, enough to resume exactly.</summary>
     public required string ArtifactSha256 { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
 }

@@ -14,7 +14,7 @@ public sealed class JobEvent
     /// <summary>"message" or "metrics", as in the OpenAI API.</summary>
     public string Type { get; init; } = "message";
     public JsonObject? Data { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     /// <summary>Monotonic order within a job; timestamps can tie.</summary>
     public long Sequence { get; init; }
 }

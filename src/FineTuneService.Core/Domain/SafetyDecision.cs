@@ -19,5 +19,5 @@ public sealed class SafetyDecision
     public string? Reason { get; init; }
     /// <summary>Details: the policy before/after, the gate's report, …</summary>
     public JsonObject? Details { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
 }

@@ -26,7 +26,7 @@ public sealed class SafetyEvaluation : ICreatedRow
     public JsonObject? Report { get; set; }
     /// <summary>{code, message} when failed.</summary>
     public JsonObject? Error { get; set; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
 }

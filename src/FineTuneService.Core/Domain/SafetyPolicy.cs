@@ -33,5 +33,5 @@ public sealed class SafetyPolicy
     public OutputGuardMode? OutputGuard { get; set; }
     /// <summary>Who last changed the row (e.g. "admin:sk-fts-ad…" or "seed").</summary>
     public string? UpdatedBy { get; set; }
-    public DateTime UpdatedAt { get; set; } = DateTime.UtcNow;
+    public DateTime UpdatedAt { get; set; }
 }

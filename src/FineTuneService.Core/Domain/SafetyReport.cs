@@ -36,7 +36,7 @@ public sealed class SafetyReport
     public double? FineTuneAccuracy { get; init; }
     /// <summary>The full evaluation report (snake_case JSON).</summary>
     public required JsonObject Report { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
 }
 
 /// <summary>
@@ -57,5 +57,5 @@ public sealed class BaseModelSafetyScore
     public double? ExternalHarmfulScore { get; init; }
     public double? OverRefusalRate { get; init; }
     public required JsonObject Report { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
 }

@@ -19,6 +19,6 @@ public sealed class StoredFile : ICreatedRow
     public string? StatusDetails { get; set; }
     /// <summary>Validation outcome: format, example and token counts, and line-numbered errors.</summary>
     public JsonObject? ValidationReport { get; set; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     public DateTime? DeletedAt { get; set; }
 }

@@ -4,7 +4,7 @@ public sealed class Tenant
 {
     public required string Id { get; init; }
     public required string Name { get; set; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     public List<ApiKey> Keys { get; init; } = [];
 }
 
@@ -17,6 +17,6 @@ public sealed class ApiKey
     public required string KeyHash { get; init; }
     /// <summary>First characters of the key, for humans telling keys apart.</summary>
     public required string Prefix { get; init; }
-    public DateTime CreatedAt { get; init; } = DateTime.UtcNow;
+    public DateTime CreatedAt { get; init; }
     public DateTime? RevokedAt { get; set; }
 }

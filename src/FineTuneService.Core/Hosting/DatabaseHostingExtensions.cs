@@ -2,6 +2,7 @@ using FineTuneService.Core.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -50,9 +51,15 @@ public static class DatabaseHostingExtensions
                 "ConnectionStrings:Postgres is required (e.g. Host=127.0.0.1;Port=5544;Username=fts;Database=fts).")
             .ValidateOnStart();
 
+        // One clock for the whole host: rows, events, leases and recovery read it; tests can replace it.
+        builder.Services.TryAddSingleton(TimeProvider.System);
+
         // The factory also registers the context itself as a scoped service.
         builder.Services.AddDbContextFactory<FineTuneDbContext>((services, options) =>
-            ConfigureNpgsql(options, services.GetRequiredService<IOptions<DatabaseOptions>>().Value));
+        {
+            ConfigureNpgsql(options, services.GetRequiredService<IOptions<DatabaseOptions>>().Value);
+            options.AddInterceptors(new RowTimestamps(services.GetRequiredService<TimeProvider>()));
+        });
 
         builder.Services.AddHostedService<DatabaseMigrator>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseReadinessCheck>("database", tags: [HealthEndpoints.ReadyTag],

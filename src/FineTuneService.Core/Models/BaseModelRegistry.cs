@@ -66,7 +66,6 @@ public sealed class BaseModelRegistry(
             {
                 existing.ArtifactSha256 = stored.Sha256;
                 existing.Config = config;
-                existing.UpdatedAt = DateTime.UtcNow;
             }
             await db.SaveChangesAsync(cancellationToken);
             logger.LogInformation("Base model {Model} registered from {Folder} as artifact {Sha256}", id, folder, stored.Sha256);
