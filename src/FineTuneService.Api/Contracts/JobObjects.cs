@@ -68,6 +68,7 @@ internal static class JobStatusNames
     {
         JobStatus.ValidatingFiles => "validating_files",
         JobStatus.Queued => "queued",
+        JobStatus.Paused => "queued", // OpenAI's statuses have no paused
         JobStatus.Running => "running",
         JobStatus.Succeeded => "succeeded",
         JobStatus.Failed => "failed",

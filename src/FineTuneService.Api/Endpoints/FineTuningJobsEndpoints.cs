@@ -70,8 +70,8 @@ public static class FineTuningJobsEndpoints
             IdempotencyKey = idempotencyKey,
         };
         db.Jobs.Add(job);
-        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
-        db.JobEvents.Add(JobEventLog.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
+        db.JobEvents.Add(JobEvents.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
+        db.JobEvents.Add(JobEvents.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
             + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
         try
         {

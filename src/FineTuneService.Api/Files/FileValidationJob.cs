@@ -18,7 +18,7 @@ namespace FineTuneService.Api.Files;
 /// worker host (<see cref="IFileScreeningJob"/>), which decides processed or unsafe_file.
 /// </summary>
 internal sealed class FileValidationJob(
-    FineTuneDbContext db, IArtifactStore artifacts, JobPromotion promotion, IJobScheduler scheduler,
+    FineTuneDbContext db, IArtifactStore artifacts, JobPromotion promotion, StateMachine states,
     IOptions<FilesOptions> options, ILogger<FileValidationJob> logger)
     : IFileValidationJob
 {
@@ -27,39 +27,37 @@ internal sealed class FileValidationJob(
 
     public async Task RunAsync(string fileId, CancellationToken cancellationToken)
     {
-        var file = await db.Files.SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
+        var file = await db.Files.AsNoTracking().SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
         if (file is null) return;
 
         if (file is { Status: FileStatus.Uploaded, Purpose: FilesEndpoints.EvalsPurpose })
         {
             var prompts = await ValidatePromptSetAsync(file, cancellationToken);
-            file.Status = prompts.IsValid ? FileStatus.Processed : FileStatus.Error;
-            file.StatusDetails = prompts.IsValid ? null : prompts.Summary(ErrorsInStatusDetails);
-            file.ValidationReport = new JsonObject
-            {
-                ["format"] = "prompts",
-                ["example_count"] = prompts.Prompts.Count,
-                ["error_count"] = prompts.ErrorCount,
-                ["errors"] = JsonSerializer.SerializeToNode(prompts.Errors, ReportJson),
-                ["is_valid"] = prompts.IsValid,
-            };
-            await db.SaveChangesAsync(cancellationToken);
+            await states.TryAsync(db, fileId, FileStateMachine.Validated(
+                prompts.IsValid ? FileStatus.Processed : FileStatus.Error,
+                prompts.IsValid ? null : prompts.Summary(ErrorsInStatusDetails),
+                new JsonObject
+                {
+                    ["format"] = "prompts",
+                    ["example_count"] = prompts.Prompts.Count,
+                    ["error_count"] = prompts.ErrorCount,
+                    ["errors"] = JsonSerializer.SerializeToNode(prompts.Errors, ReportJson),
+                    ["is_valid"] = prompts.IsValid,
+                }), cancellationToken);
             return; // no job trains on a prompt set
         }
 
         if (file.Status == FileStatus.Uploaded)
         {
             var report = await ValidateAsync(file, cancellationToken);
-            var screen = report.IsValid && options.Value.ScreenTrainingData;
-            file.Status = !report.IsValid ? FileStatus.Error : screen ? FileStatus.Uploaded : FileStatus.Processed;
-            file.StatusDetails = report.IsValid ? null : Summary(report);
-            file.ValidationReport = JsonSerializer.SerializeToNode(report, ReportJson)!.AsObject();
-            if (screen) file.ValidationReport["screening"] = new JsonObject { ["status"] = "pending" };
-            await db.SaveChangesAsync(cancellationToken);
-            logger.LogInformation("File {FileId} validated: {Status}, {Examples} examples, {Errors} errors",
-                fileId, file.Status, report.ExampleCount, report.ErrorCount);
-            // Jobs keep waiting: the screening job promotes them. A repeated delivery screens again, which is harmless.
-            if (screen) scheduler.EnqueueFileScreening(fileId);
+            var json = JsonSerializer.SerializeToNode(report, ReportJson)!.AsObject();
+            // Jobs keep waiting on a file that goes on to screening: the screening job promotes them.
+            var transition = !report.IsValid ? FileStateMachine.Validated(FileStatus.Error, Summary(report), json)
+                : options.Value.ScreenTrainingData ? FileStateMachine.AwaitScreening(WithPendingScreening(json))
+                : FileStateMachine.Validated(FileStatus.Processed, null, json);
+            if (await states.TryAsync(db, fileId, transition, cancellationToken))
+                logger.LogInformation("File {FileId} validated: {Transition}, {Examples} examples, {Errors} errors",
+                    fileId, transition.Name, report.ExampleCount, report.ErrorCount);
         }
 
         // Also on a repeated delivery: a job created meanwhile may still be waiting.
@@ -79,6 +77,13 @@ internal sealed class FileValidationJob(
         await using var content = await artifacts.OpenReadAsync(file.Sha256, cancellationToken)
             ?? throw new InvalidOperationException($"Content {file.Sha256} of file {file.Id} is missing from the artifact store.");
         return await PromptJsonl.ReadAsync(content, options.Value.MaxPrompts, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>The report a tenant reads while screening runs (its status lives on the file: awaiting_screening).</summary>
+    private static JsonObject WithPendingScreening(JsonObject report)
+    {
+        report["screening"] = new JsonObject { ["status"] = "pending" };
+        return report;
     }
 
     /// <summary>OpenAI's status_details is one string: the error count and the first line-numbered errors.</summary>

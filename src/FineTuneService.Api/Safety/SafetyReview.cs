@@ -39,7 +39,7 @@ internal static class SafetyReview
             Actor = actor,
             Reason = because,
         });
-        db.JobEvents.Add(JobEventLog.Message(job.Id,
+        db.JobEvents.Add(JobEvents.Message(job.Id,
             $"Safety review: model {(approve ? "approved" : "rejected")} by {actor}{(because is null ? "" : $": {because}")}"));
         await db.SaveChangesAsync(cancellationToken);
         return job;

@@ -3,10 +3,13 @@ using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Core.Domain;
 
-/// <summary>Exactly the OpenAI job status values.</summary>
-public enum JobStatus { ValidatingFiles, Queued, Running, Succeeded, Failed, Cancelled }
+/// <summary>
+/// A job's state: the OpenAI status values, plus <see cref="Paused"/> (parked by a pause request, held by no worker,
+/// waiting for resume). The legal changes are listed in <c>JobStateMachine</c>.
+/// </summary>
+public enum JobStatus { ValidatingFiles, Queued, Running, Paused, Succeeded, Failed, Cancelled }
 
-/// <summary>What the worker should do when it next checks the job between steps.</summary>
+/// <summary>What the worker should do when it next checks a running job between steps.</summary>
 public enum JobControl { None, Pause, Cancel }
 
 /// <summary>Admin review state of the job's model; a held model is not listed to its tenant.</summary>
@@ -23,8 +26,6 @@ public sealed class FineTuningJob : ICreatedRow
     public JobStatus Status { get; set; } = JobStatus.ValidatingFiles;
     /// <summary>Set by cancel/pause requests, read by the worker between steps.</summary>
     public JobControl Control { get; set; } = JobControl.None;
-    /// <summary>True while paused: status stays queued (OpenAI has no paused status) and no worker holds it.</summary>
-    public bool Paused { get; set; }
     /// <summary>Resolved hyperparameters: n_epochs, batch_size, learning_rate_multiplier ("auto" replaced once known).</summary>
     public required JsonObject Hyperparameters { get; set; }
     /// <summary>The requested method object as posted (type, supervised.hyperparameters).</summary>

@@ -2,8 +2,11 @@ using System.Text.Json.Nodes;
 
 namespace FineTuneService.Core.Domain;
 
-/// <summary>OpenAI file status values; "uploaded" until validation ends.</summary>
-public enum FileStatus { Uploaded, Processed, Error }
+/// <summary>
+/// A file's state: OpenAI's uploaded, processed and error, plus <see cref="AwaitingScreening"/> (structurally valid,
+/// not yet judged by harm screening), which reads "uploaded" on the wire. The legal changes are in <c>FileStateMachine</c>.
+/// </summary>
+public enum FileStatus { Uploaded, AwaitingScreening, Processed, Error }
 
 /// <summary>An uploaded file (OpenAI "file" object). Its bytes live in the artifact store under <see cref="Sha256"/>.</summary>
 public sealed class StoredFile : ICreatedRow

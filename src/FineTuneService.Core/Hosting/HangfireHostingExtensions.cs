@@ -62,6 +62,7 @@ public static class HangfireHostingExtensions
 
         builder.Services.AddSingleton<IJobScheduler, HangfireJobScheduler>();
         builder.Services.AddSingleton<ISchemaInstaller, HangfireSchemaInstaller>();
+        builder.Services.AddSingleton<StateMachine>();
         return builder;
     }
 

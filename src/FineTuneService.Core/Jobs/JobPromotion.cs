@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Logging;
 
 namespace FineTuneService.Core.Jobs;
 
@@ -11,7 +10,7 @@ namespace FineTuneService.Core.Jobs;
 /// are all processed, to failed with the file's error when one is invalid. Safe to call any number of times, from
 /// job creation and from file validation alike: only the call whose conditional update wins acts.
 /// </summary>
-public sealed class JobPromotion(FineTuneDbContext db, IJobScheduler scheduler, ILogger<JobPromotion> logger)
+public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, TimeProvider clock)
 {
     /// <summary>Promotes every job waiting on <paramref name="fileId"/>.</summary>
     public async Task PromoteWaitingOnAsync(string fileId, CancellationToken cancellationToken)
@@ -41,54 +40,16 @@ public sealed class JobPromotion(FineTuneDbContext db, IJobScheduler scheduler, 
                 error ??= Error("file_not_found", $"The {param} {fileId} was deleted before the job started.", param);
             else if (file.Status == FileStatus.Error)
                 error ??= Error(FirstErrorCode(file) ?? "invalid_file", $"The {param} {fileId} is invalid: {file.StatusDetails}", param);
-            else if (file.Status == FileStatus.Uploaded)
+            else if (file.Status is FileStatus.Uploaded or FileStatus.AwaitingScreening)
                 pending = true;
         }
 
-        if (error is not null) await FailAsync(job.Id, error, cancellationToken);
-        else if (!pending) await QueueAsync(job.Id, cancellationToken);
+        if (error is null && pending) return;
+        var transition = error is null
+            ? JobStateMachine.FilesValidated()
+            : JobStateMachine.FilesInvalid(error, clock.GetUtcNow().UtcDateTime);
+        await states.TryAsync(db, job.Id, transition, cancellationToken);
     }
-
-    private async Task FailAsync(string jobId, JsonObject error, CancellationToken cancellationToken)
-    {
-        var now = DateTime.UtcNow;
-        await InTransactionAsync(async () =>
-        {
-            var changed = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.ValidatingFiles)
-                .ExecuteUpdateAsync(set => set
-                    .SetProperty(j => j.Status, JobStatus.Failed)
-                    .SetProperty(j => j.Error, error)
-                    .SetProperty(j => j.FinishedAt, now), cancellationToken);
-            if (changed == 1) db.JobEvents.Add(JobEventLog.Message(jobId, $"Job failed: {error["message"]}", EventLevel.Error));
-            return changed == 1;
-        }, cancellationToken);
-    }
-
-    private async Task QueueAsync(string jobId, CancellationToken cancellationToken)
-    {
-        var queued = await InTransactionAsync(async () =>
-        {
-            var changed = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.ValidatingFiles)
-                .ExecuteUpdateAsync(set => set.SetProperty(j => j.Status, JobStatus.Queued), cancellationToken);
-            if (changed == 1) db.JobEvents.Add(JobEventLog.Message(jobId, "Files validated, moving job to queued state"));
-            return changed == 1;
-        }, cancellationToken);
-        if (!queued) return;
-        var hangfireId = scheduler.EnqueueTraining(jobId);
-        logger.LogInformation("Job {JobId} queued for training as Hangfire job {HangfireId}", jobId, hangfireId);
-    }
-
-    /// <summary>Runs a conditional update plus its event in one transaction under EF's retrying strategy.</summary>
-    private Task<bool> InTransactionAsync(Func<Task<bool>> work, CancellationToken cancellationToken) =>
-        db.Database.CreateExecutionStrategy().ExecuteAsync(async ct =>
-        {
-            db.ChangeTracker.Clear();
-            await using var transaction = await db.Database.BeginTransactionAsync(ct);
-            var changed = await work();
-            await db.SaveChangesAsync(ct);
-            await transaction.CommitAsync(ct);
-            return changed;
-        }, cancellationToken);
 
     private static JsonObject Error(string code, string message, string param) =>
         new() { ["code"] = code, ["message"] = message, ["param"] = param };

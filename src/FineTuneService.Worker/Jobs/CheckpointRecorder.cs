@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Models;
 using Microsoft.EntityFrameworkCore;
@@ -42,7 +43,7 @@ internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transf
                 ArtifactSha256 = sha256,
                 CreatedAt = lease.Now,
             });
-            db.JobEvents.Add(JobEvents.Message(lease.JobId, $"Checkpoint created at step {checkpoint.Step}", lease.Now));
+            db.JobEvents.Add(JobEvents.Message(lease.JobId, $"Checkpoint created at step {checkpoint.Step}", at: lease.Now));
         }, lease.Lost);
         logger.LogInformation("Job {JobId}: checkpoint at step {Step} stored as {Sha256}", lease.JobId, checkpoint.Step, sha256);
 

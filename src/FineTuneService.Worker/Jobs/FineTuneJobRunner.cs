@@ -64,12 +64,7 @@ public sealed class FineTuneJobRunner(
                 : JobFailureException.Error("training_error", $"Fine-tuning failed: {e.Message}", null);
             logger.LogError(e, "Job {JobId} failed", job.Id);
             lease.Post($"The job failed: {error["message"]}", EventLevel.Error);
-            await lease.WriteAsync((_, row) =>
-            {
-                row.Status = JobStatus.Failed;
-                row.Error = error;
-                Finish(row, lease.Now);
-            }, CancellationToken.None);
+            await lease.EndAsync(JobStateMachine.Fail(lease.WorkerId, error, lease.Now), null, CancellationToken.None);
         }
         finally
         {
@@ -142,16 +137,9 @@ public sealed class FineTuneJobRunner(
                 if (gate?.Outcome == SafetyGateOutcome.Failed)
                 {
                     lease.Post($"The job failed: {gate.Message}", EventLevel.Error);
-                    await lease.WriteAsync((db, row) =>
-                    {
-                        row.Status = JobStatus.Failed;
-                        row.Error = JobFailureException.Error(gate.Reason!, gate.Message, null);
-                        row.ResultArtifactSha256 = resultSha;
-                        row.TrainedTokens = result.TokensSeen;
-                        row.EstimatedFinish = null;
-                        safetyRun!.Record(db, row, resultSha, gate, lease.Now);
-                        Finish(row, lease.Now);
-                    }, cancellationToken);
+                    var error = JobFailureException.Error(gate.Reason!, gate.Message, null);
+                    await lease.EndAsync(JobStateMachine.Fail(lease.WorkerId, error, lease.Now, resultSha, result.TokensSeen),
+                        (db, row) => safetyRun!.Record(db, row, resultSha, gate, lease.Now), cancellationToken);
                     logger.LogWarning("Job {JobId} stopped by the safety gate: {Message}", job.Id, gate.Message);
                     break;
                 }
@@ -161,17 +149,9 @@ public sealed class FineTuneJobRunner(
                     ? $"New fine-tuned model created: {names.FineTunedModel} (held for safety review; not listed until an admin approves it)"
                     : $"New fine-tuned model created: {names.FineTunedModel}");
                 lease.Post("The job has successfully completed");
-                await lease.WriteAsync((db, row) =>
-                {
-                    row.Status = JobStatus.Succeeded;
-                    row.FineTunedModel = names.FineTunedModel;
-                    row.ResultArtifactSha256 = resultSha;
-                    row.TrainedTokens = result.TokensSeen;
-                    row.EstimatedFinish = null;
-                    if (held) row.Review = ReviewState.Held;
-                    if (gate is not null) safetyRun!.Record(db, row, resultSha, gate, lease.Now);
-                    Finish(row, lease.Now);
-                }, cancellationToken);
+                await lease.EndAsync(
+                    JobStateMachine.Succeed(lease.WorkerId, names.FineTunedModel, resultSha, result.TokensSeen, held, lease.Now),
+                    gate is null ? null : (db, row) => safetyRun!.Record(db, row, resultSha, gate, lease.Now), cancellationToken);
                 logger.LogInformation("Job {JobId} succeeded: {Model}, {Tokens} tokens", job.Id, names.FineTunedModel, result.TokensSeen);
                 break;
 
@@ -184,12 +164,7 @@ public sealed class FineTuneJobRunner(
 
             case TrainingOutcome.Cancelled:
                 lease.Post($"The job was cancelled at step {result.StepsDone}");
-                await lease.WriteAsync((_, row) =>
-                {
-                    row.Status = JobStatus.Cancelled;
-                    row.EstimatedFinish = null;
-                    Finish(row, lease.Now);
-                }, cancellationToken);
+                await lease.EndAsync(JobStateMachine.CancelRunning(lease.WorkerId, lease.Now), null, cancellationToken);
                 break;
         }
     }
@@ -201,31 +176,12 @@ public sealed class FineTuneJobRunner(
         _ => $"Safety gate failed the job: {gate.Message}",
     }, gate.Outcome == SafetyGateOutcome.Passed ? EventLevel.Info : EventLevel.Warn);
 
-    /// <summary>
-    /// Hands the job back: queued, no worker; paused jobs wait for resume, others for the next delivery. A clean
-    /// hand-off gives its attempt back: the attempt limit is about workers that died, not about pauses or restarts.
-    /// </summary>
+    /// <summary>Hands the job back: paused jobs wait for resume, others for the next delivery.</summary>
     private static async Task ReleaseAsync(JobLease lease, bool paused, string message)
     {
         lease.Post(message);
-        await lease.WriteAsync((_, row) =>
-        {
-            row.Attempts = Math.Max(0, row.Attempts - 1);
-            row.Status = JobStatus.Queued;
-            row.Paused = paused;
-            row.Control = JobControl.None;
-            row.WorkerId = null;
-            row.HeartbeatAt = null;
-            row.EstimatedFinish = null;
-        }, CancellationToken.None);
-    }
-
-    private static void Finish(FineTuningJob row, DateTime now)
-    {
-        row.FinishedAt = now;
-        row.Control = JobControl.None;
-        row.Paused = false;
-        row.WorkerId = null;
+        await lease.EndAsync(paused ? JobStateMachine.ReleasePaused(lease.WorkerId) : JobStateMachine.Release(lease.WorkerId),
+            null, CancellationToken.None);
     }
 
     private async Task<JobCheckpoint?> LatestCheckpointAsync(string jobId, CancellationToken cancellationToken)

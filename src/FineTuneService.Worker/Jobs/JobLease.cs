@@ -1,5 +1,7 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Ml.Training;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -50,13 +52,23 @@ public sealed class JobLease : IAsyncDisposable
         lock (_pending) _pending.Add(jobEvent);
     }
 
-    public void Post(string message, EventLevel level = EventLevel.Info) => Post(JobEvents.Message(JobId, message, Now, level));
+    public void Post(string message, EventLevel level = EventLevel.Info) => Post(JobEvents.Message(JobId, message, level, Now));
 
     /// <summary>Buffers a metrics event and remembers its ETA for the job's estimated_finish.</summary>
     public void Report(TrainingProgress progress)
     {
         _estimatedFinish = progress.EstimatedFinish.UtcDateTime;
-        Post(JobEvents.Metrics(JobId, progress, Now));
+        Post(JobEvents.Metrics(JobId, $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", new JsonObject
+        {
+            ["step"] = progress.Step,
+            ["total_steps"] = progress.TotalSteps,
+            ["train_loss"] = Math.Round(progress.TrainLoss, 6),
+            ["epoch"] = progress.Epoch,
+            ["learning_rate"] = progress.LearningRate,
+            ["tokens_per_second"] = Math.Round(progress.TokensPerSecond, 1),
+            ["trained_tokens"] = progress.TokensSeen,
+            ["estimated_finish"] = progress.EstimatedFinish.ToUnixTimeSeconds(),
+        }, Now));
     }
 
     /// <summary>Reads the job's control flag: one primary-key lookup, cheap enough to do between every two steps.</summary>
@@ -67,14 +79,26 @@ public sealed class JobLease : IAsyncDisposable
     }
 
     /// <summary>Writes buffered events and beats the heartbeat now.</summary>
-    public Task<bool> FlushAsync(CancellationToken cancellationToken) => WriteAsync(null, cancellationToken);
+    public Task<bool> FlushAsync(CancellationToken cancellationToken) => WriteAsync(null, null, cancellationToken);
 
     /// <summary>
     /// Writes buffered events and then, in the same transaction and only while this worker holds the job, applies
-    /// <paramref name="update"/> to the tracked job row (checkpoint rows, final status, …). Returns false when the
-    /// lease was lost, in which case nothing was written.
+    /// <paramref name="update"/> to the tracked job row (checkpoint rows, resolved settings, …; never its status).
+    /// Returns false when the lease was lost, in which case nothing was written.
     /// </summary>
-    public async Task<bool> WriteAsync(Action<FineTuneDbContext, FineTuningJob>? update, CancellationToken cancellationToken)
+    public Task<bool> WriteAsync(Action<FineTuneDbContext, FineTuningJob> update, CancellationToken cancellationToken) =>
+        WriteAsync(null, update, cancellationToken);
+
+    /// <summary>
+    /// Ends this worker's hold with <paramref name="transition"/> (one of <see cref="JobStateMachine"/>'s transitions
+    /// from running), after the buffered events and in the same transaction; <paramref name="record"/> then adds what
+    /// goes with it (safety reports, scores) to the tracked row. No heartbeat or write follows.
+    /// </summary>
+    public Task<bool> EndAsync(Transition<FineTuningJob> transition, Action<FineTuneDbContext, FineTuningJob>? record,
+        CancellationToken cancellationToken) => WriteAsync(transition, record, cancellationToken);
+
+    private async Task<bool> WriteAsync(Transition<FineTuningJob>? transition, Action<FineTuneDbContext, FineTuningJob>? update,
+        CancellationToken cancellationToken)
     {
         if (_lost.IsCancellationRequested) return false;
         await _writeLock.WaitAsync(cancellationToken);
@@ -86,10 +110,8 @@ public sealed class JobLease : IAsyncDisposable
             var estimatedFinish = _estimatedFinish;
 
             await using var db = await _contexts.CreateDbContextAsync(cancellationToken);
-            var releasing = false;
             var held = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
             {
-                releasing = false;
                 db.ChangeTracker.Clear();
                 await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
                 var now = Now;
@@ -100,12 +122,9 @@ public sealed class JobLease : IAsyncDisposable
                 if (beat == 0) return false;
 
                 await JobEventBatch.InsertAsync(db, events, cancellationToken);
-                if (update is not null)
-                {
-                    var job = await db.Jobs.SingleAsync(j => j.Id == JobId, cancellationToken);
-                    update(db, job);
-                    releasing = job.WorkerId != WorkerId;
-                }
+                if (transition is not null && !await StateMachine.ApplyAsync(db, JobId, transition, now, cancellationToken))
+                    throw new InvalidOperationException($"Job {JobId}: {transition.Name} does not apply to the job this worker holds.");
+                if (update is not null) update(db, await db.Jobs.SingleAsync(j => j.Id == JobId, cancellationToken));
                 await db.SaveChangesAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
                 return true;
@@ -113,7 +132,7 @@ public sealed class JobLease : IAsyncDisposable
 
             // Only now are the events committed; on an exception they stay buffered for the next attempt.
             lock (_pending) _pending.RemoveRange(0, events.Count);
-            _released = held && releasing;
+            _released = held && transition is not null;
             if (!held)
             {
                 _logger.LogWarning("Job {JobId}: worker {WorkerId} no longer holds it; stopping without further writes", JobId, WorkerId);

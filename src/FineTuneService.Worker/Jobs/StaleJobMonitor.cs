@@ -17,7 +17,7 @@ namespace FineTuneService.Worker.Jobs;
 /// </summary>
 public sealed class StaleJobMonitor(
     IDbContextFactory<FineTuneDbContext> contexts,
-    IJobScheduler scheduler,
+    StateMachine states,
     IOptions<WorkerOptions> options,
     TimeProvider clock,
     ILogger<StaleJobMonitor> logger) : BackgroundService
@@ -52,57 +52,36 @@ public sealed class StaleJobMonitor(
             .ToListAsync(cancellationToken);
         foreach (var job in orphaned)
         {
-            var stillOrphaned = db.Jobs.Where(j => j.Id == job.Id && j.Status == JobStatus.Running
-                                                   && j.WorkerId == job.WorkerId && j.HeartbeatAt == job.HeartbeatAt);
+            Transition<FineTuningJob> transition;
             if (job.Attempts >= options.Value.MaxAttempts)
             {
                 var message = $"The worker running this job ({job.WorkerId}) stopped responding, and the job has been " +
                               $"started {job.Attempts} times (limit {options.Value.MaxAttempts}); giving up.";
-                var error = JobFailureException.Error("worker_lost", message, null);
-                if (await stillOrphaned.ExecuteUpdateAsync(set => set
-                        .SetProperty(j => j.Status, JobStatus.Failed)
-                        .SetProperty(j => j.Error, error)
-                        .SetProperty(j => j.FinishedAt, now)
-                        .SetProperty(j => j.WorkerId, (string?)null)
-                        .SetProperty(j => j.Control, JobControl.None)
-                        .SetProperty(j => j.EstimatedFinish, (DateTime?)null), cancellationToken) == 0) continue;
-                db.JobEvents.Add(JobEvents.Message(job.Id, $"The job failed: {message}", now, EventLevel.Error));
-                await db.SaveChangesAsync(cancellationToken);
-                logger.LogWarning("Job {JobId} failed: worker {WorkerId} lost after {Attempts} attempts", job.Id, job.WorkerId, job.Attempts);
+                transition = JobStateMachine.FailOrphan(job.WorkerId, job.HeartbeatAt, JobFailureException.Error("worker_lost", message, null), now);
             }
             else
             {
                 var lastCheckpoint = await db.JobCheckpoints.Where(c => c.JobId == job.Id)
                     .MaxAsync(c => (int?)c.StepNumber, cancellationToken);
-                // Queued with a heartbeat stamp: if the enqueue below is lost, the next pass sees it waiting and retries.
-                if (await stillOrphaned.ExecuteUpdateAsync(set => set
-                        .SetProperty(j => j.Status, JobStatus.Queued)
-                        .SetProperty(j => j.WorkerId, (string?)null)
-                        .SetProperty(j => j.HeartbeatAt, now)
-                        .SetProperty(j => j.EstimatedFinish, (DateTime?)null), cancellationToken) == 0) continue;
-                db.JobEvents.Add(JobEvents.Message(job.Id,
+                transition = JobStateMachine.RequeueOrphan(job.WorkerId, job.HeartbeatAt, now,
                     $"The worker running this job ({job.WorkerId}) stopped responding; re-queued to resume from " +
-                    (lastCheckpoint is { } step ? $"the checkpoint at step {step}" : "the start"), now, EventLevel.Warn));
-                await db.SaveChangesAsync(cancellationToken);
-                scheduler.EnqueueTraining(job.Id);
-                logger.LogWarning("Job {JobId} re-queued: worker {WorkerId} lost", job.Id, job.WorkerId);
+                    (lastCheckpoint is { } step ? $"the checkpoint at step {step}" : "the start"));
             }
+            if (!await states.TryAsync(db, job.Id, transition, cancellationToken)) continue;
+            logger.LogWarning("Job {JobId}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
+                job.Id, transition.Name, job.WorkerId, job.Attempts);
             handled.Add(job.Id);
         }
 
         // Re-queued here earlier but still not started after a whole stale timeout: the delivery may have been lost
         // (or the queue is busy; a duplicate delivery is a no-op claim then).
         var waiting = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.Queued && !j.Paused && j.WorkerId == null && j.HeartbeatAt < staleBefore)
+            .Where(j => j.Status == JobStatus.Queued && j.WorkerId == null && j.HeartbeatAt < staleBefore)
             .Select(j => new { j.Id, j.HeartbeatAt })
             .ToListAsync(cancellationToken);
         foreach (var job in waiting)
-        {
-            if (await db.Jobs.Where(j => j.Id == job.Id && j.Status == JobStatus.Queued && j.HeartbeatAt == job.HeartbeatAt)
-                    .ExecuteUpdateAsync(set => set.SetProperty(j => j.HeartbeatAt, now), cancellationToken) == 0) continue;
-            scheduler.EnqueueTraining(job.Id);
-            handled.Add(job.Id);
-        }
+            if (await states.TryAsync(db, job.Id, JobStateMachine.Redeliver(job.HeartbeatAt, now), cancellationToken))
+                handled.Add(job.Id);
         return handled;
     }
 }

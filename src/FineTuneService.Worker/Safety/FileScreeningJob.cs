@@ -27,6 +27,7 @@ public sealed class FileScreeningJob(
     ArtifactTransfer transfer,
     ShippedHarmJudges judges,
     JobPromotion promotion,
+    StateMachine states,
     IOptions<WorkerOptions> options,
     ILogger<FileScreeningJob> logger) : IFileScreeningJob
 {
@@ -37,8 +38,8 @@ public sealed class FileScreeningJob(
 
     public async Task RunAsync(string fileId, CancellationToken cancellationToken)
     {
-        var file = await db.Files.SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
-        if (file is { Status: FileStatus.Uploaded, ValidationReport: not null })
+        var file = await db.Files.AsNoTracking().SingleOrDefaultAsync(f => f.Id == fileId, cancellationToken);
+        if (file is { Status: FileStatus.AwaitingScreening, ValidationReport: not null })
         {
             var threshold = (await SafetyPolicyResolver.ResolveAsync(db, file.TenantId, cancellationToken)).UnsafeFileMaxRatio;
             ScreeningResult screening;
@@ -49,16 +50,15 @@ public sealed class FileScreeningJob(
             catch (InvalidDataException e)
             {
                 // Structural validation passed, so this is a reader disagreement; fail the file rather than retry forever.
-                file.Status = FileStatus.Error;
-                file.StatusDetails = $"The file could not be read for screening: {e.Message}";
-                await db.SaveChangesAsync(cancellationToken);
+                await states.TryAsync(db, fileId, FileStateMachine.Screened(FileStatus.Error,
+                    $"The file could not be read for screening: {e.Message}", report: null), cancellationToken);
                 await promotion.PromoteWaitingOnAsync(fileId, cancellationToken);
                 return;
             }
-            Record(file, screening);
-            await db.SaveChangesAsync(cancellationToken);
-            logger.LogInformation("File {FileId} screened: {Flagged} of {Examples} examples judged harmful, {Status}",
-                fileId, screening.Flagged.Count, screening.Examples, file.Status);
+            var verdict = Verdict(file.ValidationReport, screening);
+            await states.TryAsync(db, fileId, verdict, cancellationToken);
+            logger.LogInformation("File {FileId} screened: {Flagged} of {Examples} examples judged harmful, {Unsafe}",
+                fileId, screening.Flagged.Count, screening.Examples, screening.IsUnsafe ? ErrorCode : "passed");
         }
 
         // Also on a repeated delivery: a job created meanwhile may still be waiting.
@@ -100,9 +100,9 @@ public sealed class FileScreeningJob(
         }
     }
 
-    private static void Record(StoredFile file, ScreeningResult result)
+    /// <summary>The file's report with the screening result, and processed or unsafe_file.</summary>
+    private static Transition<StoredFile> Verdict(JsonObject report, ScreeningResult result)
     {
-        var report = file.ValidationReport!;
         report["screening"] = new JsonObject
         {
             ["status"] = result.IsUnsafe ? ErrorCode : "passed",
@@ -115,21 +115,16 @@ public sealed class FileScreeningJob(
             ["flagged_rows"] = new JsonArray(result.Flagged.Take(RowsInReport)
                 .Select(r => (JsonNode)new JsonObject { ["line"] = r.Line, ["score"] = r.Score }).ToArray()),
         };
-        if (!result.IsUnsafe)
-        {
-            file.Status = FileStatus.Processed;
-            return;
-        }
+        if (!result.IsUnsafe) return FileStateMachine.Screened(FileStatus.Processed, null, report);
 
         var details = result.Summary(LinesInStatusDetails);
-        file.Status = FileStatus.Error;
-        file.StatusDetails = details;
         // The file-level error comes first: job promotion fails waiting jobs with the first error's code.
         var errors = report["errors"] as JsonArray ?? [];
         report["errors"] = new JsonArray([new JsonObject { ["code"] = ErrorCode, ["message"] = details, ["line"] = null },
             .. errors.Select(e => e?.DeepClone())]);
         report["error_count"] = (report["error_count"]?.GetValue<int>() ?? 0) + 1;
         report["is_valid"] = false;
+        return FileStateMachine.Screened(FileStatus.Error, details, report);
     }
 
     private sealed record FlaggedRow(int Line, double Score);

@@ -31,43 +31,40 @@ public sealed class SafetyEvaluationRunner(
     BaseModelCache models,
     ArtifactTransfer transfer,
     SafetyEvaluationResources resources,
+    StateMachine states,
+    TimeProvider clock,
     ILogger<SafetyEvaluationRunner> logger) : ISafetyEvaluationJob
 {
     public async Task RunAsync(string evaluationId, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var evaluation = await db.SafetyEvaluations.SingleOrDefaultAsync(e => e.Id == evaluationId, cancellationToken);
-        if (evaluation is null or { Status: SafetyEvaluationStatus.Succeeded or SafetyEvaluationStatus.Failed }) return;
-
-        evaluation.Status = SafetyEvaluationStatus.Running;
-        evaluation.StartedAt = DateTime.UtcNow;
-        await db.SaveChangesAsync(cancellationToken);
+        if (!await states.TryAsync(db, evaluationId, EvaluationStateMachine.Start(Now), cancellationToken)) return; // finished or gone
+        var evaluation = await db.SafetyEvaluations.AsNoTracking().SingleAsync(e => e.Id == evaluationId, cancellationToken);
+        Transition<SafetyEvaluation> outcome;
         try
         {
-            evaluation.Report = await EvaluateAsync(db, evaluation, cancellationToken);
-            evaluation.Status = SafetyEvaluationStatus.Succeeded;
+            var report = await EvaluateAsync(db, evaluation, cancellationToken);
+            outcome = EvaluationStateMachine.Succeed(report, Now);
             logger.LogInformation("Safety evaluation {EvaluationId} of {Model} succeeded: HS {HarmfulScore}",
-                evaluation.Id, evaluation.Model, evaluation.Report["harmful_score"]);
+                evaluation.Id, evaluation.Model, report["harmful_score"]);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Host shutdown: Hangfire re-queues the delivery, which starts the evaluation over.
-            evaluation.Status = SafetyEvaluationStatus.Queued;
-            evaluation.StartedAt = null;
-            await db.SaveChangesAsync(CancellationToken.None);
+            await states.TryAsync(db, evaluationId, EvaluationStateMachine.Release(), CancellationToken.None);
             throw;
         }
         catch (Exception e)
         {
             logger.LogError(e, "Safety evaluation {EvaluationId} failed", evaluation.Id);
-            evaluation.Status = SafetyEvaluationStatus.Failed;
-            evaluation.Error = e is JobFailureException failure
+            outcome = EvaluationStateMachine.Fail(e is JobFailureException failure
                 ? failure.ToError()
-                : JobFailureException.Error("evaluation_error", $"The safety evaluation failed: {e.Message}", null);
+                : JobFailureException.Error("evaluation_error", $"The safety evaluation failed: {e.Message}", null), Now);
         }
-        evaluation.FinishedAt = DateTime.UtcNow;
-        await db.SaveChangesAsync(CancellationToken.None);
+        await states.TryAsync(db, evaluationId, outcome, CancellationToken.None);
     }
+
+    private DateTime Now => clock.GetUtcNow().UtcDateTime;
 
     private async Task<JsonObject> EvaluateAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken)
     {

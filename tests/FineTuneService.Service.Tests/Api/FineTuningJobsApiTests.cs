@@ -201,11 +201,11 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
 
         await (await client.PostAsync($"{url}/resume", null)).ErrorAsync(400);                 // not paused
         Assert.Equal("queued", (await client.PostJsonAsync($"{url}/pause"))["status"]!.GetValue<string>());
-        Assert.True(await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Paused).SingleAsync()));
+        Assert.Equal(JobStatus.Paused, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Status).SingleAsync()));
         var again = await (await client.PostAsync($"{url}/pause", null)).ErrorAsync(400);
         Assert.Equal("invalid_request_error", again["type"]!.GetValue<string>());
         await client.PostJsonAsync($"{url}/resume");
-        Assert.False(await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Paused).SingleAsync()));
+        Assert.Equal(JobStatus.Queued, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Status).SingleAsync()));
 
         // While a worker runs it, pause and cancel become requests the worker honours between steps.
         await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s

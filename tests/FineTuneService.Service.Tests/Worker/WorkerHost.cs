@@ -156,7 +156,7 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         var job = await Eventually.UntilAsync(() => GetJobAsync(jobId), condition, TimeSpan.FromSeconds(timeoutSeconds));
         return condition(job) ? job
-            : throw new TimeoutException($"Job {jobId} still {job.Status} (paused={job.Paused}, error={job.Error?.ToJsonString()}) after {timeoutSeconds}s.");
+            : throw new TimeoutException($"Job {jobId} still {job.Status} (control={job.Control}, error={job.Error?.ToJsonString()}) after {timeoutSeconds}s.");
     }
 
     public Task<FineTuningJob> WaitForTerminalAsync(string jobId, int timeoutSeconds = 120) =>
