@@ -149,7 +149,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
             jobId = (await first.AddJobAsync(file, epochs: 40)).Id;
             first.Enqueue(jobId);
             // A committed checkpoint, then a graceful stop while the remaining steps run.
-            await WaitForEventAsync(first, jobId, e => e.Message == "Checkpoint created at step 5");
+            await first.WaitForEventAsync(jobId, e => e.Message == "Checkpoint created at step 5");
         } // graceful host shutdown while training
 
         await using var second = await WorkerHost.StartAsync(server, database: database);
@@ -379,13 +379,6 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
-    }
-
-    private static async Task<JobEvent> WaitForEventAsync(WorkerHost worker, string jobId, Func<JobEvent, bool> match)
-    {
-        var found = await Eventually.UntilAsync(async () => (await worker.EventsAsync(jobId)).FirstOrDefault(match),
-            e => e is not null, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(20));
-        return found ?? throw new TimeoutException($"No matching event for job {jobId}.");
     }
 
     private static async Task WaitForHangfireStateAsync(WorkerHost worker, string hangfireJobId, string state)

@@ -18,7 +18,9 @@ namespace FineTuneService.Service.Tests.Worker;
 
 /// <summary>
 /// A real worker host (fresh database, Hangfire on PostgreSQL, one CPU device server, crash recovery) with short
-/// heartbeat and recovery intervals, plus helpers to seed a tenant, a dataset file and jobs.
+/// heartbeat and recovery intervals, plus helpers to seed a tenant, a dataset file and jobs. Without the worker
+/// (<c>trains: false</c>) it is only the database, the artifact store and a Hangfire client: a test's view of a
+/// database that worker processes train from.
 /// </summary>
 public sealed class WorkerHost : IAsyncDisposable
 {
@@ -37,12 +39,10 @@ public sealed class WorkerHost : IAsyncDisposable
 
     /// <param name="database">An existing database to share with an earlier host (a restarted worker); fresh when null.</param>
     /// <param name="settings">Extra configuration on top of the test defaults (e.g. safety evaluation sizes).</param>
-    /// <param name="trains">
-    /// False for a control host that seeds, enqueues and observes but runs no Hangfire server, while the worker under
-    /// test is another process (<see cref="WorkerProcess"/>).
-    /// </param>
+    /// <param name="trains">False: no device servers, screening or crash recovery in this process.</param>
+    /// <param name="services">Extra registrations (e.g. a <see cref="TrainingStepGate"/> on the DbContext).</param>
     public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null,
-        IDictionary<string, string?>? settings = null, bool trains = true)
+        IDictionary<string, string?>? settings = null, bool trains = true, Action<IServiceCollection>? services = null)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
@@ -76,6 +76,7 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.AddHangfireStorage();
         builder.AddBaseModelRegistry();
         if (trains) builder.AddFineTuneWorker();
+        services?.Invoke(builder.Services);
 
         var host = builder.Build();
         await host.StartAsync();
@@ -143,6 +144,15 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         await using var db = await CreateDbContextAsync();
         return await db.JobEvents.AsNoTracking().Where(e => e.JobId == jobId).OrderBy(e => e.Sequence).ToListAsync();
+    }
+
+    /// <summary>Polls the job's events until one matches; on timeout the message carries <paramref name="process"/>'s output.</summary>
+    public async Task<JobEvent> WaitForEventAsync(string jobId, Func<JobEvent, bool> match, WorkerProcess? process = null, int timeoutSeconds = 120)
+    {
+        var found = await Eventually.UntilAsync(async () => (await EventsAsync(jobId)).FirstOrDefault(match),
+            e => e is not null, TimeSpan.FromSeconds(timeoutSeconds), TimeSpan.FromMilliseconds(20));
+        return found ?? throw new TimeoutException($"No matching event for job {jobId}." +
+            (process is null ? "" : $" Worker process {(process.HasExited ? $"exited with {process.ExitCode}" : "still running")}:\n{process.Output}"));
     }
 
     public async Task<List<JobCheckpoint>> CheckpointsAsync(string jobId)
