@@ -71,11 +71,14 @@ public sealed class JobLease : IAsyncDisposable
         }, Now));
     }
 
+    /// <summary>The SQL comment on <see cref="ReadControl"/>'s query (pg_stat_statements, logs, test interceptors).</summary>
+    public const string ControlReadTag = "job control read";
+
     /// <summary>Reads the job's control flag: one primary-key lookup, cheap enough to do between every two steps.</summary>
     public JobControl ReadControl()
     {
         using var db = _contexts.CreateDbContext();
-        return db.Jobs.AsNoTracking().Where(j => j.Id == JobId).Select(j => j.Control).Single();
+        return db.Jobs.AsNoTracking().TagWith(ControlReadTag).Where(j => j.Id == JobId).Select(j => j.Control).Single();
     }
 
     /// <summary>Writes buffered events and beats the heartbeat now.</summary>

@@ -1,11 +1,13 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FineTuneService.Contracts.Safety;
+using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Models;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Worker.Jobs;
 using Hangfire;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
 
@@ -101,18 +103,23 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
     [Fact]
     public async Task Paused_job_resumes_from_its_checkpoint_after_its_worker_dies()
     {
-        await using var worker = await WorkerHost.StartAsync(server);
+        var gate = new TrainingStepGate();
+        await using var worker = await WorkerHost.StartAsync(server, services: s => s.ConfigureDbContext<FineTuneDbContext>(o => o.AddInterceptors(gate)));
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(24));
         var job = await worker.AddJobAsync(file, epochs: 4);
+        gate.Close();
         worker.Enqueue(job.Id);
 
-        // Pause while training: the worker saves a checkpoint at the step it stops after and releases the job.
-        await worker.WaitForAsync(job.Id, j => j.Status == JobStatus.Running);
+        // Pause while training, held after step 1 whatever the machine's speed: the worker saves a checkpoint at the
+        // step it stops after and releases the job.
+        await gate.WaitUntilHeldAsync(TimeSpan.FromSeconds(120));
         await worker.SetAsync(job.Id, j => j.Control = JobControl.Pause);
+        gate.Open();
         var paused = await worker.WaitForAsync(job.Id, j => j.Status == JobStatus.Paused);
         Assert.Null(paused.WorkerId);
+        Assert.Equal(JobControl.None, paused.Control);
         var pausedAt = (await worker.CheckpointsAsync(job.Id)).Max(c => c.StepNumber);
-        Assert.True(pausedAt is > 0 and < 24);
+        Assert.Equal(1, pausedAt);
 
         // Now pretend a worker had resumed it and died: running, a stale heartbeat, a lease nobody renews.
         await worker.SetAsync(job.Id, j =>
