@@ -68,7 +68,7 @@ internal static class JobStatusNames
     {
         JobStatus.ValidatingFiles => "validating_files",
         JobStatus.Queued => "queued",
-        JobStatus.Paused => "queued", // OpenAI's statuses have no paused
+        JobStatus.Paused => "paused", // as OpenAI's pause endpoint answers; the SDKs read status as an open string
         JobStatus.Running => "running",
         JobStatus.Succeeded => "succeeded",
         JobStatus.Failed => "failed",

@@ -118,7 +118,7 @@ public static class FineTuningJobsEndpoints
         return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
     }
 
-    /// <summary>Pause a queued or running job; a running job checkpoints first. Status stays queued while paused.</summary>
+    /// <summary>Pause a queued or running job; a running job checkpoints first. Its status is paused until resumed.</summary>
     internal static async Task<Ok<FineTuningJobObject>> PauseFineTuningJob(
         string jobId, ClaimsPrincipal user, FineTuneDbContext db, JobTransitions transitions, CancellationToken cancellationToken)
     {

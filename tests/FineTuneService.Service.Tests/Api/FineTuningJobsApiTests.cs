@@ -200,7 +200,7 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         var url = $"/v1/fine_tuning/jobs/{id}";
 
         await (await client.PostAsync($"{url}/resume", null)).ErrorAsync(400);                 // not paused
-        Assert.Equal("queued", (await client.PostJsonAsync($"{url}/pause"))["status"]!.GetValue<string>());
+        Assert.Equal("paused", (await client.PostJsonAsync($"{url}/pause"))["status"]!.GetValue<string>());
         Assert.Equal(JobStatus.Paused, await _api.WithDbAsync(db => db.Jobs.Where(j => j.Id == id).Select(j => j.Status).SingleAsync()));
         var again = await (await client.PostAsync($"{url}/pause", null)).ErrorAsync(400);
         Assert.Equal("invalid_request_error", again["type"]!.GetValue<string>());

@@ -72,6 +72,13 @@ public sealed class ModelsAndSdkTests(PostgresServer server, SharedApi shared) :
         Assert.Equal("sdk", again.UserProvidedSuffix);
         Assert.Equal(7, again.Seed);
         Assert.False(again.HasCompleted);
+
+        // A paused job reads "paused", as OpenAI's pause endpoint answers it, and the SDK still reads the job.
+        var http = _api.ClientWithKey(key);
+        (await http.PostAsync($"/v1/fine_tuning/jobs/{job.JobId}/pause", null)).EnsureSuccessStatusCode();
+        var paused = await fineTuning.GetJobAsync(job.JobId);
+        Assert.Equal("paused", paused.Status.ToString());
+        Assert.False(paused.HasCompleted);
 #pragma warning restore OPENAI001
     }
 
