@@ -11,7 +11,6 @@ using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
-using Npgsql;
 
 namespace FineTuneService.Api.Endpoints;
 
@@ -69,20 +68,26 @@ public static class FineTuningJobsEndpoints
             Metadata = settings.Metadata,
             IdempotencyKey = idempotencyKey,
         };
-        db.Jobs.Add(job);
-        db.JobEvents.Add(JobEvents.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
-        db.JobEvents.Add(JobEvents.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
-            + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
-        try
+        var earlierJob = await db.Database.CreateExecutionStrategy().ExecuteAsync(async ct =>
         {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException e) when (idempotencyKey is not null && e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            // A concurrent retry with the same key won the insert: answer with its job.
             db.ChangeTracker.Clear();
-            return TypedResults.Ok(FineTuningJobObject.From((await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken))!));
-        }
+            await using var transaction = await db.Database.BeginTransactionAsync(ct);
+            if (idempotencyKey is not null)
+            {
+                // Concurrent creates with one key wait here in turn, so a retry racing the first request finds its job
+                // instead of running into the unique index (and an error-level EF log) on insert.
+                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({tenantId + "\n" + idempotencyKey}, 0))", ct);
+                if (await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, ct) is { } first) return first;
+            }
+            db.Jobs.Add(job);
+            db.JobEvents.Add(JobEvents.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
+            db.JobEvents.Add(JobEvents.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
+                + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
+            await db.SaveChangesAsync(ct);
+            await transaction.CommitAsync(ct);
+            return null;
+        }, cancellationToken);
+        if (earlierJob is not null) return TypedResults.Ok(FineTuningJobObject.From(earlierJob));
 
         await promotion.PromoteAsync(job.Id, cancellationToken);
         return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, job.Id, cancellationToken)));
