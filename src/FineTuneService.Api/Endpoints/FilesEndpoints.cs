@@ -39,7 +39,7 @@ public static class FilesEndpoints
     /// {"prompt": "...", "category": "..."} (category optional) or a chat row whose last user turn is the prompt.
     /// </remarks>
     internal static async Task<Ok<FileObject>> UploadFile(HttpRequest request, ClaimsPrincipal user, FineTuneDbContext db,
-        IArtifactStore artifacts, IJobScheduler scheduler, IOptions<FilesOptions> options, CancellationToken cancellationToken)
+        IArtifactStore artifacts, Outbox outbox, IOptions<FilesOptions> options, CancellationToken cancellationToken)
     {
         var upload = await MultipartFileUpload.ReadAsync(request, artifacts, options.Value.MaxUploadBytes, cancellationToken);
         if (upload.Purpose is null) throw ApiException.InvalidRequest("Missing required parameter: 'purpose'.", "purpose");
@@ -56,8 +56,9 @@ public static class FilesEndpoints
             Sha256 = upload.Content.Sha256,
         };
         db.Files.Add(file);
+        Outbox.Add(db, Dispatch.FileValidation, file.Id); // committed with the file: validation is never lost
         await db.SaveChangesAsync(cancellationToken);
-        scheduler.EnqueueFileValidation(file.Id);
+        await outbox.SendCommittedAsync(db);
         return TypedResults.Ok(FileObject.From(file));
     }
 

@@ -45,7 +45,7 @@ public static class SafetyEvaluationsEndpoints
     /// </remarks>
     internal static async Task<Ok<SafetyEvaluationObject>> CreateSafetyEvaluation(
         CreateSafetyEvaluationRequest request, ClaimsPrincipal user, FineTuneDbContext db, IArtifactStore artifacts,
-        IJobScheduler scheduler, IOptions<FilesOptions> files, CancellationToken cancellationToken)
+        Outbox outbox, IOptions<FilesOptions> files, CancellationToken cancellationToken)
     {
         var tenantId = user.TenantIdOrNull();
         if (string.IsNullOrWhiteSpace(request.Model)) throw ApiException.InvalidRequest("Missing required parameter: 'model'.", "model");
@@ -78,8 +78,9 @@ public static class SafetyEvaluationsEndpoints
             },
         };
         db.SafetyEvaluations.Add(evaluation);
+        Outbox.Add(db, Dispatch.SafetyEvaluation, evaluation.Id); // committed with the evaluation: it is never lost
         await db.SaveChangesAsync(cancellationToken);
-        scheduler.EnqueueSafetyEvaluation(evaluation.Id);
+        await outbox.SendCommittedAsync(db);
         return TypedResults.Ok(SafetyEvaluationObject.From(evaluation));
     }
 

@@ -23,6 +23,7 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<SafetyEvaluation> SafetyEvaluations => Set<SafetyEvaluation>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<InferenceEndpoint> InferenceEndpoints => Set<InferenceEndpoint>();
+    public DbSet<OutboxMessage> Outbox => Set<OutboxMessage>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(FineTuneDbContext).Assembly);

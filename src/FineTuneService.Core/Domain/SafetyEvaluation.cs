@@ -29,4 +29,9 @@ public sealed class SafetyEvaluation : ICreatedRow
     public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+    /// <summary>Which worker (host/device/process) runs it, and when it last reported; a stale heartbeat means it died.</summary>
+    public string? WorkerId { get; set; }
+    public DateTime? HeartbeatAt { get; set; }
+    /// <summary>How many times a worker has started it.</summary>
+    public int Attempts { get; set; }
 }

@@ -28,10 +28,10 @@ public sealed record HangfireStorageOptions
 public static class HangfireHostingExtensions
 {
     /// <summary>
-    /// Registers Hangfire on PostgreSQL and <see cref="IJobScheduler"/>. Hangfire's schema is installed by the host
-    /// that migrates (<see cref="DatabaseMigrator"/>, with the migration role; in production the API), never on first
-    /// use. Servers are the hosts' business: the API runs one for the default queue, the worker one per device on the
-    /// gpu queue.
+    /// Registers Hangfire on PostgreSQL, <see cref="IJobScheduler"/>, the <see cref="StateMachine"/> and the
+    /// <see cref="Outbox"/> with its sweeper. Hangfire's schema is installed by the host that migrates
+    /// (<see cref="DatabaseMigrator"/>, with the migration role; in production the API), never on first use. Servers
+    /// are the hosts' business: the API runs one for the default queue, the worker one per device on the gpu queue.
     /// </summary>
     public static IHostApplicationBuilder AddHangfireStorage(this IHostApplicationBuilder builder)
     {
@@ -63,6 +63,16 @@ public static class HangfireHostingExtensions
         builder.Services.AddSingleton<IJobScheduler, HangfireJobScheduler>();
         builder.Services.AddSingleton<ISchemaInstaller, HangfireSchemaInstaller>();
         builder.Services.AddSingleton<StateMachine>();
+
+        // Enqueues commit with the rows that need them (an outbox row per enqueue); every host sweeps up what a dead
+        // process left unsent.
+        builder.Services.AddOptions<OutboxOptions>()
+            .BindConfiguration(OutboxOptions.Section)
+            .Validate(o => o.SweepInterval > TimeSpan.Zero && o.RetryAfter > TimeSpan.Zero,
+                "Outbox:SweepInterval and Outbox:RetryAfter must be positive.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<Outbox>();
+        builder.Services.AddHostedService<OutboxSweeper>();
         return builder;
     }
 

@@ -4,12 +4,8 @@ using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Query;
-using Microsoft.Extensions.Logging;
 
 namespace FineTuneService.Core.Jobs;
-
-/// <summary>What a committed transition puts on a Hangfire queue.</summary>
-public enum Dispatch { None, Training, FileValidation, FileScreening, SafetyEvaluation }
 
 /// <summary>
 /// A named, guarded change of one row's state: one conditional <c>UPDATE … WHERE id = @id AND <see cref="From"/></c>,
@@ -25,7 +21,7 @@ public sealed record Transition<T>(string Name, Expression<Func<T, bool>> From, 
 
     public EventLevel Level { get; init; } = EventLevel.Info;
 
-    /// <summary>The work the row is handed to once the change commits.</summary>
+    /// <summary>The queue the row is handed to: through the <see cref="Outbox"/>, written with the change.</summary>
     public Dispatch Dispatch { get; init; }
 }
 
@@ -209,14 +205,13 @@ public static class JobStateMachine
 
     /// <summary>
     /// The worker stopped beating: queued again to resume from the last checkpoint on any worker. Guarded by the
-    /// worker and heartbeat the recovery pass saw, so a worker that beat meanwhile keeps its job. The heartbeat stamp
-    /// lets the next pass notice a re-delivery that never starts (<see cref="Redeliver"/>).
+    /// worker and heartbeat the recovery pass saw, so a worker that beat meanwhile keeps its job.
     /// </summary>
-    public static Transition<FineTuningJob> RequeueOrphan(string? workerId, DateTime? heartbeatAt, DateTime now, string message) => new("requeue_orphan",
+    public static Transition<FineTuningJob> RequeueOrphan(string? workerId, DateTime? heartbeatAt, string message) => new("requeue_orphan",
         Orphaned(workerId, heartbeatAt),
         set => set.SetProperty(j => j.Status, JobStatus.Queued)
             .SetProperty(j => j.WorkerId, (string?)null)
-            .SetProperty(j => j.HeartbeatAt, now)
+            .SetProperty(j => j.HeartbeatAt, (DateTime?)null)
             .SetProperty(j => j.EstimatedFinish, (DateTime?)null))
     {
         Message = message,
@@ -236,17 +231,6 @@ public static class JobStateMachine
     {
         Message = $"The job failed: {error["message"]}",
         Level = EventLevel.Error,
-    };
-
-    /// <summary>
-    /// Queued again by recovery but still not started after a whole stale timeout: the delivery may have been lost,
-    /// so it is sent again (a duplicate is a no-op claim). Not a change of state; the stamp is the guard.
-    /// </summary>
-    public static Transition<FineTuningJob> Redeliver(DateTime? heartbeatAt, DateTime now) => new("redeliver",
-        j => j.Status == JobStatus.Queued && j.WorkerId == null && j.HeartbeatAt == heartbeatAt,
-        set => set.SetProperty(j => j.HeartbeatAt, now))
-    {
-        Dispatch = Dispatch.Training,
     };
 
     private static Expression<Func<FineTuningJob, bool>> Held(string workerId) =>
@@ -314,81 +298,109 @@ public static class FileStateMachine
 }
 
 /// <summary>
-/// Every legal change of a stand-alone safety evaluation's <see cref="SafetyEvaluationStatus"/>:
-/// <c>queued → running → succeeded | failed</c>, and <c>running → queued</c> when its worker shuts down.
+/// Every legal change of a stand-alone safety evaluation's <see cref="SafetyEvaluationStatus"/>, held by a worker
+/// like a job: queued → running (claim), running → succeeded | failed (its worker), queued (release, when its worker
+/// shuts down; requeue_orphan, when its worker died), failed (fail_orphan, after too many starts).
 /// </summary>
 public static class EvaluationStateMachine
 {
-    /// <summary>A worker starts the evaluation (again, from the start, when an earlier run was interrupted).</summary>
-    public static Transition<SafetyEvaluation> Start(DateTime now) => new("start",
-        e => e.Status == SafetyEvaluationStatus.Queued || e.Status == SafetyEvaluationStatus.Running,
-        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Running).SetProperty(e => e.StartedAt, now));
+    /// <summary>A worker starts the evaluation: a queued one, or a running one whose worker stopped beating.</summary>
+    public static Transition<SafetyEvaluation> Claim(string workerId, DateTime now, DateTime staleBefore, int maxAttempts) => new("claim",
+        e => (e.Status == SafetyEvaluationStatus.Queued
+              || (e.Status == SafetyEvaluationStatus.Running && (e.HeartbeatAt == null || e.HeartbeatAt < staleBefore)))
+             && e.Attempts < maxAttempts,
+        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Running)
+            .SetProperty(e => e.WorkerId, workerId)
+            .SetProperty(e => e.HeartbeatAt, now)
+            .SetProperty(e => e.Attempts, e => e.Attempts + 1)
+            .SetProperty(e => e.StartedAt, now));
 
-    public static Transition<SafetyEvaluation> Succeed(JsonObject report, DateTime now) => new("succeed",
-        e => e.Status == SafetyEvaluationStatus.Running,
-        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Succeeded)
-            .SetProperty(e => e.Report, report)
-            .SetProperty(e => e.FinishedAt, now));
+    public static Transition<SafetyEvaluation> Succeed(string workerId, JsonObject report, DateTime now) => new("succeed",
+        Held(workerId),
+        set => Finish(set, SafetyEvaluationStatus.Succeeded, now).SetProperty(e => e.Report, report));
 
-    public static Transition<SafetyEvaluation> Fail(JsonObject error, DateTime now) => new("fail",
-        e => e.Status == SafetyEvaluationStatus.Running,
-        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Failed)
-            .SetProperty(e => e.Error, error)
-            .SetProperty(e => e.FinishedAt, now));
+    public static Transition<SafetyEvaluation> Fail(string workerId, JsonObject error, DateTime now) => new("fail",
+        Held(workerId),
+        set => Finish(set, SafetyEvaluationStatus.Failed, now).SetProperty(e => e.Error, error));
 
     /// <summary>The worker is shutting down: Hangfire delivers the evaluation again, which starts it over.</summary>
-    public static Transition<SafetyEvaluation> Release() => new("release",
-        e => e.Status == SafetyEvaluationStatus.Running,
-        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Queued).SetProperty(e => e.StartedAt, (DateTime?)null));
+    public static Transition<SafetyEvaluation> Release(string workerId) => new("release",
+        Held(workerId),
+        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Queued)
+            .SetProperty(e => e.StartedAt, (DateTime?)null)
+            .SetProperty(e => e.WorkerId, (string?)null)
+            .SetProperty(e => e.HeartbeatAt, (DateTime?)null)
+            .SetProperty(e => e.Attempts, e => e.Attempts > 0 ? e.Attempts - 1 : 0));
+
+    /// <summary>Its worker stopped beating: queued again for any worker (an evaluation starts over, it has no checkpoints).</summary>
+    public static Transition<SafetyEvaluation> RequeueOrphan(string? workerId, DateTime? heartbeatAt) => new("requeue_orphan",
+        Orphaned(workerId, heartbeatAt),
+        set => set.SetProperty(e => e.Status, SafetyEvaluationStatus.Queued)
+            .SetProperty(e => e.StartedAt, (DateTime?)null)
+            .SetProperty(e => e.WorkerId, (string?)null)
+            .SetProperty(e => e.HeartbeatAt, (DateTime?)null))
+    {
+        Dispatch = Dispatch.SafetyEvaluation,
+    };
+
+    /// <summary>Its worker stopped beating and it has used all its starts: it fails with <c>worker_lost</c>.</summary>
+    public static Transition<SafetyEvaluation> FailOrphan(string? workerId, DateTime? heartbeatAt, JsonObject error, DateTime now) => new("fail_orphan",
+        Orphaned(workerId, heartbeatAt),
+        set => Finish(set, SafetyEvaluationStatus.Failed, now).SetProperty(e => e.Error, error));
+
+    private static Expression<Func<SafetyEvaluation, bool>> Held(string workerId) =>
+        e => e.Status == SafetyEvaluationStatus.Running && e.WorkerId == workerId;
+
+    private static Expression<Func<SafetyEvaluation, bool>> Orphaned(string? workerId, DateTime? heartbeatAt) =>
+        e => e.Status == SafetyEvaluationStatus.Running && e.WorkerId == workerId && e.HeartbeatAt == heartbeatAt;
+
+    private static UpdateSettersBuilder<SafetyEvaluation> Finish(UpdateSettersBuilder<SafetyEvaluation> set, SafetyEvaluationStatus status, DateTime now) =>
+        set.SetProperty(e => e.Status, status)
+            .SetProperty(e => e.FinishedAt, now)
+            .SetProperty(e => e.WorkerId, (string?)null);
 }
 
-/// <summary>Applies transitions: inside a caller's transaction, or in one of their own with the dispatch after it.</summary>
-public sealed class StateMachine(IJobScheduler scheduler, TimeProvider clock, ILogger<StateMachine> logger)
+/// <summary>
+/// Applies transitions: inside a caller's transaction, or in one of their own. A transition that hands the row to a
+/// queue writes its <see cref="OutboxMessage"/> in the same transaction, so the change and its delivery commit
+/// together; the message is sent after the commit, or by the outbox sweeper when the sender died first.
+/// </summary>
+public sealed class StateMachine(Outbox outbox, TimeProvider clock)
 {
     /// <summary>
     /// Applies <paramref name="transition"/> to row <paramref name="id"/> in the caller's transaction and, when it wins,
-    /// adds its job event to <paramref name="db"/> (written by the caller's SaveChanges). The caller dispatches.
+    /// adds its job event and its outbox message to <paramref name="db"/>: the caller's SaveChanges writes them with the
+    /// change, and the outbox sweeper sends the message unless the caller does (<see cref="Outbox.SendAsync"/>).
     /// </summary>
     public static async Task<bool> ApplyAsync<T>(FineTuneDbContext db, string id, Transition<T> transition, DateTime now,
         CancellationToken cancellationToken) where T : class, ICreatedRow
     {
-        var won = await db.Set<T>().Where(r => r.Id == id).Where(transition.From).ExecuteUpdateAsync(transition.Set, cancellationToken) == 1;
-        if (won && transition.Message is not null) db.JobEvents.Add(JobEvents.Message(id, transition.Message, transition.Level, now));
-        return won;
+        if (await db.Set<T>().Where(r => r.Id == id).Where(transition.From).ExecuteUpdateAsync(transition.Set, cancellationToken) != 1)
+            return false;
+        if (transition.Message is not null) db.JobEvents.Add(JobEvents.Message(id, transition.Message, transition.Level, now));
+        if (transition.Dispatch != Dispatch.None) Outbox.Add(db, transition.Dispatch, id);
+        return true;
     }
 
     /// <summary>
-    /// Applies <paramref name="transition"/> with its event in one transaction under EF's retrying strategy, then hands
-    /// the row to its queue. Returns false, changing nothing, when the row is not in a state the transition leaves.
+    /// Applies <paramref name="transition"/> with its event and outbox message in one transaction under EF's retrying
+    /// strategy, plus whatever <paramref name="alsoWrite"/> adds (a decision row, say), then sends the message.
+    /// Returns false, changing nothing, when the row is not in a state the transition leaves.
     /// </summary>
-    public async Task<bool> TryAsync<T>(FineTuneDbContext db, string id, Transition<T> transition, CancellationToken cancellationToken)
-        where T : class, ICreatedRow
+    public async Task<bool> TryAsync<T>(FineTuneDbContext db, string id, Transition<T> transition, CancellationToken cancellationToken,
+        Action<FineTuneDbContext>? alsoWrite = null) where T : class, ICreatedRow
     {
         var won = await db.Database.CreateExecutionStrategy().ExecuteAsync(async ct =>
         {
             db.ChangeTracker.Clear();
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             if (!await ApplyAsync(db, id, transition, clock.GetUtcNow().UtcDateTime, ct)) return false;
+            alsoWrite?.Invoke(db);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             return true;
         }, cancellationToken);
-        if (won) Send(transition.Dispatch, id);
+        if (won) await outbox.SendCommittedAsync(db);
         return won;
-    }
-
-    /// <summary>Puts <paramref name="id"/> on the queue a committed transition named.</summary>
-    public void Send(Dispatch dispatch, string id)
-    {
-        if (dispatch == Dispatch.None) return;
-        var hangfireId = dispatch switch
-        {
-            Dispatch.Training => scheduler.EnqueueTraining(id),
-            Dispatch.FileValidation => scheduler.EnqueueFileValidation(id),
-            Dispatch.FileScreening => scheduler.EnqueueFileScreening(id),
-            Dispatch.SafetyEvaluation => scheduler.EnqueueSafetyEvaluation(id),
-            _ => throw new ArgumentOutOfRangeException(nameof(dispatch), dispatch, null),
-        };
-        logger.LogInformation("{Id} sent to {Dispatch} as Hangfire job {HangfireId}", id, dispatch, hangfireId);
     }
 }

@@ -59,6 +59,7 @@ public static class WorkerHostingExtensions
         services.AddSingleton<BaseModelCache>();
         services.AddSingleton<JobClaims>();
         services.AddSingleton<JobLeases>();
+        services.AddSingleton<EvaluationLeases>();
         services.AddSingleton<TrainingEngine>();
 
         services.AddOptions<SafetyEvaluationOptions>()

@@ -22,8 +22,7 @@ public sealed class JobLease : IAsyncDisposable
     private readonly List<JobEvent> _pending = [];
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly CancellationTokenSource _lost = new();
-    private readonly CancellationTokenSource _stopBeating = new();
-    private readonly Task _heartbeat;
+    private readonly Heartbeat _heartbeat;
     private DateTime? _estimatedFinish;
     private volatile bool _released;
 
@@ -35,7 +34,7 @@ public sealed class JobLease : IAsyncDisposable
         _contexts = contexts;
         _clock = clock;
         _logger = logger;
-        _heartbeat = BeatAsync(interval);
+        _heartbeat = new Heartbeat(interval, clock, FlushAsync, logger, $"Job {jobId}");
     }
 
     public string JobId { get; }
@@ -149,34 +148,9 @@ public sealed class JobLease : IAsyncDisposable
         }
     }
 
-    private async Task BeatAsync(TimeSpan interval)
-    {
-        using var timer = new PeriodicTimer(interval, _clock);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(_stopBeating.Token))
-            {
-                try
-                {
-                    if (!await FlushAsync(_stopBeating.Token)) return;
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // The next beat retries; only a heartbeat silent for the whole stale timeout gets the job recovered.
-                    _logger.LogWarning(e, "Job {JobId}: heartbeat failed", JobId);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
-        await _stopBeating.CancelAsync();
-        await _heartbeat;
-        _stopBeating.Dispose();
+        await _heartbeat.DisposeAsync();
         _lost.Dispose();
         _writeLock.Dispose();
     }

@@ -12,8 +12,9 @@ namespace FineTuneService.Worker.Jobs;
 /// Crash recovery. A job stays <c>running</c> only while its worker beats the heartbeat; when the heartbeat is older
 /// than <see cref="WorkerOptions.StaleTimeout"/> the worker is presumed dead and the job is queued again to resume
 /// from its last committed checkpoint on any worker, until <see cref="WorkerOptions.MaxAttempts"/> starts have been
-/// used, after which it fails with <c>worker_lost</c>. Every worker process runs this; conditional updates make
-/// concurrent monitors harmless, and claims make duplicate deliveries harmless.
+/// used, after which it fails with <c>worker_lost</c>. Stand-alone safety evaluations are recovered the same way
+/// (they start over). Every worker process runs this; conditional updates make concurrent monitors harmless, and
+/// claims make duplicate deliveries harmless.
 /// </summary>
 public sealed class StaleJobMonitor(
     IDbContextFactory<FineTuneDbContext> contexts,
@@ -38,7 +39,7 @@ public sealed class StaleJobMonitor(
         } while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>One recovery pass; returns the ids of the jobs it re-queued or failed.</summary>
+    /// <summary>One recovery pass; returns the ids of the jobs and evaluations it re-queued or failed.</summary>
     public async Task<IReadOnlyList<string>> RecoverAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
@@ -63,7 +64,7 @@ public sealed class StaleJobMonitor(
             {
                 var lastCheckpoint = await db.JobCheckpoints.Where(c => c.JobId == job.Id)
                     .MaxAsync(c => (int?)c.StepNumber, cancellationToken);
-                transition = JobStateMachine.RequeueOrphan(job.WorkerId, job.HeartbeatAt, now,
+                transition = JobStateMachine.RequeueOrphan(job.WorkerId, job.HeartbeatAt,
                     $"The worker running this job ({job.WorkerId}) stopped responding; re-queued to resume from " +
                     (lastCheckpoint is { } step ? $"the checkpoint at step {step}" : "the start"));
             }
@@ -73,15 +74,23 @@ public sealed class StaleJobMonitor(
             handled.Add(job.Id);
         }
 
-        // Re-queued here earlier but still not started after a whole stale timeout: the delivery may have been lost
-        // (or the queue is busy; a duplicate delivery is a no-op claim then).
-        var waiting = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.Queued && j.WorkerId == null && j.HeartbeatAt < staleBefore)
-            .Select(j => new { j.Id, j.HeartbeatAt })
+        // Stand-alone safety evaluations are held the same way; they have no checkpoints, so a requeued one starts over.
+        var orphanedEvaluations = await db.SafetyEvaluations.AsNoTracking()
+            .Where(e => e.Status == SafetyEvaluationStatus.Running && (e.HeartbeatAt == null || e.HeartbeatAt < staleBefore))
+            .Select(e => new { e.Id, e.WorkerId, e.Attempts, e.HeartbeatAt })
             .ToListAsync(cancellationToken);
-        foreach (var job in waiting)
-            if (await states.TryAsync(db, job.Id, JobStateMachine.Redeliver(job.HeartbeatAt, now), cancellationToken))
-                handled.Add(job.Id);
+        foreach (var evaluation in orphanedEvaluations)
+        {
+            var transition = evaluation.Attempts >= options.Value.MaxAttempts
+                ? EvaluationStateMachine.FailOrphan(evaluation.WorkerId, evaluation.HeartbeatAt, JobFailureException.Error("worker_lost",
+                    $"The worker running this evaluation ({evaluation.WorkerId}) stopped responding, and it has been started " +
+                    $"{evaluation.Attempts} times (limit {options.Value.MaxAttempts}); giving up.", null), now)
+                : EvaluationStateMachine.RequeueOrphan(evaluation.WorkerId, evaluation.HeartbeatAt);
+            if (!await states.TryAsync(db, evaluation.Id, transition, cancellationToken)) continue;
+            logger.LogWarning("Safety evaluation {EvaluationId}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
+                evaluation.Id, transition.Name, evaluation.WorkerId, evaluation.Attempts);
+            handled.Add(evaluation.Id);
+        }
         return handled;
     }
 }

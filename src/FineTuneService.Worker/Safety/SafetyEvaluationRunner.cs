@@ -15,6 +15,7 @@ using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Training;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Worker.Safety;
@@ -23,7 +24,9 @@ namespace FineTuneService.Worker.Safety;
 /// Runs a stand-alone safety evaluation (<c>POST /v1/safety/evaluations</c>) on the device of the gpu-queue server
 /// that dequeued it: resolves the model (a base model from the cache, a fine-tuned one from its job's result bundle),
 /// loads the prompt set (the uploaded file, or the shipped held-out harmful prompts), generates greedily and judges
-/// the answers with the requested judge first. A finished evaluation is left alone; an interrupted one starts over.
+/// the answers with the requested judge first. It claims the evaluation and beats a heartbeat while it runs
+/// (<see cref="EvaluationLease"/>), so a dead worker's evaluation is recovered like a training job
+/// (<see cref="StaleJobMonitor"/>); a finished or live-held evaluation is left alone, an interrupted one starts over.
 /// </summary>
 public sealed class SafetyEvaluationRunner(
     CurrentWorkerSlot slot,
@@ -32,32 +35,49 @@ public sealed class SafetyEvaluationRunner(
     ArtifactTransfer transfer,
     SafetyEvaluationResources resources,
     StateMachine states,
+    EvaluationLeases leases,
+    IOptions<WorkerOptions> options,
     TimeProvider clock,
     ILogger<SafetyEvaluationRunner> logger) : ISafetyEvaluationJob
 {
     public async Task RunAsync(string evaluationId, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        if (!await states.TryAsync(db, evaluationId, EvaluationStateMachine.Start(Now), cancellationToken)) return; // finished or gone
+        var workerId = slot.Slot.WorkerId;
+        var claim = EvaluationStateMachine.Claim(workerId, Now, Now - options.Value.StaleTimeout, options.Value.MaxAttempts);
+        if (!await states.TryAsync(db, evaluationId, claim, cancellationToken))
+        {
+            logger.LogInformation("Safety evaluation {EvaluationId} not claimed: finished, gone or held by a live worker", evaluationId);
+            return;
+        }
         var evaluation = await db.SafetyEvaluations.AsNoTracking().SingleAsync(e => e.Id == evaluationId, cancellationToken);
+        logger.LogInformation("Safety evaluation {EvaluationId} claimed by {WorkerId} (attempt {Attempt})", evaluationId, workerId, evaluation.Attempts);
+
+        await using var lease = leases.Start(evaluationId, workerId);
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
         Transition<SafetyEvaluation> outcome;
         try
         {
-            var report = await EvaluateAsync(db, evaluation, cancellationToken);
-            outcome = EvaluationStateMachine.Succeed(report, Now);
+            var report = await EvaluateAsync(db, evaluation, running.Token);
+            outcome = EvaluationStateMachine.Succeed(workerId, report, Now);
             logger.LogInformation("Safety evaluation {EvaluationId} of {Model} succeeded: HS {HarmfulScore}",
                 evaluation.Id, evaluation.Model, report["harmful_score"]);
+        }
+        catch (Exception) when (lease.Lost.IsCancellationRequested)
+        {
+            logger.LogWarning("Safety evaluation {EvaluationId}: another worker took over; this run ends without writing", evaluationId);
+            return;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Host shutdown: Hangfire re-queues the delivery, which starts the evaluation over.
-            await states.TryAsync(db, evaluationId, EvaluationStateMachine.Release(), CancellationToken.None);
+            await states.TryAsync(db, evaluationId, EvaluationStateMachine.Release(workerId), CancellationToken.None);
             throw;
         }
         catch (Exception e)
         {
             logger.LogError(e, "Safety evaluation {EvaluationId} failed", evaluation.Id);
-            outcome = EvaluationStateMachine.Fail(e is JobFailureException failure
+            outcome = EvaluationStateMachine.Fail(workerId, e is JobFailureException failure
                 ? failure.ToError()
                 : JobFailureException.Error("evaluation_error", $"The safety evaluation failed: {e.Message}", null), Now);
         }

@@ -1,8 +1,10 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using FineTuneService.Core.Domain;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
+using Microsoft.EntityFrameworkCore;
 
 namespace FineTuneService.Service.Tests.Safety;
 
@@ -144,6 +146,35 @@ public sealed class SafetyEvaluationsApiTests(PostgresServer server, SafetyServi
         var response = await client.PostAsync("/v1/safety/evaluations", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
         var error = await response.ErrorAsync(response.StatusCode == System.Net.HttpStatusCode.NotFound ? 404 : 400);
         Assert.Equal(param, error["param"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task An_evaluation_whose_worker_died_is_recovered_and_run_again()
+    {
+        var api = await host.GetAsync(server);
+        var (_, _, client) = await api.CreateTenantAsync("evals-orphan");
+        var id = (await client.PostJsonAsync("/v1/safety/evaluations", new { model = TinyBaseModel.Id, max_prompts = 4, max_new_tokens = 8 }))["id"]!.GetValue<string>();
+        await Eventually.UntilAsync(() => client.GetJsonAsync($"/v1/safety/evaluations/{id}"),
+            e => e["status"]!.GetValue<string>() is "succeeded" or "failed", TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(200));
+
+        // Now make it what a worker killed mid-run leaves: running, its heartbeat long silent, no report, and its Hangfire
+        // delivery invisible to every other server for the 5-minute invisibility timeout.
+        await api.WithDbAsync(db => db.SafetyEvaluations.Where(e => e.Id == id).ExecuteUpdateAsync(set => set
+            .SetProperty(e => e.Status, SafetyEvaluationStatus.Running)
+            .SetProperty(e => e.Report, (JsonObject?)null)
+            .SetProperty(e => e.FinishedAt, (DateTime?)null)
+            .SetProperty(e => e.WorkerId, "dead-host:cpu:4242")
+            .SetProperty(e => e.HeartbeatAt, DateTime.UtcNow.AddMinutes(-2))));
+
+        // Crash recovery (every 0.5 s here) hands it to a live worker, which runs it again from the start.
+        var done = await Eventually.UntilAsync(() => client.GetJsonAsync($"/v1/safety/evaluations/{id}"),
+            e => e["status"]!.GetValue<string>() is "succeeded" or "failed", TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(200));
+        Assert.True(done["status"]!.GetValue<string>() == "succeeded", done.ToJsonString());
+        Assert.Equal(4, done["report"]!["prompt_count"]!.GetValue<int>());
+        var row = await api.WithDbAsync(db => db.SafetyEvaluations.AsNoTracking().SingleAsync(e => e.Id == id));
+        Assert.Equal(2, row.Attempts);
+        Assert.Null(row.WorkerId);
+        Assert.True(row.HeartbeatAt > DateTime.UtcNow.AddMinutes(-1), "the second run beat its own heartbeat");
     }
 
     private static List<string> Ids(JsonNode list) => list["data"]!.AsArray().Select(e => e!["id"]!.GetValue<string>()).ToList();

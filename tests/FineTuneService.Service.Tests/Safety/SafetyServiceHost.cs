@@ -31,6 +31,7 @@ public sealed class SafetyServiceHost : IAsyncLifetime
                 ["Worker:ModelCacheDirectory"] = _cache,
                 ["Worker:HeartbeatInterval"] = "00:00:00.2",
                 ["Worker:StaleTimeout"] = "00:00:30",
+                ["Worker:RecoveryInterval"] = "00:00:00.5",
                 ["Worker:CheckpointEverySteps"] = "50",
                 ["Worker:MaxSequenceLength"] = "64",
                 // Small shipped prompt sets: the tiny model answers them in well under a second.

@@ -91,6 +91,7 @@ internal sealed class SafetyEvaluationConfiguration : IEntityTypeConfiguration<S
         builder.Property(e => e.TenantId).HasMaxLength(64);
         builder.Property(e => e.Model).HasMaxLength(512);
         builder.Property(e => e.PromptFileId).HasMaxLength(64);
+        builder.Property(e => e.WorkerId).HasMaxLength(256);
         builder.HasOne<Tenant>().WithMany().HasForeignKey(e => e.TenantId).OnDelete(DeleteBehavior.Cascade);
         builder.HasIndex(e => new { e.TenantId, e.CreatedAt });
         builder.HasIndex(e => e.Status);
