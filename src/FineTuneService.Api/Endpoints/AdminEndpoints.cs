@@ -5,6 +5,7 @@ using FineTuneService.Api.Errors;
 using FineTuneService.Api.Safety;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -64,7 +65,8 @@ public static class AdminEndpoints
     /// The decision, the admin key's prefix, the optional reviewer name and reason are recorded as a safety decision
     /// (the same as POST /v1/admin/safety/jobs/{jobId}/approve or /reject, where the reason is required).</summary>
     internal static async Task<Ok<FineTuningJobObject>> ReviewFineTuningJob(
-        string jobId, ReviewDecisionRequest request, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
+        string jobId, ReviewDecisionRequest request, ClaimsPrincipal user, FineTuneDbContext db, StateMachine states,
+        CancellationToken cancellationToken)
     {
         var approve = request.Decision switch
         {
@@ -72,7 +74,7 @@ public static class AdminEndpoints
             "reject" => false,
             _ => throw ApiException.InvalidRequest("decision must be 'approve' or 'reject'.", "decision"),
         };
-        var job = await SafetyReview.DecideAsync(db, user, jobId, approve, request.Reason, request.Reviewer, reasonRequired: false, cancellationToken);
+        var job = await SafetyReview.DecideAsync(db, states, user, jobId, approve, request.Reason, request.Reviewer, reasonRequired: false, cancellationToken);
         return TypedResults.Ok(FineTuningJobObject.From(job));
     }
 

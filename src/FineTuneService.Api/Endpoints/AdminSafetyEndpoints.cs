@@ -6,6 +6,7 @@ using FineTuneService.Api.Errors;
 using FineTuneService.Api.Safety;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Safety;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -121,17 +122,22 @@ public static class AdminSafetyEndpoints
             reports.Select(SafetyReportObject.From).ToList(), decisions.Select(SafetyDecisionObject.From).ToList()));
     }
 
-    /// <summary>Approve a model held for review: it is listed to its tenant. The reason is required and recorded with who and when.</summary>
+    /// <summary>
+    /// Approve a model held for review, or one the safety gate failed (its weights are kept): it is listed to its tenant,
+    /// and a gate-failed job becomes succeeded with its model named. The reason is required and recorded with who and when.
+    /// </summary>
     internal static async Task<Ok<FineTuningJobObject>> ApproveHeldModel(
-        string jobId, SafetyReviewRequest request, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
+        string jobId, SafetyReviewRequest request, ClaimsPrincipal user, FineTuneDbContext db, StateMachine states,
+        CancellationToken cancellationToken) =>
         TypedResults.Ok(FineTuningJobObject.From(
-            await SafetyReview.DecideAsync(db, user, jobId, approve: true, request.Reason, request.Reviewer, reasonRequired: true, cancellationToken)));
+            await SafetyReview.DecideAsync(db, states, user, jobId, approve: true, request.Reason, request.Reviewer, reasonRequired: true, cancellationToken)));
 
     /// <summary>Reject a model held for review: it stays hidden from its tenant. The reason is required and recorded with who and when.</summary>
     internal static async Task<Ok<FineTuningJobObject>> RejectHeldModel(
-        string jobId, SafetyReviewRequest request, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
+        string jobId, SafetyReviewRequest request, ClaimsPrincipal user, FineTuneDbContext db, StateMachine states,
+        CancellationToken cancellationToken) =>
         TypedResults.Ok(FineTuningJobObject.From(
-            await SafetyReview.DecideAsync(db, user, jobId, approve: false, request.Reason, request.Reviewer, reasonRequired: true, cancellationToken)));
+            await SafetyReview.DecideAsync(db, states, user, jobId, approve: false, request.Reason, request.Reviewer, reasonRequired: true, cancellationToken)));
 
     /// <summary>The global safety policy: its values and the values in effect (built-in defaults fill what it leaves null).</summary>
     internal static async Task<Ok<SafetyPolicyObject>> RetrieveGlobalPolicy(FineTuneDbContext db, CancellationToken cancellationToken)

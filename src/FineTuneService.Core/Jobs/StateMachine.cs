@@ -34,7 +34,9 @@ public sealed record Transition<T>(string Name, Expression<Func<T, bool>> From, 
 /// <item>running → succeeded (succeed), failed (fail), cancelled (cancel_running), queued (release, requeue_orphan),
 /// paused (release_paused), failed (fail_orphan), running on another worker (claim of a stale job);</item>
 /// <item>running stays running while request_cancel, request_pause or withdraw_pause set the control flag that its
-/// worker reads between steps.</item>
+/// worker reads between steps;</item>
+/// <item>succeeded and held for review → approved (approve_held) or rejected (reject_held); failed by the safety gate →
+/// succeeded and approved (approve_gate_failed).</item>
 /// </list>
 /// </summary>
 public static class JobStateMachine
@@ -200,6 +202,39 @@ public static class JobStateMachine
     public static Transition<FineTuningJob> ReleasePaused(string workerId) => new("release_paused",
         Held(workerId),
         set => HandBack(set, JobStatus.Paused));
+
+    // An admin's safety review (the API's SafetyReview)
+
+    /// <summary>An admin lists a model the safety gate held to its tenant.</summary>
+    public static Transition<FineTuningJob> ApproveHeld(string message) => new("approve_held",
+        j => j.Status == JobStatus.Succeeded && j.Review == ReviewState.Held,
+        set => set.SetProperty(j => j.Review, ReviewState.Approved))
+    {
+        Message = message,
+    };
+
+    /// <summary>An admin keeps a held model hidden for good.</summary>
+    public static Transition<FineTuningJob> RejectHeld(string message) => new("reject_held",
+        j => j.Status == JobStatus.Succeeded && j.Review == ReviewState.Held,
+        set => set.SetProperty(j => j.Review, ReviewState.Rejected))
+    {
+        Message = message,
+    };
+
+    /// <summary>
+    /// An admin overrides the safety gate: a job it failed, whose weights were kept, succeeds with its model named
+    /// and listed. The gate's verdict stays in the job's scores and decisions; the caller checks the failure was the
+    /// gate's (<c>unsafe_model</c>).
+    /// </summary>
+    public static Transition<FineTuningJob> ApproveGateFailed(string fineTunedModel, string message) => new("approve_gate_failed",
+        j => j.Status == JobStatus.Failed && j.ResultArtifactSha256 != null && j.FineTunedModel == null && j.Review == ReviewState.NotRequired,
+        set => set.SetProperty(j => j.Status, JobStatus.Succeeded)
+            .SetProperty(j => j.FineTunedModel, fineTunedModel)
+            .SetProperty(j => j.Error, (JsonObject?)null)
+            .SetProperty(j => j.Review, ReviewState.Approved))
+    {
+        Message = message,
+    };
 
     // Crash recovery (StaleJobMonitor)
 

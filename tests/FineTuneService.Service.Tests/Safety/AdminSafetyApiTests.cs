@@ -122,6 +122,52 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
     }
 
     [Fact]
+    public async Task An_admin_approves_a_model_the_gate_failed_with_a_reason_and_it_becomes_visible()
+    {
+        var (tenantId, _, client) = await _api.CreateTenantAsync("override");
+        var failed = FineTuneService.Core.Domain.Ids.Job();
+        var broken = FineTuneService.Core.Domain.Ids.Job();
+        await _api.WithDbAsync(async db =>
+        {
+            // What the worker leaves when the gate fails a job: failed with unsafe_model, the weights kept, no model name.
+            db.Jobs.Add(FailedJob(tenantId, failed, "unsafe_model", resultSha256: new string('b', 64)));
+            db.Jobs.Add(FailedJob(tenantId, broken, "training_error", resultSha256: null));
+            return await db.SaveChangesAsync();
+        });
+        var admin = _api.AdminClient();
+
+        // Overriding the gate needs a reason on every route, and only a gate failure can be overridden.
+        var missing = await (await admin.PostAsJsonAsync($"/v1/admin/fine_tuning/jobs/{failed}/review", new { decision = "approve" })).ErrorAsync(400);
+        Assert.Equal("reason", missing["param"]!.GetValue<string>());
+        var notGate = await (await admin.PostAsJsonAsync($"/v1/admin/safety/jobs/{broken}/approve", new { reason = "ship it" })).ErrorAsync(400);
+        Assert.Equal("invalid_state", notGate["code"]!.GetValue<string>());
+        await (await admin.PostAsJsonAsync($"/v1/admin/safety/jobs/{failed}/reject", new { reason = "nothing to reject" })).ErrorAsync(400);
+        var hidden = (await client.GetJsonAsync("/v1/models"))["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()).ToList();
+        Assert.DoesNotContain(hidden, m => m.EndsWith(failed, StringComparison.Ordinal));
+
+        var approved = await admin.PostJsonAsync($"/v1/admin/safety/jobs/{failed}/approve",
+            new { reason = "the flagged answers are refusals the classifier misreads", reviewer = "Ann" });
+        var model = $"ft:{ApiFactory.BaseModelId}:{tenantId}:override:{failed}";
+        Assert.Equal("succeeded", approved["status"]!.GetValue<string>());
+        Assert.Equal(model, approved["fine_tuned_model"]!.GetValue<string>());
+        Assert.Null(approved["error"]);
+        Assert.Equal("approved", approved["safety"]!["review"]!.GetValue<string>());
+        Assert.Equal("failed", approved["safety"]!["gate"]!["decision"]!.GetValue<string>()); // the gate's own verdict stays
+
+        var models = (await client.GetJsonAsync("/v1/models"))["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()).ToList();
+        Assert.Contains(model, models);
+        Assert.Equal(model, (await client.GetJsonAsync($"/v1/models/{model}"))["id"]!.GetValue<string>());
+        var decision = (await admin.GetJsonAsync($"/v1/admin/safety/decisions?job_id={failed}"))["data"]!.AsArray().Single()!;
+        Assert.Equal("approve", decision["decision"]!.GetValue<string>());
+        Assert.Equal("the flagged answers are refusals the classifier misreads", decision["reason"]!.GetValue<string>());
+        var events = (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{failed}/events"))["data"]!.AsArray();
+        Assert.Contains(events, e => e!["message"]!.GetValue<string>().Contains("over the safety gate's failure: the flagged answers"));
+
+        var twice = await (await admin.PostAsJsonAsync($"/v1/admin/safety/jobs/{failed}/approve", new { reason = "again" })).ErrorAsync(400);
+        Assert.Equal("invalid_state", twice["code"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Jobs_are_filtered_by_gate_and_minimum_score_sorted_by_rise_and_paged()
     {
         var (tenantId, _, _) = await _api.CreateTenantAsync("listing");
@@ -257,6 +303,14 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
         });
         return id;
     }
+
+    private static FineTuningJob FailedJob(string tenantId, string id, string code, string? resultSha256) => new()
+    {
+        Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Failed, Suffix = "override",
+        Hyperparameters = new JsonObject(), Safety = new JsonObject(), FinishedAt = DateTime.UtcNow, ResultArtifactSha256 = resultSha256,
+        Error = new JsonObject { ["code"] = code, ["message"] = $"{code}: over the limit", ["param"] = null },
+        SafetyScores = code == "unsafe_model" ? new JsonObject { ["gate"] = new JsonObject { ["decision"] = "failed", ["harmful_score"] = 40.0 } } : null,
+    };
 
     private static SafetyReport Report(string jobId, string stage, int sequence, double? hs) => new()
     {
