@@ -191,7 +191,7 @@ public sealed class SftTrainer(
                     var remaining = TimeSpan.FromSeconds(seconds / stepsThisRun * (totalSteps - step));
                     trainer.observer.OnProgress(new TrainingProgress(
                         step, totalSteps, EpochOf(step), loss, learningRate, gradNorm,
-                        seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, DateTimeOffset.UtcNow + remaining));
+                        seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, remaining));
                 }
                 if (validationRows.Count > 0 && options.EvalEverySteps > 0 && step % options.EvalEverySteps == 0) Evaluate();
                 if (options.CheckpointEverySteps > 0 && step % options.CheckpointEverySteps == 0 && step < totalSteps)

@@ -10,7 +10,7 @@ namespace FineTuneService.Ml.Training;
 /// <param name="TokensPerSecond">Non-padding tokens per second of step time, over this call's steps so far.</param>
 /// <param name="TokensSeen">Non-padding tokens trained on so far (including before a resume).</param>
 /// <param name="Elapsed">Step time of this call so far (excludes evaluation and checkpoints).</param>
-/// <param name="EstimatedFinish">Extrapolated from the mean step time of this call.</param>
+/// <param name="Remaining">Time left, extrapolated from the mean step time of this call (the caller's clock turns it into an ETA).</param>
 public sealed record TrainingProgress(
     int Step,
     int TotalSteps,
@@ -21,7 +21,7 @@ public sealed record TrainingProgress(
     double TokensPerSecond,
     long TokensSeen,
     TimeSpan Elapsed,
-    DateTimeOffset EstimatedFinish);
+    TimeSpan Remaining);
 
 /// <summary>Validation loss after <paramref name="Step"/>: mean cross-entropy per loss-bearing token.</summary>
 public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens);

@@ -182,8 +182,8 @@ public sealed class BootstrapModelBuilder(BootstrapModelOptions options, ILogger
         public void OnProgress(TrainingProgress progress)
         {
             TrainingTime = progress.Elapsed;
-            logger.LogInformation("step {Step}/{Total} loss {Loss:F3} lr {Lr:E2} {TokensPerSecond:F0} tok/s eta {Eta:HH:mm:ss}",
-                progress.Step, progress.TotalSteps, progress.TrainLoss, progress.LearningRate, progress.TokensPerSecond, progress.EstimatedFinish);
+            logger.LogInformation("step {Step}/{Total} loss {Loss:F3} lr {Lr:E2} {TokensPerSecond:F0} tok/s, {Remaining:hh\\:mm\\:ss} to go",
+                progress.Step, progress.TotalSteps, progress.TrainLoss, progress.LearningRate, progress.TokensPerSecond, progress.Remaining);
         }
 
         public void OnEvaluation(EvaluationResult evaluation) =>

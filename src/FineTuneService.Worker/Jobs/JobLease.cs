@@ -56,7 +56,8 @@ public sealed class JobLease : IAsyncDisposable
     /// <summary>Buffers a metrics event and remembers its ETA for the job's estimated_finish.</summary>
     public void Report(TrainingProgress progress)
     {
-        _estimatedFinish = progress.EstimatedFinish.UtcDateTime;
+        var estimatedFinish = Now + progress.Remaining;
+        _estimatedFinish = estimatedFinish;
         Post(JobEvents.Metrics(JobId, $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", new JsonObject
         {
             ["step"] = progress.Step,
@@ -66,7 +67,7 @@ public sealed class JobLease : IAsyncDisposable
             ["learning_rate"] = progress.LearningRate,
             ["tokens_per_second"] = Math.Round(progress.TokensPerSecond, 1),
             ["trained_tokens"] = progress.TokensSeen,
-            ["estimated_finish"] = progress.EstimatedFinish.ToUnixTimeSeconds(),
+            ["estimated_finish"] = new DateTimeOffset(estimatedFinish).ToUnixTimeSeconds(),
         }, Now));
     }
 
