@@ -18,6 +18,6 @@ public sealed class InferenceEndpoint
     public int Load { get; set; }
     /// <summary>Ids of the models loaded at the last heartbeat; the API prefers an endpoint that has the model.</summary>
     public List<string> LoadedModels { get; set; } = [];
-    public DateTime StartedAt { get; init; } = DateTime.UtcNow;
-    public DateTime HeartbeatAt { get; set; } = DateTime.UtcNow;
+    public DateTime StartedAt { get; init; }
+    public DateTime HeartbeatAt { get; set; }
 }
