@@ -15,7 +15,7 @@ namespace FineTuneService.Service.Tests.Api;
 [Collection(PostgresCollection.Name)]
 public sealed class JobStatesMigrationTests(PostgresServer server)
 {
-    private const string Before = "20261201215559_DataProtectionKeys";
+    private const string Before = "20261201233952_InferenceEndpointsAndOutputGuard";
 
     [Fact]
     public async Task Rows_of_the_earlier_schema_read_back_in_their_new_states()
