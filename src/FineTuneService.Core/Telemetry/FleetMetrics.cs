@@ -59,11 +59,10 @@ public sealed class FleetMetrics
                 var queues = QueueNames.Select(q => new Measurement<long>(monitoring.EnqueuedCount(q), new KeyValuePair<string, object?>("queue", q)))
                     .ToArray();
                 using var db = _contexts.CreateDbContext();
-                var counts = db.Jobs.GroupBy(j => new { j.Status, j.Paused })
-                    .Select(g => new { g.Key.Status, g.Key.Paused, Count = g.LongCount() }).ToList()
-                    .GroupBy(g => g.Paused && g.Status == JobStatus.Queued ? "paused" : StateName(g.Status))
-                    .ToDictionary(g => g.Key, g => g.Sum(x => x.Count));
-                var jobs = Enum.GetValues<JobStatus>().Select(StateName).Append("paused")
+                var counts = db.Jobs.GroupBy(j => j.Status)
+                    .Select(g => new { Status = g.Key, Count = g.LongCount() }).ToList()
+                    .ToDictionary(g => StateName(g.Status), g => g.Count);
+                var jobs = Enum.GetValues<JobStatus>().Select(StateName)
                     .Select(state => new Measurement<long>(counts.GetValueOrDefault(state), new KeyValuePair<string, object?>("state", state)))
                     .ToArray();
                 _snapshot = (now, queues, jobs);

@@ -35,7 +35,6 @@ public sealed class GracefulShutdownTests(PostgresServer server)
             var handedBack = await control.GetJobAsync(job.Id);
             Assert.Equal(JobStatus.Queued, handedBack.Status);
             Assert.Null(handedBack.WorkerId);
-            Assert.False(handedBack.Paused);
             Assert.Equal(0, handedBack.Attempts); // the attempt was given back
             var savedAt = (await control.CheckpointsAsync(job.Id)).Max(c => c.StepNumber);
             Assert.True(savedAt < 2400);

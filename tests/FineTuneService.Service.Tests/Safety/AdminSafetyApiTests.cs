@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Safety;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
@@ -307,7 +308,7 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
     private static FineTuningJob FailedJob(string tenantId, string id, string code, string? resultSha256) => new()
     {
         Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Failed, Suffix = "override",
-        Hyperparameters = new JsonObject(), Safety = new JsonObject(), FinishedAt = DateTime.UtcNow, ResultArtifactSha256 = resultSha256,
+        Hyperparameters = new JsonObject(), Safety = SafetyPlan.None, FinishedAt = DateTime.UtcNow, ResultArtifactSha256 = resultSha256,
         Error = new JsonObject { ["code"] = code, ["message"] = $"{code}: over the limit", ["param"] = null },
         SafetyScores = code == "unsafe_model" ? new JsonObject { ["gate"] = new JsonObject { ["decision"] = "failed", ["harmful_score"] = 40.0 } } : null,
     };
