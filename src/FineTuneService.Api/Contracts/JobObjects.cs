@@ -39,7 +39,7 @@ public sealed record FineTuningJobObject(
     internal static FineTuningJobObject From(FineTuningJob job) => new(
         job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
         UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
-        [], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
+        [.. job.ResultFiles], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
         UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job));
 
     /// <summary>The method with the job's current (resolved) hyperparameters, and the LoRA adapter when one was asked for.</summary>

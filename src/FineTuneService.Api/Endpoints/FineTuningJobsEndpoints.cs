@@ -192,17 +192,14 @@ public static class FineTuningJobsEndpoints
         db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, cancellationToken);
 
     /// <summary>
-    /// A base model, or one of the caller's own finished fine-tuned models (continued training); returns what the
-    /// request's rules need to know about it (its base model's layer count).
+    /// A base model, or one of the caller's own fine-tuned models (continued training); returns what the request's
+    /// rules need to know about it (its root base model's layer count).
     /// </summary>
     private static async Task<ModelFacts> RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken)
     {
-        var baseModel = model;
-        if (!await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken))
-            baseModel = await ModelsEndpoints.VisibleFineTunedModels(db, tenantId).Where(j => j.FineTunedModel == model)
-                    .Select(j => j.Model).FirstOrDefaultAsync(cancellationToken)
-                ?? throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
-        return await BaseModelFacts.OfAsync(db, baseModel, cancellationToken);
+        if (await ModelAccess.FindAsync(db, tenantId, model, cancellationToken) is not { Kind: ModelKind.Base or ModelKind.FineTuned })
+            throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
+        return await BaseModelFacts.OfAsync(db, model, cancellationToken);
     }
 
     private static async Task RequireFileAsync(FineTuneDbContext db, ClaimsPrincipal user, string fileId, string param, CancellationToken cancellationToken)

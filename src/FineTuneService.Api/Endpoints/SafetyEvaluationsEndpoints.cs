@@ -8,6 +8,7 @@ using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
+using FineTuneService.Core.Models;
 using FineTuneService.Core.Safety;
 using FineTuneService.Datasets.Jsonl;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -141,15 +142,10 @@ public static class SafetyEvaluationsEndpoints
         return (await SafetyPolicyResolver.ResolveAsync(db, tenantId, cancellationToken)).Judge;
     }
 
-    /// <summary>A base model, or a fine-tuned model the caller may see: the tenant's listed ones, any for the admin.</summary>
+    /// <summary>A model the caller may use (<see cref="ModelAccess"/>): any tenant's for the admin, held ones included.</summary>
     private static async Task RequireModelAsync(FineTuneDbContext db, string? tenantId, string model, CancellationToken cancellationToken)
     {
-        if (await db.BaseModels.AnyAsync(m => m.Id == model, cancellationToken)) return;
-        var fineTuned = tenantId is null
-            ? db.Jobs.Where(j => j.Status == JobStatus.Succeeded && j.FineTunedModel != null)
-            : ModelsEndpoints.VisibleFineTunedModels(db, tenantId);
-        if (!await fineTuned.AnyAsync(j => j.FineTunedModel == model, cancellationToken))
-            throw ApiException.NotFound("model", model, "model");
+        if (await ModelAccess.FindAsync(db, tenantId, model, cancellationToken) is null) throw ApiException.ModelNotFound(model);
     }
 
     /// <summary>Reads the prompt file now, so a bad one is refused with its line numbers; returns its prompt count.</summary>

@@ -16,6 +16,11 @@ public sealed class ApiException(int statusCode, string message, string type, st
     public static ApiException NotFound(string what, string id, string? param = null) =>
         new(StatusCodes.Status404NotFound, $"No such {what}: {id}", "invalid_request_error", param, "not_found");
 
+    /// <summary>OpenAI's answer for a model the caller may not use, whether or not it exists (another tenant's, held, deleted, …).</summary>
+    public static ApiException ModelNotFound(string modelId, string param = "model") =>
+        new(StatusCodes.Status404NotFound, $"The model '{modelId}' does not exist or you do not have access to it.",
+            "invalid_request_error", param, "model_not_found");
+
     public static ApiException InvalidApiKey() =>
         new(StatusCodes.Status401Unauthorized,
             "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.", "invalid_request_error", null, "invalid_api_key");

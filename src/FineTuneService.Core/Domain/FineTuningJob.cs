@@ -52,6 +52,12 @@ public sealed class FineTuningJob : ICreatedRow
     public ReviewState Review { get; set; } = ReviewState.NotRequired;
     /// <summary>Artifact hash of the final weights (Hugging Face folder bundle).</summary>
     public string? ResultArtifactSha256 { get; set; }
+    /// <summary>Artifact hash of the PEFT adapter folder bundle of a LoRA job (null for a full fine-tune).</summary>
+    public string? AdapterArtifactSha256 { get; set; }
+    /// <summary>When the tenant deleted the fine-tuned model: it is then gone for every use, and its weights collectable.</summary>
+    public DateTime? ModelDeletedAt { get; set; }
+    /// <summary>Ids of the job's result files (purpose <c>fine-tune-results</c>): the metrics CSV, as OpenAI's <c>result_files</c>.</summary>
+    public List<string> ResultFiles { get; set; } = [];
     /// <summary>Scores and reports gathered by the safety evaluation, shown as job.safety.scores.</summary>
     public JsonObject? SafetyScores { get; set; }
 

@@ -40,7 +40,7 @@ internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transf
                 StepNumber = checkpoint.Step,
                 FineTunedModelCheckpoint = names.Checkpoint(checkpoint.Step),
                 Metrics = metrics,
-                ArtifactSha256 = sha256,
+                ResumeStateSha256 = sha256,
                 CreatedAt = lease.Now,
             });
             db.JobEvents.Add(JobEvents.Message(lease.JobId, $"Checkpoint created at step {checkpoint.Step}", at: lease.Now));

@@ -94,7 +94,7 @@ public sealed class FineTuneJobRunner(
         if (latest is not null)
         {
             resumeFrom = Path.Combine(scratch, "resume");
-            await transfer.DownloadFolderAsync(latest.ArtifactSha256, resumeFrom, cancellationToken);
+            await transfer.DownloadFolderAsync(latest.ResumeStateSha256!, resumeFrom, cancellationToken);
         }
 
         var names = new ModelNames(job);
@@ -187,7 +187,7 @@ public sealed class FineTuneJobRunner(
     private async Task<JobCheckpoint?> LatestCheckpointAsync(string jobId, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId)
+        return await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId && c.ResumeStateSha256 != null)
             .OrderByDescending(c => c.StepNumber).FirstOrDefaultAsync(cancellationToken);
     }
 

@@ -1,5 +1,5 @@
 using FineTuneService.Core.Data;
-using FineTuneService.Core.Domain;
+using FineTuneService.Core.Models;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -21,20 +21,17 @@ public sealed class BaseModelCache(
     private static readonly SemaphoreSlim DownloadLock = new(1, 1);
 
     /// <summary>
-    /// The local folder of base model <paramref name="modelId"/>: a registered base model, or a fine-tuned model of
-    /// the same tenant (<c>ft:…</c>), whose final weights are a bundle too.
+    /// The local folder of model <paramref name="modelId"/> as <see cref="ModelAccess"/> grants it to
+    /// <paramref name="tenantId"/> (null: the admin): a base model, one of the tenant's fine-tuned models or one of
+    /// their checkpoints. Any other id fails the job with <c>model_not_found</c>.
     /// </summary>
-    public async Task<ResolvedModel> ResolveAsync(string modelId, string tenantId, CancellationToken cancellationToken)
+    public async Task<ResolvedModel> ResolveAsync(string modelId, string? tenantId, CancellationToken cancellationToken)
     {
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var sha256 = await db.BaseModels.AsNoTracking().Where(m => m.Id == modelId)
-                         .Select(m => m.ArtifactSha256).SingleOrDefaultAsync(cancellationToken)
-                     ?? await db.Jobs.AsNoTracking()
-                         .Where(j => j.FineTunedModel == modelId && j.TenantId == tenantId && j.Status == JobStatus.Succeeded)
-                         .Select(j => j.ResultArtifactSha256).SingleOrDefaultAsync(cancellationToken)
-                     ?? throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
-
-        return new ResolvedModel(modelId, sha256, await GetFolderAsync(sha256, cancellationToken));
+        UsableModel? model;
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+            model = await ModelAccess.FindAsync(db, tenantId, modelId, cancellationToken);
+        if (model is null) throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
+        return new ResolvedModel(modelId, model.WeightsSha256, await GetFolderAsync(model.WeightsSha256, cancellationToken));
     }
 
     /// <summary>The cached folder of bundle <paramref name="sha256"/>, downloading it first when missing.</summary>

@@ -99,7 +99,7 @@ public sealed class SafetyEvaluationRunner(
             : null;
         var judges = Judges(evaluation.Judge);
 
-        var resolved = await models.ResolveAsync(evaluation.Model, await OwnerAsync(db, evaluation, cancellationToken), cancellationToken);
+        var resolved = await models.ResolveAsync(evaluation.Model, evaluation.TenantId, cancellationToken);
         var tokenizer = TokenizerFolder.Load(resolved.Folder);
         using var model = HuggingFaceCheckpoint.Load(resolved.Folder, ScalarType.Float32, TrainingDevice.Resolve(slot.Slot.Device, logger)).Model;
         // Half the context at most, so even a small model keeps room for the prompt.
@@ -137,15 +137,6 @@ public sealed class SafetyEvaluationRunner(
             throw new JobFailureException("invalid_prompt_file", $"The prompt_file {file.Id} is not a valid prompt set: {e.Message}", "prompt_file", e);
         }
     }
-
-    /// <summary>
-    /// The tenant whose fine-tuned model this is (names are unique: they carry the job id). The API already checked
-    /// the caller may see it; the admin may evaluate any tenant's. Base models have no owner.
-    /// </summary>
-    private static async Task<string> OwnerAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken) =>
-        await db.Jobs.AsNoTracking().Where(j => j.FineTunedModel == evaluation.Model && j.Status == JobStatus.Succeeded)
-            .Select(j => j.TenantId).FirstOrDefaultAsync(cancellationToken)
-        ?? evaluation.TenantId ?? "";
 
     /// <summary>Every judge this worker has, the requested one first (its score is the report's harmful_score).</summary>
     private IReadOnlyList<IHarmJudge> Judges(SafetyJudgeKind kind)

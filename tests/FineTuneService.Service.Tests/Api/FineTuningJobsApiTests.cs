@@ -257,7 +257,7 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
                 db.JobCheckpoints.Add(new JobCheckpoint
                 {
                     Id = Ids.Checkpoint(), JobId = id, StepNumber = step, FineTunedModelCheckpoint = $"ft:x:ckpt-step-{step}",
-                    Metrics = new JsonObject { ["step"] = step, ["train_loss"] = 1.0 / step }, ArtifactSha256 = new string('b', 64),
+                    Metrics = new JsonObject { ["step"] = step, ["train_loss"] = 1.0 / step }, ResumeStateSha256 = new string('b', 64),
                 });
             return await db.SaveChangesAsync();
         });

@@ -17,9 +17,12 @@ internal sealed class FineTuningJobConfiguration : IEntityTypeConfiguration<Fine
         builder.Property(j => j.ValidationFileId).HasMaxLength(64);
         builder.Property(j => j.Suffix).HasMaxLength(64);
         builder.Property(j => j.FineTunedModel).HasMaxLength(512);
+        builder.HasIndex(j => j.FineTunedModel);
         builder.Property(j => j.IdempotencyKey).HasMaxLength(256);
         builder.Property(j => j.WorkerId).HasMaxLength(256);
         builder.Property(j => j.ResultArtifactSha256).HasMaxLength(64);
+        builder.Property(j => j.AdapterArtifactSha256).HasMaxLength(64);
+        builder.Property(j => j.ResultFiles).HasColumnType("text[]");
         builder.Property(j => j.Hyperparameters).HasColumnType("jsonb");
         builder.Property(j => j.Method).HasColumnType("jsonb");
         builder.Property(j => j.Safety).HasColumnType("jsonb").HasConversion<SafetyPlanConverter, SafetyPlanComparer>();
@@ -59,7 +62,11 @@ internal sealed class JobCheckpointConfiguration : IEntityTypeConfiguration<JobC
         builder.Property(c => c.Id).HasMaxLength(64);
         builder.Property(c => c.JobId).HasMaxLength(64);
         builder.Property(c => c.FineTunedModelCheckpoint).HasMaxLength(512);
-        builder.Property(c => c.ArtifactSha256).HasMaxLength(64);
+        builder.Property(c => c.ResumeStateSha256).HasMaxLength(64);
+        builder.Property(c => c.WeightsArtifactSha256).HasMaxLength(64);
+        builder.Property(c => c.AdapterArtifactSha256).HasMaxLength(64);
+        builder.Ignore(c => c.IsModel);
+        builder.HasIndex(c => c.FineTunedModelCheckpoint);
         builder.Property(c => c.Metrics).HasColumnType("jsonb");
         builder.HasOne<FineTuningJob>().WithMany().HasForeignKey(c => c.JobId).OnDelete(DeleteBehavior.Cascade);
         builder.HasIndex(c => new { c.JobId, c.StepNumber }).IsUnique();
