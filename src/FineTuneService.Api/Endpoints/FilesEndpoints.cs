@@ -16,10 +16,10 @@ namespace FineTuneService.Api.Endpoints;
 /// <summary>OpenAI Files API: <c>/v1/files</c>.</summary>
 public static class FilesEndpoints
 {
-    public const string FineTunePurpose = "fine-tune";
+    public const string FineTunePurpose = FilePurposes.FineTune;
 
     /// <summary>Prompt sets for <c>POST /v1/safety/evaluations</c> (OpenAI's purpose for evaluation data).</summary>
-    public const string EvalsPurpose = "evals";
+    public const string EvalsPurpose = FilePurposes.Evals;
 
     public static IEndpointRouteBuilder MapFiles(this IEndpointRouteBuilder routes)
     {

@@ -158,7 +158,11 @@ public static class FineTuningJobsEndpoints
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobEventObject.From).ToList(), take, e => e.Id));
     }
 
-    /// <summary>List a job's checkpoints, latest step first.</summary>
+    /// <summary>
+    /// List a job's checkpoints, latest step first: one at the end of every epoch (the last three are kept once the
+    /// job is done), each usable as the model <c>fine_tuned_model_checkpoint</c>. Resume states saved every N steps
+    /// are the worker's, not listed.
+    /// </summary>
     /// <param name="after">Cursor: the last checkpoint id of the previous page.</param>
     /// <param name="limit">1 to 100, default 10.</param>
     internal static async Task<Ok<ListResponse<FineTuningJobCheckpointObject>>> ListFineTuningCheckpoints(
@@ -166,7 +170,7 @@ public static class FineTuningJobsEndpoints
     {
         var take = Paging.Limit(limit, defaultLimit: 10);
         var job = await FindAsync(db, user, jobId, cancellationToken);
-        var query = db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id);
+        var query = db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id && c.WeightsArtifactSha256 != null);
         if (after is not null)
         {
             var cursor = await query.Where(c => c.Id == after).Select(c => (int?)c.StepNumber).SingleOrDefaultAsync(cancellationToken)

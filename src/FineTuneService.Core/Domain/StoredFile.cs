@@ -2,6 +2,19 @@ using System.Text.Json.Nodes;
 
 namespace FineTuneService.Core.Domain;
 
+/// <summary>The file purposes this service stores, as OpenAI names them.</summary>
+public static class FilePurposes
+{
+    /// <summary>Training or validation data (chat JSONL).</summary>
+    public const string FineTune = "fine-tune";
+
+    /// <summary>Prompt sets for <c>POST /v1/safety/evaluations</c> (OpenAI's purpose for evaluation data).</summary>
+    public const string Evals = "evals";
+
+    /// <summary>A job's result files (the metrics CSV), written by the service, never uploaded.</summary>
+    public const string FineTuneResults = "fine-tune-results";
+}
+
 /// <summary>
 /// A file's state: OpenAI's uploaded, processed and error, plus <see cref="AwaitingScreening"/> (structurally valid,
 /// not yet judged by harm screening), which reads "uploaded" on the wire. The legal changes are in <c>FileStateMachine</c>.

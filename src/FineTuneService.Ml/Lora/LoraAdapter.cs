@@ -75,6 +75,18 @@ public static class LoraAdapter
         foreach (var parameter in model.parameters()) parameter.requires_grad = true;
     }
 
+    /// <summary>
+    /// The model's weights with every adapter folded in, under plain Hugging Face keys (no lora_A/lora_B), as
+    /// <see cref="MergeAndUnload"/> would leave them; the model stays as it is, so training can go on.
+    /// </summary>
+    public static Dictionary<string, Tensor> MergedStateDict(DecoderLM model)
+    {
+        var adapters = Adapters(model).Where(a => !a.Module.Merged).ToDictionary(a => a.Name + ".weight", a => a.Module);
+        return model.state_dict().Where(p => !IsLoraKey(p.Key)).ToDictionary(
+            p => p.Key,
+            p => adapters.TryGetValue(p.Key, out var lora) ? p.Value.detach() + lora.Delta() : p.Value);
+    }
+
     /// <summary>Adapter tensors under PEFT keys ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").</summary>
     public static Dictionary<string, Tensor> AdapterStateDict(DecoderLM model) =>
         model.state_dict().Where(p => IsLoraKey(p.Key)).ToDictionary(p => PeftKeyPrefix + p.Key, p => p.Value);

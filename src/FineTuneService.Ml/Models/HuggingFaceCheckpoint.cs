@@ -69,14 +69,24 @@ public static class HuggingFaceCheckpoint
                 $"{wrapped.Name} is wrapped ({wrapped.Module.GetType().Name}); merge adapters into the weights (LoraAdapter.MergeAndUnload) " +
                 "or save them as an adapter (LoraAdapter.Save) instead.");
 
+        return Save(model.Config, model.state_dict(), directory, generation, dtype ?? model.DType, maxShardBytes, copyOtherFilesFrom);
+    }
+
+    /// <summary>
+    /// Saves a model folder from <paramref name="weights"/> under Hugging Face keys, e.g. a LoRA model's merged view
+    /// (<c>LoraAdapter.MergedStateDict</c>) while the model itself stays wrapped for training.
+    /// </summary>
+    public static IReadOnlyList<string> Save(DecoderConfig modelConfig, IEnumerable<KeyValuePair<string, Tensor>> weights, string directory,
+        GenerationConfig? generation, ScalarType dtype, long maxShardBytes = SafeTensorsCheckpoint.DefaultMaxShardBytes,
+        string? copyOtherFilesFrom = null)
+    {
         Directory.CreateDirectory(directory);
-        var targetType = dtype ?? model.DType;
-        var config = model.Config with { TorchDtype = DTypeName(targetType) };
+        var config = modelConfig with { TorchDtype = DTypeName(dtype) };
         config.Save(Path.Combine(directory, ConfigFileName));
         (generation ?? GenerationConfig.From(config)).Save(Path.Combine(directory, GenerationConfigFileName));
 
         using var scope = NewDisposeScope();
-        var tensors = model.state_dict().ToDictionary(p => p.Key, p => p.Value.dtype == targetType ? p.Value : p.Value.to_type(targetType));
+        var tensors = weights.ToDictionary(p => p.Key, p => p.Value.dtype == dtype ? p.Value : p.Value.to_type(dtype));
         var written = SafeTensorsCheckpoint.Save(directory, tensors, maxShardBytes).ToList();
 
         if (copyOtherFilesFrom is not null && Path.GetFullPath(copyOtherFilesFrom) != Path.GetFullPath(directory))

@@ -96,10 +96,14 @@ public sealed class SftTrainer(
         /// <summary>Per-position weights are needed: per-example averaging or any example weighted other than 1.</summary>
         private readonly bool weightedLoss;
         private readonly List<double> allLosses = [];
+        private readonly List<double> allAccuracies = [];
+        private readonly List<ValidationPoint> validations = [];
         private readonly List<double> runLosses = [];
         private int step;
         private long tokensSeen;
         private double? lastValidationLoss;
+        private double? lastValidationAccuracy;
+        private int lastEvaluatedStep = -1;
         private (int Epoch, int[] Order) epochOrder = (-1, []);
 
         public Run(SftTrainer trainer, TrainingContext context, string? resumeFrom)
@@ -175,7 +179,7 @@ public sealed class SftTrainer(
                 }
 
                 stepClock.Start();
-                var (loss, tokens, gradNorm, learningRate) = RunStep(step + 1);
+                var (loss, accuracy, tokens, gradNorm, learningRate) = RunStep(step + 1);
                 stepClock.Stop();
                 step++;
                 context.Step = step;
@@ -183,6 +187,7 @@ public sealed class SftTrainer(
                 runTokens += tokens;
                 tokensSeen += tokens;
                 allLosses.Add(loss);
+                allAccuracies.Add(accuracy);
                 runLosses.Add(loss);
 
                 if (step % options.ProgressEverySteps == 0 || step == totalSteps)
@@ -190,17 +195,22 @@ public sealed class SftTrainer(
                     var seconds = stepClock.Elapsed.TotalSeconds;
                     var remaining = TimeSpan.FromSeconds(seconds / stepsThisRun * (totalSteps - step));
                     trainer.observer.OnProgress(new TrainingProgress(
-                        step, totalSteps, EpochOf(step), loss, learningRate, gradNorm,
+                        step, totalSteps, EpochOf(step), loss, accuracy, learningRate, gradNorm,
                         seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, remaining));
                 }
                 if (validationRows.Count > 0 && options.EvalEverySteps > 0 && step % options.EvalEverySteps == 0) Evaluate();
-                if (options.CheckpointEverySteps > 0 && step % options.CheckpointEverySteps == 0 && step < totalSteps)
+                if (options.CheckpointEveryEpoch && (step % stepsPerEpoch == 0 || step == totalSteps))
+                {
+                    if (validationRows.Count > 0 && lastEvaluatedStep != step) Evaluate();
+                    lastCheckpoint = WriteCheckpoint(endOfEpoch: true);
+                }
+                else if (options.CheckpointEverySteps > 0 && step % options.CheckpointEverySteps == 0 && step < totalSteps)
                     lastCheckpoint = WriteCheckpoint();
             }
 
             if (outcome == TrainingOutcome.Completed)
             {
-                if (validationRows.Count > 0 && (options.EvalEverySteps == 0 || step % options.EvalEverySteps != 0)) Evaluate();
+                if (validationRows.Count > 0 && lastEvaluatedStep != step) Evaluate();
                 trainer.observer.OnStage(TrainingStages.Training);
                 foreach (var strategy in trainer.strategies)
                 {
@@ -209,11 +219,14 @@ public sealed class SftTrainer(
                 }
             }
             context.Logger.LogInformation("SFT {Outcome} at step {Step}/{Total}", outcome, step, totalSteps);
-            return new TrainingResult(outcome, step, totalSteps, runLosses, lastValidationLoss, tokensSeen, lastCheckpoint);
+            return new TrainingResult(outcome, step, totalSteps, runLosses, lastValidationLoss, tokensSeen, lastCheckpoint)
+            {
+                Metrics = MetricsHistory(),
+            };
         }
 
         /// <summary>One optimizer step (1-based <paramref name="stepNumber"/>) in its own dispose scope.</summary>
-        private (double Loss, long Tokens, double GradNorm, double LearningRate) RunStep(int stepNumber)
+        private (double Loss, double TokenAccuracy, long Tokens, double GradNorm, double LearningRate) RunStep(int stepNumber)
         {
             using var scope = NewDisposeScope();
             var epoch = (stepNumber - 1) / stepsPerEpoch;
@@ -229,14 +242,17 @@ public sealed class SftTrainer(
 
             var loss = 0.0;
             var tokens = 0L;
+            long correct = 0, labelled = 0;
             foreach (var rows in microBatches)
             {
                 var (inputIds, labels) = Collate(rows);
                 var weights = weightedLoss ? CollateWeights(rows, inputIds.shape[1]) : null;
-                var micro = TokenLossSum(inputIds, labels, weights) / targets;
+                var micro = TokenLossSum(inputIds, labels, out var microCorrect, weights) / targets;
                 micro.backward();
                 loss += micro.ToDouble();
                 tokens += rows.Sum(r => r.Length);
+                correct += microCorrect;
+                labelled += rows.Sum(r => r.TargetCount);
             }
 
             foreach (var strategy in trainer.strategies) strategy.OnGradients(context, stepNumber);
@@ -263,16 +279,19 @@ public sealed class SftTrainer(
                 for (var i = 0; i < trainable.Count; i++) trainable[i].Parameter.copy_(optimized[i].Parameter);
                 context.Model.zero_grad();
             }
-            return (loss, tokens, gradNorm, learningRate);
+            return (loss, labelled > 0 ? (double)correct / labelled : double.NaN, tokens, gradNorm, learningRate);
         }
 
         /// <summary>
         /// Sum of next-token cross-entropy over labelled positions (fp32 even when the model runs in bf16), each times
-        /// its weight when <paramref name="weights"/> are given (ignored positions weigh 0).
+        /// its weight when <paramref name="weights"/> are given (ignored positions weigh 0). <paramref name="correct"/>
+        /// counts the labelled positions whose argmax prediction is the label (unweighted: token accuracy).
         /// </summary>
-        private Tensor TokenLossSum(Tensor inputIds, Tensor labels, Tensor? weights = null)
+        private Tensor TokenLossSum(Tensor inputIds, Tensor labels, out long correct, Tensor? weights = null)
         {
             var logits = context.Model.forward(inputIds);
+            using (no_grad())
+                correct = logits.argmax(-1).eq(labels).logical_and(labels.ne(TrainingRow.IgnoreIndex)).sum().ToInt64();
             if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
             var vocabulary = logits.shape[^1];
             var reduction = weights is null ? nn.Reduction.Sum : nn.Reduction.None;
@@ -322,22 +341,27 @@ public sealed class SftTrainer(
             model.eval();
             var lossSum = 0.0;
             var targets = 0L;
+            var correct = 0L;
             using (no_grad())
             {
                 foreach (var rows in validationRows.Chunk(options.BatchSize))
                 {
                     using var scope = NewDisposeScope();
                     var (inputIds, labels) = Collate(rows);
-                    lossSum += TokenLossSum(inputIds, labels).ToDouble();
+                    lossSum += TokenLossSum(inputIds, labels, out var batchCorrect).ToDouble();
+                    correct += batchCorrect;
                     targets += rows.Sum(r => r.TargetCount);
                 }
             }
             model.train();
             lastValidationLoss = lossSum / targets;
-            trainer.observer.OnEvaluation(new EvaluationResult(step, lastValidationLoss.Value, targets));
+            lastValidationAccuracy = (double)correct / targets;
+            lastEvaluatedStep = step;
+            validations.Add(new ValidationPoint(step, lastValidationLoss.Value, lastValidationAccuracy.Value));
+            trainer.observer.OnEvaluation(new EvaluationResult(step, lastValidationLoss.Value, targets, lastValidationAccuracy.Value));
         }
 
-        private string WriteCheckpoint()
+        private string WriteCheckpoint(bool endOfEpoch = false)
         {
             if (string.IsNullOrWhiteSpace(options.CheckpointDirectory))
                 throw new InvalidOperationException("Pausing or checkpointing needs SftTrainerOptions.CheckpointDirectory.");
@@ -360,11 +384,15 @@ public sealed class SftTrainer(
                 TokensSeen = tokensSeen,
                 TorchCpuRngState = Convert.ToBase64String(rng.data<byte>().ToArray()),
                 TrainLosses = [.. allLosses],
+                TrainTokenAccuracies = [.. allAccuracies],
                 LastValidationLoss = lastValidationLoss,
+                LastValidationTokenAccuracy = lastValidationAccuracy,
+                Validations = [.. validations],
                 TrainableParameters = [.. trainable.Select(p => p.Name)],
             };
             TrainingCheckpoint.Write(directory, state, optimized, optimizer);
-            trainer.observer.OnCheckpoint(new CheckpointWritten(step, directory, allLosses.LastOrDefault(double.NaN), lastValidationLoss));
+            trainer.observer.OnCheckpoint(new CheckpointWritten(step, directory, allLosses.LastOrDefault(double.NaN), lastValidationLoss,
+                allAccuracies.LastOrDefault(double.NaN), lastValidationAccuracy, endOfEpoch));
             return directory;
         }
 
@@ -396,7 +424,26 @@ public sealed class SftTrainer(
             step = state.Step;
             tokensSeen = state.TokensSeen;
             lastValidationLoss = state.LastValidationLoss;
+            lastValidationAccuracy = state.LastValidationTokenAccuracy;
             allLosses.AddRange(state.TrainLosses);
+            // Checkpoints from before accuracies were recorded have none: unknown, not zero.
+            allAccuracies.AddRange(Enumerable.Repeat(double.NaN, Math.Max(0, state.TrainLosses.Count - state.TrainTokenAccuracies.Count)));
+            allAccuracies.AddRange(state.TrainTokenAccuracies);
+            validations.AddRange(state.Validations);
+            if (validations.Count > 0 && validations[^1].Step == step) lastEvaluatedStep = step;
+        }
+
+        private List<StepMetrics> MetricsHistory()
+        {
+            var validated = validations.GroupBy(v => v.Step).ToDictionary(g => g.Key, g => g.Last());
+            return
+            [
+                .. allLosses.Select((loss, i) =>
+                {
+                    var validation = validated.GetValueOrDefault(i + 1);
+                    return new StepMetrics(i + 1, loss, allAccuracies[i], validation?.Loss, validation?.TokenAccuracy);
+                }),
+            ];
         }
 
         private int EpochOf(int stepNumber) => Math.Min((stepNumber - 1) / stepsPerEpoch + 1, options.Epochs);

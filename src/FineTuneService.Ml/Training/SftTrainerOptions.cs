@@ -79,6 +79,12 @@ public sealed record SftTrainerOptions
     /// <summary>Write a checkpoint every N optimizer steps (0: never, except on pause).</summary>
     public int CheckpointEverySteps { get; init; }
 
+    /// <summary>
+    /// Also write a checkpoint after the last step of every epoch (and after the last step of the run), validated at
+    /// that step: OpenAI's per-epoch checkpoints. Needs <see cref="CheckpointDirectory"/>.
+    /// </summary>
+    public bool CheckpointEveryEpoch { get; init; }
+
     /// <summary>Checkpoints go to <c>{CheckpointDirectory}/step-{step:D6}</c>. Required for checkpointing or pausing.</summary>
     public string? CheckpointDirectory { get; init; }
 
@@ -103,8 +109,8 @@ public sealed record SftTrainerOptions
         Require(MinLearningRateRatio is >= 0 and <= 1, "MinLearningRateRatio must be in [0, 1].");
         Require(EvalEverySteps >= 0 && CheckpointEverySteps >= 0, "EvalEverySteps and CheckpointEverySteps must not be negative.");
         Require(ProgressEverySteps >= 1, "ProgressEverySteps must be at least 1.");
-        Require(CheckpointEverySteps == 0 || !string.IsNullOrWhiteSpace(CheckpointDirectory),
-            "CheckpointDirectory is required when CheckpointEverySteps is set.");
+        Require((CheckpointEverySteps == 0 && !CheckpointEveryEpoch) || !string.IsNullOrWhiteSpace(CheckpointDirectory),
+            "CheckpointDirectory is required when CheckpointEverySteps or CheckpointEveryEpoch is set.");
     }
 
     private static void Require(bool condition, string message)

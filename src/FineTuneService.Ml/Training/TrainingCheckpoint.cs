@@ -138,7 +138,15 @@ public sealed record TrainerState
     /// <summary>torch CPU generator state (dropout on CPU), base64.</summary>
     public required string TorchCpuRngState { get; init; }
     public required IReadOnlyList<double> TrainLosses { get; init; }
+    /// <summary>Token accuracy of every step so far; empty in checkpoints written before it was recorded.</summary>
+    public IReadOnlyList<double> TrainTokenAccuracies { get; init; } = [];
     public double? LastValidationLoss { get; init; }
+    public double? LastValidationTokenAccuracy { get; init; }
+    /// <summary>Every validation so far.</summary>
+    public IReadOnlyList<ValidationPoint> Validations { get; init; } = [];
     public required IReadOnlyList<string> TrainableParameters { get; init; }
     public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
 }
+
+/// <summary>A validation measured after <paramref name="Step"/>.</summary>
+public sealed record ValidationPoint(int Step, double Loss, double TokenAccuracy);

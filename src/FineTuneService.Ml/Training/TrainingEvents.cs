@@ -5,6 +5,7 @@ namespace FineTuneService.Ml.Training;
 /// <param name="TotalSteps">Optimizer steps of the whole run.</param>
 /// <param name="Epoch">1-based epoch the step belongs to.</param>
 /// <param name="TrainLoss">Mean cross-entropy per loss-bearing token of this step.</param>
+/// <param name="TrainTokenAccuracy">Share of this step's loss-bearing tokens whose argmax prediction was the label.</param>
 /// <param name="LearningRate">Learning rate this step used.</param>
 /// <param name="GradientNorm">Global L2 norm of the gradients before clipping.</param>
 /// <param name="TokensPerSecond">Non-padding tokens per second of step time, over this call's steps so far.</param>
@@ -16,6 +17,7 @@ public sealed record TrainingProgress(
     int TotalSteps,
     int Epoch,
     double TrainLoss,
+    double TrainTokenAccuracy,
     double LearningRate,
     double GradientNorm,
     double TokensPerSecond,
@@ -23,11 +25,32 @@ public sealed record TrainingProgress(
     TimeSpan Elapsed,
     TimeSpan Remaining);
 
-/// <summary>Validation loss after <paramref name="Step"/>: mean cross-entropy per loss-bearing token.</summary>
-public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens);
+/// <summary>
+/// Validation after <paramref name="Step"/>: mean cross-entropy per loss-bearing token, and the share of those tokens
+/// predicted right (argmax).
+/// </summary>
+public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens, double ValidationTokenAccuracy);
 
 /// <summary>A checkpoint directory written by the trainer; see <see cref="TrainingCheckpoint"/> for its format.</summary>
-public sealed record CheckpointWritten(int Step, string Directory, double TrainLoss, double? ValidationLoss);
+/// <param name="Step">Optimizer steps done.</param>
+/// <param name="Directory">The complete checkpoint directory.</param>
+/// <param name="TrainLoss">Loss of the last step.</param>
+/// <param name="ValidationLoss">Last validation loss measured (at this step for an end-of-epoch checkpoint).</param>
+/// <param name="TrainTokenAccuracy">Token accuracy of the last step.</param>
+/// <param name="ValidationTokenAccuracy">Token accuracy of the last validation.</param>
+/// <param name="EndOfEpoch">Written because an epoch ended (<see cref="SftTrainerOptions.CheckpointEveryEpoch"/>), not only to resume from.</param>
+public sealed record CheckpointWritten(int Step, string Directory, double TrainLoss, double? ValidationLoss,
+    double TrainTokenAccuracy = double.NaN, double? ValidationTokenAccuracy = null, bool EndOfEpoch = false)
+{
+    /// <summary>A Hugging Face folder of the model at this step, when the observer chain wrote one (end of epoch).</summary>
+    public string? WeightsDirectory { get; init; }
+
+    /// <summary>The PEFT adapter folder at this step, for a LoRA run's end-of-epoch checkpoint.</summary>
+    public string? AdapterDirectory { get; init; }
+}
+
+/// <summary>One step of a run's metrics: training loss and token accuracy, and the validation figures where measured.</summary>
+public sealed record StepMetrics(int Step, double TrainLoss, double TrainTokenAccuracy, double? ValidationLoss, double? ValidationTokenAccuracy);
 
 /// <summary>Receives what the trainer reports; called synchronously on the training thread, so keep it quick.</summary>
 public interface ITrainingObserver
@@ -77,4 +100,8 @@ public sealed record TrainingResult(
     IReadOnlyList<double> TrainLosses,
     double? FinalValidationLoss,
     long TokensSeen,
-    string? LastCheckpoint);
+    string? LastCheckpoint)
+{
+    /// <summary>Every step of the whole run (including those before a resume), in order: the job's metrics file.</summary>
+    public IReadOnlyList<StepMetrics> Metrics { get; init; } = [];
+}

@@ -9,8 +9,9 @@ using Microsoft.Extensions.Logging;
 namespace FineTuneService.Worker.Jobs;
 
 /// <summary>
-/// Persists a checkpoint the trainer wrote: the directory as an artifact, then the <see cref="JobCheckpoint"/> row and
-/// its event in one transaction. A row exists only once its bundle is stored, so resume never points at nothing.
+/// Persists a checkpoint the trainer wrote: the directory (and, at the end of an epoch, the model folder and adapter
+/// written beside it) as artifacts, then the <see cref="JobCheckpoint"/> row and its event in one transaction. A row
+/// exists only once its bundles are stored, so resume never points at nothing.
 /// </summary>
 internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transfer, ModelNames names, ILogger logger)
 {
@@ -23,12 +24,8 @@ internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transf
     private async Task RecordAsync(CheckpointWritten checkpoint)
     {
         var sha256 = await transfer.UploadFolderAsync(checkpoint.Directory, lease.Lost);
-        var metrics = new JsonObject
-        {
-            ["step"] = checkpoint.Step,
-            ["train_loss"] = checkpoint.TrainLoss,
-            ["valid_loss"] = checkpoint.ValidationLoss,
-        };
+        var weights = checkpoint.WeightsDirectory is { } folder ? await transfer.UploadFolderAsync(folder, lease.Lost) : null;
+        var adapter = checkpoint.AdapterDirectory is { } adapterFolder ? await transfer.UploadFolderAsync(adapterFolder, lease.Lost) : null;
         await lease.WriteAsync((db, _) =>
         {
             // A replayed step (resume after a crash that followed this commit) must not insert the row twice.
@@ -39,15 +36,36 @@ internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transf
                 JobId = lease.JobId,
                 StepNumber = checkpoint.Step,
                 FineTunedModelCheckpoint = names.Checkpoint(checkpoint.Step),
-                Metrics = metrics,
+                Metrics = Metrics(checkpoint),
                 ResumeStateSha256 = sha256,
+                WeightsArtifactSha256 = weights,
+                AdapterArtifactSha256 = adapter,
                 CreatedAt = lease.Now,
             });
             db.JobEvents.Add(JobEvents.Message(lease.JobId, $"Checkpoint created at step {checkpoint.Step}", at: lease.Now));
         }, lease.Lost);
-        logger.LogInformation("Job {JobId}: checkpoint at step {Step} stored as {Sha256}", lease.JobId, checkpoint.Step, sha256);
+        logger.LogInformation("Job {JobId}: checkpoint at step {Step} stored as {Sha256} (model weights {Weights})",
+            lease.JobId, checkpoint.Step, sha256, weights ?? "none");
 
-        // Stored; the local copy only costs disk from here on.
+        // Stored; the local copies only cost disk from here on.
         Directory.Delete(checkpoint.Directory, recursive: true);
+        if (checkpoint.WeightsDirectory is not null) Directory.Delete(checkpoint.WeightsDirectory, recursive: true);
     }
+
+    /// <summary>
+    /// OpenAI's checkpoint metrics. The validation covers the whole validation file, so its figures are also the
+    /// <c>full_valid_*</c> ones; an end-of-epoch checkpoint is validated at its own step.
+    /// </summary>
+    private static JsonObject Metrics(CheckpointWritten checkpoint) => new()
+    {
+        ["step"] = checkpoint.Step,
+        ["train_loss"] = Finite(checkpoint.TrainLoss),
+        ["train_mean_token_accuracy"] = Finite(checkpoint.TrainTokenAccuracy),
+        ["valid_loss"] = checkpoint.ValidationLoss,
+        ["valid_mean_token_accuracy"] = checkpoint.ValidationTokenAccuracy,
+        ["full_valid_loss"] = checkpoint.ValidationLoss,
+        ["full_valid_mean_token_accuracy"] = checkpoint.ValidationTokenAccuracy,
+    };
+
+    private static double? Finite(double value) => double.IsFinite(value) ? value : null;
 }

@@ -6,6 +6,7 @@ using FineTuneService.Datasets;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Hosting;
 using FineTuneService.Worker.Models;
+using FineTuneService.Worker.Results;
 using FineTuneService.Worker.Safety;
 using FineTuneService.Worker.Telemetry;
 using FineTuneService.Worker.Training;
@@ -132,6 +133,10 @@ public sealed class FineTuneJobRunner(
                 await lease.FlushAsync(cancellationToken);
                 // The weights are kept whatever the gate decides: a held model can be approved, a failed one inspected.
                 var resultSha = await transfer.UploadFolderAsync(request.OutputFolder, cancellationToken);
+                var adapterFolder = Path.Combine(request.OutputFolder, JobAdapter.AdapterFolder);
+                var adapterSha = Directory.Exists(adapterFolder) ? await transfer.UploadFolderAsync(adapterFolder, cancellationToken) : null;
+                var metricsCsv = MetricsCsv.Write(result.Metrics, StageScores.Of(safetyRun, result.StepsDone));
+                var metricsSha = await transfer.UploadAsync(metricsCsv, "text/csv", cancellationToken);
                 var gate = safetyRun?.Decide();
                 if (gate is not null) PostGate(lease, gate);
                 if (gate?.Outcome == SafetyGateOutcome.Failed)
@@ -139,7 +144,11 @@ public sealed class FineTuneJobRunner(
                     lease.Post($"The job failed: {gate.Message}", EventLevel.Error);
                     var error = JobFailureException.Error(gate.Reason!, gate.Message, null);
                     await lease.EndAsync(JobStateMachine.Fail(lease.WorkerId, error, lease.Now, resultSha, result.TokensSeen),
-                        (db, row) => safetyRun!.Record(db, row, resultSha, gate, lease.Now), cancellationToken);
+                        (db, row) =>
+                        {
+                            RecordResults(db, row, adapterSha, metricsSha, metricsCsv.Length, lease.Now);
+                            safetyRun!.Record(db, row, resultSha, gate, lease.Now);
+                        }, cancellationToken);
                     logger.LogWarning("Job {JobId} stopped by the safety gate: {Message}", job.Id, gate.Message);
                     break;
                 }
@@ -151,7 +160,11 @@ public sealed class FineTuneJobRunner(
                 lease.Post("The job has successfully completed");
                 await lease.EndAsync(
                     JobStateMachine.Succeed(lease.WorkerId, names.FineTunedModel, resultSha, result.TokensSeen, held, lease.Now),
-                    gate is null ? null : (db, row) => safetyRun!.Record(db, row, resultSha, gate, lease.Now), cancellationToken);
+                    (db, row) =>
+                    {
+                        RecordResults(db, row, adapterSha, metricsSha, metricsCsv.Length, lease.Now);
+                        if (gate is not null) safetyRun!.Record(db, row, resultSha, gate, lease.Now);
+                    }, cancellationToken);
                 logger.LogInformation("Job {JobId} succeeded: {Model}, {Tokens} tokens", job.Id, names.FineTunedModel, result.TokensSeen);
                 break;
 
@@ -182,6 +195,18 @@ public sealed class FineTuneJobRunner(
         lease.Post(message);
         await lease.EndAsync(paused ? JobStateMachine.ReleasePaused(lease.WorkerId) : JobStateMachine.Release(lease.WorkerId),
             null, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The LoRA adapter bundle and the metrics CSV as the job's result file (OpenAI's <c>result_files</c>, listed in the
+    /// tenant's files); written with the job's final transition.
+    /// </summary>
+    private static void RecordResults(FineTuneDbContext db, FineTuningJob row, string? adapterSha, string metricsSha, long metricsBytes, DateTime now)
+    {
+        row.AdapterArtifactSha256 = adapterSha;
+        var file = MetricsCsv.FileRow(row.TenantId, metricsSha, metricsBytes, now);
+        db.Files.Add(file);
+        row.ResultFiles = [file.Id];
     }
 
     private async Task<JobCheckpoint?> LatestCheckpointAsync(string jobId, CancellationToken cancellationToken)

@@ -63,6 +63,7 @@ public sealed class JobLease : IAsyncDisposable
             ["step"] = progress.Step,
             ["total_steps"] = progress.TotalSteps,
             ["train_loss"] = Math.Round(progress.TrainLoss, 6),
+            ["train_mean_token_accuracy"] = double.IsFinite(progress.TrainTokenAccuracy) ? Math.Round(progress.TrainTokenAccuracy, 6) : null,
             ["epoch"] = progress.Epoch,
             ["learning_rate"] = progress.LearningRate,
             ["tokens_per_second"] = Math.Round(progress.TokensPerSecond, 1),

@@ -40,6 +40,11 @@ public sealed class ArtifactTransfer(
         }
     }
 
+    /// <summary>Stores <paramref name="content"/> (a small file, e.g. a job's metrics CSV); returns its SHA-256.</summary>
+    public async Task<string> UploadAsync(byte[] content, string contentType, CancellationToken cancellationToken) =>
+        (await retry.ExecuteAsync(async token => await store.PutAsync(new MemoryStream(content, writable: false), contentType, token),
+            cancellationToken)).Sha256;
+
     /// <summary>
     /// Unpacks bundle <paramref name="sha256"/> into <paramref name="folder"/> (created), verifying the content hash.
     /// </summary>

@@ -71,6 +71,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
             PadTokenId = tokenizer.PadTokenId,
             Seed = request.Seed,
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
+            CheckpointEveryEpoch = true,
             CheckpointDirectory = request.CheckpointDirectory,
             BaseModelReference = request.BaseModelReference,
             EvalEverySteps = validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
@@ -80,18 +81,13 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
         var strategies = SafetyStrategies(request, model.Config.NumHiddenLayers, encoder, maxLength);
         try
         {
-            var stageObserver = inspectStage is null ? observer : new StageObserver(observer, stage => inspectStage(stage, model, tokenizer));
+            void SaveModel(string folder) => SaveModelFolder(model, loaded, request, folder);
+            var stageObserver = new EpochWeightsObserver(
+                inspectStage is null ? observer : new StageObserver(observer, stage => inspectStage(stage, model, tokenizer)),
+                SaveModel);
             var trainer = new SftTrainer(model, trainerOptions, strategies, stageObserver, tokenizer, loggers.CreateLogger<SftTrainer>());
             var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
-            if (result.Outcome == TrainingOutcome.Completed)
-            {
-                if (request.Lora is { } trained)
-                {
-                    LoraAdapter.Save(model, trained, Path.Combine(request.OutputFolder, JobAdapter.AdapterFolder));
-                    LoraAdapter.MergeAndUnload(model);
-                }
-                HuggingFaceCheckpoint.Save(model, request.OutputFolder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
-            }
+            if (result.Outcome == TrainingOutcome.Completed) SaveModel(request.OutputFolder);
             return result;
         }
         finally
@@ -139,6 +135,49 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
             // Strategies that need these sets then fail their jobs with a clear message.
             logger.LogWarning("Safety data sets are missing ({Message}); strategies that need them are unavailable", e.Message);
             return SafetyData.Empty;
+        }
+    }
+
+    /// <summary>
+    /// The model as a Hugging Face folder: the merged weights, and for LoRA the PEFT adapter in
+    /// <see cref="JobAdapter.AdapterFolder"/>. The same for epoch checkpoints and the final model, so a last epoch
+    /// without post-training steps stores the same bytes once. The model is left as it was (adapters stay wrapped).
+    /// </summary>
+    private static void SaveModelFolder(DecoderLM model, LoadedModel loaded, TrainingRequest request, string folder)
+    {
+        if (request.Lora is not { } lora)
+        {
+            HuggingFaceCheckpoint.Save(model, folder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
+            return;
+        }
+        LoraAdapter.Save(model, lora, Path.Combine(folder, JobAdapter.AdapterFolder));
+        using var scope = NewDisposeScope();
+        HuggingFaceCheckpoint.Save(model.Config, LoraAdapter.MergedStateDict(model), folder, loaded.Generation, model.DType,
+            copyOtherFilesFrom: request.ModelFolder);
+    }
+
+    /// <summary>
+    /// Writes the model folder beside every end-of-epoch checkpoint before passing the checkpoint on, so the recorder
+    /// stores it as the checkpoint's weights: OpenAI's epoch checkpoints are usable models.
+    /// </summary>
+    private sealed class EpochWeightsObserver(ITrainingObserver inner, Action<string> saveModel) : ITrainingObserver
+    {
+        public void OnProgress(TrainingProgress progress) => inner.OnProgress(progress);
+        public void OnEvaluation(EvaluationResult evaluation) => inner.OnEvaluation(evaluation);
+        public void OnStage(string stage) => inner.OnStage(stage);
+
+        public void OnCheckpoint(CheckpointWritten checkpoint)
+        {
+            if (!checkpoint.EndOfEpoch)
+            {
+                inner.OnCheckpoint(checkpoint);
+                return;
+            }
+            var weights = checkpoint.Directory + "-model";
+            if (Directory.Exists(weights)) Directory.Delete(weights, recursive: true);
+            saveModel(weights);
+            var adapter = Path.Combine(weights, JobAdapter.AdapterFolder);
+            inner.OnCheckpoint(checkpoint with { WeightsDirectory = weights, AdapterDirectory = Directory.Exists(adapter) ? adapter : null });
         }
     }
 

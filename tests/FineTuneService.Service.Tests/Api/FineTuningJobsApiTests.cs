@@ -253,11 +253,13 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
 
         await _api.WithDbAsync(async db =>
         {
-            foreach (var step in new[] { 10, 20, 30 })
+            foreach (var step in new[] { 10, 15, 20, 30 })
                 db.JobCheckpoints.Add(new JobCheckpoint
                 {
                     Id = Ids.Checkpoint(), JobId = id, StepNumber = step, FineTunedModelCheckpoint = $"ft:x:ckpt-step-{step}",
                     Metrics = new JsonObject { ["step"] = step, ["train_loss"] = 1.0 / step }, ResumeStateSha256 = new string('b', 64),
+                    // Step 15 is only a resume state: the worker's, not a checkpoint model, so not listed.
+                    WeightsArtifactSha256 = step == 15 ? null : new string('c', 64),
                 });
             return await db.SaveChangesAsync();
         });

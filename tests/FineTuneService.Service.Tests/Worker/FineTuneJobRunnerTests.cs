@@ -55,9 +55,17 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         });
         Assert.Equal(12, (int)metrics[^1].Data!["step"]!);
 
+        // Resume states every 5 steps, and a checkpoint with model weights at the end of each 6-step epoch.
         var checkpoints = await worker.CheckpointsAsync(job.Id);
-        Assert.Equal([5, 10], checkpoints.Select(c => c.StepNumber));
-        Assert.Equal($"{done.FineTunedModel}:ckpt-step-5", checkpoints[0].FineTunedModelCheckpoint);
+        Assert.Equal([5, 6, 10, 12], checkpoints.Select(c => c.StepNumber));
+        Assert.Equal([6, 12], checkpoints.Where(c => c.IsModel).Select(c => c.StepNumber));
+        Assert.Equal($"{done.FineTunedModel}:ckpt-step-6", checkpoints[1].FineTunedModelCheckpoint);
+        Assert.All(checkpoints, c => Assert.NotNull(c.ResumeStateSha256));
+        var lastEpoch = checkpoints[^1];
+        Assert.InRange((double)lastEpoch.Metrics["train_mean_token_accuracy"]!, 0, 1);
+        // Without post-training steps the last epoch's weights are the final model, stored once.
+        Assert.Equal(done.ResultArtifactSha256, lastEpoch.WeightsArtifactSha256);
+        Assert.Null(done.AdapterArtifactSha256);
 
         // The result bundle is a Hugging Face folder the engine loads again.
         var folder = Path.Combine(Path.GetTempPath(), $"fts-result-{Guid.NewGuid():N}");
