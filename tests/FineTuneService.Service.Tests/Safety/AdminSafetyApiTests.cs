@@ -293,6 +293,7 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
                 Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Succeeded,
                 Hyperparameters = new JsonObject(), FineTunedModel = $"ft:{ApiFactory.BaseModelId}:{suffix}",
                 Review = gate == "held" ? ReviewState.Held : ReviewState.NotRequired, FinishedAt = DateTime.UtcNow,
+                ResultArtifactSha256 = new string('a', 64), // a model is its weights: a succeeded job always has them
                 SafetyScores = gate is null ? null : new JsonObject { ["gate"] = new JsonObject { ["decision"] = gate, ["harmful_score"] = hs } },
             });
             if (gate is not null)

@@ -159,9 +159,10 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         await using (var first = await WorkerHost.StartAsync(server))
         {
             database = first.ConnectionString;
-            var file = await first.UploadFileAsync(TinyBaseModel.Jsonl(24));
-            // 240 steps: enough that the run cannot finish while the host is still shutting down.
-            jobId = (await first.AddJobAsync(file, epochs: 40)).Id;
+            var file = await first.UploadFileAsync(TinyBaseModel.Jsonl(240));
+            // 240 steps: enough that the run cannot finish while the host is still shutting down (4 epochs, so only
+            // 4 of the checkpoints carry model weights).
+            jobId = (await first.AddJobAsync(file, epochs: 4)).Id;
             first.Enqueue(jobId);
             // A committed checkpoint, then a graceful stop while the remaining steps run.
             await first.WaitForEventAsync(jobId, e => e.Message == "Checkpoint created at step 5");
@@ -349,6 +350,9 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
 
         var done = await worker.WaitForTerminalAsync(lora.Id);
         Assert.True(done.Status == JobStatus.Succeeded, done.Error?.ToJsonString());
+        Assert.NotNull(done.AdapterArtifactSha256);
+        var epoch = Assert.Single(await worker.CheckpointsAsync(lora.Id), c => c.IsModel);
+        Assert.NotNull(epoch.AdapterArtifactSha256);
         await InResultFolderAsync(worker, done, folder =>
         {
             using var merged = Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
