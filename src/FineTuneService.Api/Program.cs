@@ -8,6 +8,7 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddSecretFiles();           // key-per-file configuration from /run/secrets (connection strings, admin key)
 builder.AddFineTuneDatabase();      // EF Core on PostgreSQL, migrations at start (Development by default)
 builder.AddArtifactStore();         // chunked, content-addressed blobs in PostgreSQL
+builder.AddArtifactRetention();     // recurring: prune checkpoints, collect unreferenced artifacts and stale uploads
 builder.AddHangfireStorage();       // job queues in PostgreSQL (LISTEN/NOTIFY)
 builder.AddBaseModelRegistry();     // imports Models:Directory in the background once migrated (readiness waits)
 builder.AddOpenAiJson();

@@ -9,3 +9,19 @@ public sealed record ModelObject(string Id, long Created, string OwnedBy)
 
     internal static ModelObject From(UsableModel model) => new(model.Id, UnixTime.Seconds(model.CreatedAt), model.OwnedBy);
 }
+
+/// <summary>Answer to <c>DELETE /v1/models/{model}</c>, as OpenAI's.</summary>
+public sealed record ModelDeleted(string Id, bool Deleted)
+{
+    public string Object => "model";
+}
+
+/// <summary>
+/// <c>safety_report.json</c> of a model download: the job's safety settings and gate verdict (<c>safety</c>, as on the
+/// job) and every stage's stored evaluation. <c>kind</c> is "base", "fine_tuned" or "checkpoint".
+/// </summary>
+public sealed record ModelSafetyReport(string Model, string Kind, string? FineTuningJob, string? BaseModel, int? CheckpointStep,
+    string? Note, System.Text.Json.Nodes.JsonObject? Safety, IReadOnlyList<SafetyReportObject> Reports)
+{
+    public string Object => "model.safety_report";
+}

@@ -24,7 +24,8 @@ public sealed record ArtifactStoreOptions
 internal sealed class PostgresArtifactStore(IDbContextFactory<FineTuneDbContext> contexts, IOptions<ArtifactStoreOptions> options)
     : IArtifactStore
 {
-    private const string StagingPrefix = "staging-";
+    /// <summary>Key prefix of an upload in progress; a killed upload leaves such rows behind for <see cref="ArtifactRetentionJob"/>.</summary>
+    internal const string StagingPrefix = "staging-";
 
     public async Task<ArtifactInfo> PutAsync(Stream content, string contentType, CancellationToken cancellationToken)
     {
@@ -98,8 +99,12 @@ internal sealed class PostgresArtifactStore(IDbContextFactory<FineTuneDbContext>
         var stored = await strategy.ExecuteAsync(async ct =>
         {
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
+            // Content that exists already is stored again by refreshing its time: retention spares it until the row
+            // that is about to reference it is written (a collection racing this update re-checks the time and keeps it).
+            var refreshed = await db.Database.ExecuteSqlAsync(
+                $"""UPDATE artifacts SET "CreatedAt" = {artifact.CreatedAt} WHERE "Sha256" = {artifact.Sha256}""", ct);
             // ON CONFLICT makes concurrent uploads of the same content safe: the loser just drops its staging rows.
-            var inserted = await db.Database.ExecuteSqlAsync($"""
+            var inserted = refreshed == 1 ? 0 : await db.Database.ExecuteSqlAsync($"""
                 INSERT INTO artifacts ("Sha256", "Length", "ChunkCount", "ContentType", "CreatedAt")
                 VALUES ({artifact.Sha256}, {artifact.Length}, {artifact.ChunkCount}, {artifact.ContentType}, {artifact.CreatedAt})
                 ON CONFLICT ("Sha256") DO NOTHING

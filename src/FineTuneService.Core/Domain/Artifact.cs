@@ -8,6 +8,7 @@ public sealed class Artifact
     public long Length { get; init; }
     public int ChunkCount { get; init; }
     public string ContentType { get; init; } = "application/octet-stream";
+    /// <summary>When the content was last stored: storing existing content again refreshes it (see <c>ArtifactRetentionJob</c>).</summary>
     public DateTime CreatedAt { get; init; }
 }
 

@@ -1,6 +1,10 @@
 using FineTuneService.Core.Artifacts;
+using FineTuneService.Core.Jobs;
+using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Core.Hosting;
 
@@ -15,5 +19,38 @@ public static class ArtifactHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IArtifactStore, PostgresArtifactStore>();
         return builder;
+    }
+
+    /// <summary>
+    /// Artifact retention as a recurring Hangfire job on the default queue (<see cref="ArtifactRetentionJob"/>), for the
+    /// API host, whose Hangfire server serves that queue. Every API instance registers the same id, so it runs once
+    /// per occurrence whatever the number of replicas.
+    /// </summary>
+    public static IHostApplicationBuilder AddArtifactRetention(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<ArtifactRetentionOptions>()
+            .BindConfiguration(ArtifactRetentionOptions.Section)
+            .Validate(o => o.EpochCheckpointsKept >= 1, "Artifacts:Retention:EpochCheckpointsKept must be at least 1.")
+            .Validate(o => o.CollectUnreferencedAfter >= TimeSpan.Zero && o.StagingTimeout > TimeSpan.Zero,
+                "Artifacts:Retention:CollectUnreferencedAfter must not be negative and StagingTimeout must be positive.")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Schedule), "Artifacts:Retention:Schedule must be a cron expression.")
+            .ValidateOnStart();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddScoped<IArtifactRetentionJob, ArtifactRetentionJob>();
+        builder.Services.AddHostedService<RetentionSchedule>();
+        return builder;
+    }
+
+    /// <summary>Adds or updates the recurring job when the host starts.</summary>
+    private sealed class RetentionSchedule(IRecurringJobManager jobs, IOptions<ArtifactRetentionOptions> options) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            jobs.AddOrUpdate<IArtifactRetentionJob>(ArtifactRetentionJob.RecurringJobId, Queues.Default,
+                job => job.RunAsync(CancellationToken.None), options.Value.Schedule);
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

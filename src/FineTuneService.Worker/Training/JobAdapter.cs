@@ -7,7 +7,7 @@ namespace FineTuneService.Worker.Training;
 public static class JobAdapter
 {
     /// <summary>Folder inside the saved model that keeps the trained adapter in PEFT's files, beside the merged weights.</summary>
-    public const string AdapterFolder = "adapter";
+    public const string AdapterFolder = Core.Artifacts.ModelArchive.AdapterFolder;
 
     public static LoraConfig? From(JsonObject? method, string baseModelReference)
     {
