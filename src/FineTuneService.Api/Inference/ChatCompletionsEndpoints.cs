@@ -3,6 +3,7 @@ using FineTuneService.Api.Auth;
 using FineTuneService.Api.Errors;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Inference;
+using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -55,10 +56,9 @@ public static class ChatCompletionsEndpoints
         }
 
         var tenantId = user.TenantId();
-        var model = await ServableModels.ResolveAsync(db, tenantId, request.Model, cancellationToken)
-            ?? throw new ApiException(StatusCodes.Status404NotFound, $"The model '{request.Model}' does not exist or you do not have access to it.",
-                "invalid_request_error", "model", "model_not_found");
-        await forwarder.ForwardAsync(http, tenantId, model.WeightsKey, cancellationToken);
+        var model = await ModelAccess.FindAsync(db, tenantId, request.Model, cancellationToken)
+            ?? throw ApiException.ModelNotFound(request.Model);
+        await forwarder.ForwardAsync(http, tenantId, model.WeightsSha256, cancellationToken);
         return TypedResults.Empty;
     }
 

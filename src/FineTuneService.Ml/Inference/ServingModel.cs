@@ -1,9 +1,7 @@
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
-using FineTuneService.Ml.Lora;
 using FineTuneService.Ml.Models;
-using FineTuneService.Ml.Training;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Inference;
@@ -37,24 +35,13 @@ public sealed class ServingModel : IDisposable
     /// <summary>Positions the model can attend over: prompt plus answer.</summary>
     public int ContextLength => Model.Config.MaxPositionEmbeddings;
 
-    /// <summary>
-    /// Loads a Hugging Face folder onto <paramref name="device"/>; with <paramref name="checkpointDirectory"/>, a
-    /// training checkpoint's trainable tensors replace the folder's (LoRA factors need <paramref name="lora"/> and are
-    /// merged into the weights).
-    /// </summary>
-    public static ServingModel Load(string folder, Device device, int maxBatchSize, string name,
-        string? checkpointDirectory = null, LoraConfig? lora = null, ScalarType dtype = ScalarType.Float32)
+    /// <summary>Loads a Hugging Face folder (a base model, a fine-tuned model or an epoch checkpoint's) onto <paramref name="device"/>.</summary>
+    public static ServingModel Load(string folder, Device device, int maxBatchSize, string name, ScalarType dtype = ScalarType.Float32)
     {
         var tokenizer = TokenizerFolder.Load(folder);
         var loaded = HuggingFaceCheckpoint.Load(folder, dtype, device);
         try
         {
-            if (checkpointDirectory is not null)
-            {
-                if (lora is not null) LoraAdapter.Inject(loaded.Model, lora);
-                TrainingCheckpoint.LoadWeights(checkpointDirectory, loaded.Model);
-                if (lora is not null) LoraAdapter.MergeAndUnload(loaded.Model);
-            }
             loaded.Model.eval();
             return new ServingModel(loaded.Model, tokenizer, loaded.Generation, maxBatchSize, name);
         }

@@ -85,22 +85,6 @@ public static class TrainingCheckpoint
         foreach (var (name, parameter) in trainable) file.CopyTo(name, parameter);
     }
 
-    /// <summary>
-    /// Copies a checkpoint's trainable tensors into the same-named parameters of <paramref name="model"/>; the others
-    /// keep the weights they were loaded with (the frozen base the checkpoint names). How a checkpoint is served.
-    /// </summary>
-    public static void LoadWeights(string directory, nn.Module model)
-    {
-        var path = Path.Combine(directory, TrainableFile);
-        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        using var file = SafeTensorsFile.Open(path);
-        var unknown = file.Tensors.Keys.Where(name => !parameters.ContainsKey(name)).ToList();
-        if (unknown.Count > 0)
-            throw new InvalidDataException($"{path} holds tensors the model does not have: [{string.Join(", ", unknown.Take(10))}].");
-        using var noGrad = no_grad();
-        foreach (var name in file.Tensors.Keys) file.CopyTo(name, parameters[name]);
-    }
-
     internal static void LoadOptimizer(string directory, OptimizerHelper optimizer)
     {
         using var reader = new BinaryReader(File.OpenRead(Path.Combine(directory, OptimizerFile)));

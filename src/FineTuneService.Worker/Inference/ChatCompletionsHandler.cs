@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Inference;
+using FineTuneService.Core.Models;
 using FineTuneService.Core.Safety;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
@@ -38,7 +39,7 @@ public sealed class ChatCompletionsHandler(IDbContextFactory<FineTuneDbContext> 
             ChatRequestContext context;
             await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
             {
-                var model = await ServableModels.ResolveAsync(db, tenantId, request.Model, cancellationToken)
+                var model = await ModelAccess.FindAsync(db, tenantId, request.Model, cancellationToken)
                     ?? throw new InferenceException(404, "model_not_found", $"The model '{request.Model}' does not exist or you do not have access to it.", "model");
                 var policy = await SafetyPolicyResolver.ResolveAsync(db, tenantId, cancellationToken);
                 context = new ChatRequestContext(model, new OutputGuardPolicy(policy.OutputGuard, policy.Judge), request.MaxTokensParam);

@@ -1,11 +1,12 @@
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Inference;
+using FineTuneService.Core.Models;
 using Microsoft.Extensions.AI;
 
 namespace FineTuneService.Worker.Inference;
 
 /// <summary>What the chat clients need beyond <see cref="ChatOptions"/>: the resolved model and the tenant's output guard.</summary>
-public sealed record ChatRequestContext(ServableModel Model, OutputGuardPolicy Guard, string MaxTokensParam = "max_tokens")
+public sealed record ChatRequestContext(UsableModel Model, OutputGuardPolicy Guard, string MaxTokensParam = "max_tokens")
 {
     private const string Key = "fts.request";
 

@@ -1,4 +1,4 @@
-using FineTuneService.Core.Inference;
+using FineTuneService.Core.Models;
 using FineTuneService.Ml.Inference;
 using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Training;
@@ -9,7 +9,7 @@ namespace FineTuneService.Worker.Inference;
 
 /// <summary>
 /// The models this server has loaded, a bounded least-recently-used set per device: a model is loaded once per
-/// weights (<see cref="ServableModel.WeightsKey"/>) on the device with the most free budget, and after each load the
+/// weights bundle (<see cref="UsableModel.WeightsSha256"/>: a checkpoint and the final model with the same bytes load once) on the device with the most free budget, and after each load the
 /// idle least recently used models of that device are unloaded until its models fit
 /// <see cref="InferenceOptions.MaxLoadedModels"/> and <see cref="InferenceOptions.MemoryBudgetMiB"/>. A model in
 /// use (a lease is held) is never unloaded.
@@ -52,16 +52,16 @@ public sealed class ServingModels(BaseModelCache bundles, IOptions<InferenceOpti
     }
 
     /// <summary>The loaded model (loading it first when needed); dispose the lease when the request is done.</summary>
-    public async Task<Lease> AcquireAsync(ServableModel model, CancellationToken cancellationToken)
+    public async Task<Lease> AcquireAsync(UsableModel model, CancellationToken cancellationToken)
     {
         Entry entry;
         lock (_gate)
         {
-            if (!_entries.TryGetValue(model.WeightsKey, out entry!) || entry.Loading.IsFaulted || entry.Loading.IsCanceled)
+            if (!_entries.TryGetValue(model.WeightsSha256, out entry!) || entry.Loading.IsFaulted || entry.Loading.IsCanceled)
             {
                 var device = LeastUsedDevice();
-                entry = new Entry(model.WeightsKey, device, LoadAsync(model, device));
-                _entries[model.WeightsKey] = entry;
+                entry = new Entry(model.WeightsSha256, device, LoadAsync(model, device));
+                _entries[model.WeightsSha256] = entry;
             }
             entry.Leases++;
             entry.LastUsed = ++_clock;
@@ -79,15 +79,14 @@ public sealed class ServingModels(BaseModelCache bundles, IOptions<InferenceOpti
         }
     }
 
-    private async Task<ServingModel> LoadAsync(ServableModel model, string device)
+    /// <summary>Every usable model, checkpoints included, is a Hugging Face folder bundle (merged weights for LoRA).</summary>
+    private async Task<ServingModel> LoadAsync(UsableModel model, string device)
     {
         var folder = await bundles.GetFolderAsync(model.WeightsSha256, CancellationToken.None);
-        var checkpoint = model.CheckpointSha256 is { } sha ? await bundles.GetFolderAsync(sha, CancellationToken.None) : null;
-        var lora = checkpoint is null ? null : JobAdapter.From(model.Method, model.WeightsSha256);
         return await Task.Run(() =>
         {
-            var serving = ServingModel.Load(folder, TrainingDevice.Resolve(device, logger), options.Value.MaxBatchSize, model.Id, checkpoint, lora);
-            logger.LogInformation("Loaded {Model} ({Key}) on {Device}: {MiB:F1} MiB of weights", model.Id, model.WeightsKey, device,
+            var serving = ServingModel.Load(folder, TrainingDevice.Resolve(device, logger), options.Value.MaxBatchSize, model.Id);
+            logger.LogInformation("Loaded {Model} ({Key}) on {Device}: {MiB:F1} MiB of weights", model.Id, model.WeightsSha256, device,
                 serving.ParameterBytes / 1048576.0);
             return serving;
         });

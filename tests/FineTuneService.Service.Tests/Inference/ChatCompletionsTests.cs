@@ -155,8 +155,9 @@ public sealed class ChatCompletionsTests(PostgresServer server, InferenceService
         Assert.True(job["status"]!.GetValue<string>() == "succeeded", job.ToJsonString());
         var model = job["fine_tuned_model"]!.GetValue<string>();
         var checkpoints = await owner.GetJsonAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints");
-        var checkpoint = checkpoints["data"]!.AsArray().Last()!["fine_tuned_model_checkpoint"]!.GetValue<string>();
-        Assert.EndsWith(":ckpt-step-3", checkpoint);
+        // 6 steps in one epoch: the listed checkpoint is the epoch's (the resume state at step 3 is not a model).
+        var checkpoint = checkpoints["data"]!.AsArray().Single()!["fine_tuned_model_checkpoint"]!.GetValue<string>();
+        Assert.EndsWith(":ckpt-step-6", checkpoint);
 
         foreach (var id in new[] { model, checkpoint })
         {
