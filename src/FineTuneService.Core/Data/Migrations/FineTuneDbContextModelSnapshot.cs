@@ -190,6 +190,10 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<string>("AdapterArtifactSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<int>("Attempts")
                         .HasColumnType("integer");
 
@@ -236,12 +240,19 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
+                    b.Property<DateTime?>("ModelDeletedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<bool>("Paused")
                         .HasColumnType("boolean");
 
                     b.Property<string>("ResultArtifactSha256")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
+
+                    b.PrimitiveCollection<List<string>>("ResultFiles")
+                        .IsRequired()
+                        .HasColumnType("text[]");
 
                     b.Property<string>("Review")
                         .IsRequired()
@@ -292,6 +303,8 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasColumnType("character varying(256)");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("FineTunedModel");
 
                     b.HasIndex("Status");
 
@@ -351,8 +364,7 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
-                    b.Property<string>("ArtifactSha256")
-                        .IsRequired()
+                    b.Property<string>("AdapterArtifactSha256")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
@@ -373,10 +385,20 @@ namespace FineTuneService.Core.Data.Migrations
                         .IsRequired()
                         .HasColumnType("jsonb");
 
+                    b.Property<string>("ResumeStateSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<int>("StepNumber")
                         .HasColumnType("integer");
 
+                    b.Property<string>("WeightsArtifactSha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.HasKey("Id");
+
+                    b.HasIndex("FineTunedModelCheckpoint");
 
                     b.HasIndex("JobId", "StepNumber")
                         .IsUnique();
