@@ -4,35 +4,46 @@ using System.Formats.Tar;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
-using FineTuneService.Api.Auth;
 using FineTuneService.Core.Artifacts;
-using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
-using FineTuneService.Core.Models;
+using FineTuneService.Service.Tests.Inference;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
-using FineTuneService.Worker.Hosting;
 using Hangfire;
 using Hangfire.Storage;
-using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace FineTuneService.Service.Tests.Api;
 
 /// <summary>
-/// What a tenant does with a trained model besides chatting: read the metrics file, download the weights (full or
-/// adapter), delete the model; and what retention leaves behind. The API host with the worker's device server in the
-/// same process, real PostgreSQL, Hangfire and TorchSharp training of the tiny model.
+/// What a tenant does with a trained model: read the metrics file, download the weights (full or adapter), chat,
+/// delete the model; and what retention leaves behind. The API host with the worker's device and inference servers
+/// in the same process (<see cref="InferenceServiceHost"/>), real PostgreSQL, Hangfire and TorchSharp training of the
+/// tiny model. Retention runs only when a test triggers it, and then collects unreferenced content at once.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifactsHost host) : IClassFixture<ModelArtifactsHost>
+public sealed class ModelArtifactsApiTests(PostgresServer server, InferenceServiceHost host) : IClassFixture<InferenceServiceHost>
 {
+    private Task<ApiFactory> StartAsync() => host.GetAsync(server, settings =>
+    {
+        settings["Worker:CheckpointEverySteps"] = "5";
+        settings["Worker:MetricsEverySteps"] = "5";
+        settings["Artifacts:Retention:Schedule"] = Cron.Never();
+        settings["Artifacts:Retention:CollectUnreferencedAfter"] = "00:00:00";
+        settings["Artifacts:Retention:StagingTimeout"] = "01:00:00";
+    });
+
+    private static async Task<(ApiFactory Api, HttpClient Client)> TenantAsync(ApiFactory api, string name)
+    {
+        var (_, key) = await InferenceServiceHost.CreateTenantAsync(api, name);
+        return (api, InferenceServiceHost.Http(api, key));
+    }
+
     [Fact]
     public async Task A_succeeded_job_has_a_metrics_csv_and_downloads_as_a_hugging_face_folder()
     {
-        await host.GetAsync(server);
-        var (_, client) = await host.CreateTenantAsync("export-owner");
+        var (_, client) = await TenantAsync(await StartAsync(), "export-owner");
         // 40 rows, batch 4, one epoch: 10 steps; a resume state at step 5, the epoch's checkpoint at step 10.
         var training = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(40)))["id"]!.GetValue<string>();
         var validation = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(12)))["id"]!.GetValue<string>();
@@ -116,8 +127,7 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
     [Fact]
     public async Task A_lora_job_downloads_its_peft_adapter()
     {
-        await host.GetAsync(server);
-        var (_, client) = await host.CreateTenantAsync("export-lora");
+        var (_, client) = await TenantAsync(await StartAsync(), "export-lora");
         var training = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(12)))["id"]!.GetValue<string>();
         var job = await TrainAsync(client, new
         {
@@ -164,18 +174,21 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
     [Fact]
     public async Task Delete_removes_the_model_everywhere_and_another_tenant_can_neither_download_nor_delete_it()
     {
-        var app = await host.GetAsync(server);
-        var (_, owner) = await host.CreateTenantAsync("delete-owner");
-        var (_, other) = await host.CreateTenantAsync("delete-other");
+        var app = await StartAsync();
+        var (_, owner) = await TenantAsync(app, "delete-owner");
+        var (_, other) = await TenantAsync(app, "delete-other");
         var training = (await owner.UploadValidatedAsync(TinyBaseModel.Jsonl(12)))["id"]!.GetValue<string>();
         var job = await TrainAsync(owner, new { model = TinyBaseModel.Id, training_file = training, suffix = "doomed",
             hyperparameters = new { n_epochs = 2, batch_size = 4 } });
         var model = job["fine_tuned_model"]!.GetValue<string>();
         string[] checkpoints = [$"{model}:ckpt-step-3", $"{model}:ckpt-step-6"];
 
+        foreach (var id in checkpoints.Prepend(model)) Assert.Equal(200, (int)(await ChatAsync(owner, id)).StatusCode);
+
         // Another tenant: exactly as if the model never existed.
         foreach (var id in checkpoints.Prepend(model))
         {
+            await ExpectModelNotFoundAsync(await ChatAsync(other, id));
             await ExpectModelNotFoundAsync(await other.GetAsync($"/v1/models/{id}/content"));
             await ExpectModelNotFoundAsync(await other.DeleteAsync($"/v1/models/{id}"));
         }
@@ -190,6 +203,7 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
         // Gone for every use, checkpoints included; the job and its metrics file stay.
         foreach (var id in checkpoints.Prepend(model))
         {
+            await ExpectModelNotFoundAsync(await ChatAsync(owner, id));
             await ExpectModelNotFoundAsync(await owner.GetAsync($"/v1/models/{id}"));
             await ExpectModelNotFoundAsync(await owner.GetAsync($"/v1/models/{id}/content"));
         }
@@ -204,23 +218,23 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
         Assert.Equal("model", (await continued.ErrorAsync(400))["param"]!.GetValue<string>());
 
         // Its weights are released: collected by the next retention pass, nothing else referencing them.
-        var weights = (await app.WithDb(db => db.Jobs.SingleAsync(j => j.Id == job["id"]!.GetValue<string>()))).ResultArtifactSha256!;
-        await host.RunRetentionAsync();
-        Assert.False(await app.WithDb(db => db.Artifacts.AnyAsync(a => a.Sha256 == weights)));
-        Assert.False(await app.WithDb(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == weights)));
+        var weights = (await app.WithDbAsync(db => db.Jobs.SingleAsync(j => j.Id == job["id"]!.GetValue<string>()))).ResultArtifactSha256!;
+        await RunRetentionAsync(app);
+        Assert.False(await app.WithDbAsync(db => db.Artifacts.AnyAsync(a => a.Sha256 == weights)));
+        Assert.False(await app.WithDbAsync(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == weights)));
     }
 
     [Fact]
     public async Task After_a_job_succeeds_retention_keeps_the_last_three_epochs_and_the_final_weights_and_collects_the_rest()
     {
-        var app = await host.GetAsync(server);
-        var (_, client) = await host.CreateTenantAsync("retention");
+        var app = await StartAsync();
+        var (_, client) = await TenantAsync(app, "retention");
         // 12 rows, batch 4, 4 epochs: 12 steps; resume states at 5 and 10, epoch checkpoints at 3, 6, 9 and 12.
         var training = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(12)))["id"]!.GetValue<string>();
         var job = await TrainAsync(client, new { model = TinyBaseModel.Id, training_file = training, suffix = "kept",
             hyperparameters = new { n_epochs = 4, batch_size = 4 } });
         var jobId = job["id"]!.GetValue<string>();
-        var before = await app.WithDb(db => db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId).OrderBy(c => c.StepNumber).ToListAsync());
+        var before = await app.WithDbAsync(db => db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId).OrderBy(c => c.StepNumber).ToListAsync());
         Assert.Equal([3, 5, 6, 9, 10, 12], before.Select(c => c.StepNumber));
 
         // Litter: a killed upload's staging rows, content nothing references, a deleted file's content.
@@ -228,19 +242,19 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
         var orphan = (await store.PutAsync(new MemoryStream(Encoding.UTF8.GetBytes($"orphan {Guid.NewGuid()}")), "text/plain", CancellationToken.None)).Sha256;
         var deletedFile = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(11)))["id"]!.GetValue<string>();
         Assert.True((await client.DeleteAsync($"/v1/files/{deletedFile}")).IsSuccessStatusCode);
-        var deletedContent = (await app.WithDb(db => db.Files.SingleAsync(f => f.Id == deletedFile))).Sha256;
+        var deletedContent = (await app.WithDbAsync(db => db.Files.SingleAsync(f => f.Id == deletedFile))).Sha256;
         var staging = "staging-" + Guid.NewGuid().ToString("N");
-        await app.WithDb(async db =>
+        await app.WithDbAsync(async db =>
         {
             db.Artifacts.Add(new Artifact { Sha256 = staging, CreatedAt = DateTime.UtcNow.AddDays(-1) });
             db.ArtifactChunks.Add(new ArtifactChunk { Sha256 = staging, Index = 0, Data = [1, 2, 3] });
             return await db.SaveChangesAsync();
         });
 
-        await host.RunRetentionAsync();
+        await RunRetentionAsync(app);
 
         // Only the last three epoch checkpoints remain, as models without resume state.
-        var after = await app.WithDb(db => db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId).OrderBy(c => c.StepNumber).ToListAsync());
+        var after = await app.WithDbAsync(db => db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId).OrderBy(c => c.StepNumber).ToListAsync());
         Assert.Equal([6, 9, 12], after.Select(c => c.StepNumber));
         Assert.All(after, c => Assert.Null(c.ResumeStateSha256));
         Assert.Equal([12, 9, 6], (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints"))["data"]!.AsArray()
@@ -250,10 +264,10 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
         Assert.Equal([TinyBaseModel.Id, model, $"{model}:ckpt-step-12", $"{model}:ckpt-step-9", $"{model}:ckpt-step-6"], models);
 
         // Unreferenced chunks are collected; everything still referenced stays.
-        var done = await app.WithDb(db => db.Jobs.SingleAsync(j => j.Id == jobId));
-        var baseModel = await app.WithDb(db => db.BaseModels.SingleAsync(m => m.Id == TinyBaseModel.Id));
-        var trainingContent = (await app.WithDb(db => db.Files.SingleAsync(f => f.Id == training))).Sha256;
-        var resultFile = (await app.WithDb(db => db.Files.SingleAsync(f => f.Id == done.ResultFiles[0]))).Sha256;
+        var done = await app.WithDbAsync(db => db.Jobs.SingleAsync(j => j.Id == jobId));
+        var baseModel = await app.WithDbAsync(db => db.BaseModels.SingleAsync(m => m.Id == TinyBaseModel.Id));
+        var trainingContent = (await app.WithDbAsync(db => db.Files.SingleAsync(f => f.Id == training))).Sha256;
+        var resultFile = (await app.WithDbAsync(db => db.Files.SingleAsync(f => f.Id == done.ResultFiles[0]))).Sha256;
         string[] collected =
         [
             orphan, deletedContent, staging,
@@ -268,11 +282,11 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
         Assert.Empty(collected.Intersect(kept));
         foreach (var sha in collected.Distinct())
         {
-            Assert.False(await app.WithDb(db => db.Artifacts.AnyAsync(a => a.Sha256 == sha)), $"{sha} should be collected");
-            Assert.False(await app.WithDb(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == sha)), $"chunks of {sha} should be collected");
+            Assert.False(await app.WithDbAsync(db => db.Artifacts.AnyAsync(a => a.Sha256 == sha)), $"{sha} should be collected");
+            Assert.False(await app.WithDbAsync(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == sha)), $"chunks of {sha} should be collected");
         }
         foreach (var sha in kept)
-            Assert.True(await app.WithDb(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == sha)), $"{sha} should be kept");
+            Assert.True(await app.WithDbAsync(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == sha)), $"{sha} should be kept");
 
         // The kept model still downloads and the pass is idempotent.
         Assert.Contains("model.safetensors", ReadTar(await client.GetByteArrayAsync($"/v1/models/{model}:ckpt-step-6/content")).Keys);
@@ -288,6 +302,35 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
             j => j["status"]!.GetValue<string>() is "succeeded" or "failed" or "cancelled", TimeSpan.FromMinutes(4), TimeSpan.FromMilliseconds(200));
         Assert.True(done["status"]!.GetValue<string>() == "succeeded", done.ToJsonString());
         return done;
+    }
+
+    private static Task<HttpResponseMessage> ChatAsync(HttpClient client, string model) =>
+        client.PostAsJsonAsync("/v1/chat/completions", new { model, max_tokens = 4, messages = new[] { new { role = "user", content = "What is 2 plus 3?" } } });
+
+    /// <summary>Triggers the recurring retention job through Hangfire and waits until the API host's server ran it.</summary>
+    private static async Task RunRetentionAsync(ApiFactory api)
+    {
+        var storage = api.Services.GetRequiredService<JobStorage>();
+        string? LastJob()
+        {
+            using var connection = storage.GetConnection();
+            return connection.GetRecurringJobs([ArtifactRetentionJob.RecurringJobId]).Single().LastJobId;
+        }
+        string? StateOf(string? jobId)
+        {
+            if (jobId is null) return null;
+            using var connection = storage.GetConnection();
+            return connection.GetStateData(jobId)?.Name;
+        }
+        var previous = LastJob();
+        api.Services.GetRequiredService<IRecurringJobManager>().Trigger(ArtifactRetentionJob.RecurringJobId);
+        var (job, state) = await Eventually.UntilAsync(() =>
+            {
+                var last = LastJob();
+                return Task.FromResult((last, last == previous ? null : StateOf(last)));
+            },
+            s => s.Item2 is "Succeeded" or "Failed", TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
+        Assert.True(state == "Succeeded", $"retention job {job}: {state}");
     }
 
     private static async Task ExpectModelNotFoundAsync(HttpResponseMessage response) =>
@@ -399,100 +442,5 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, ModelArtifacts
             Dispose();
             return ValueTask.CompletedTask;
         }
-    }
-}
-
-/// <summary>
-/// One API host with the worker's device server in the same process (as the dev run) for the class. Retention runs
-/// only when a test triggers it (<see cref="RunRetentionAsync"/>), and then collects unreferenced content at once.
-/// </summary>
-public sealed class ModelArtifactsHost : IAsyncLifetime
-{
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly string _cache = Directory.CreateTempSubdirectory("fts-artifacts-cache-").FullName;
-    private ApiFactory? _api;
-    private WebApplicationFactory<FineTuneService.Api.ApiEntryPoint>? _app;
-
-    public async Task<WebApplicationFactory<FineTuneService.Api.ApiEntryPoint>> GetAsync(PostgresServer server)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_app is not null) return _app;
-            _api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
-            {
-                ["Worker:ModelCacheDirectory"] = _cache,
-                ["Worker:HeartbeatInterval"] = "00:00:00.2",
-                ["Worker:StaleTimeout"] = "00:00:30",
-                ["Worker:CheckpointEverySteps"] = "5",
-                ["Worker:MetricsEverySteps"] = "5",
-                ["Worker:MaxSequenceLength"] = "64",
-                ["SafetyEvaluation:Enabled"] = "false",
-                ["Artifacts:Retention:Schedule"] = Cron.Never(),
-                ["Artifacts:Retention:CollectUnreferencedAfter"] = "00:00:00",
-                ["Artifacts:Retention:StagingTimeout"] = "01:00:00",
-            });
-            _app = _api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
-            await _app.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);
-            return _app;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    public async Task<(string TenantId, HttpClient Client)> CreateTenantAsync(string name)
-    {
-        var admin = _app!.CreateClient();
-        admin.DefaultRequestHeaders.Authorization = new("Bearer", AuthOptions.DevelopmentAdminKey);
-        var tenant = await admin.PostJsonAsync("/v1/admin/tenants", new { name });
-        var client = _app.CreateClient();
-        client.DefaultRequestHeaders.Authorization = new("Bearer", tenant["api_key"]!.GetValue<string>());
-        return (tenant["id"]!.GetValue<string>(), client);
-    }
-
-    /// <summary>Triggers the recurring retention job through Hangfire and waits until the API host's server ran it.</summary>
-    public async Task RunRetentionAsync()
-    {
-        var storage = _app!.Services.GetRequiredService<JobStorage>();
-        string? LastJob()
-        {
-            using var connection = storage.GetConnection();
-            return connection.GetRecurringJobs([ArtifactRetentionJob.RecurringJobId]).Single().LastJobId;
-        }
-        string? StateOf(string? jobId)
-        {
-            if (jobId is null) return null;
-            using var connection = storage.GetConnection();
-            return connection.GetStateData(jobId)?.Name;
-        }
-        var previous = LastJob();
-        _app.Services.GetRequiredService<IRecurringJobManager>().Trigger(ArtifactRetentionJob.RecurringJobId);
-        var (job, state) = await Eventually.UntilAsync(() =>
-            {
-                var last = LastJob();
-                return Task.FromResult((last, last == previous ? null : StateOf(last)));
-            },
-            s => s.Item2 is "Succeeded" or "Failed", TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
-        Assert.True(state == "Succeeded", $"retention job {job}: {state}");
-    }
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        if (_app is not null) await _app.DisposeAsync();
-        if (_api is not null) await _api.DisposeAsync();
-        Directory.Delete(_cache, recursive: true);
-    }
-}
-
-internal static class AppDb
-{
-    public static async Task<T> WithDb<T>(this WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, Func<FineTuneDbContext, Task<T>> work)
-    {
-        await using var db = await app.Services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContextAsync();
-        return await work(db);
     }
 }
