@@ -243,9 +243,6 @@ namespace FineTuneService.Core.Data.Migrations
                     b.Property<DateTime?>("ModelDeletedAt")
                         .HasColumnType("timestamp with time zone");
 
-                    b.Property<bool>("Paused")
-                        .HasColumnType("boolean");
-
                     b.Property<string>("ResultArtifactSha256")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
@@ -450,6 +447,37 @@ namespace FineTuneService.Core.Data.Migrations
                     b.ToTable("fine_tuning_job_events", (string)null);
                 });
 
+            modelBuilder.Entity("FineTuneService.Core.Domain.OutboxMessage", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime?>("AttemptedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Dispatch")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("TargetId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.ToTable("outbox", (string)null);
+                });
+
             modelBuilder.Entity("FineTuneService.Core.Domain.SafetyDecision", b =>
                 {
                     b.Property<Guid>("Id")
@@ -499,6 +527,9 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -506,6 +537,9 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasColumnType("jsonb");
 
                     b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime?>("HeartbeatAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("Judge")
@@ -539,6 +573,10 @@ namespace FineTuneService.Core.Data.Migrations
                     b.Property<string>("TenantId")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
+
+                    b.Property<string>("WorkerId")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
 
                     b.HasKey("Id");
 
