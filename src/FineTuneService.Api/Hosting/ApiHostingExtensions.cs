@@ -214,8 +214,11 @@ public static class ApiHostingExtensions
     public static WebApplication UseAdminHangfireDashboard(this WebApplication app)
     {
         var access = app.Services.GetRequiredService<HangfireDashboardAccess>();
-        app.UseWhen(context => context.Request.Path.StartsWithSegments(HangfireDashboardAccess.Path),
-            branch => branch.Use(next => context => access.HandleAsync(context, next)));
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(HangfireDashboardAccess.Path), branch => branch
+            .Use(next => context => IsDashboardForm(context.Request) ? next(context)
+                : Results.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType,
+                    title: "The dashboard accepts form posts only (application/x-www-form-urlencoded).").ExecuteAsync(context))
+            .Use(next => context => access.HandleAsync(context, next)));
         app.UseHangfireDashboard(HangfireDashboardAccess.Path, new DashboardOptions
         {
             AsyncAuthorization = [access],
@@ -224,6 +227,16 @@ public static class ApiHostingExtensions
         });
         return app;
     }
+
+    /// <summary>
+    /// The dashboard posts small URL-encoded forms (stats, retries, deletes); anything else would fail inside
+    /// Hangfire's form reader with a 500.
+    /// </summary>
+    private static bool IsDashboardForm(HttpRequest request) =>
+        !HttpMethods.IsPost(request.Method)
+        || (request.ContentLength is null or <= 64 * 1024
+            && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+            && type.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase));
 
     private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 }

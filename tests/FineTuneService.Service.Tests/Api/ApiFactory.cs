@@ -7,6 +7,8 @@ using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Service.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
@@ -48,16 +50,24 @@ public sealed class ApiFactory(string connectionString, string environment = "De
         NpgsqlConnection.ClearAllPools();
     }
 
-    public static async Task<ApiFactory> StartAsync(PostgresServer server)
+    /// <param name="realSocket">Serve on a loopback Kestrel socket (<see cref="ServerAddress"/>) instead of the in-memory test server.</param>
+    public static async Task<ApiFactory> StartAsync(PostgresServer server, bool realSocket = false, Action<IServiceCollection>? configureServices = null)
     {
-        var factory = new ApiFactory(await server.CreateDatabaseAsync());
-        _ = factory.Server; // starts the host: migrations, Hangfire server
+        var factory = new ApiFactory(await server.CreateDatabaseAsync(), configureServices: configureServices);
+        if (realSocket) factory.UseKestrel(0);
+        factory.StartServer(); // starts the host: migrations, Hangfire server
         await using var scope = factory.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<FineTuneDbContext>();
         db.BaseModels.Add(new BaseModel { Id = BaseModelId, ArtifactSha256 = new string('a', 64), Config = new JsonObject { ["hidden_size"] = 8, ["num_hidden_layers"] = 2 } });
         await db.SaveChangesAsync();
         return factory;
     }
+
+    /// <summary>Where the host listens: the loopback Kestrel address with a real socket, the test server's otherwise.</summary>
+    public Uri ServerAddress =>
+        Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() is { } address
+            ? new Uri(address)
+            : ClientOptions.BaseAddress;
 
     public async Task<T> WithDbAsync<T>(Func<FineTuneDbContext, Task<T>> work)
     {
