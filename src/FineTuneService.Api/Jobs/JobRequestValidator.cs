@@ -41,7 +41,7 @@ internal static partial class JobRequestValidator
             new JsonObject { ["type"] = "supervised", ["supervised"] = supervised },
             SafetyPlan.FromRequest(request.Safety),
             Suffix(request.Suffix),
-            request.Seed ?? RandomNumberGenerator.GetInt32(int.MaxValue),
+            Seed(request.Seed),
             Metadata(request.Metadata));
     }
 
@@ -133,6 +133,14 @@ internal static partial class JobRequestValidator
             ["target_modules"] = new JsonArray(targets.Select(t => (JsonNode)t).ToArray()),
         };
     }
+
+    /// <summary>OpenAI's seed is a 32-bit signed integer that is not negative; the SDKs read it back as one.</summary>
+    private static long Seed(long? seed) => seed switch
+    {
+        null => RandomNumberGenerator.GetInt32(int.MaxValue),
+        < 0 or > int.MaxValue => throw ApiException.InvalidRequest($"seed must be an integer from 0 to {int.MaxValue}.", "seed"),
+        _ => seed.Value,
+    };
 
     private static string? Suffix(string? suffix)
     {
