@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using System.Text.Json.Nodes;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
@@ -45,10 +46,10 @@ public static class FineTuningJobsEndpoints
     {
         var tenantId = user.TenantId();
         if (idempotencyKey is { Length: > 256 }) throw ApiException.InvalidRequest("Idempotency-Key is at most 256 characters.");
-        if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken) is { } earlier)
-            return TypedResults.Ok(FineTuningJobObject.From(earlier));
-
         var settings = JobRequestValidator.Validate(request);
+        if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken) is { } earlier)
+            return TypedResults.Ok(FineTuningJobObject.From(SameRequest(earlier, request, settings, idempotencyKey)));
+
         settings.Safety.Validate(await RequireModelAsync(db, tenantId, request.Model!, cancellationToken));
         await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
         if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
@@ -87,7 +88,7 @@ public static class FineTuningJobsEndpoints
             await transaction.CommitAsync(ct);
             return null;
         }, cancellationToken);
-        if (earlierJob is not null) return TypedResults.Ok(FineTuningJobObject.From(earlierJob));
+        if (earlierJob is not null) return TypedResults.Ok(FineTuningJobObject.From(SameRequest(earlierJob, request, settings, idempotencyKey!)));
 
         await promotion.PromoteAsync(job.Id, cancellationToken);
         return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, job.Id, cancellationToken)));
@@ -196,6 +197,21 @@ public static class FineTuningJobsEndpoints
         db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, cancellationToken);
 
     /// <summary>
+    /// The job an earlier request with this Idempotency-Key created, when this request asks for the same job; a key
+    /// reused for a different request is refused (422, as the IETF Idempotency-Key draft says) rather than answered
+    /// with a job the caller did not ask for. A seed the caller left out was drawn at random, so it is not compared.
+    /// </summary>
+    private static FineTuningJob SameRequest(FineTuningJob earlier, CreateFineTuningJobRequest request, JobSettings settings, string idempotencyKey)
+    {
+        var same = earlier.Model == request.Model && earlier.TrainingFileId == request.TrainingFile && earlier.ValidationFileId == request.ValidationFile
+                   && earlier.Suffix == settings.Suffix && (request.Seed is null || earlier.Seed == settings.Seed)
+                   && JsonNode.DeepEquals(earlier.Method, settings.Method) && earlier.Safety.Equals(settings.Safety)
+                   && JsonNode.DeepEquals(earlier.Metadata, settings.Metadata);
+        return same ? earlier : throw new ApiException(StatusCodes.Status422UnprocessableEntity,
+            $"The Idempotency-Key '{idempotencyKey}' was already used for a different request (job {earlier.Id}); use a new key for a new job.",
+            "invalid_request_error", null, "idempotency_key_reused");
+    }
+
     /// A base model, or one of the caller's own fine-tuned models (continued training); returns what the request's
     /// rules need to know about it (its root base model's layer count).
     /// </summary>

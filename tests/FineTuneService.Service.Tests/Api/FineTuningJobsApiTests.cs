@@ -89,6 +89,11 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     [InlineData("""{"model":"MODEL","training_file":"FILE","suffix":"has space"}""", "suffix")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"rank":0}}}}""", "method.supervised.adapter.rank")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","method":{"type":"supervised","supervised":{"adapter":{"target_modules":["lm_head"]}}}}""", "method.supervised.adapter.target_modules")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","seed":2147483648}""", "seed")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","seed":-1}""", "seed")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","seed":1e30}""", "seed")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","seed":7.5}""", "seed")]
+    [InlineData("""{"model":"MODEL","training_file":"FILE","validation_file":"file-nope"}""", "validation_file")]
     public async Task Invalid_requests_are_400s_naming_the_parameter(string body, string param)
     {
         var (client, fileId) = await TenantWithFileAsync("invalid-" + param);
@@ -169,7 +174,9 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.Equal("invalid_json", job["error"]!["code"]!.GetValue<string>());
         Assert.Equal("training_file", job["error"]!["param"]!.GetValue<string>());
         Assert.Contains("line 1", job["error"]!["message"]!.GetValue<string>());
-        Assert.NotNull(job["finished_at"]!.GetValue<long>());
+        // Finished when it failed, and not before it was created (Unix seconds on the wire).
+        var finished = job["finished_at"]!.GetValue<long>();
+        Assert.InRange(finished, job["created_at"]!.GetValue<long>(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
     }
 
     [Fact]
@@ -288,5 +295,107 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
 
         var all = await _api.AdminClient().GetJsonAsync("/v1/admin/fine_tuning/jobs");
         Assert.Contains(all["data"]!.AsArray(), j => j!["id"]!.GetValue<string>() == id);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2147483647)]
+    public async Task Seeds_at_both_ends_of_the_range_are_kept(long seed)
+    {
+        var (client, fileId) = await TenantWithFileAsync($"seed-{seed}");
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId, seed });
+        Assert.Equal(seed, job["seed"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Concurrent_creates_with_one_idempotency_key_make_exactly_one_job()
+    {
+        var (client, fileId) = await TenantWithFileAsync("idempotent-race");
+        var body = new { model = ApiFactory.BaseModelId, training_file = fileId };
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.PostJsonAsync("/v1/fine_tuning/jobs", body, idempotencyKey: "race")));
+
+        var id = Assert.Single(answers.Select(a => a["id"]!.GetValue<string>()).Distinct());
+        Assert.Equal([id], (await client.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray().Select(j => j!["id"]!.GetValue<string>()));
+        Assert.Equal(1, await _api.WithDbAsync(db => db.Jobs.CountAsync(j => j.IdempotencyKey == "race" && j.TrainingFileId == fileId)));
+    }
+
+    [Fact]
+    public async Task An_idempotency_key_reused_with_a_different_body_is_refused_and_the_first_job_stands()
+    {
+        var (client, fileId) = await TenantWithFileAsync("idempotent-body");
+        var first = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId, suffix = "one" }, idempotencyKey: "reused");
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/fine_tuning/jobs")
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new { model = ApiFactory.BaseModelId, training_file = fileId, suffix = "two" }),
+        };
+        request.Headers.Add("Idempotency-Key", "reused");
+        var error = await (await client.SendAsync(request)).ErrorAsync(422);
+
+        Assert.Equal("idempotency_key_reused", error["code"]!.GetValue<string>());
+        Assert.Contains(first["id"]!.GetValue<string>(), error["message"]!.GetValue<string>());
+        var jobs = (await client.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray();
+        Assert.Equal("one", Assert.Single(jobs)!["user_provided_suffix"]!.GetValue<string>());
+        // The same body again is still a retry.
+        Assert.Equal(first["id"]!.GetValue<string>(), (await client.PostJsonAsync("/v1/fine_tuning/jobs",
+            new { model = ApiFactory.BaseModelId, training_file = fileId, suffix = "one" }, idempotencyKey: "reused"))["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Two_tenants_using_the_same_idempotency_key_get_their_own_jobs()
+    {
+        var (alice, aliceFile) = await TenantWithFileAsync("idempotent-alice");
+        var (bob, bobFile) = await TenantWithFileAsync("idempotent-bob");
+
+        var aliceJob = await alice.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = aliceFile }, idempotencyKey: "shared-key");
+        var bobJob = await bob.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = bobFile }, idempotencyKey: "shared-key");
+
+        Assert.NotEqual(aliceJob["id"]!.GetValue<string>(), bobJob["id"]!.GetValue<string>());
+        Assert.Equal(bobFile, bobJob["training_file"]!.GetValue<string>());
+        Assert.NotEqual(aliceJob["organization_id"]!.GetValue<string>(), bobJob["organization_id"]!.GetValue<string>());
+        await (await bob.GetAsync($"/v1/fine_tuning/jobs/{aliceJob["id"]}")).ErrorAsync(404);
+    }
+
+    [Fact]
+    public async Task A_validation_file_is_waited_for_like_the_training_file_and_its_errors_fail_the_job()
+    {
+        var (tenantId, _, client) = await _api.CreateTenantAsync("validation-file");
+        var training = (await client.UploadValidatedAsync(Datasets.ValidChat()))["id"]!.GetValue<string>();
+        var valid = (await client.UploadValidatedAsync(Datasets.ValidChat(10)))["id"]!.GetValue<string>();
+        var invalid = await client.UploadValidatedAsync("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n" + Datasets.ValidChat());
+        Assert.Equal("error", invalid["status"]!.GetValue<string>());
+
+        var ok = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = training, validation_file = valid });
+        Assert.Equal("queued", ok["status"]!.GetValue<string>());
+        Assert.Equal(valid, ok["validation_file"]!.GetValue<string>());
+        Assert.Equal(valid, (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{ok["id"]}"))["validation_file"]!.GetValue<string>());
+        var events = (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{ok["id"]}/events"))["data"]!.AsArray().Select(e => e!["message"]!.GetValue<string>());
+        Assert.Contains($"Validating training file: {training} and validation file: {valid}", events);
+
+        var failed = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = training, validation_file = invalid["id"] });
+        Assert.Equal("failed", failed["status"]!.GetValue<string>());
+        Assert.Equal("validation_file", failed["error"]!["param"]!.GetValue<string>());
+        Assert.Equal("no_assistant_message", failed["error"]!["code"]!.GetValue<string>());
+        Assert.Contains("line 1", failed["error"]!["message"]!.GetValue<string>());
+
+        // A validation file that is still being validated holds the job back, whatever the training file's state.
+        var content = await _api.Services.GetRequiredService<IArtifactStore>()
+            .PutAsync(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Datasets.ValidChat(11))), "application/jsonl", default);
+        var late = new StoredFile { Id = Ids.File(), TenantId = tenantId, Filename = "late-valid.jsonl", Purpose = "fine-tune", Bytes = content.Length, Sha256 = content.Sha256 };
+        await _api.WithDbAsync(async db => { db.Files.Add(late); return await db.SaveChangesAsync(); });
+        var waiting = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = training, validation_file = late.Id });
+        Assert.Equal("validating_files", waiting["status"]!.GetValue<string>());
+        _api.Services.GetRequiredService<IJobScheduler>().EnqueueFileValidation(late.Id);
+        var status = await Eventually.UntilAsync(
+            async () => (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{waiting["id"]}"))["status"]!.GetValue<string>(),
+            s => s != "validating_files", TimeSpan.FromSeconds(30));
+        Assert.Equal("queued", status);
+
+        // Another tenant's file is no file of this tenant's: the same answer as a file that never existed.
+        var (_, otherFile) = await TenantWithFileAsync("validation-file-other");
+        var foreign = await (await client.PostAsync("/v1/fine_tuning/jobs", System.Net.Http.Json.JsonContent.Create(
+            new { model = ApiFactory.BaseModelId, training_file = training, validation_file = otherFile }))).ErrorAsync(400);
+        Assert.Equal("validation_file", foreign["param"]!.GetValue<string>());
     }
 }
