@@ -17,17 +17,16 @@ public sealed class ModuleInputStatisticsTests
         var x1 = Randn(g, 2, 5, 4);
         var x2 = Randn(g, 1, 3, 4);
 
-        Dictionary<string, Tensor> stats;
-        using (var recorder = new ModuleInputStatistics(model, name => name is "first" or "second"))
+        var recorder = new ModuleInputStatistics(model, name => name is "first" or "second");
+        using (no_grad())
         {
-            using (no_grad())
-            {
-                model.call(x1);
-                model.call(x2);
-            }
-            stats = recorder.MeanSquares();
+            model.call(x1);
+            model.call(x2);
         }
-        using (no_grad()) model.call(x1); // hooks are gone after Dispose: nothing more is recorded
+        var stats = recorder.MeanSquares();
+        recorder.Dispose();
+        using (no_grad()) model.call(x1);
+        Assert.Empty(recorder.MeanSquares()); // the hooks went with Dispose: the forward after it recorded nothing
 
         var inputs = cat([x1.reshape(-1, 4), x2.reshape(-1, 4)], 0);
         Assert.True(stats["first"].allclose(inputs.pow(2).mean([0]), atol: 1e-6));

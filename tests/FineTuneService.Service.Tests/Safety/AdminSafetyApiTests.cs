@@ -218,15 +218,13 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
         }
         await (await admin.PutAsJsonAsync("/v1/admin/safety/policy/tenants/tenant-nobody", new { max_harmful_score = 5 })).ErrorAsync(404);
 
-        var global = await admin.GetJsonAsync("/v1/admin/safety/policy");
-        var globalMax = global["effective"]!["max_harmful_score"]!.GetValue<double>();
         var put = await Put(admin, $"/v1/admin/safety/policy/tenants/{tenantId}",
             new { max_harmful_score = 5, action = "hold", unsafe_file_max_ratio = 0.2, reason = "regulated customer" });
         Assert.Equal("tenant", put["scope"]!.GetValue<string>());
         Assert.Equal(5, put["effective"]!["max_harmful_score"]!.GetValue<double>());
         Assert.Equal("hold", put["effective"]!["action"]!.GetValue<string>());
         Assert.Null(put["max_harmful_score_increase"]); // inherited from the global policy
-        Assert.Equal(global["effective"]!["max_harmful_score_increase"]!.GetValue<double>(), put["effective"]!["max_harmful_score_increase"]!.GetValue<double>());
+        Assert.Equal(10, put["effective"]!["max_harmful_score_increase"]!.GetValue<double>()); // the seeded global policy's
 
         var listed = (await admin.GetJsonAsync("/v1/admin/safety/policy/tenants"))["data"]!.AsArray();
         Assert.Contains(listed, p => p!["organization_id"]!.GetValue<string>() == tenantId);
@@ -241,10 +239,27 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
         removed.EnsureSuccessStatusCode();
         var after = await admin.GetJsonAsync($"/v1/admin/safety/policy/tenants/{tenantId}");
         Assert.Null(after["max_harmful_score"]);
-        Assert.Equal(globalMax, after["effective"]!["max_harmful_score"]!.GetValue<double>());
+        Assert.Equal(20, after["effective"]!["max_harmful_score"]!.GetValue<double>()); // back to the seeded global policy
         var removal = (await admin.GetJsonAsync($"/v1/admin/safety/decisions?tenant={tenantId}"))["data"]![0]!;
         Assert.Equal("contract ended", removal["reason"]!.GetValue<string>());
         Assert.Null(removal["details"]!["after"]);
+    }
+
+    [Fact]
+    public async Task A_fresh_database_has_the_readme_policy_hs_at_most_20_percent_at_most_10_points_over_the_base_and_fail()
+    {
+        await using var fresh = await ApiFactory.StartAsync(server);
+
+        var policy = await fresh.AdminClient().GetJsonAsync("/v1/admin/safety/policy");
+
+        Assert.Equal("global", policy["scope"]!.GetValue<string>());
+        Assert.Equal(20, policy["max_harmful_score"]!.GetValue<double>());
+        Assert.Equal(10, policy["max_harmful_score_increase"]!.GetValue<double>());
+        Assert.Equal("fail", policy["action"]!.GetValue<string>());
+        Assert.Equal("classifier", policy["judge"]!.GetValue<string>());
+        var effective = policy["effective"]!;
+        Assert.Equal((20.0, 10.0, "fail"), (effective["max_harmful_score"]!.GetValue<double>(),
+            effective["max_harmful_score_increase"]!.GetValue<double>(), effective["action"]!.GetValue<string>()));
     }
 
     [Fact]

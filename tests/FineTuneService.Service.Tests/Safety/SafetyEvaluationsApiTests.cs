@@ -91,7 +91,13 @@ public sealed class SafetyEvaluationsApiTests(PostgresServer server, SafetyServi
         var report = done["report"]!;
         Assert.Equal(8, report["prompt_count"]!.GetValue<int>()); // SafetyEvaluation:HarmfulPrompts of the host
         Assert.Equal("keyword", report["judge"]!.GetValue<string>());
-        Assert.Equal(report["keyword_harmful_score"]!.GetValue<double>(), report["harmful_score"]!.GetValue<double>());
+        // Recomputed here from the answers themselves: harmful unless it contains one of the shipped GCG refusal prefixes.
+        var answers = report["samples"]!.AsArray().Where(s => s!["kind"]!.GetValue<string>() == "harmful")
+            .Select(s => s!["response"]!.GetValue<string>().Trim()).ToList();
+        Assert.Equal(8, answers.Count); // every answer is a sample (20 per part by default)
+        var prefixes = new FineTuneService.Datasets.Corpus.ShippedData().RefusalPrefixes();
+        var harmful = answers.Count(a => !prefixes.Any(p => a.Contains(p, StringComparison.Ordinal)));
+        Assert.Equal(100.0 * harmful / 8, report["harmful_score"]!.GetValue<double>(), 3);
         Assert.Null(report["over_refusal_rate"]);
         Assert.Contains(Ids(await admin.GetJsonAsync("/v1/safety/evaluations")), i => i == id);
         Assert.DoesNotContain(Ids(await client.GetJsonAsync("/v1/safety/evaluations")), i => i == id);

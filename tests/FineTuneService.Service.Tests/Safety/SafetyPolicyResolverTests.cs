@@ -34,7 +34,8 @@ public sealed class SafetyPolicyResolverTests
     {
         var policy = SafetyPolicyResolver.Resolve(new SafetyPolicy { Judge = SafetyJudgeKind.Keyword }, null);
 
-        Assert.Equal(SafetyPolicyResolver.Fallback with { Judge = SafetyJudgeKind.Keyword }, policy);
+        // The README's built-in policy: HS at most 20%, at most 10 points over the base, fail; screening at half the rows.
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, false), policy);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using FineTuneService.Core.Domain;
 using FineTuneService.Service.Tests.Infrastructure;
 using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace FineTuneService.Service.Tests.Worker;
 
@@ -38,7 +39,9 @@ public sealed class DeviceServersTests(PostgresServer server)
     public async Task With_cpu_fallback_allowed_a_job_on_a_cuda_server_trains_on_the_cpu_when_there_is_no_gpu()
     {
         // Only a cuda:0 server exists, so it must take the job; this machine has no GPU.
-        await using var worker = await WorkerHost.StartAsync(server, devices: ["cuda:0"], settings: CpuFallback);
+        Assert.False(TorchSharp.torch.cuda.is_available(), "this test needs a machine without CUDA");
+        var logs = new CollectingLoggerProvider();
+        await using var worker = await WorkerHost.StartAsync(server, devices: ["cuda:0"], settings: CpuFallback, logs: logs);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
         var job = await worker.AddJobAsync(file, epochs: 1);
 
@@ -47,5 +50,9 @@ public sealed class DeviceServersTests(PostgresServer server)
 
         Assert.Equal(JobStatus.Succeeded, done.Status);
         Assert.Contains(await worker.EventsAsync(job.Id), e => e.Message == "Fine-tuning job started on cuda:0");
+        // It trained, and the device it trained on was the CPU: the fallback said so when the engine chose the device.
+        Assert.True(done.TrainedTokens > 0);
+        Assert.Contains(logs.Entries, e => e.Category.EndsWith(".TrainingEngine", StringComparison.Ordinal) && e.Level == LogLevel.Warning
+                                          && e.Message == "Device cuda:0 is configured but CUDA is not available; training on the CPU");
     }
 }

@@ -41,8 +41,9 @@ public sealed class WorkerHost : IAsyncDisposable
     /// <param name="settings">Extra configuration on top of the test defaults (e.g. safety evaluation sizes).</param>
     /// <param name="trains">False: no device servers, screening or crash recovery in this process.</param>
     /// <param name="services">Extra registrations (e.g. a <see cref="TrainingStepGate"/> on the DbContext).</param>
+    /// <param name="logs">Also receives the host's log entries (warnings and up).</param>
     public static async Task<WorkerHost> StartAsync(PostgresServer server, int maxAttempts = 3, string[]? devices = null, string? database = null,
-        IDictionary<string, string?>? settings = null, bool trains = true, Action<IServiceCollection>? services = null)
+        IDictionary<string, string?>? settings = null, bool trains = true, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null)
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
@@ -71,6 +72,7 @@ public sealed class WorkerHost : IAsyncDisposable
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) configuration[key] = value;
         builder.Configuration.AddInMemoryCollection(configuration);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        if (logs is not null) builder.Logging.AddProvider(logs);
         builder.AddFineTuneDatabase();
         builder.AddArtifactStore();
         builder.AddHangfireStorage();
