@@ -19,8 +19,9 @@ using Xunit.Abstractions;
 namespace FineTuneService.Service.Tests.Worker;
 
 /// <summary>
-/// The whole loop as a tenant sees it, through the official OpenAI .NET SDK: the API host with the worker's device
-/// server running in the same process (as in the dev run), real PostgreSQL, Hangfire and TorchSharp.
+/// The whole loop as a tenant sees it, through the official OpenAI .NET SDK over a real loopback Kestrel socket (the
+/// SDK's own HTTP transport, no in-memory handler): the API host with the worker's device server in the same process
+/// (as in the dev run), real PostgreSQL, Hangfire and TorchSharp.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHelper output)
@@ -30,7 +31,7 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
     public async Task A_tenant_fine_tunes_through_the_sdk_and_another_tenant_sees_none_of_it()
     {
         var cache = Directory.CreateTempSubdirectory("fts-e2e-cache-").FullName;
-        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
         {
             ["Worker:ModelCacheDirectory"] = cache,
             ["Worker:HeartbeatInterval"] = "00:00:00.2",
@@ -39,8 +40,9 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             ["Worker:MetricsEverySteps"] = "1",
             ["Worker:MaxSequenceLength"] = "64",
             ["SafetyEvaluation:Enabled"] = "false", // the gate end to end: SafetyGateApiTests
-        });
-        await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
+        }, configureServices: services => services.AddFineTuneWorker());
+        app.UseKestrel(0);
+        app.StartServer();
         try
         {
             await app.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);
@@ -80,7 +82,10 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             var events = new List<FineTuningEvent>();
             await foreach (var e in job.GetEventsAsync(new GetEventsOptions { PageSize = 4 })) events.Add(e);
             Assert.Equal("The job has successfully completed", events[0].Message);
-            Assert.Equal(events.OrderByDescending(e => e.CreatedAt).Select(e => e.CreatedAt), events.Select(e => e.CreatedAt));
+            // Newest first by the order they happened in (wire timestamps are whole seconds, so they cannot show it).
+            await using (var db = await app.Services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContextAsync())
+                Assert.Equal(await db.JobEvents.AsNoTracking().Where(e => e.JobId == job.JobId).OrderByDescending(e => e.Sequence).Select(e => e.Id).ToListAsync(),
+                    events.Select(e => e.Id));
             var metrics = events.Where(e => e.Kind == FineTuningJobEventKind.Metrics).ToList();
             Assert.Equal(12, metrics.Count);
             var last = JsonNode.Parse(metrics[0].Data.ToString())!;
@@ -124,16 +129,13 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
         }
     }
 
-    private static OpenAIClient Sdk(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string key) =>
-        new(new ApiKeyCredential(key), new OpenAIClientOptions
-        {
-            Endpoint = new Uri(app.Server.BaseAddress, "/v1"),
-            Transport = new HttpClientPipelineTransport(app.CreateClient()),
-        });
+    /// <summary>The SDK as a tenant configures it: only the base URL changes.</summary>
+    private static OpenAIClient Sdk(ApiFactory app, string key) =>
+        new(new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(app.ServerAddress, "/v1") });
 
-    private static async Task<string> CreateTenantKeyAsync(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string name)
+    private static async Task<string> CreateTenantKeyAsync(ApiFactory app, string name)
     {
-        var admin = app.CreateClient();
+        using var admin = new HttpClient { BaseAddress = app.ServerAddress };
         admin.DefaultRequestHeaders.Authorization = new("Bearer", AuthOptions.DevelopmentAdminKey);
         var response = await admin.PostAsJsonAsync("/v1/admin/tenants", new { name });
         response.EnsureSuccessStatusCode();
