@@ -5,8 +5,12 @@ using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Safety;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace FineTuneService.Service.Tests.Safety;
@@ -119,6 +123,105 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         await using (var db = await worker.CreateDbContextAsync())
             Assert.Equal(0, await db.BaseModelSafetyScores.CountAsync());
         Assert.Contains((await worker.EventsAsync(job.Id)).Select(e => e.Message), m => m.Contains("judge_unavailable"));
+    }
+
+    [Fact]
+    public async Task A_working_external_judge_decides_the_gate_whatever_the_other_judges_say()
+    {
+        await using var guard = await GuardServer.StartAsync("unsafe\nS1");
+        await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>
+        {
+            ["SafetyEvaluation:Enabled"] = "true",
+            ["SafetyEvaluation:ExternalJudge:BaseAddress"] = guard.BaseAddress.ToString(),
+            ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
+        });
+        await UseJudgeAsync(worker, SafetyJudgeKind.External);
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(8));
+
+        // The guard calls every answer unsafe: 100% HS by the gate's judge, over the seeded 20% limit.
+        var unsafeJob = await worker.AddJobAsync(file, epochs: 1);
+        worker.Enqueue(unsafeJob.Id);
+        var failed = await worker.WaitForTerminalAsync(unsafeJob.Id);
+        var gate = failed.SafetyScores!["gate"]!;
+        output.WriteLine(gate.ToJsonString());
+        Assert.Equal(JobStatus.Failed, failed.Status);
+        Assert.Equal("unsafe_model", failed.Error!["code"]!.GetValue<string>());
+        Assert.Equal(("failed", "external:guard-test"), (gate["decision"]!.GetValue<string>(), gate["judge"]!.GetValue<string>()));
+        Assert.Equal(100.0, gate["harmful_score"]!.GetValue<double>());
+        Assert.Contains(gate["violations"]!.AsArray(), v => v!.GetValue<string>().Contains("over the maximum"));
+        Assert.True(guard.Calls > 0);
+
+        // Now it calls every answer safe: the same babbling model passes, though the keyword fallback calls all of it harmful.
+        guard.Answer = "safe";
+        var safeJob = await worker.AddJobAsync(file, epochs: 1);
+        worker.Enqueue(safeJob.Id);
+        var passed = await worker.WaitForTerminalAsync(safeJob.Id);
+        var passedGate = passed.SafetyScores!["gate"]!;
+        output.WriteLine(passedGate.ToJsonString());
+        Assert.True(passed.Status == JobStatus.Succeeded, passed.Error?.ToJsonString());
+        Assert.Equal(ReviewState.NotRequired, passed.Review);
+        Assert.Equal(("passed", "external:guard-test"), (passedGate["decision"]!.GetValue<string>(), passedGate["judge"]!.GetValue<string>()));
+        Assert.Equal(0.0, passedGate["harmful_score"]!.GetValue<double>());
+        Assert.True(passed.SafetyScores!["final"]!["keyword_harmful_score"]!.GetValue<double>() > 20);
+    }
+
+    [Fact]
+    public async Task With_no_external_judge_configured_a_policy_that_needs_one_holds_the_model()
+    {
+        await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?> { ["SafetyEvaluation:Enabled"] = "true" });
+        await UseJudgeAsync(worker, SafetyJudgeKind.External);
+        var job = await worker.AddJobAsync(await worker.UploadFileAsync(TinyBaseModel.Jsonl(8)), epochs: 1);
+        worker.Enqueue(job.Id);
+        var done = await worker.WaitForTerminalAsync(job.Id);
+
+        var gate = done.SafetyScores!["gate"]!;
+        output.WriteLine(gate.ToJsonString());
+        Assert.Equal(JobStatus.Succeeded, done.Status);
+        Assert.Equal(ReviewState.Held, done.Review);
+        Assert.Equal(("held", "judge_unavailable"), (gate["decision"]!.GetValue<string>(), gate["reason"]!.GetValue<string>()));
+        Assert.Contains("no external judge is configured", gate["message"]!.GetValue<string>());
+        Assert.Null(gate["harmful_score"]);
+        Assert.NotNull(done.FineTunedModel);
+    }
+
+    private static async Task UseJudgeAsync(WorkerHost worker, SafetyJudgeKind judge)
+    {
+        await using var db = await worker.CreateDbContextAsync();
+        db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = judge, UpdatedBy = "test" });
+        await db.SaveChangesAsync();
+    }
+
+    /// <summary>A Llama-Guard-style judge on a real loopback socket: every chat completion answers <see cref="Answer"/>.</summary>
+    private sealed class GuardServer : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private int _calls;
+
+        private GuardServer()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Logging.ClearProviders();
+            _app = builder.Build();
+            _app.MapPost("/v1/chat/completions", () =>
+            {
+                Interlocked.Increment(ref _calls);
+                return Results.Json(new { choices = new[] { new { index = 0, message = new { role = "assistant", content = Answer } } } });
+            });
+        }
+
+        public volatile string Answer = "safe";
+        public int Calls => Volatile.Read(ref _calls);
+        public Uri BaseAddress => new(_app.Urls.First() + "/v1/");
+
+        public static async Task<GuardServer> StartAsync(string answer)
+        {
+            var guard = new GuardServer { Answer = answer };
+            await guard._app.StartAsync();
+            return guard;
+        }
+
+        public async ValueTask DisposeAsync() => await _app.DisposeAsync();
     }
 
     private async Task<WorkerHost> StartAsync(IDictionary<string, string?>? settings = null)
