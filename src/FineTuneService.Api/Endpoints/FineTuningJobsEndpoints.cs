@@ -84,6 +84,10 @@ public static class FineTuningJobsEndpoints
             db.JobEvents.Add(JobEvents.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
             db.JobEvents.Add(JobEvents.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
                 + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
+            if (LocatedSafetyLayers.AreNeededBy(job.Safety)
+                && await db.BaseModels.AnyAsync(m => m.Id == job.Model && m.SafetyLayersStatus == SafetyLayersStatus.Pending, ct))
+                db.JobEvents.Add(JobEvents.Message(job.Id,
+                    $"Waiting for a worker to locate the safety layers of {job.Model}: frozen_layers without a layer range freezes those"));
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);
             return null;

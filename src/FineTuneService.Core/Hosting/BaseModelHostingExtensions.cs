@@ -15,7 +15,8 @@ public static class BaseModelHostingExtensions
     /// <summary>
     /// Registers <see cref="BaseModelRegistry"/> and, when <c>Models:Directory</c> is set, imports its model folders in
     /// the background once the database has every migration (applied by this host or by another); <c>/readyz</c>
-    /// answers 503 until that import is done. Needs the database and the artifact store.
+    /// answers 503 until that import is done. Then it re-queues the safety-layer locator for models still waiting
+    /// for it (an enqueue lost with a process that died). Needs the database, the artifact store and Hangfire storage.
     /// </summary>
     public static IHostApplicationBuilder AddBaseModelRegistry(this IHostApplicationBuilder builder)
     {
@@ -42,10 +43,16 @@ public static class BaseModelHostingExtensions
 
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
+            var imported = await ImportDirectoryAsync(stoppingToken);
+            await RequeuePendingSafetyLayersAsync(except: imported, stoppingToken); // those just imported were queued
+        }
+
+        private async Task<IReadOnlyList<string>> ImportDirectoryAsync(CancellationToken stoppingToken)
+        {
             if (string.IsNullOrWhiteSpace(options.Value.Directory))
             {
                 _done = "no Models:Directory configured";
-                return;
+                return [];
             }
             var directory = Path.GetFullPath(options.Value.Directory, environment.ContentRootPath);
             await WaitForMigrationsAsync(stoppingToken);
@@ -53,7 +60,7 @@ public static class BaseModelHostingExtensions
             {
                 logger.LogWarning("Models:Directory {Directory} does not exist; no base models imported", directory);
                 _done = $"{directory} does not exist; nothing imported";
-                return;
+                return [];
             }
             _waiting = $"importing {directory}";
             try
@@ -61,12 +68,28 @@ public static class BaseModelHostingExtensions
                 var imported = await registry.ImportDirectoryAsync(directory, stoppingToken);
                 logger.LogInformation("Base models in {Directory}: {Count} imported or updated", directory, imported.Count);
                 _done = $"{directory} imported";
+                return imported;
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Not ready, but alive: an admin can fix the folder and call POST /v1/admin/models/import.
                 logger.LogError(e, "Importing base models from {Directory} failed", directory);
                 _waiting = $"import of {directory} failed: {e.Message}";
+                return [];
+            }
+        }
+
+        private async Task RequeuePendingSafetyLayersAsync(IReadOnlyList<string> except, CancellationToken stoppingToken)
+        {
+            try
+            {
+                await WaitForMigrationsAsync(stoppingToken);
+                if (await registry.RequestPendingSafetyLayersAsync(except, stoppingToken) is { Count: > 0 } pending)
+                    logger.LogInformation("Safety layers to be located by a worker for base models: {Models}", string.Join(", ", pending));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Could not re-queue the safety-layer locator; the next start tries again");
             }
         }
 

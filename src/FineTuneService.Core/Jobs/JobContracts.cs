@@ -48,3 +48,14 @@ public interface ISafetyEvaluationJob
 {
     Task RunAsync(string evaluationId, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Locates a base model's safety layers once (the cosine-gap curves and the over-rejection refinement of
+/// <c>SafetyLayerLocator</c>) on the device of the gpu-queue server that dequeued it, stores them with the model and
+/// releases the <c>frozen_layers</c> jobs that wait for them. Implemented by the worker host; idempotent (a model whose
+/// layers are known, or whose weights changed meanwhile, is left alone).
+/// </summary>
+public interface ISafetyLayerLocationJob
+{
+    Task RunAsync(string baseModelId, CancellationToken cancellationToken);
+}

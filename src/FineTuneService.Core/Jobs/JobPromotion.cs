@@ -1,14 +1,17 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Models;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTuneService.Core.Jobs;
 
 /// <summary>
 /// Moves a job out of validating_files once its files are validated: to queued (and onto the gpu queue) when they
-/// are all processed, to failed with the file's error when one is invalid. Safe to call any number of times, from
-/// job creation and from file validation alike: only the call whose conditional update wins acts.
+/// are all processed, to failed with the file's error when one is invalid. A <c>frozen_layers</c> job without a layer
+/// range also waits for its base model's safety layers to be located (failed when the locator failed). Safe to call
+/// any number of times, from job creation, file validation and the locator alike: only the call whose conditional
+/// update wins acts.
 /// </summary>
 public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, TimeProvider clock)
 {
@@ -17,6 +20,16 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
     {
         var jobIds = await db.Jobs.AsNoTracking()
             .Where(j => j.Status == JobStatus.ValidatingFiles && (j.TrainingFileId == fileId || j.ValidationFileId == fileId))
+            .Select(j => j.Id)
+            .ToListAsync(cancellationToken);
+        foreach (var jobId in jobIds) await PromoteAsync(jobId, cancellationToken);
+    }
+
+    /// <summary>Promotes every job waiting on base model <paramref name="modelId"/> (its safety layers are now known, or not locatable).</summary>
+    public async Task PromoteWaitingOnModelAsync(string modelId, CancellationToken cancellationToken)
+    {
+        var jobIds = await db.Jobs.AsNoTracking()
+            .Where(j => j.Status == JobStatus.ValidatingFiles && j.Model == modelId)
             .Select(j => j.Id)
             .ToListAsync(cancellationToken);
         foreach (var jobId in jobIds) await PromoteAsync(jobId, cancellationToken);
@@ -42,6 +55,18 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
                 error ??= Error(FirstErrorCode(file) ?? "invalid_file", $"The {param} {fileId} is invalid: {file.StatusDetails}", param);
             else if (file.Status is FileStatus.Uploaded or FileStatus.AwaitingScreening)
                 pending = true;
+        }
+
+        if (LocatedSafetyLayers.AreNeededBy(job.Safety))
+        {
+            var model = await db.BaseModels.AsNoTracking().Where(m => m.Id == job.Model)
+                .Select(m => new { m.SafetyLayersStatus, m.SafetyLayersError }).SingleOrDefaultAsync(cancellationToken);
+            // A fine-tuned model as the base has no row: its folder carries the base's safety_layers.json, or the worker says so.
+            if (model?.SafetyLayersStatus == SafetyLayersStatus.Pending) pending = true;
+            else if (model?.SafetyLayersStatus == SafetyLayersStatus.Failed)
+                error ??= Error("invalid_safety_strategy",
+                    $"frozen_layers without a layer range needs the safety layers of {job.Model}, which could not be located: {model.SafetyLayersError} "
+                    + "Give safety.params.frozen_layers.first_layer and last_layer.", "safety.params.frozen_layers");
         }
 
         if (error is null && pending) return;

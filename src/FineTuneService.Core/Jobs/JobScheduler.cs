@@ -22,6 +22,9 @@ public interface IJobScheduler
     /// with training there instead of sharing a device's memory with a running job.
     /// </summary>
     string EnqueueSafetyEvaluation(string evaluationId);
+
+    /// <summary>Queues the safety-layer locator for a base model on the gpu queue (it generates on a device).</summary>
+    string EnqueueSafetyLayerLocation(string baseModelId);
 }
 
 internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobScheduler
@@ -51,4 +54,7 @@ internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobSc
 
     public string EnqueueSafetyEvaluation(string evaluationId) =>
         Retry.Execute(() => client.Enqueue<ISafetyEvaluationJob>(Queues.Gpu, job => job.RunAsync(evaluationId, CancellationToken.None)));
+
+    public string EnqueueSafetyLayerLocation(string baseModelId) =>
+        Retry.Execute(() => client.Enqueue<ISafetyLayerLocationJob>(Queues.Gpu, job => job.RunAsync(baseModelId, CancellationToken.None)));
 }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -18,10 +19,17 @@ public sealed record ModelsOptions
     public string? Directory { get; set; }
 }
 
-/// <summary>Imports Hugging Face model folders as base models: bundle, store by hash, upsert the registry row.</summary>
+/// <summary>
+/// Imports Hugging Face model folders as base models: bundle, store by hash, upsert the registry row. A folder that
+/// ships its <c>safety_layers.json</c> is ready for every strategy at once; for any other, a worker job locates the
+/// safety layers (<see cref="ISafetyLayerLocationJob"/>) and <c>frozen_layers</c> jobs without a layer range wait for it.
+/// </summary>
 public sealed class BaseModelRegistry(
-    IDbContextFactory<FineTuneDbContext> contexts, IArtifactStore artifacts, ILogger<BaseModelRegistry> logger)
+    IDbContextFactory<FineTuneDbContext> contexts, IArtifactStore artifacts, IJobScheduler scheduler, ILogger<BaseModelRegistry> logger)
 {
+    /// <summary>File of a model folder with its located safety layers (written by the locator, read by frozen_layers).</summary>
+    public const string SafetyLayersFile = "safety_layers.json";
+
     /// <summary>Imports every model folder under <paramref name="directory"/> whose bundle hash changed; returns the ids imported.</summary>
     public async Task<IReadOnlyList<string>> ImportDirectoryAsync(string directory, CancellationToken cancellationToken)
     {
@@ -60,21 +68,44 @@ public sealed class BaseModelRegistry(
             await using var read = File.OpenRead(bundle);
             var stored = await artifacts.PutAsync(read, "application/x-tar", cancellationToken);
 
-            if (existing is null)
-                db.BaseModels.Add(new BaseModel { Id = id, ArtifactSha256 = stored.Sha256, Config = config });
-            else
-            {
-                existing.ArtifactSha256 = stored.Sha256;
-                existing.Config = config;
-            }
+            var model = existing ?? db.BaseModels.Add(new BaseModel { Id = id, ArtifactSha256 = stored.Sha256, Config = config }).Entity;
+            model.ArtifactSha256 = stored.Sha256;
+            model.Config = config;
+            // Layers belong to the weights they were located on: new weights are located again unless the folder ships them.
+            model.SafetyLayers = await ShippedSafetyLayersAsync(folder, cancellationToken);
+            model.SafetyLayersStatus = model.SafetyLayers is null ? SafetyLayersStatus.Pending : SafetyLayersStatus.Ready;
+            model.SafetyLayersError = null;
             await db.SaveChangesAsync(cancellationToken);
-            logger.LogInformation("Base model {Model} registered from {Folder} as artifact {Sha256}", id, folder, stored.Sha256);
+            logger.LogInformation("Base model {Model} registered from {Folder} as artifact {Sha256}; safety layers {Status}",
+                id, folder, stored.Sha256, model.SafetyLayers is null ? "to be located by a worker" : $"shipped in {SafetyLayersFile}");
+            if (model.SafetyLayersStatus == SafetyLayersStatus.Pending) scheduler.EnqueueSafetyLayerLocation(id);
             return true;
         }
         finally
         {
             File.Delete(bundle);
         }
+    }
+
+    /// <summary>
+    /// Queues the safety-layer locator again for every base model still waiting for it: an enqueue lost with a
+    /// process that died between the row and the queue is sent at the next start (the job is idempotent).
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RequestPendingSafetyLayersAsync(IReadOnlyCollection<string> except, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var pending = await db.BaseModels.AsNoTracking().Where(m => m.SafetyLayersStatus == SafetyLayersStatus.Pending && !except.Contains(m.Id))
+            .Select(m => m.Id).ToListAsync(cancellationToken);
+        foreach (var id in pending) scheduler.EnqueueSafetyLayerLocation(id);
+        return pending;
+    }
+
+    private static async Task<JsonObject?> ShippedSafetyLayersAsync(string folder, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(folder, SafetyLayersFile);
+        if (!File.Exists(path)) return null;
+        return JsonNode.Parse(await File.ReadAllTextAsync(path, cancellationToken)) as JsonObject
+            ?? throw new InvalidDataException($"{path} is not a JSON object.");
     }
 
     /// <summary>A write-only stream that only hashes.</summary>

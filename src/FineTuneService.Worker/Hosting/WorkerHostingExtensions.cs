@@ -18,7 +18,8 @@ public static class WorkerHostingExtensions
 {
     /// <summary>
     /// The training side of the service: one Hangfire server per <c>Worker:Devices</c> entry on the gpu queue,
-    /// <see cref="IFineTuneJobRunner"/>, the base-model cache, crash recovery, and a small server for the screening
+    /// <see cref="IFineTuneJobRunner"/>, the safety-layer locator of imported base models (<see cref="ISafetyLayerLocationJob"/>),
+    /// the base-model cache, crash recovery, and a small server for the screening
     /// queue (<see cref="IFileScreeningJob"/>). Needs the database, the artifact
     /// store and Hangfire storage (Core's <c>AddFineTuneDatabase</c>, <c>AddArtifactStore</c>, <c>AddHangfireStorage</c>).
     /// </summary>
@@ -77,6 +78,7 @@ public static class WorkerHostingExtensions
         services.AddScoped<JobPromotion>();
         services.AddScoped<IFileScreeningJob, FileScreeningJob>();
         services.AddScoped<ISafetyEvaluationJob, SafetyEvaluationRunner>();
+        services.AddScoped<ISafetyLayerLocationJob, SafetyLayerLocationJob>();
 
         services.AddSingleton<DeviceServers>();
         services.AddHostedService(provider => provider.GetRequiredService<DeviceServers>());

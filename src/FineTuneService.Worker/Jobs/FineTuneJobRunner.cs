@@ -112,7 +112,8 @@ public sealed class FineTuneJobRunner(
             CheckpointDirectory: Path.Combine(scratch, "checkpoints"),
             ResumeFrom: resumeFrom,
             OutputFolder: Path.Combine(scratch, "output"),
-            Lora: JobAdapter.From(job.Method, baseModelReference));
+            Lora: JobAdapter.From(job.Method, baseModelReference),
+            SafetyLayers: model.SafetyLayers);
 
         // Training runs synchronously on this thread. The observer reads the control flag between steps and turns it
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.

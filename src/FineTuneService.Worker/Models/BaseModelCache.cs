@@ -1,9 +1,11 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Models;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using FineTuneService.Worker.Jobs;
+using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 
 namespace FineTuneService.Worker.Models;
 
@@ -28,10 +30,16 @@ public sealed class BaseModelCache(
     public async Task<ResolvedModel> ResolveAsync(string modelId, string? tenantId, CancellationToken cancellationToken)
     {
         UsableModel? model;
+        JsonObject? located = null;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+        {
             model = await ModelAccess.FindAsync(db, tenantId, modelId, cancellationToken);
+            if (model?.Kind == ModelKind.Base)
+                located = await db.BaseModels.AsNoTracking().Where(m => m.Id == modelId).Select(m => m.SafetyLayers).SingleAsync(cancellationToken);
+        }
         if (model is null) throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
-        return new ResolvedModel(modelId, model.WeightsSha256, await GetFolderAsync(model.WeightsSha256, cancellationToken));
+        var layers = located is null ? null : SafetyLayerLocation.FromJson(located.ToJsonString());
+        return new ResolvedModel(modelId, model.WeightsSha256, await GetFolderAsync(model.WeightsSha256, cancellationToken), layers);
     }
 
     /// <summary>The cached folder of bundle <paramref name="sha256"/>, downloading it first when missing.</summary>
@@ -71,5 +79,8 @@ public sealed class BaseModelCache(
     }
 }
 
-/// <summary>A model ready to load: its id, bundle hash and local Hugging Face folder.</summary>
-public sealed record ResolvedModel(string Id, string Sha256, string Folder);
+/// <summary>
+/// A model ready to load: its id, bundle hash and local Hugging Face folder, and for a base model the safety layers
+/// the locator found (a fine-tuned model's folder carries its base's <c>safety_layers.json</c> instead).
+/// </summary>
+public sealed record ResolvedModel(string Id, string Sha256, string Folder, SafetyLayerLocation? SafetyLayers = null);

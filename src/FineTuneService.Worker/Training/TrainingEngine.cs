@@ -29,7 +29,8 @@ public sealed record TrainingRequest(
     string CheckpointDirectory,
     string? ResumeFrom,
     string OutputFolder,
-    LoraConfig? Lora = null);
+    LoraConfig? Lora = null,
+    SafetyLayerLocation? SafetyLayers = null);
 
 /// <summary>
 /// Bridge from a job to the engine: loads the base model's Hugging Face folder onto the device, tokenizes the chats
@@ -97,16 +98,16 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
     }
 
     /// <summary>
-    /// The trainer hooks of the job's safety plan, with the shipped safety data and, when the model folder has
-    /// <see cref="SafetyLayersFile"/>, its located safety layers. The plan is checked again against what only the
-    /// worker knows (the same rules the API applied at create time); a strategy whose data is missing fails the job
-    /// with a clear error rather than training without the requested protection.
+    /// The trainer hooks of the job's safety plan, with the shipped safety data and the base model's located safety
+    /// layers (from its row, else the folder's <see cref="SafetyLayersFile"/>). The plan is checked again against what
+    /// only the worker knows (the same rules the API applied at create time); a strategy whose data is missing fails
+    /// the job with a clear error rather than training without the requested protection.
     /// </summary>
     private IReadOnlyList<ITrainingStrategy> SafetyStrategies(TrainingRequest request, int layerCount, ChatExampleEncoder encoder, int maxLength)
     {
         if (request.Safety.IsNone) return [];
         var layersPath = Path.Combine(request.ModelFolder, SafetyLayersFile);
-        var layers = File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null;
+        var layers = request.SafetyLayers ?? (File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null);
         try
         {
             request.Safety.Validate(new ModelFacts(layerCount, SafetyLayersLocated: layers is not null));
@@ -146,14 +147,17 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
     private static void SaveModelFolder(DecoderLM model, LoadedModel loaded, TrainingRequest request, string folder)
     {
         if (request.Lora is not { } lora)
-        {
             HuggingFaceCheckpoint.Save(model, folder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
-            return;
+        else
+        {
+            LoraAdapter.Save(model, lora, Path.Combine(folder, JobAdapter.AdapterFolder));
+            using var scope = NewDisposeScope();
+            HuggingFaceCheckpoint.Save(model.Config, LoraAdapter.MergedStateDict(model), folder, loaded.Generation, model.DType,
+                copyOtherFilesFrom: request.ModelFolder);
         }
-        LoraAdapter.Save(model, lora, Path.Combine(folder, JobAdapter.AdapterFolder));
-        using var scope = NewDisposeScope();
-        HuggingFaceCheckpoint.Save(model.Config, LoraAdapter.MergedStateDict(model), folder, loaded.Generation, model.DType,
-            copyOtherFilesFrom: request.ModelFolder);
+        // The base's located layers go with the model, as a shipped safety_layers.json does, for jobs that start from it.
+        var layersFile = Path.Combine(folder, SafetyLayersFile);
+        if (request.SafetyLayers is { } located && !File.Exists(layersFile)) File.WriteAllText(layersFile, located.ToJson());
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ internal static class CoreHost
             ["Database:MigrateOnStartup"] = "true",
             ["Artifacts:ChunkSize"] = chunkSize.ToString(),
         });
-        builder.AddFineTuneDatabase().AddArtifactStore().AddBaseModelRegistry();
+        builder.AddFineTuneDatabase().AddArtifactStore().AddHangfireStorage().AddBaseModelRegistry(); // imports queue the safety-layer locator
         configure?.Invoke(builder);
         var host = builder.Build();
         await host.StartAsync();

@@ -22,7 +22,7 @@ public static class DecoderSafetyLayers
     /// XSTest's safe prompts. Subsets are fixed, so the result depends only on the model.
     /// </summary>
     public static SafetyLayerLocation LocateShipped(DecoderLM model, ITextTokenizer tokenizer, ShippedData data,
-        SafetyLayerLocatorParams? options = null, int prompts = 32, int benignPrompts = 50, int maxNewTokens = 24)
+        SafetyLayerLocatorParams? options = null, int prompts = 32, int benignPrompts = 50, int maxNewTokens = 24, Action<string>? progress = null)
     {
         var sets = new EvaluationCatalogue(data);
         var encoder = new ChatExampleEncoder(tokenizer);
@@ -34,7 +34,7 @@ public static class DecoderSafetyLayers
         var malicious = Spread(sets.TrainingHarmful, prompts).Select(p => Encode(p.Prompt)).ToList();
         var benign = Spread(sets.XsTestSafe, benignPrompts).Select(p => Encode(p.Prompt)).ToList();
         var keywords = RefusalKeywords.FromShippedData(data);
-        return Locate(model, tokenizer, normal, malicious, benign, keywords.IsRefusal, options, maxNewTokens);
+        return Locate(model, tokenizer, normal, malicious, benign, keywords.IsRefusal, options, maxNewTokens, progress);
     }
 
     /// <summary>Every k-th item, so a file ordered by source or category is sampled across all of them.</summary>
@@ -54,7 +54,8 @@ public static class DecoderSafetyLayers
         IReadOnlyList<int[]> benignPrompts,
         Predicate<string> isRefusal,
         SafetyLayerLocatorParams? options = null,
-        int maxNewTokens = 24)
+        int maxNewTokens = 24,
+        Action<string>? progress = null)
     {
         var generator = new TextGenerator(model);
         var generation = new GenerationOptions { MaxNewTokens = maxNewTokens, PadTokenId = tokenizer.PadTokenId };
@@ -64,7 +65,8 @@ public static class DecoderSafetyLayers
             prompt => LastTokenHiddenStates(model, prompt),
             parameters,
             prompts => generator.Generate(prompts.Select(p => (IReadOnlyList<int>)p).ToArray(), generation).Select(g => tokenizer.Decode(g.TokenIds)).ToArray(),
-            isRefusal);
+            isRefusal,
+            progress);
     }
 
     /// <summary>Last-token output of every decoder layer, [layers, hidden] fp32 (the final layer's is after the final norm).</summary>

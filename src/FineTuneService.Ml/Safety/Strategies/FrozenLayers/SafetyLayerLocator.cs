@@ -54,7 +54,8 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
     /// <summary>
     /// Curves, candidate and over-rejection refinement. <paramref name="hiddenStates"/> gives the last prompt token's
     /// hidden state after every decoder layer, [layers, hidden]; <paramref name="complete"/> answers a batch of prompts
-    /// with the current weights (it is called with the candidate ranges scaled).
+    /// with the current weights (it is called with the candidate ranges scaled). <paramref name="progress"/> hears the
+    /// candidate and each over-rejection trial as they finish.
     /// </summary>
     public SafetyLayerLocation Locate<TPrompt>(
         IReadOnlyList<TPrompt> normalPrompts,
@@ -63,7 +64,8 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
         Func<TPrompt, Tensor> hiddenStates,
         IReadOnlyList<(string Name, Parameter Parameter)> parameters,
         Func<IReadOnlyList<TPrompt>, IReadOnlyList<string>> complete,
-        Predicate<string> isRefusal)
+        Predicate<string> isRefusal,
+        Action<string>? progress = null)
     {
         SimilarityCurves curves;
         using (var scope = NewDisposeScope())
@@ -74,9 +76,16 @@ public sealed class SafetyLayerLocator(SafetyLayerLocatorParams options)
                 stack(maliciousPrompts.Select(p => hiddenStates(p)).ToArray()));
         }
         var candidate = CandidateRange(curves);
+        progress?.Invoke($"similarity curves over {curves.Layers} layers: candidate safety layers {candidate.First}..{candidate.Last}");
         int CountRefusals() => complete(benignPrompts).Count(answer => isRefusal(answer));
         var baseline = CountRefusals();
-        var (first, last, trials) = Refine(candidate, curves.Layers, (f, l) => WithScaledLayers(parameters, f, l, Options.ScaleAlpha, CountRefusals));
+        progress?.Invoke($"{baseline} of {benignPrompts.Count} benign prompts refused with unscaled weights");
+        var (first, last, trials) = Refine(candidate, curves.Layers, (f, l) =>
+        {
+            var refusals = WithScaledLayers(parameters, f, l, Options.ScaleAlpha, CountRefusals);
+            progress?.Invoke($"layers {f}..{l} scaled by {Options.ScaleAlpha}: {refusals} of {benignPrompts.Count} benign prompts refused");
+            return refusals;
+        });
         return new SafetyLayerLocation(first, last, candidate.First, candidate.Last, curves, Options.ScaleAlpha, benignPrompts.Count, baseline, trials);
     }
 
