@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's "run" command for a fresh Debian machine:
-#   installs what is missing (PostgreSQL via apt, NuGet packages), starts a private PostgreSQL cluster under .data/,
-#   builds the bootstrap base model once if models/ has none, starts the worker host in the background and serves
-#   the API at http://127.0.0.1:8080 (Development) in the foreground. Ctrl+C stops everything it started.
+#   installs what is missing (PostgreSQL via apt, NuGet packages), starts a private PostgreSQL cluster under .data/
+#   while it builds the two hosts it runs (API and worker, nothing else), serves the shipped base model
+#   models/safetune-tiny (with its located safety layers), starts the worker host in the background and serves the API
+#   at http://127.0.0.1:8080 (Development) in the foreground. Ctrl+C stops everything it started.
+#   Only when the models folder has no model at all does it build the bootstrap model (fts bootstrap build, ~20 min).
 # Settings (environment): FTS_PG_PORT (5544), FTS_URL (http://127.0.0.1:8080), FTS_MODELS_DIR (models),
 #   FTS_BOOTSTRAP_SIZE (tiny; "test" builds a toy model in about a minute), FTS_KEEP_POSTGRES=1 leaves the cluster up.
 set -euo pipefail
@@ -59,19 +61,24 @@ if [ "$(id -u)" = 0 ] && ! world_traversable "$data"; then
   pg_dir="/var/lib/fts-dev/$(basename "$root")-$(echo "$root" | sha1sum | cut -c1-8)"
   mkdir -p "$pg_dir" && chmod 755 /var/lib/fts-dev "$pg_dir"
 fi
-connection=$(deploy/dev/postgres.sh start "$pg_dir" "$pg_port")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-say "PostgreSQL: $connection (data in $pg_dir)"
+# PostgreSQL starts (initdb on the first run) while the hosts build.
+deploy/dev/postgres.sh start "$pg_dir" "$pg_port" >"$data/connection" &
+pg_pid=$!
 
-say "restoring and building ($config)"
-dotnet build FineTuneService.sln -c "$config" -v q -nologo
+say "restoring and building the API and worker hosts ($config)"
+dotnet build deploy/dev/run.slnf -c "$config" -v q -nologo
 
 if ! ls "$models"/*/config.json >/dev/null 2>&1; then
   size=${FTS_BOOTSTRAP_SIZE:-tiny}
   say "no base model in $models: building the bootstrap model (size $size; about 20 minutes for tiny, once)"
-  dotnet run --project src/FineTuneService.Cli -c "$config" --no-build -- bootstrap build --size "$size" --out "$models/safetune-tiny"
+  dotnet run --project src/FineTuneService.Cli -c "$config" -- bootstrap build --size "$size" --out "$models/safetune-tiny"
 fi
+
+wait "$pg_pid" || { say "PostgreSQL did not start"; exit 1; }
+connection=$(cat "$data/connection")
+say "PostgreSQL: $connection (data in $pg_dir)"
 
 export ConnectionStrings__Postgres="$connection"
 export ASPNETCORE_ENVIRONMENT=Development DOTNET_ENVIRONMENT=Development
