@@ -5,7 +5,8 @@
 #   models/safetune-tiny (with its located safety layers), starts the worker host in the background and serves the API
 #   at http://127.0.0.1:8080 (Development) in the foreground. Ctrl+C stops everything it started.
 #   Only when the models folder has no model at all does it build the bootstrap model (fts bootstrap build, ~20 min).
-# Settings (environment): FTS_PG_PORT (5544), FTS_URL (http://127.0.0.1:8080), FTS_MODELS_DIR (models),
+# Settings (environment): FTS_PG_PORT (5544), FTS_URL (http://127.0.0.1:8080), FTS_WORKER_URL (the worker's health
+#   endpoints, http://127.0.0.1:8081), FTS_MODELS_DIR (models),
 #   FTS_BOOTSTRAP_SIZE (tiny; "test" builds a toy model in about a minute), FTS_KEEP_POSTGRES=1 leaves the cluster up.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,6 +14,7 @@ cd "$root"
 
 pg_port=${FTS_PG_PORT:-5544}
 url=${FTS_URL:-http://127.0.0.1:8080}
+worker_url=${FTS_WORKER_URL:-http://127.0.0.1:8081}
 models=$(mkdir -p "${FTS_MODELS_DIR:-models}" && cd "${FTS_MODELS_DIR:-models}" && pwd)
 data="$root/.data"
 config=Release
@@ -87,22 +89,35 @@ export Models__Directory="$models"
 
 bin() { echo "$root/src/$1/bin/$config/net10.0"; }
 
-# The API applies migrations and imports base models before it listens; the worker starts once the API answers,
-# so the two never race on a fresh database.
+# The API applies migrations before it listens and then imports the base models in the background (its /readyz
+# answers 200 once they are in); the worker starts once the API listens, so the two never race on a fresh database.
 say "starting the API at $url (Swagger: $url/swagger, Hangfire: $url/hangfire, sign in with the admin key)"
 (cd "$(bin FineTuneService.Api)" && exec dotnet FineTuneService.Api.dll --urls "$url") &
 api_pid=$!
 trap 'kill -TERM $api_pid 2>/dev/null; wait $api_pid 2>/dev/null; exit 130' INT TERM
 hostport=${url#*://}; hostport=${hostport%%/*}
-for _ in $(seq 180); do
-  (echo >"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null && break
-  kill -0 "$api_pid" 2>/dev/null || { say "the API exited during start"; exit 1; }
-  sleep 1
-done
 
-say "starting the worker host"
-(cd "$(bin FineTuneService.Worker)" && exec dotnet FineTuneService.Worker.dll) &
+# GET a path with bash alone (a fresh machine may have no curl); true when it answers 200.
+answers_200() (
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || exit 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" "$hostport" >&3
+  IFS= read -r status <&3 || true
+  [[ $status == "HTTP/1."?" 200"* ]]
+)
+wait_for() { # path, what
+  for _ in $(seq 300); do
+    answers_200 "$1" 2>/dev/null && return
+    kill -0 "$api_pid" 2>/dev/null || { say "the API exited during start"; exit 1; }
+    sleep 0.5
+  done
+  say "the API did not get $2 in time"; exit 1
+}
+
+wait_for /healthz "to listen"
+say "starting the worker host (health at $worker_url)"
+(cd "$(bin FineTuneService.Worker)" && exec dotnet FineTuneService.Worker.dll --urls "$worker_url") &
 worker_pid=$!
 
-say "ready: $url  (dev admin key: sk-fts-admin-dev)"
+wait_for /readyz "its base models imported"
+say "ready: $url  (dev admin key: sk-fts-admin-dev; base models: $(ls -d "$models"/*/ | xargs -n1 basename | tr '\n' ' '))"
 wait "$api_pid"
