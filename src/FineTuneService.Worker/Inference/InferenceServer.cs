@@ -58,7 +58,7 @@ public sealed class InferenceServer(
             }
             await handler.HandleAsync(context);
         });
-        app.MapGet("/health", () => Results.Ok(new { status = "ok", load = models.Load }));
+        app.MapGet("/health", () => TypedResults.Ok(new { status = "ok", load = models.Load }));
         await app.StartAsync(cancellationToken);
         _app = app;
 

@@ -101,7 +101,7 @@ public sealed class SafetyLayerLocationJob(
             .Select(j => new { j.Id, j.Safety }).ToListAsync(cancellationToken);
         var jobs = waiting.Where(j => LocatedSafetyLayers.AreNeededBy(j.Safety)).Select(j => j.Id).ToList();
         if (jobs.Count == 0) return;
-        db.JobEvents.AddRange(jobs.Select(id => JobEventLog.Message(id, message, level)));
+        db.JobEvents.AddRange(jobs.Select(id => JobEvents.Message(id, message, level)));
         await db.SaveChangesAsync(cancellationToken);
     }
 }

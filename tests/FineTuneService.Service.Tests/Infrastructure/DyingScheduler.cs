@@ -29,6 +29,9 @@ public sealed class DyingScheduler(IJobScheduler real, params Dispatch[] dying) 
 
     public string EnqueueSafetyEvaluation(string evaluationId) => Send(Dispatch.SafetyEvaluation, () => real.EnqueueSafetyEvaluation(evaluationId));
 
+    // Not sent through the outbox: the API queues every pending model again at start.
+    public string EnqueueSafetyLayerLocation(string baseModelId) => real.EnqueueSafetyLayerLocation(baseModelId);
+
     private string Send(Dispatch dispatch, Func<string> enqueue)
     {
         if (!dying.Contains(dispatch)) return enqueue();

@@ -35,7 +35,7 @@ public sealed class SafetyPolicyResolverTests
         var policy = SafetyPolicyResolver.Resolve(new SafetyPolicy { Judge = SafetyJudgeKind.Keyword }, null);
 
         // The README's built-in policy: HS at most 20%, at most 10 points over the base, fail; screening at half the rows.
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, false), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, OutputGuardMode.Off, false), policy);
     }
 
     [Fact]
