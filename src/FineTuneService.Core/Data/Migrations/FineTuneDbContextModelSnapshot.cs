@@ -120,6 +120,17 @@ namespace FineTuneService.Core.Data.Migrations
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("SafetyLayers")
+                        .HasColumnType("jsonb");
+
+                    b.Property<string>("SafetyLayersError")
+                        .HasColumnType("text");
+
+                    b.Property<string>("SafetyLayersStatus")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
 
