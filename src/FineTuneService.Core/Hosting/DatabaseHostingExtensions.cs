@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace FineTuneService.Core.Hosting;
 
@@ -27,13 +28,20 @@ public sealed record DatabaseOptions
 
     /// <summary>How often EF retries a command that failed with a transient fault.</summary>
     public int MaxRetryCount { get; set; } = 5;
+
+    /// <summary>
+    /// Npgsql's <c>Max Auto Prepare</c> for EF's connections when the connection string does not set it: the
+    /// statements used most (API polling) stay prepared on the server, which then neither parses nor plans them again.
+    /// 0 turns it off.
+    /// </summary>
+    public int MaxAutoPrepare { get; set; } = 32;
 }
 
 public static class DatabaseHostingExtensions
 {
     /// <summary>
-    /// Registers <see cref="FineTuneDbContext"/> (scoped) and <see cref="IDbContextFactory{FineTuneDbContext}"/> on
-    /// Npgsql with transient-fault retries, validates <see cref="DatabaseOptions"/> at start, and applies migrations
+    /// Registers <see cref="FineTuneDbContext"/> (scoped) and <see cref="IDbContextFactory{FineTuneDbContext}"/>, both
+    /// from one context pool, on Npgsql with transient-fault retries, validates <see cref="DatabaseOptions"/> at start, and applies migrations
     /// at start when <see cref="DatabaseOptions.MigrateOnStartup"/> says so (call this before hosted services that
     /// need the schema, e.g. Hangfire servers).
     /// </summary>
@@ -54,12 +62,14 @@ public static class DatabaseHostingExtensions
         // One clock for the whole host: rows, events, leases and recovery read it; tests can replace it.
         builder.Services.TryAddSingleton(TimeProvider.System);
 
-        // The factory also registers the context itself as a scoped service.
-        builder.Services.AddDbContextFactory<FineTuneDbContext>((services, options) =>
+        // Pooled: a request rents a configured context instead of building one (and its service graph) each time.
+        // The scoped context is rented from the same pool and returned when the scope ends.
+        builder.Services.AddPooledDbContextFactory<FineTuneDbContext>((services, options) =>
         {
             ConfigureNpgsql(options, services.GetRequiredService<IOptions<DatabaseOptions>>().Value);
             options.AddInterceptors(new RowTimestamps(services.GetRequiredService<TimeProvider>()));
         });
+        builder.Services.AddScoped(services => services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContext());
 
         builder.Services.AddHostedService<DatabaseMigrator>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseReadinessCheck>("database", tags: [HealthEndpoints.ReadyTag],
@@ -70,7 +80,14 @@ public static class DatabaseHostingExtensions
     private static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     internal static void ConfigureNpgsql(DbContextOptionsBuilder options, DatabaseOptions database) =>
-        options.UseNpgsql(database.ConnectionString, npgsql => npgsql
+        options.UseNpgsql(EfConnectionString(database), npgsql => npgsql
             .EnableRetryOnFailure(database.MaxRetryCount)
             .MigrationsHistoryTable("__ef_migrations_history"));
+
+    private static string EfConnectionString(DatabaseOptions database)
+    {
+        var connection = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        if (connection.MaxAutoPrepare == 0 && database.MaxAutoPrepare > 0) connection.MaxAutoPrepare = database.MaxAutoPrepare;
+        return connection.ConnectionString;
+    }
 }
