@@ -35,6 +35,7 @@ app.UseAdminHangfireDashboard();
 app.MapHealthEndpoints();           // /healthz (process up), /readyz (database, migrations, base models)
 app.MapTelemetryEndpoints();       // /metrics (Telemetry:Prometheus)
 app.MapAdmin();
+app.MapApiKeys();
 app.MapAdminSafety();
 app.MapFiles();
 app.MapFineTuningJobs();

@@ -1,21 +1,19 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using FineTuneService.Api.Errors;
-using FineTuneService.Core.Data;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.Json;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Api.Auth;
 
 /// <summary>
 /// <c>Authorization: Bearer &lt;key&gt;</c>: the admin key gives the admin role, a tenant key (looked up by its
-/// SHA-256) the tenant claim. Failures answer 401 in OpenAI's envelope.
+/// SHA-256, through <see cref="TenantKeyCache"/>) the tenant claim. Failures answer 401 in OpenAI's envelope.
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
-    IOptions<AuthOptions> auth, FineTuneDbContext db, IOptions<JsonOptions> json)
+    IOptions<AuthOptions> auth, TenantKeyCache tenantKeys, IOptions<JsonOptions> json)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -28,11 +26,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         if (ApiKeys.Matches(key, auth.Value.AdminKey!))
             return Success(new Claim(FtsClaims.Role, FtsClaims.AdminRole), new Claim(FtsClaims.ActorClaim, "admin:" + ApiKeys.DisplayPrefix(key)));
 
-        var hash = ApiKeys.Hash(key);
-        var tenantId = await db.ApiKeys.AsNoTracking()
-            .Where(k => k.KeyHash == hash && k.RevokedAt == null)
-            .Select(k => k.TenantId)
-            .SingleOrDefaultAsync(Context.RequestAborted);
+        var tenantId = await tenantKeys.TenantOfAsync(ApiKeys.Hash(key), Context.RequestAborted);
         return tenantId is null ? AuthenticateResult.Fail("Unknown API key") : Success(new Claim(FtsClaims.TenantIdClaim, tenantId));
     }
 

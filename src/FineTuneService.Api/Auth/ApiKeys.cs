@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using FineTuneService.Core.Domain;
 
 namespace FineTuneService.Api.Auth;
 
@@ -10,6 +11,13 @@ internal static class ApiKeys
     private const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     public static string Generate() => Prefix + RandomNumberGenerator.GetString(Alphabet, 40);
+
+    /// <summary>A new key for <paramref name="tenantId"/>: the row to store (hash and prefix only) and the key to show once.</summary>
+    public static (ApiKey Row, string Key) Issue(string tenantId)
+    {
+        var key = Generate();
+        return (new ApiKey { TenantId = tenantId, KeyHash = Hash(key), Prefix = DisplayPrefix(key) }, key);
+    }
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 

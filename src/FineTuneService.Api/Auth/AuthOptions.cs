@@ -10,4 +10,10 @@ public sealed record AuthOptions
 
     /// <summary>The admin key. Unset in Development means <see cref="DevelopmentAdminKey"/>.</summary>
     public string? AdminKey { get; set; }
+
+    /// <summary>
+    /// How long a tenant key's tenant is remembered in memory (0 looks every request up). A key revoked through this
+    /// API stops working at once; one revoked on another replica or in SQL within this time.
+    /// </summary>
+    public TimeSpan KeyCacheTtl { get; set; } = TimeSpan.FromSeconds(30);
 }

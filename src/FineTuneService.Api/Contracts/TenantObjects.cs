@@ -8,3 +8,12 @@ public sealed record TenantObject(string Id, string Name, long CreatedAt, string
 {
     public string Object => "tenant";
 }
+
+/// <summary>
+/// A tenant API key. <see cref="ApiKey"/> (the key itself) is present only in the answer that created it;
+/// <see cref="RedactedValue"/> is its first characters, to tell keys apart.
+/// </summary>
+public sealed record ApiKeyObject(string Id, string TenantId, string RedactedValue, long CreatedAt, long? RevokedAt, string? ApiKey)
+{
+    public string Object => "api_key";
+}

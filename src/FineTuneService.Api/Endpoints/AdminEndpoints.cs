@@ -32,9 +32,9 @@ public static class AdminEndpoints
     {
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
             throw ApiException.InvalidRequest("name is required (at most 200 characters).", "name");
-        var key = ApiKeys.Generate();
         var tenant = new Tenant { Id = Ids.Tenant(), Name = request.Name.Trim() };
-        tenant.Keys.Add(new ApiKey { TenantId = tenant.Id, KeyHash = ApiKeys.Hash(key), Prefix = ApiKeys.DisplayPrefix(key) });
+        var (row, key) = ApiKeys.Issue(tenant.Id);
+        tenant.Keys.Add(row);
         db.Tenants.Add(tenant);
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.Created($"/v1/admin/tenants/{tenant.Id}", new TenantObject(tenant.Id, tenant.Name, UnixTime.Seconds(tenant.CreatedAt), key));

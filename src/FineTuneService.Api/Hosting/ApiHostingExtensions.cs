@@ -13,6 +13,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 
@@ -58,7 +59,11 @@ public static class ApiHostingExtensions
                 "An admin key of at least 16 characters is required: set FTS_ADMIN_KEY (or Auth:AdminKey).")
             .Validate<IHostEnvironment>((options, environment) => environment.IsDevelopment() || options.AdminKey != AuthOptions.DevelopmentAdminKey,
                 $"The development admin key '{AuthOptions.DevelopmentAdminKey}' is refused outside Development: set FTS_ADMIN_KEY to a secret.")
+            .Validate(options => options.KeyCacheTtl >= TimeSpan.Zero && options.KeyCacheTtl <= TimeSpan.FromMinutes(10),
+                "Auth:KeyCacheTtl must be between 0 and 10 minutes (a revoked key works on other replicas for that long).")
             .ValidateOnStart();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<TenantKeyCache>();
 
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);

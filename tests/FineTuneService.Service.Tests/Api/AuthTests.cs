@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using FineTuneService.Api.Auth;
 using FineTuneService.Service.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Service.Tests.Api;
@@ -70,6 +71,60 @@ public sealed class AuthTests(PostgresServer server, SharedApi shared) : IClassF
         var (_, _, tenant) = await _api.CreateTenantAsync("dashboard");
         Assert.NotEqual(HttpStatusCode.OK, (await tenant.GetAsync("/hangfire")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _api.AdminClient().GetAsync("/hangfire")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_revoked_key_answers_401_at_once_while_the_tenants_other_key_keeps_working()
+    {
+        var (tenantId, oldKey, oldClient) = await _api.CreateTenantAsync("rotating");
+        var admin = _api.AdminClient();
+        Assert.Equal(HttpStatusCode.OK, (await oldClient.GetAsync("/v1/fine_tuning/jobs")).StatusCode); // remembered now
+
+        var issued = await admin.PostJsonAsync($"/v1/admin/tenants/{tenantId}/api_keys");
+        var newKey = issued["api_key"]!.GetValue<string>();
+        Assert.NotEqual(oldKey, newKey);
+        Assert.Equal(tenantId, issued["tenant_id"]!.GetValue<string>());
+        var listed = (await admin.GetJsonAsync($"/v1/admin/tenants/{tenantId}/api_keys"))["data"]!.AsArray();
+        Assert.Equal(2, listed.Count);
+        Assert.All(listed, k => Assert.Null(k!["api_key"]));
+        var oldId = listed.Single(k => k!["id"]!.GetValue<string>() != issued["id"]!.GetValue<string>())!["id"]!.GetValue<string>();
+
+        var revoked = JsonNode.Parse(await (await admin.DeleteAsync($"/v1/admin/tenants/{tenantId}/api_keys/{oldId}")).Content.ReadAsStringAsync())!;
+        Assert.NotNull(revoked["revoked_at"]);
+        var error = await (await oldClient.GetAsync("/v1/fine_tuning/jobs")).ErrorAsync(401);
+        Assert.Equal("invalid_api_key", error["code"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, (await _api.ClientWithKey(newKey).GetAsync("/v1/fine_tuning/jobs")).StatusCode);
+
+        await (await admin.DeleteAsync($"/v1/admin/tenants/{tenantId}/api_keys/{Guid.NewGuid()}")).ErrorAsync(404);
+        await (await admin.GetAsync("/v1/admin/tenants/tenant-nobody/api_keys")).ErrorAsync(404);
+        await (await _api.ClientWithKey(newKey).GetAsync($"/v1/admin/tenants/{tenantId}/api_keys")).ErrorAsync(403);
+    }
+
+    [Fact]
+    public async Task A_key_revoked_outside_this_host_stops_working_once_the_key_cache_ttl_has_passed()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        await using var api = new ApiFactory(await server.CreateDatabaseAsync(),
+            settings: new Dictionary<string, string?> { ["Auth:KeyCacheTtl"] = "00:00:30" },
+            configureServices: services => services.AddSingleton<TimeProvider>(clock));
+        var (tenantId, _, client) = await api.CreateTenantAsync("elsewhere");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/files")).StatusCode);
+
+        // Another replica (or an operator in SQL) revokes the key: this host still remembers it for the TTL.
+        await api.WithDbAsync(db => db.ApiKeys.Where(k => k.TenantId == tenantId)
+            .ExecuteUpdateAsync(k => k.SetProperty(x => x.RevokedAt, DateTime.UtcNow)));
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/files")).StatusCode);
+
+        clock.Advance(TimeSpan.FromSeconds(2));
+        await (await client.GetAsync("/v1/files")).ErrorAsync(401);
+    }
+
+    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
+    {
+        private DateTimeOffset _now = start;
+        public override DateTimeOffset GetUtcNow() => _now;
+        public void Advance(TimeSpan by) => _now += by;
     }
 
     private static StringContent JsonContent(object body) =>
