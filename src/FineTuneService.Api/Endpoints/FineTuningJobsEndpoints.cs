@@ -151,15 +151,15 @@ public static class FineTuningJobsEndpoints
         string jobId, ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit);
-        var job = await FindAsync(db, user, jobId, cancellationToken);
-        var query = db.JobEvents.AsNoTracking().Where(e => e.JobId == job.Id);
+        var tenantId = user.TenantId();
+        var before = long.MaxValue;
         if (after is not null)
         {
-            var cursor = await query.Where(e => e.Id == after).Select(e => (long?)e.Sequence).SingleOrDefaultAsync(cancellationToken)
-                ?? throw ApiException.NotFound("event", after, "after");
-            query = query.Where(e => e.Sequence < cursor);
+            await RequireJobAsync(db, tenantId, jobId, cancellationToken);
+            before = await EventSequence(db, jobId, after, cancellationToken) ?? throw ApiException.NotFound("event", after, "after");
         }
-        var rows = await query.OrderByDescending(e => e.Sequence).Take(take + 1).ToListAsync(cancellationToken);
+        var rows = await EventsPage(db, tenantId, jobId, before, take + 1).ToListAsync(cancellationToken);
+        if (rows.Count == 0 && after is null) await RequireJobAsync(db, tenantId, jobId, cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobEventObject.From).ToList(), take, e => e.Id));
     }
 
@@ -174,15 +174,15 @@ public static class FineTuningJobsEndpoints
         string jobId, ClaimsPrincipal user, FineTuneDbContext db, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit, defaultLimit: 10);
-        var job = await FindAsync(db, user, jobId, cancellationToken);
-        var query = db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id && c.WeightsArtifactSha256 != null);
+        var tenantId = user.TenantId();
+        var before = int.MaxValue;
         if (after is not null)
         {
-            var cursor = await query.Where(c => c.Id == after).Select(c => (int?)c.StepNumber).SingleOrDefaultAsync(cancellationToken)
-                ?? throw ApiException.NotFound("checkpoint", after, "after");
-            query = query.Where(c => c.StepNumber < cursor);
+            await RequireJobAsync(db, tenantId, jobId, cancellationToken);
+            before = await CheckpointStep(db, jobId, after, cancellationToken) ?? throw ApiException.NotFound("checkpoint", after, "after");
         }
-        var rows = await query.OrderByDescending(c => c.StepNumber).Take(take + 1).ToListAsync(cancellationToken);
+        var rows = await CheckpointsPage(db, tenantId, jobId, before, take + 1).ToListAsync(cancellationToken);
+        if (rows.Count == 0 && after is null) await RequireJobAsync(db, tenantId, jobId, cancellationToken);
         return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobCheckpointObject.From).ToList(), take, c => c.Id));
     }
 
@@ -194,8 +194,44 @@ public static class FineTuningJobsEndpoints
 
     private static async Task<FineTuningJob> FindAsync(FineTuneDbContext db, ClaimsPrincipal user, string jobId,
         CancellationToken cancellationToken, string param = "fine_tuning_job_id") =>
-        await TenantJobs(db, user).SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken)
-        ?? throw ApiException.NotFound("fine-tuning job", jobId, param);
+        await TenantJob(db, user.TenantId(), jobId, cancellationToken) ?? throw JobNotFound(jobId, param);
+
+    private static async Task RequireJobAsync(FineTuneDbContext db, string tenantId, string jobId, CancellationToken cancellationToken)
+    {
+        if (!await TenantHasJob(db, tenantId, jobId, cancellationToken)) throw JobNotFound(jobId, "fine_tuning_job_id");
+    }
+
+    private static ApiException JobNotFound(string jobId, string param) => ApiException.NotFound("fine-tuning job", jobId, param);
+
+    // Compiled queries for what tenants poll (a job, its newest events and checkpoints): no expression tree to build,
+    // hash and look up per request. A page query also checks the tenant, so a non-empty first page is one round trip.
+    private static readonly Func<FineTuneDbContext, string, string, CancellationToken, Task<FineTuningJob?>> TenantJob =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string tenantId, string jobId, CancellationToken _) =>
+            db.Jobs.AsNoTracking().SingleOrDefault(j => j.TenantId == tenantId && j.Id == jobId));
+
+    private static readonly Func<FineTuneDbContext, string, string, CancellationToken, Task<bool>> TenantHasJob =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string tenantId, string jobId, CancellationToken _) =>
+            db.Jobs.Any(j => j.TenantId == tenantId && j.Id == jobId));
+
+    private static readonly Func<FineTuneDbContext, string, string, long, int, IAsyncEnumerable<JobEvent>> EventsPage =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string tenantId, string jobId, long before, int take) => db.JobEvents.AsNoTracking()
+            .Where(e => e.JobId == jobId && e.Sequence < before && db.Jobs.Any(j => j.Id == jobId && j.TenantId == tenantId))
+            .OrderByDescending(e => e.Sequence)
+            .Take(take));
+
+    private static readonly Func<FineTuneDbContext, string, string, CancellationToken, Task<long?>> EventSequence =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string jobId, string eventId, CancellationToken _) =>
+            db.JobEvents.Where(e => e.JobId == jobId && e.Id == eventId).Select(e => (long?)e.Sequence).SingleOrDefault());
+
+    private static readonly Func<FineTuneDbContext, string, string, int, int, IAsyncEnumerable<JobCheckpoint>> CheckpointsPage =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string tenantId, string jobId, int before, int take) => db.JobCheckpoints.AsNoTracking()
+            .Where(c => c.JobId == jobId && c.WeightsArtifactSha256 != null && c.StepNumber < before && db.Jobs.Any(j => j.Id == jobId && j.TenantId == tenantId))
+            .OrderByDescending(c => c.StepNumber)
+            .Take(take));
+
+    private static readonly Func<FineTuneDbContext, string, string, CancellationToken, Task<int?>> CheckpointStep =
+        EF.CompileAsyncQuery((FineTuneDbContext db, string jobId, string checkpointId, CancellationToken _) =>
+            db.JobCheckpoints.Where(c => c.JobId == jobId && c.Id == checkpointId && c.WeightsArtifactSha256 != null).Select(c => (int?)c.StepNumber).SingleOrDefault());
 
     private static Task<FineTuningJob?> FindByIdempotencyKeyAsync(FineTuneDbContext db, string tenantId, string key, CancellationToken cancellationToken) =>
         db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, cancellationToken);
