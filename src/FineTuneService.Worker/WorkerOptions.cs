@@ -73,4 +73,10 @@ public sealed record WorkerOptions
     /// <summary>Training rows are cut to this many tokens.</summary>
     [Range(8, 1 << 20)]
     public int MaxSequenceLength { get; init; } = 512;
+
+    /// <summary>
+    /// bf16 compute on CPU devices: <c>Off</c> (fp32, the default) or <c>Auto</c> (bf16 with fp32 master weights for
+    /// training, bf16 for evaluation, where this CPU's measured bf16 matmul rate is at least 1.5 times its fp32 rate).
+    /// </summary>
+    public Training.CpuMixedPrecisionMode CpuMixedPrecision { get; init; } = Training.CpuMixedPrecisionMode.Off;
 }

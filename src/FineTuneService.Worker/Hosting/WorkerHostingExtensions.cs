@@ -62,6 +62,7 @@ public static class WorkerHostingExtensions
         services.AddSingleton<JobLeases>();
         services.AddSingleton<EvaluationLeases>();
         services.AddSingleton<TrainingEngine>();
+        services.AddSingleton<WorkerPrecision>();
 
         services.AddOptions<SafetyEvaluationOptions>()
             .BindConfiguration(SafetyEvaluationOptions.SectionName)

@@ -25,6 +25,7 @@ public sealed class JobSafetyPipeline(
     SafetyEvaluationResources resources,
     ModelSafetyEvaluator evaluator,
     IDbContextFactory<FineTuneDbContext> contexts,
+    WorkerPrecision precision,
     ILogger<JobSafetyPipeline> logger)
 {
     /// <returns>The run to evaluate the trained stages with, or null when evaluation is disabled.</returns>
@@ -63,7 +64,8 @@ public sealed class JobSafetyPipeline(
         CancellationToken cancellationToken)
     {
         var tokenizer = TokenizerFolder.Load(folder);
-        using var model = HuggingFaceCheckpoint.Load(folder, ScalarType.Float32, TrainingDevice.Resolve(device, logger)).Model;
+        var torchDevice = TrainingDevice.Resolve(device, logger);
+        using var model = HuggingFaceCheckpoint.Load(folder, precision.Evaluation(torchDevice), torchDevice).Model;
         if (cached is null) return evaluator.Evaluate(model, tokenizer, accuracy, cancellationToken);
 
         var fa = evaluator.EvaluateAccuracy(model, tokenizer, accuracy!, cancellationToken);

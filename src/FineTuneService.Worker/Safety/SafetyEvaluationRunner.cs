@@ -38,6 +38,7 @@ public sealed class SafetyEvaluationRunner(
     EvaluationLeases leases,
     IOptions<WorkerOptions> options,
     TimeProvider clock,
+    WorkerPrecision precision,
     ILogger<SafetyEvaluationRunner> logger) : ISafetyEvaluationJob
 {
     public async Task RunAsync(string evaluationId, CancellationToken cancellationToken)
@@ -101,7 +102,8 @@ public sealed class SafetyEvaluationRunner(
 
         var resolved = await models.ResolveAsync(evaluation.Model, evaluation.TenantId, cancellationToken);
         var tokenizer = TokenizerFolder.Load(resolved.Folder);
-        using var model = HuggingFaceCheckpoint.Load(resolved.Folder, ScalarType.Float32, TrainingDevice.Resolve(slot.Slot.Device, logger)).Model;
+        var device = TrainingDevice.Resolve(slot.Slot.Device, logger);
+        using var model = HuggingFaceCheckpoint.Load(resolved.Folder, precision.Evaluation(device), device).Model;
         // Half the context at most, so even a small model keeps room for the prompt.
         var maxNewTokens = Math.Min(settings["max_new_tokens"]?.GetValue<int>() ?? resources.Options.MaxNewTokens,
             model.Config.MaxPositionEmbeddings / 2);

@@ -37,7 +37,7 @@ public sealed record TrainingRequest(
 /// with the model's tokenizer and chat template, runs <see cref="SftTrainer"/> synchronously, and on completion
 /// saves the trained model as a Hugging Face folder (tokenizer files copied along).
 /// </summary>
-public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFactory loggers)
+public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecision precision, ILoggerFactory loggers)
 {
     private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
 
@@ -77,6 +77,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, ILoggerFacto
             BaseModelReference = request.BaseModelReference,
             EvalEverySteps = validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
             ProgressEverySteps = 1, // the observer reads the control flag after every step
+            Precision = precision.Training(device),
         };
 
         var strategies = SafetyStrategies(request, model.Config.NumHiddenLayers, encoder, maxLength);

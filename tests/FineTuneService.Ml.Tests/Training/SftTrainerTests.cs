@@ -271,6 +271,23 @@ public class SftTrainerTests
             $"loss went from {result.TrainLosses[0]:F3} to {result.TrainLosses[^1]:F3}");
     }
 
+    [Fact]
+    public void BFloat16_mixed_precision_follows_the_float32_loss_curve()
+    {
+        var examples = TrainerTestData.ReverseTask(8);
+        var options = TrainerTestData.Options() with { Epochs = 15 };
+        using var full = TrainerTestData.Decoder();
+        using var mixed = TrainerTestData.Decoder();
+
+        var float32 = new SftTrainer(full, options with { Precision = TrainingPrecision.Float32 }).Train(examples).TrainLosses;
+        var bfloat16 = new SftTrainer(mixed, options with { Precision = TrainingPrecision.BFloat16 }).Train(examples).TrainLosses;
+
+        Assert.Equal(float32.Count, bfloat16.Count);
+        var worst = float32.Zip(bfloat16, (f, b) => Math.Abs(f - b) / f).Max();
+        Assert.True(worst < 0.1, $"bf16 loss strayed {worst:P1} from fp32 (fp32 {float32[^1]:F3}, bf16 {bfloat16[^1]:F3} at the end)");
+        Assert.True(bfloat16[^1] < 0.6 * bfloat16[0]);
+    }
+
     /// <summary>Mean masked cross-entropy over all tokens, or (<paramref name="perExample"/>) of each example's mean.</summary>
     private static double ManualMaskedLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<FineTuneService.Datasets.TokenizedExample> examples,
         bool perExample = false)
