@@ -6,16 +6,23 @@ namespace FineTuneService.Cli.Commands;
 public sealed class BenchEngineCommand : ICliCommand
 {
     public string Name => "bench engine";
-    public string Description => "Matmul peak, SFT tokens/s and MFU, peak memory, generation tokens/s, live tensors (about 20 minutes on 2 cores).";
-    public string Usage => "fts bench engine [--out docs/benchmarks/engine] [--threads N] [--steps 2] [--quick]";
+    public string Description =>
+        "fp32 and bf16 matmul peaks with their spread, SFT tokens/s and MFU, the PyTorch eager anchor, peak memory, generation tokens/s, live tensors (about 25 minutes on 2 cores).";
+    public string Usage =>
+        "fts bench engine [--out docs/benchmarks/engine] [--threads N] [--repeats 5] [--matmul-seconds 1] [--train-seconds 10] [--train-steps 3] " +
+        "[--python /usr/bin/python3 | --no-anchor] [--quick]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
         EngineBenchmark.Run(new EngineBenchmark.Settings(
             arguments.Get("out", Path.Combine("docs", "benchmarks", "engine")),
             arguments.GetInt("threads", 0),
-            arguments.GetInt("steps", 2),
-            arguments.Has("quick")));
+            arguments.Has("quick"),
+            MatmulRepeats: arguments.GetInt("repeats", 5),
+            MatmulSeconds: arguments.GetDouble("matmul-seconds", 1.0),
+            TrainSeconds: arguments.GetDouble("train-seconds", 10),
+            TrainSteps: arguments.GetInt("train-steps", 3),
+            Python: arguments.Has("no-anchor") ? null : arguments.Get("python", TorchEagerAnchor.DebianPython)));
         return Task.FromResult(0);
     }
 }

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Generation;
 using FineTuneService.Ml.Models;
@@ -15,101 +15,158 @@ using static TorchSharp.torch;
 namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
-/// <c>fts bench engine</c>: fp32 matmul peak, SFT training throughput and MFU of two decoder sizes at a couple of
-/// batch sizes, peak memory, generation tokens/s and the live tensor count over 1,000 steps. Writes markdown + json.
-/// Figures are measured, never asserted.
+/// <c>fts bench engine</c>: the fp32 and bf16 matmul peaks (best of several repeats of at least a second each, with
+/// their spread), SFT training throughput and MFU of two decoder sizes at a couple of batch sizes (median and best of
+/// the steps timed over at least <see cref="Settings.TrainSeconds"/>), the same decoder in PyTorch eager when Debian's
+/// torch is installed, peak memory, generation tokens/s and the live tensor count over 1,000 steps. Writes markdown
+/// and json. Figures are measured, never asserted.
 /// </summary>
 public static class EngineBenchmark
 {
-    public sealed record Settings(string OutputDirectory, int Threads, int MeasuredSteps, bool Quick);
+    /// <param name="OutputDirectory">Where engine[-quick][-threadsN].md/json go.</param>
+    /// <param name="Threads">torch intra-op threads (0: libtorch's default).</param>
+    /// <param name="Quick">Small sizes and short timings: checks the harness, measures nothing worth keeping.</param>
+    /// <param name="MatmulRepeats">Timed repeats per matmul size.</param>
+    /// <param name="MatmulSeconds">Minimum duration of one matmul repeat.</param>
+    /// <param name="TrainSeconds">Each training case times steps (after one warm-up step) for at least this long.</param>
+    /// <param name="TrainSteps">… and at least this many steps.</param>
+    /// <param name="Python">The interpreter of the PyTorch anchor; null skips the anchor.</param>
+    public sealed record Settings(
+        string OutputDirectory, int Threads, bool Quick,
+        int MatmulRepeats = 5, double MatmulSeconds = 1.0, double TrainSeconds = 10, int TrainSteps = 3,
+        string? Python = TorchEagerAnchor.DebianPython);
 
     public static void Run(Settings settings)
     {
+        if (settings.Quick) settings = settings with { MatmulRepeats = 2, MatmulSeconds = 0.2, TrainSeconds = 1, TrainSteps = 2 };
         if (settings.Threads > 0) torch.set_num_threads(settings.Threads);
         Directory.CreateDirectory(settings.OutputDirectory);
         var log = (string line) => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}");
 
         var machine = Machine();
-        log($"machine: {machine["cpu"]}, {machine["logical_cores"]} cores, torch threads {torch.get_num_threads()}, load {machine["load_average"]}");
+        log($"machine: {machine["cpu"]}, {machine["logical_cores"]} cores ({machine["cpu_flags"]}), torch threads {torch.get_num_threads()}, load {machine["load_average"]}");
 
-        var peak = MeasureMatmulPeak(settings.Quick ? [512, 1024] : [512, 1024, 2048], log);
+        var float32 = MeasurePeak(ScalarType.Float32, settings.Quick ? [256, 512] : [512, 1024, 2048], settings, log);
+        var bfloat16 = MeasurePeak(ScalarType.BFloat16, settings.Quick ? [256] : [512, 1024], settings, log);
+        var precision = PrecisionFigures.From(float32, bfloat16);
+        log($"bf16 / fp32 matmul: {precision.Speedup:F2}x at {precision.Size}² — CPU mixed precision {(precision.UseBFloat16 ? "pays" : "does not pay")} here");
+
+        var anchor = TorchEagerAnchor.Probe(settings.Python);
+        log(anchor.SkippedBecause is null ? $"PyTorch anchor: torch {anchor.TorchVersion}" : $"PyTorch anchor skipped: {anchor.SkippedBecause}");
         var training = new List<TrainingFigures>();
-        foreach (var (name, config, seq, batches) in TrainingCases(settings.Quick))
+        foreach (var (name, config, seq, batches, anchored) in TrainingCases(settings.Quick))
+        {
             foreach (var batch in batches)
-                training.Add(MeasureTraining(name, config, seq, batch, settings.MeasuredSteps, peak, log));
+            {
+                var figures = MeasureTraining(name, config, seq, batch, settings, float32, log);
+                if (anchored && anchor.SkippedBecause is null)
+                {
+                    var eager = anchor.Run(config, batch, seq, settings.Threads > 0 ? settings.Threads : torch.get_num_threads(), settings.TrainSeconds, settings.TrainSteps, log);
+                    figures = figures with { PyTorchEager = eager, EngineOverPyTorch = eager is { TokensPerSecond: > 0 } ? Math.Round(figures.TokensPerSecond / eager.TokensPerSecond, 2) : null };
+                }
+                training.Add(figures);
+            }
+        }
         var generation = new List<GenerationFigures>();
-        foreach (var (name, config, _, _) in TrainingCases(settings.Quick))
+        foreach (var (name, config, _, _, _) in TrainingCases(settings.Quick))
             foreach (var batch in new[] { 1, 8 })
                 generation.Add(MeasureGeneration(name, config, batch, newTokens: settings.Quick || config.HiddenSize > 512 ? 16 : 32, log));
         var leak = LiveTensors(steps: settings.Quick ? 200 : 1000, log);
 
-        var report = new JsonObject
-        {
-            ["created_at"] = DateTimeOffset.UtcNow.ToString("O"),
-            ["machine"] = machine,
-            ["torch_threads"] = torch.get_num_threads(),
-            ["matmul_peak"] = JsonSerializer.SerializeToNode(peak, Json),
-            ["training"] = JsonSerializer.SerializeToNode(training, Json),
-            ["generation"] = JsonSerializer.SerializeToNode(generation, Json),
-            ["live_tensors"] = JsonSerializer.SerializeToNode(leak, Json),
-        };
+        var report = new EngineReport(DateTimeOffset.UtcNow, machine, torch.get_num_threads(), settings, float32, bfloat16, precision, anchor,
+            training, generation, leak);
         var stamp = (settings.Quick ? "engine-quick" : "engine") + (settings.Threads > 0 ? $"-threads{settings.Threads}" : "");
-        File.WriteAllText(Path.Combine(settings.OutputDirectory, $"{stamp}.json"), report.ToJsonString(Json) + "\n");
-        File.WriteAllText(Path.Combine(settings.OutputDirectory, $"{stamp}.md"), Markdown(machine, peak, training, generation, leak));
+        File.WriteAllText(Path.Combine(settings.OutputDirectory, $"{stamp}.json"), report.ToJson().ToJsonString(Json) + "\n");
+        File.WriteAllText(Path.Combine(settings.OutputDirectory, $"{stamp}.md"), EngineBenchmarkMarkdown.Render(report));
         log($"wrote {Path.Combine(settings.OutputDirectory, stamp)}.md/.json");
     }
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    // ---------------------------------------------------------------- matmul peak
+    /// <summary>Everything one run measured.</summary>
+    public sealed record EngineReport(
+        DateTimeOffset CreatedAt, JsonObject Machine, int TorchThreads, Settings Settings, PeakFigures Float32, PeakFigures BFloat16,
+        PrecisionFigures Precision, TorchEagerAnchor Anchor, IReadOnlyList<TrainingFigures> Training,
+        IReadOnlyList<GenerationFigures> Generation, LiveTensorFigures LiveTensors)
+    {
+        public JsonObject ToJson() => new()
+        {
+            ["created_at"] = CreatedAt.ToString("O"),
+            ["machine"] = Machine.DeepClone(),
+            ["torch_threads"] = TorchThreads,
+            ["settings"] = JsonSerializer.SerializeToNode(Settings, Json),
+            ["matmul_peak"] = JsonSerializer.SerializeToNode(Float32, Json),
+            ["bf16_matmul_peak"] = JsonSerializer.SerializeToNode(BFloat16, Json),
+            ["cpu_mixed_precision"] = JsonSerializer.SerializeToNode(Precision, Json),
+            ["pytorch_anchor"] = JsonSerializer.SerializeToNode(new { Anchor.TorchVersion, Anchor.Blas, Anchor.SkippedBecause }, Json),
+            ["training"] = JsonSerializer.SerializeToNode(Training, Json),
+            ["generation"] = JsonSerializer.SerializeToNode(Generation, Json),
+            ["live_tensors"] = JsonSerializer.SerializeToNode(LiveTensors, Json),
+        };
+    }
 
-    /// <param name="GflopsPerSecond">Best wall-clock rate of any size.</param>
-    /// <param name="GflopsPerCpuSecond">Best rate per second of process CPU time (user + system, all threads).</param>
-    public sealed record MatmulFigures(double GflopsPerSecond, double GflopsPerCpuSecond, IReadOnlyList<MatmulPoint> Points);
-    public sealed record MatmulPoint(int Size, double GflopsPerSecond, double GflopsPerCpuSecond);
+    // ---------------------------------------------------------------- matmul peaks
 
-    /// <summary>Best of several square fp32 matmuls per size: the CPU's practical peak in this process, now.</summary>
-    private static MatmulFigures MeasureMatmulPeak(int[] sizes, Action<string> log)
+    /// <summary>Square matmuls of one dtype at several sizes; <see cref="GflopsPerSecond"/> is the best repeat of the best size.</summary>
+    public sealed record PeakFigures(string DType, double GflopsPerSecond, double GflopsPerCpuSecond, int BestSize, double SpreadAtBestSize,
+        IReadOnlyList<MatmulPoint> Points);
+
+    /// <param name="Spread">(best − worst) / best over the repeats.</param>
+    public sealed record MatmulPoint(int Size, double Best, double Median, double Worst, double Spread, double BestPerCpuSecond, int Repeats, double SecondsPerRepeat);
+
+    private static PeakFigures MeasurePeak(ScalarType dtype, int[] sizes, Settings settings, Action<string> log)
     {
         var points = new List<MatmulPoint>();
         foreach (var n in sizes)
         {
-            using var scope = NewDisposeScope();
-            var a = randn(n, n);
-            var b = randn(n, n);
-            mm(a, b).Dispose();
-            var best = double.MaxValue;
-            const int repeats = 4;
-            var cpuStart = CpuSeconds();
-            for (var i = 0; i < repeats; i++)
-            {
-                var clock = Stopwatch.StartNew();
-                mm(a, b).Dispose();
-                best = Math.Min(best, clock.Elapsed.TotalSeconds);
-            }
-            var cpu = (CpuSeconds() - cpuStart) / repeats;
-            var flops = 2.0 * n * n * n;
-            var point = new MatmulPoint(n, Math.Round(flops / best / 1e9, 1), Math.Round(flops / cpu / 1e9, 1));
+            var rate = MatmulThroughput.Measure(dtype, n, settings.MatmulRepeats, TimeSpan.FromSeconds(settings.MatmulSeconds));
+            var point = new MatmulPoint(n, Math.Round(rate.Best, 1), Math.Round(rate.Median, 1), Math.Round(rate.Worst, 1), Math.Round(rate.Spread, 3),
+                Math.Round(rate.BestPerCpuSecond, 1), rate.Repeats.Count, Math.Round(rate.Repeats.Average(r => r.Seconds), 2));
             points.Add(point);
-            log($"matmul {n}x{n}: {point.GflopsPerSecond:F1} GFLOP/s wall, {point.GflopsPerCpuSecond:F1} GFLOP per CPU-second");
+            log($"{dtype} matmul {n}²: best {point.Best:F1}, median {point.Median:F1}, worst {point.Worst:F1} GFLOP/s " +
+                $"(spread {point.Spread:P0}, {point.Repeats} × {point.SecondsPerRepeat:F1} s), {point.BestPerCpuSecond:F1} GFLOP per CPU-second");
         }
-        return new MatmulFigures(points.Max(p => p.GflopsPerSecond), points.Max(p => p.GflopsPerCpuSecond), points);
+        var best = points.MaxBy(p => p.Best)!;
+        return new PeakFigures(dtype.ToString(), best.Best, points.Max(p => p.BestPerCpuSecond), best.Size, best.Spread, points);
+    }
+
+    /// <summary>bf16 against fp32 at the largest size both measured, and the worker's run-time decision from those rates.</summary>
+    public sealed record PrecisionFigures(int Size, double Float32Gflops, double BFloat16Gflops, double Speedup, double MinimumSpeedup, bool UseBFloat16)
+    {
+        public static PrecisionFigures From(PeakFigures float32, PeakFigures bfloat16)
+        {
+            var size = bfloat16.Points.Select(p => p.Size).Intersect(float32.Points.Select(p => p.Size)).DefaultIfEmpty(bfloat16.Points[0].Size).Max();
+            var f = float32.Points.FirstOrDefault(p => p.Size == size)?.Best ?? float32.GflopsPerSecond;
+            var b = bfloat16.Points.First(p => p.Size == size).Best;
+            return new PrecisionFigures(size, f, b, f > 0 ? Math.Round(b / f, 3) : 0, CpuMixedPrecision.MinimumSpeedup, CpuMixedPrecision.Worthwhile(f, b));
+        }
     }
 
     // ---------------------------------------------------------------- training
 
+    /// <param name="Mfu">6·N·tokens/s over the fp32 peak, from the median step.</param>
+    /// <param name="BestMfu">The same from the fastest step.</param>
+    /// <param name="StepSpread">(slowest − fastest) / median step time.</param>
     public sealed record TrainingFigures(
         string Model, long Parameters, long FlopParameters, int SequenceLength, int BatchSize, int MeasuredSteps,
-        double SecondsPerStep, double TokensPerSecond, double ModelTflopsPerSecond, double Mfu, double MfuWithAttention,
-        double CpuSecondsPerStep, double TokensPerCpuSecond, double CpuMfu, double PeakRssMiB, double FirstLoss, double LastLoss);
+        double SecondsPerStep, double BestSecondsPerStep, double StepSpread, double TokensPerSecond, double ModelTflopsPerSecond,
+        double Mfu, double BestMfu, double MfuWithAttention, double CpuSecondsPerStep, double TokensPerCpuSecond, double CpuMfu,
+        double PeakRssMiB, double FirstLoss, double LastLoss)
+    {
+        [JsonPropertyName("pytorch_eager")] public TorchEagerAnchor.Figures? PyTorchEager { get; init; }
 
-    private static IEnumerable<(string Name, DecoderConfig Config, int SequenceLength, int[] Batches)> TrainingCases(bool quick)
+        /// <summary>Engine tokens/s over PyTorch eager's, both from their median step, in the same run.</summary>
+        [JsonPropertyName("engine_over_pytorch")] public double? EngineOverPyTorch { get; init; }
+    }
+
+    /// <summary>The bootstrap model's shape (with the PyTorch anchor) and a 100M-parameter Llama.</summary>
+    private static IEnumerable<(string Name, DecoderConfig Config, int SequenceLength, int[] Batches, bool Anchored)> TrainingCases(bool quick)
     {
         var tiny = BootstrapModelOptions.SafetuneTiny;
         yield return (tiny.Name, Llama(tiny.VocabularySize, tiny.HiddenSize, tiny.IntermediateSize, tiny.Layers, tiny.AttentionHeads, tiny.KeyValueHeads, tied: false),
-            tiny.MaxSequenceLength, quick ? [4] : [tiny.BatchSize / 2, tiny.BatchSize]);
+            quick ? 64 : tiny.MaxSequenceLength, quick ? [4] : [tiny.BatchSize / 2, tiny.BatchSize], true);
         if (!quick)
-            yield return ("llama-100M", Llama(vocabulary: 16384, hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, tied: true), 256, [1, 2]);
+            yield return ("llama-100M", Llama(vocabulary: 16384, hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, tied: true), 256, [1, 2], false);
     }
 
     private static DecoderConfig Llama(int vocabulary, int hidden, int intermediate, int layers, int heads, int kvHeads, bool tied) => new()
@@ -129,44 +186,59 @@ public static class EngineBenchmark
         TorchDtype = "float32",
     };
 
-    /// <summary>Full fine-tuning through <see cref="SftTrainer"/> on random full-length rows; the first step is warm-up.</summary>
-    private static TrainingFigures MeasureTraining(string name, DecoderConfig config, int sequenceLength, int batch, int measuredSteps,
-        MatmulFigures peak, Action<string> log)
+    /// <summary>
+    /// Full fine-tuning through <see cref="SftTrainer"/> on random full-length rows: one untimed warm-up step, then
+    /// steps until both the minimum count and the minimum duration are reached (the trainer is stopped through its
+    /// cancellation token). Step times are the gaps between consecutive progress reports.
+    /// </summary>
+    private static TrainingFigures MeasureTraining(string name, DecoderConfig config, int sequenceLength, int batch, Settings settings,
+        PeakFigures peak, Action<string> log)
     {
+        const int maxSteps = 200;
         ResetPeakRss();
         using var model = DecoderLM.CreateRandom(config, seed: 1);
         var parameters = model.parameters().Sum(p => p.numel());
         // Embedding lookups are not FLOPs; a tied matrix still does the output projection, so it counts once.
         var flopParameters = parameters - (config.TieWordEmbeddings ? 0 : (long)config.VocabSize * config.HiddenSize);
-        var steps = measuredSteps + 1;
-        var examples = RandomExamples(batch * steps, sequenceLength, config.VocabSize, seed: 5);
+        var examples = RandomExamples(batch * (maxSteps + 1), sequenceLength, config.VocabSize, seed: 5);
         var stamps = new List<(TimeSpan At, double Cpu, long Tokens, double Loss)>();
+        using var enough = new CancellationTokenSource();
         var clock = Stopwatch.StartNew();
-        var observer = new StepObserver(p => stamps.Add((clock.Elapsed, CpuSeconds(), p.TokensSeen, p.TrainLoss)));
+        var observer = new StepObserver(p =>
+        {
+            stamps.Add((clock.Elapsed, CpuSeconds(), p.TokensSeen, p.TrainLoss));
+            var timed = stamps.Count - 1;
+            if (timed >= maxSteps || (timed >= settings.TrainSteps && (stamps[^1].At - stamps[0].At).TotalSeconds >= settings.TrainSeconds))
+                enough.Cancel();
+        });
         var options = new SftTrainerOptions
         {
-            Epochs = 1, BatchSize = batch, MaxSequenceLength = sequenceLength, LearningRate = 3e-4, WarmupSteps = 1,
+            Epochs = 1, MaxSteps = maxSteps + 1, BatchSize = batch, MaxSequenceLength = sequenceLength, LearningRate = 3e-4, WarmupSteps = 1,
             Precision = TrainingPrecision.Float32, Seed = 1,
         };
-        new SftTrainer(model, options, observer: observer).Train(examples);
+        new SftTrainer(model, options, observer: observer).Train(examples, cancellationToken: enough.Token);
 
-        var measured = stamps.Count - 1;
-        var seconds = (stamps[^1].At - stamps[0].At).TotalSeconds;
+        var steps = stamps.Zip(stamps.Skip(1), (a, b) => (b.At - a.At).TotalSeconds).Order().ToArray();
+        var measured = steps.Length;
+        var median = steps[measured / 2];
+        var tokensPerStep = (double)(stamps[^1].Tokens - stamps[0].Tokens) / measured;
         var cpuSeconds = stamps[^1].Cpu - stamps[0].Cpu;
-        var tokens = (double)(stamps[^1].Tokens - stamps[0].Tokens);
-        var tokensPerSecond = tokens / seconds;
+        var tokensPerSecond = tokensPerStep / median;
         var flopsPerToken = 6.0 * flopParameters;
         var attentionFlopsPerToken = 12.0 * config.NumHiddenLayers * config.HiddenSize * sequenceLength;
+        var peakFlops = peak.GflopsPerSecond * 1e9;
         var figures = new TrainingFigures(name, parameters, flopParameters, sequenceLength, batch, measured,
-            Math.Round(seconds / measured, 3), Math.Round(tokensPerSecond, 1), Math.Round(flopsPerToken * tokensPerSecond / 1e12, 4),
-            Math.Round(flopsPerToken * tokensPerSecond / (peak.GflopsPerSecond * 1e9), 4),
-            Math.Round((flopsPerToken + attentionFlopsPerToken) * tokensPerSecond / (peak.GflopsPerSecond * 1e9), 4),
-            Math.Round(cpuSeconds / measured, 3), Math.Round(tokens / cpuSeconds, 1),
-            Math.Round(flopsPerToken * tokens / cpuSeconds / (peak.GflopsPerCpuSecond * 1e9), 4),
+            Math.Round(median, 3), Math.Round(steps[0], 3), Math.Round((steps[^1] - steps[0]) / median, 3), Math.Round(tokensPerSecond, 1),
+            Math.Round(flopsPerToken * tokensPerSecond / 1e12, 4),
+            Math.Round(flopsPerToken * tokensPerSecond / peakFlops, 4),
+            Math.Round(flopsPerToken * tokensPerStep / steps[0] / peakFlops, 4),
+            Math.Round((flopsPerToken + attentionFlopsPerToken) * tokensPerSecond / peakFlops, 4),
+            Math.Round(cpuSeconds / measured, 3), Math.Round(tokensPerStep * measured / cpuSeconds, 1),
+            Math.Round(flopsPerToken * tokensPerStep * measured / cpuSeconds / (peak.GflopsPerCpuSecond * 1e9), 4),
             Math.Round(PeakRssMiB(), 1), Math.Round(stamps[0].Loss, 4), Math.Round(stamps[^1].Loss, 4));
-        log($"train {name} ({parameters / 1e6:F1}M) B={batch} T={sequenceLength}: {figures.TokensPerSecond:F0} tok/s, " +
-            $"{figures.SecondsPerStep:F2} s/step, MFU {figures.Mfu:P1} (with attention {figures.MfuWithAttention:P1}), " +
-            $"{figures.TokensPerCpuSecond:F0} tok per CPU-s, CPU-time MFU {figures.CpuMfu:P1}, peak RSS {figures.PeakRssMiB:F0} MiB");
+        log($"train {name} ({parameters / 1e6:F1}M) B={batch} T={sequenceLength}: {figures.TokensPerSecond:F0} tok/s (median of {measured} steps, " +
+            $"spread {figures.StepSpread:P0}), MFU {figures.Mfu:P1} (best step {figures.BestMfu:P1}, with attention {figures.MfuWithAttention:P1}), " +
+            $"CPU-time MFU {figures.CpuMfu:P1}, peak RSS {figures.PeakRssMiB:F0} MiB");
         return figures;
     }
 
@@ -236,14 +308,13 @@ public static class EngineBenchmark
         string Read(string path) => File.Exists(path) ? File.ReadAllText(path) : "";
         var cpuinfo = Read("/proc/cpuinfo").Split('\n');
         string Field(string key) => cpuinfo.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-        var flags = Field("flags").Split(' ');
         var memKb = Read("/proc/meminfo").Split('\n').FirstOrDefault(l => l.StartsWith("MemTotal", StringComparison.Ordinal))?
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
         return new JsonObject
         {
             ["cpu"] = Field("model name"),
             ["logical_cores"] = Environment.ProcessorCount,
-            ["simd"] = string.Join(" ", new[] { "avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16" }.Where(flags.Contains)),
+            ["cpu_flags"] = string.Join(" ", CpuMixedPrecision.CpuFlags()),
             ["memory_gib"] = memKb is null ? null : Math.Round(long.Parse(memKb, CultureInfo.InvariantCulture) / 1048576.0, 1),
             ["os"] = RuntimeInformation.OSDescription,
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
@@ -271,42 +342,6 @@ public static class EngineBenchmark
         var line = File.ReadAllLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return line is null ? Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0
             : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-    }
-
-    // ---------------------------------------------------------------- report
-
-    private static string Markdown(JsonObject machine, MatmulFigures peak, IReadOnlyList<TrainingFigures> training,
-        IReadOnlyList<GenerationFigures> generation, LiveTensorFigures leak)
-    {
-        var md = new StringBuilder();
-        md.AppendLine("# Engine benchmark (`fts bench engine`)").AppendLine();
-        md.AppendLine($"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC. Machine: {machine["cpu"]}, {machine["logical_cores"]} logical cores " +
-            $"({machine["simd"]}), {machine["memory_gib"]} GiB, {machine["os"]}, {machine["dotnet"]}, TorchSharp {machine["torchsharp"]}, " +
-            $"torch threads {torch.get_num_threads()}. Load average at start: {machine["load_average"]} (the machine is shared, so figures are noisy).").AppendLine();
-        md.AppendLine("## fp32 matmul peak (same run)").AppendLine();
-        md.AppendLine("| n | GFLOP/s (wall) | GFLOP per CPU-second |").AppendLine("|---|---|---|");
-        foreach (var p in peak.Points) md.AppendLine($"| {p.Size} | {p.GflopsPerSecond:F1} | {p.GflopsPerCpuSecond:F1} |");
-        md.AppendLine().AppendLine($"Peak used for MFU: **{peak.GflopsPerSecond:F1} GFLOP/s** wall clock, " +
-            $"**{peak.GflopsPerCpuSecond:F1} GFLOP per CPU-second** (process user+system time, all threads).").AppendLine();
-        md.AppendLine("## SFT training (full fine-tuning, fp32, AdamW, through `SftTrainer`)").AppendLine();
-        md.AppendLine("MFU = 6 · N · tokens/s / matmul peak, N = parameters without the input embedding lookup table; " +
-            "\"with attention\" adds 12 · layers · hidden · T FLOPs per token. CPU-time MFU divides the model FLOPs by the process " +
-            "CPU time and compares with the matmul FLOPs per CPU-second, which factors out time the shared machine gave to other processes. " +
-            "The first step is warm-up and not timed.").AppendLine();
-        md.AppendLine("| model | params | T | batch | s/step | tokens/s | MFU | MFU with attention | CPU-s/step | tokens per CPU-s | CPU-time MFU | peak RSS MiB | loss first → last |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (var t in training)
-            md.AppendLine($"| {t.Model} | {t.Parameters / 1e6:F1}M | {t.SequenceLength} | {t.BatchSize} | {t.SecondsPerStep:F2} | {t.TokensPerSecond:F0} | " +
-                $"{t.Mfu:P1} | {t.MfuWithAttention:P1} | {t.CpuSecondsPerStep:F2} | {t.TokensPerCpuSecond:F0} | {t.CpuMfu:P1} | {t.PeakRssMiB:F0} | {t.FirstLoss:F3} → {t.LastLoss:F3} |");
-        md.AppendLine().AppendLine("## Generation (greedy, KV cache, 32-token prompts)").AppendLine();
-        md.AppendLine("| model | batch | new tokens | seconds | tokens/s |").AppendLine("|---|---|---|---|---|");
-        foreach (var g in generation) md.AppendLine($"| {g.Model} | {g.BatchSize} | {g.NewTokens} | {g.Seconds:F2} | {g.TokensPerSecond:F1} |");
-        md.AppendLine().AppendLine($"## Live tensors over {leak.Steps} training steps ({leak.Model}, validation every 100 steps)").AppendLine();
-        md.AppendLine("`DisposeScopeManager.Statistics.ThreadTotalLiveCount` after the step:").AppendLine();
-        md.AppendLine("| step | live tensors |").AppendLine("|---|---|");
-        foreach (var (step, live) in leak.Samples) md.AppendLine($"| {step} | {live} |");
-        md.AppendLine().AppendLine($"Growth from step 1 to step {leak.Steps}: **{leak.Growth}**.");
-        return md.ToString();
     }
 
     private sealed class StepObserver(Action<TrainingProgress> onProgress) : ITrainingObserver
