@@ -1,6 +1,7 @@
 using FineTuneService.Ml.Training;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Worker.Training;

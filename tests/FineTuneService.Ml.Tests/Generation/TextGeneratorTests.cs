@@ -26,6 +26,17 @@ public sealed class TextGeneratorTests
     }
 
     [Fact]
+    public void A_bfloat16_model_generates_with_its_kv_cache()
+    {
+        // Evaluation under Worker:CpuMixedPrecision=Auto loads models in bf16 and generates from them.
+        using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 17, TorchSharp.torch.ScalarType.BFloat16);
+        var generated = new TextGenerator(model).Generate(Prompts, new GenerationOptions { MaxNewTokens = 12, StopTokenIds = [] });
+
+        Assert.All(generated, s => Assert.Equal(12, s.TokenIds.Length));
+        Assert.All(generated, s => Assert.All(s.TokenIds, id => Assert.InRange(id, 0, model.Config.VocabSize - 1)));
+    }
+
+    [Fact]
     public void Batched_left_padded_generation_equals_one_prompt_at_a_time()
     {
         using var model = DecoderLM.CreateRandom(TinyModels.Llama(), seed: 23);
