@@ -4,6 +4,7 @@ using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace FineTuneService.Core.Hosting;
@@ -41,16 +42,31 @@ public static class ArtifactHostingExtensions
         return builder;
     }
 
-    /// <summary>Adds or updates the recurring job when the host starts.</summary>
-    private sealed class RetentionSchedule(IRecurringJobManager jobs, IOptions<ArtifactRetentionOptions> options) : IHostedService
+    /// <summary>
+    /// Adds or updates the recurring job once Hangfire's storage answers. A replica that does not migrate may start
+    /// before its schema exists, so this retries in the background instead of failing the host's start.
+    /// </summary>
+    private sealed class RetentionSchedule(IRecurringJobManager jobs, IOptions<ArtifactRetentionOptions> options, TimeProvider clock,
+        ILogger<RetentionSchedule> logger) : BackgroundService
     {
-        public Task StartAsync(CancellationToken cancellationToken)
-        {
-            jobs.AddOrUpdate<IArtifactRetentionJob>(ArtifactRetentionJob.RecurringJobId, Queues.Default,
-                job => job.RunAsync(CancellationToken.None), options.Value.Schedule);
-            return Task.CompletedTask;
-        }
+        private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(5);
 
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    jobs.AddOrUpdate<IArtifactRetentionJob>(ArtifactRetentionJob.RecurringJobId, Queues.Default,
+                        job => job.RunAsync(CancellationToken.None), options.Value.Schedule);
+                    return;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogInformation("Artifact retention is not scheduled yet ({Reason}); retrying in {Interval}", e.Message, RetryInterval);
+                }
+                await Task.Delay(RetryInterval, clock, stoppingToken);
+            }
+        }
     }
 }

@@ -47,7 +47,8 @@ public sealed class ForwardTarWriterTests
         await new ForwardTarWriter(sink).WriteEntryAsync("model.safetensors", size, new Endless(), CancellationToken.None);
 
         Assert.Equal(size + (512 - size % 512) + 512, sink.Length); // header, data, padding
-        using var reader = new TarReader(new MemoryStream(sink.Header));
+        // Unseekable, as a download is: a seekable stream would make the reader seek past the 9 GiB of data.
+        using var reader = new TarReader(new ReadOnly(new MemoryStream(sink.Header)));
         var entry = reader.GetNextEntry(copyData: false)!;
         Assert.Equal("model.safetensors", entry.Name);
         Assert.Equal(size, entry.Length);
@@ -59,6 +60,21 @@ public sealed class ForwardTarWriterTests
         var writer = new ForwardTarWriter(new MemoryStream());
         await Assert.ThrowsAsync<EndOfStreamException>(() =>
             writer.WriteEntryAsync("short.bin", 10, new MemoryStream([1, 2, 3]), CancellationToken.None));
+    }
+
+    /// <summary>A response body as a client reads it: read only, no seeking.</summary>
+    private sealed class ReadOnly(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>An HTTP response body: write only, no seeking, no position.</summary>

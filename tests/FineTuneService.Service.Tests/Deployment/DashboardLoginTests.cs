@@ -61,7 +61,8 @@ public sealed class DashboardLoginTests(PostgresServer server)
         Assert.Equal(HttpStatusCode.OK, (await GetDashboardAsync(browser, cookie)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await api.AdminClient().GetAsync("/hangfire")).StatusCode);
 
-        using var logout = new HttpRequestMessage(HttpMethod.Post, HangfireDashboardAccess.LogoutPath);
+        // As the dashboard's logout button posts it: an empty URL-encoded form.
+        using var logout = new HttpRequestMessage(HttpMethod.Post, HangfireDashboardAccess.LogoutPath) { Content = new FormUrlEncodedContent([]) };
         logout.Headers.Add("Cookie", cookie);
         var loggedOut = await browser.SendAsync(logout);
         Assert.Contains(loggedOut.Headers.GetValues("Set-Cookie"), c => c.StartsWith("fts_admin=;", StringComparison.Ordinal));

@@ -64,8 +64,14 @@ public sealed class JobResumeEndToEndTests(PostgresServer server)
             gate.Open();
             var paused = await WaitForAsync(app, client, url, JobStatus.Paused);
             Assert.Null(paused["fine_tuned_model"]);
-            var checkpoints = await client.GetJsonAsync($"{url}/checkpoints");
-            Assert.Equal(1, checkpoints["data"]!.AsArray().Single()!["step_number"]!.GetValue<int>());
+            // The pause saved a resume state at step 1 (not a listed checkpoint: those are the epochs' models).
+            var jobId = created["id"]!.GetValue<string>();
+            await using (var scope = app.Services.CreateAsyncScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<FineTuneDbContext>();
+                Assert.Equal([1], await db.JobCheckpoints.Where(c => c.JobId == jobId && c.ResumeStateSha256 != null).Select(c => c.StepNumber).ToListAsync());
+            }
+            Assert.Empty((await client.GetJsonAsync($"{url}/checkpoints"))["data"]!.AsArray());
 
             var resumed = await client.PostJsonAsync($"{url}/resume");
             Assert.Equal("queued", resumed["status"]!.GetValue<string>());
