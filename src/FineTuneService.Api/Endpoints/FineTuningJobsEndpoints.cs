@@ -252,6 +252,7 @@ public static class FineTuningJobsEndpoints
             "invalid_request_error", null, "idempotency_key_reused");
     }
 
+    /// <summary>
     /// A base model, or one of the caller's own fine-tuned models (continued training); returns what the request's
     /// rules need to know about it (its root base model's layer count).
     /// </summary>
