@@ -22,6 +22,22 @@ public sealed record ChatMessage(string Role, string Content, int? Weight = null
 public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, int LineNumber, float LossWeight = 1f);
 
 /// <summary>
+/// One preference pair (OpenAI's DPO rows): a conversation ending with a user turn, the preferred assistant answer
+/// and the non-preferred one. Only the answers are trained on: earlier assistant turns of the input are context.
+/// </summary>
+public sealed record PreferenceExample(IReadOnlyList<ChatMessage> Input, string Preferred, string NonPreferred, int LineNumber)
+{
+    /// <summary>The conversation answered with the preferred output.</summary>
+    public ChatExample Chosen => Answered(Preferred);
+
+    /// <summary>The conversation answered with the non-preferred output.</summary>
+    public ChatExample Rejected => Answered(NonPreferred);
+
+    private ChatExample Answered(string answer) =>
+        new([.. Input.Select(m => m.Role == ChatMessage.Assistant ? m with { Weight = 0 } : m), new ChatMessage(ChatMessage.Assistant, answer)], LineNumber);
+}
+
+/// <summary>
 /// A tokenized example ready for training: ids of the rendered chat and, per position, whether the token counts
 /// towards the loss (assistant tokens only), and the example's relative loss weight (see <see cref="ChatExample"/>).
 /// </summary>

@@ -39,27 +39,41 @@ public static class ChatJsonl
         return Read(stream).ToList();
     }
 
-    /// <summary>Parses rows and rejects a file that mixes the two formats.</summary>
+    /// <summary>Parses rows and rejects a file that mixes formats or holds preference pairs (read those with <see cref="PreferenceJsonl"/>).</summary>
     private sealed class FormatTracker
     {
-        private readonly List<DatasetIssue> _issues = [];
-        private DatasetFormat _format;
+        private readonly RowTracker _rows = new();
 
         public ChatExample? Parse(JsonlLine line)
         {
-            if (line.Issue(MaxLineBytes) is { } unreadable) throw new InvalidDataException(unreadable.ToString());
-            var (lineNumber, text, _) = line;
-
-            if (string.IsNullOrWhiteSpace(text))
-                return null;
-            _issues.Clear();
-            var (format, example) = ChatJsonlRow.Parse(text, lineNumber, _issues);
-            if (_issues.Count > 0)
-                throw new InvalidDataException(_issues[0].ToString());
-            if (_format != DatasetFormat.Unknown && format != _format)
-                throw new InvalidDataException(new DatasetIssue(DatasetErrorCodes.InvalidFormat, "Mixed chat and prompt/completion rows.", lineNumber).ToString());
-            _format = format;
-            return example;
+            if (_rows.Parse(line) is not { } row) return null;
+            return row.Chat ?? throw new InvalidDataException(new DatasetIssue(DatasetErrorCodes.InvalidFormat,
+                "Preference rows (input/preferred_output) train with method dpo, not supervised.", row.Preference!.LineNumber).ToString());
         }
+    }
+}
+
+/// <summary>Parses the rows of a validated file in turn: the first bad row, or a change of format, throws naming its line.</summary>
+internal sealed class RowTracker
+{
+    private readonly List<DatasetIssue> _issues = [];
+    private DatasetFormat _format;
+
+    /// <summary>The row, or null for a blank line.</summary>
+    public ParsedRow? Parse(JsonlLine line)
+    {
+        if (line.Issue(ChatJsonl.MaxLineBytes) is { } unreadable) throw new InvalidDataException(unreadable.ToString());
+        var (lineNumber, text, _) = line;
+
+        if (string.IsNullOrWhiteSpace(text))
+            return null;
+        _issues.Clear();
+        var row = ChatJsonlRow.Parse(text, lineNumber, _issues);
+        if (_issues.Count > 0)
+            throw new InvalidDataException(_issues[0].ToString());
+        if (_format != DatasetFormat.Unknown && row.Format != _format)
+            throw new InvalidDataException(new DatasetIssue(DatasetErrorCodes.InvalidFormat, "Mixed row formats in one file.", lineNumber).ToString());
+        _format = row.Format;
+        return row;
     }
 }

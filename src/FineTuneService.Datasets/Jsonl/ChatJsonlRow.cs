@@ -3,7 +3,13 @@ using static FineTuneService.Datasets.Jsonl.DatasetErrorCodes;
 
 namespace FineTuneService.Datasets.Jsonl;
 
-/// <summary>Parses one JSONL row in either supported format; shared by the validator and the reader.</summary>
+/// <summary>A parsed row: its format and, when valid, a chat example or a preference pair.</summary>
+internal readonly record struct ParsedRow(DatasetFormat Format, ChatExample? Chat = null, PreferenceExample? Preference = null)
+{
+    public static readonly ParsedRow Invalid = new(DatasetFormat.Unknown);
+}
+
+/// <summary>Parses one JSONL row in any supported format; shared by the validator and the readers.</summary>
 internal static class ChatJsonlRow
 {
     private static readonly HashSet<string> Roles = [ChatMessage.System, ChatMessage.User, ChatMessage.Assistant];
@@ -11,9 +17,9 @@ internal static class ChatJsonlRow
 
     /// <summary>
     /// Parses <paramref name="line"/>. Returns the detected format (Unknown when the row is not JSON or fits no
-    /// format) and the example when the row is valid; every problem goes to <paramref name="issues"/>.
+    /// format) and the example or pair when the row is valid; every problem goes to <paramref name="issues"/>.
     /// </summary>
-    public static (DatasetFormat Format, ChatExample? Example) Parse(string line, int lineNumber, List<DatasetIssue> issues)
+    public static ParsedRow Parse(string line, int lineNumber, List<DatasetIssue> issues)
     {
         JsonDocument document;
         try
@@ -23,7 +29,7 @@ internal static class ChatJsonlRow
         catch (JsonException e)
         {
             issues.Add(new DatasetIssue(InvalidJson, $"Not valid JSON: {e.Message}", lineNumber));
-            return (DatasetFormat.Unknown, null);
+            return ParsedRow.Invalid;
         }
 
         using (document)
@@ -32,8 +38,11 @@ internal static class ChatJsonlRow
             if (root.ValueKind != JsonValueKind.Object)
             {
                 issues.Add(new DatasetIssue(InvalidFormat, "Each line must be a JSON object.", lineNumber));
-                return (DatasetFormat.Unknown, null);
+                return ParsedRow.Invalid;
             }
+
+            if (PreferenceJsonlRow.IsPreference(root))
+                return new ParsedRow(DatasetFormat.Preference, Preference: PreferenceJsonlRow.Parse(root, lineNumber, issues));
 
             bool hasMessages = root.TryGetProperty("messages", out var messages);
             bool hasPrompt = root.TryGetProperty("prompt", out var prompt);
@@ -41,16 +50,18 @@ internal static class ChatJsonlRow
             if (hasMessages && (hasPrompt || hasCompletion))
             {
                 issues.Add(new DatasetIssue(InvalidFormat, "A row has either \"messages\" or \"prompt\"/\"completion\", not both.", lineNumber));
-                return (DatasetFormat.Unknown, null);
+                return ParsedRow.Invalid;
             }
 
             if (hasMessages)
-                return (DatasetFormat.Chat, ParseChat(messages, lineNumber, issues));
+                return new ParsedRow(DatasetFormat.Chat, ParseChat(messages, lineNumber, issues));
             if (hasPrompt || hasCompletion)
-                return (DatasetFormat.PromptCompletion, ParsePromptCompletion(hasPrompt ? prompt : null, hasCompletion ? completion : null, lineNumber, issues));
+                return new ParsedRow(DatasetFormat.PromptCompletion, ParsePromptCompletion(hasPrompt ? prompt : null, hasCompletion ? completion : null, lineNumber, issues));
 
-            issues.Add(new DatasetIssue(InvalidFormat, "Expected a \"messages\" array (chat format) or \"prompt\" and \"completion\" strings.", lineNumber));
-            return (DatasetFormat.Unknown, null);
+            issues.Add(new DatasetIssue(InvalidFormat,
+                "Expected a \"messages\" array (chat format), \"prompt\" and \"completion\" strings, or \"input\" with \"preferred_output\" and \"non_preferred_output\" (preference format).",
+                lineNumber));
+            return ParsedRow.Invalid;
         }
     }
 
@@ -86,9 +97,10 @@ internal static class ChatJsonlRow
         return new ChatExample(parsed, lineNumber);
     }
 
-    private static ChatMessage? ParseMessage(JsonElement message, int index, int lineNumber, List<DatasetIssue> issues)
+    /// <param name="path">Where the messages array is, for the messages: <c>messages</c>, <c>input.messages</c>.</param>
+    internal static ChatMessage? ParseMessage(JsonElement message, int index, int lineNumber, List<DatasetIssue> issues, string path = "messages")
     {
-        string where = $"messages[{index}]";
+        string where = $"{path}[{index}]";
         if (message.ValueKind != JsonValueKind.Object)
         {
             issues.Add(new DatasetIssue(InvalidFormat, $"{where} must be an object.", lineNumber));

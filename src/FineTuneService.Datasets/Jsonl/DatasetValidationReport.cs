@@ -13,6 +13,12 @@ public enum DatasetFormat
 
     /// <summary><c>{"prompt":..,"completion":..}</c></summary>
     [JsonStringEnumMemberName("prompt_completion")] PromptCompletion,
+
+    /// <summary>
+    /// OpenAI's preference (DPO) rows: <c>{"input":{"messages":[..]},"preferred_output":[{"role":"assistant",..}],
+    /// "non_preferred_output":[..]}</c>.
+    /// </summary>
+    [JsonStringEnumMemberName("preference")] Preference,
 }
 
 /// <summary>Error codes of <see cref="DatasetIssue"/>, modelled on OpenAI's file validation.</summary>
@@ -34,6 +40,7 @@ public static class DatasetErrorCodes
     public const string TooManyLines = "too_many_lines";
     public const string EmptyLine = "empty_line";
     public const string LineTooLong = "line_too_long";
+    public const string IdenticalOutputs = "identical_outputs";
 }
 
 /// <summary>One problem found in a file. <see cref="Line"/> is 1-based, null for file-level problems.</summary>

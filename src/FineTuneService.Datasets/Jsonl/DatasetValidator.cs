@@ -80,7 +80,7 @@ public static class DatasetValidator
             }
 
             _rowIssues.Clear();
-            var (format, example) = ChatJsonlRow.Parse(text, lineNumber, _rowIssues);
+            var (format, chat, pair) = ChatJsonlRow.Parse(text, lineNumber, _rowIssues);
             if (format != DatasetFormat.Unknown)
             {
                 if (_format == DatasetFormat.Unknown)
@@ -94,13 +94,20 @@ public static class DatasetValidator
 
             foreach (var issue in _rowIssues)
                 Add(issue);
-            if (example is null)
+            if (chat is null && pair is null)
                 return;
 
-            var (tokens, trainable) = Count(example);
+            // A pair trains on both answers; its longer side must fit the context.
+            var (tokens, trainable) = chat is not null ? Count(chat) : Count(pair!.Chosen);
+            if (pair is not null)
+            {
+                var rejected = Count(pair.Rejected);
+                (tokens, trainable) = (Math.Max(tokens, rejected.Tokens), trainable + rejected.Trainable);
+            }
             if (tokens > limits.MaxTokensPerExample)
             {
-                Add(new DatasetIssue(ExampleTooLong, $"The example has {tokens} tokens; the limit is {limits.MaxTokensPerExample}.", lineNumber));
+                var what = pair is null ? "The example has" : "The longer side of the pair has";
+                Add(new DatasetIssue(ExampleTooLong, $"{what} {tokens} tokens; the limit is {limits.MaxTokensPerExample}.", lineNumber));
                 return;
             }
 
@@ -113,7 +120,10 @@ public static class DatasetValidator
         public DatasetValidationReport Report(long bytes, int lineCount, bool checkMinimum)
         {
             if (checkMinimum && _examples < limits.MinExamples)
-                Add(new DatasetIssue(TooFewExamples, $"The file has {_examples} valid examples; at least {limits.MinExamples} are required."));
+            {
+                var what = _format == DatasetFormat.Preference ? "preference pairs" : "examples";
+                Add(new DatasetIssue(TooFewExamples, $"The file has {_examples} valid {what}; at least {limits.MinExamples} are required."));
+            }
 
             return new DatasetValidationReport
             {
@@ -150,7 +160,12 @@ public static class DatasetValidator
             return (encoded.Length, encoded.TrainableTokenCount);
         }
 
-        private static string Name(DatasetFormat format) => format == DatasetFormat.Chat ? "chat (messages)" : "prompt/completion";
+        private static string Name(DatasetFormat format) => format switch
+        {
+            DatasetFormat.Chat => "chat (messages)",
+            DatasetFormat.Preference => "preference (input/preferred_output)",
+            _ => "prompt/completion",
+        };
     }
 
     /// <summary>Control tokens per ChatML message: &lt;|im_start|&gt;, role, newline, &lt;|im_end|&gt;, newline.</summary>
