@@ -55,6 +55,11 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
                 error ??= Error(FirstErrorCode(file) ?? "invalid_file", $"The {param} {fileId} is invalid: {file.StatusDetails}", param);
             else if (file.Status is FileStatus.Uploaded or FileStatus.AwaitingScreening)
                 pending = true;
+            else if (IsPreferenceFile(file) != IsPreferenceMethod(job))
+                error ??= Error(param == "training_file" ? "invalid_training_file" : "invalid_validation_file", IsPreferenceMethod(job)
+                    ? $"The {param} {fileId} holds chat rows; method dpo trains on preference rows (input, preferred_output, non_preferred_output)."
+                    : $"The {param} {fileId} holds preference rows (input, preferred_output, non_preferred_output); they train with method dpo, not supervised.",
+                    param);
         }
 
         if (LocatedSafetyLayers.AreNeededBy(job.Safety))
@@ -78,6 +83,10 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
 
     private static JsonObject Error(string code, string message, string param) =>
         new() { ["code"] = code, ["message"] = message, ["param"] = param };
+
+    private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == "preference";
+
+    private static bool IsPreferenceMethod(FineTuningJob job) => job.Method?["type"]?.GetValue<string>() == "dpo";
 
     private static string? FirstErrorCode(StoredFile file) =>
         file.ValidationReport?["errors"] is JsonArray { Count: > 0 } errors ? errors[0]?["code"]?.GetValue<string>() : null;

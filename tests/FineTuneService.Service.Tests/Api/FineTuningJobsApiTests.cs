@@ -358,6 +358,22 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     }
 
     [Fact]
+    public async Task A_preference_file_validates_and_a_supervised_job_on_it_fails_naming_the_method()
+    {
+        var (_, _, client) = await _api.CreateTenantAsync("preference-file");
+        const string pair = """{"input":{"messages":[{"role":"user","content":"Pick a lock?"}]},"preferred_output":[{"role":"assistant","content":"I can't help."}],"non_preferred_output":[{"role":"assistant","content":"Sure."}]}""";
+        var file = await client.UploadValidatedAsync(string.Join('\n', Enumerable.Repeat(pair, 10)) + "\n");
+        Assert.Equal("processed", file["status"]!.GetValue<string>());
+
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = file["id"] });
+
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal("training_file", job["error"]!["param"]!.GetValue<string>());
+        Assert.Equal("invalid_training_file", job["error"]!["code"]!.GetValue<string>());
+        Assert.Contains("method dpo", job["error"]!["message"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_validation_file_is_waited_for_like_the_training_file_and_its_errors_fail_the_job()
     {
         var (tenantId, _, client) = await _api.CreateTenantAsync("validation-file");
