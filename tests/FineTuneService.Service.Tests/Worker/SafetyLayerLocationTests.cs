@@ -111,6 +111,21 @@ public sealed class SafetyLayerLocationTests(PostgresServer server)
         Directory.Delete(folder, recursive: true);
     }
 
+    [Fact]
+    public async Task The_shipped_bootstrap_model_is_ready_for_frozen_layers_at_import()
+    {
+        // models/safetune-tiny is what run.sh and the API image serve: its located layers must come with it.
+        var shipped = Path.Combine(PostgresServer.RepositoryRoot(), "models", "safetune-tiny");
+        await using var api = await ApiFactory.StartAsync(server);
+        await api.Services.GetRequiredService<BaseModelRegistry>().ImportAsync("safetune-tiny", shipped, CancellationToken.None);
+
+        var model = await api.WithDbAsync(db => db.BaseModels.AsNoTracking().SingleAsync(m => m.Id == "safetune-tiny"));
+        Assert.Equal(SafetyLayersStatus.Ready, model.SafetyLayersStatus);
+        var (first, last) = (model.SafetyLayers!["first_layer"]!.GetValue<int>(), model.SafetyLayers!["last_layer"]!.GetValue<int>());
+        Assert.InRange(first, 0, last);
+        Assert.InRange(last, first, model.Config["num_hidden_layers"]!.GetValue<int>() - 1);
+    }
+
     private static string CopyOfTinyModel()
     {
         var folder = Directory.CreateTempSubdirectory("fts-tiny-copy-").FullName;
