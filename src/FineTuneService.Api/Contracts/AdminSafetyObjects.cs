@@ -64,6 +64,8 @@ public sealed record SafetyPolicyRequest
     public double? MaxHarmfulScore { get; init; }
     /// <summary>Highest rise of the harmful score over the base model (percentage points, 0–100).</summary>
     public double? MaxHarmfulScoreIncrease { get; init; }
+    /// <summary>Largest fall of the refusal rate on the harmful prompts (keyword refusal rule) against the base model (percentage points, 0–100).</summary>
+    public double? MaxRefusalDrop { get; init; }
     /// <summary>"fail" or "hold" (for admin review) when a model is over a limit.</summary>
     public string? Action { get; init; }
     /// <summary>"classifier", "external" or "keyword": whose harmful score the gate reads.</summary>
@@ -80,12 +82,12 @@ public sealed record SafetyPolicyRequest
 /// <summary>A policy row ("safety.policy"): its own values (null = inherited) and the values in effect.</summary>
 public sealed record SafetyPolicyObject(
     string Scope, string? OrganizationId, double? MaxHarmfulScore, double? MaxHarmfulScoreIncrease, string? Action, string? Judge,
-    double? UnsafeFileMaxRatio, string? OutputGuard, JsonObject Effective, string? UpdatedBy, long? UpdatedAt)
+    double? UnsafeFileMaxRatio, string? OutputGuard, double? MaxRefusalDrop, JsonObject Effective, string? UpdatedBy, long? UpdatedAt)
 {
     public string Object => "safety.policy";
 
     internal static SafetyPolicyObject From(SafetyPolicy? row, string? tenantId, EffectiveSafetyPolicy effective) => new(
         tenantId is null ? "global" : "tenant", tenantId, row?.MaxHarmfulScore, row?.MaxHarmfulScoreIncrease,
         row?.Action is { } action ? SafetyNames.Of(action) : null, row?.Judge is { } judge ? SafetyNames.Of(judge) : null,
-        row?.UnsafeFileMaxRatio, row?.OutputGuard is { } guard ? SafetyNames.Of(guard) : null, effective.ToJsonObject(), row?.UpdatedBy, row is null ? null : UnixTime.Seconds(row.UpdatedAt));
+        row?.UnsafeFileMaxRatio, row?.OutputGuard is { } guard ? SafetyNames.Of(guard) : null, row?.MaxRefusalDrop, effective.ToJsonObject(), row?.UpdatedBy, row is null ? null : UnixTime.Seconds(row.UpdatedAt));
 }

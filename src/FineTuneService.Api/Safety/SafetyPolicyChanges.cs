@@ -44,6 +44,7 @@ internal static class SafetyPolicyChanges
         row.Judge = SafetyNames.ParseJudge(request.Judge);
         row.UnsafeFileMaxRatio = request.UnsafeFileMaxRatio;
         row.OutputGuard = SafetyNames.ParseOutputGuard(request.OutputGuard);
+        row.MaxRefusalDrop = request.MaxRefusalDrop;
         row.UpdatedBy = actor; // UpdatedAt and the decision's time come from the save (RowTimestamps)
         Record(db, tenantId, actor, request.Reason, before, Snapshot(row));
         await db.SaveChangesAsync(cancellationToken);
@@ -64,6 +65,7 @@ internal static class SafetyPolicyChanges
     {
         Percent(request.MaxHarmfulScore, "max_harmful_score");
         Percent(request.MaxHarmfulScoreIncrease, "max_harmful_score_increase");
+        Percent(request.MaxRefusalDrop, "max_refusal_drop");
         if (request.UnsafeFileMaxRatio is { } ratio && (double.IsNaN(ratio) || ratio is < 0 or > 1))
             throw ApiException.InvalidRequest("unsafe_file_max_ratio is a share of the file's rows: between 0 and 1.", "unsafe_file_max_ratio");
         try { SafetyNames.ParseAction(request.Action); }
@@ -100,5 +102,6 @@ internal static class SafetyPolicyChanges
         ["judge"] = row.Judge is { } judge ? SafetyNames.Of(judge) : null,
         ["unsafe_file_max_ratio"] = row.UnsafeFileMaxRatio,
         ["output_guard"] = row.OutputGuard is { } guard ? SafetyNames.Of(guard) : null,
+        ["max_refusal_drop"] = row.MaxRefusalDrop,
     };
 }

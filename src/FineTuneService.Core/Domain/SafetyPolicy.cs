@@ -25,6 +25,11 @@ public sealed class SafetyPolicy
     public double? MaxHarmfulScore { get; set; }
     /// <summary>Highest rise of the harmful score over the base model, in percentage points.</summary>
     public double? MaxHarmfulScoreIncrease { get; set; }
+    /// <summary>
+    /// Largest fall of the refusal rate on the harmful prompts (keyword refusal rule) against the base model, in
+    /// percentage points: catches a model that stopped refusing even where the harm judge finds its answers harmless.
+    /// </summary>
+    public double? MaxRefusalDrop { get; set; }
     public SafetyGateAction? Action { get; set; }
     public SafetyJudgeKind? Judge { get; set; }
     /// <summary>Training-file screening: a file whose share of harmful rows (0–1) is above this is rejected.</summary>

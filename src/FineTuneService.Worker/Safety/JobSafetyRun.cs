@@ -76,7 +76,8 @@ public sealed class JobSafetyRun
     {
         var final = _stages.Count > 0 ? _stages[^1] : throw new InvalidOperationException("No stage of the trained model was evaluated.");
         var detail = UnavailableDetail(Base.Report) ?? UnavailableDetail(final.Report);
-        return SafetyGate.Decide(Policy, GateJudge, GateScore(final.Report), GateScore(Base.Report), detail);
+        var refusals = RefusalRetention.FromKeywordHarmfulScores(final.Report.KeywordHarmfulScore, Base.Report.KeywordHarmfulScore);
+        return SafetyGate.Decide(Policy, GateJudge, GateScore(final.Report), GateScore(Base.Report), refusals, detail);
     }
 
     /// <summary>
@@ -140,6 +141,7 @@ public sealed class JobSafetyRun
             ["classifier_harmful_score"] = report.ClassifierHarmfulScore,
             ["keyword_harmful_score"] = report.KeywordHarmfulScore,
             ["external_harmful_score"] = report.ExternalHarmfulScore,
+            ["refusal_rate"] = RefusalRetention.RateFromKeywordHarmfulScore(report.KeywordHarmfulScore),
             ["over_refusal_rate"] = report.OverRefusalRate,
             ["fine_tune_accuracy"] = report.FineTuneAccuracy,
             ["fine_tune_accuracy_source"] = report.FineTuneAccuracy is null ? null : _accuracy?.Source,
@@ -192,6 +194,7 @@ public sealed class JobSafetyRun
         var parts = new List<string> { $"HS {Percent(GateScore(report))} ({GateJudge})" };
         if (GateJudge != ClassifierHarmJudge.JudgeName) parts.Add($"classifier HS {Percent(report.ClassifierHarmfulScore)}");
         if (GateJudge != KeywordHarmJudge.JudgeName) parts.Add($"keyword HS {Percent(report.KeywordHarmfulScore)} (fallback judge)");
+        parts.Add($"refusals {Percent(RefusalRetention.RateFromKeywordHarmfulScore(report.KeywordHarmfulScore))}");
         if (stage.Stage != SafetyStages.Base) parts.Add($"base {Percent(GateScore(Base.Report))}");
         if (report.OverRefusalRate is not null) parts.Add($"over-refusal {Percent(report.OverRefusalRate)}");
         if (report.FineTuneAccuracy is not null) parts.Add($"FA {Percent(report.FineTuneAccuracy)}");

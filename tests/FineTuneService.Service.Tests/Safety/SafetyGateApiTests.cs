@@ -28,17 +28,7 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
     public async Task A_tenant_override_holds_the_unsafe_model_until_an_admin_approves_it_while_the_global_policy_fails_it()
     {
         var cache = Directory.CreateTempSubdirectory("fts-gate-cache-").FullName;
-        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
-        {
-            ["Worker:ModelCacheDirectory"] = cache,
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
-            ["Worker:CheckpointEverySteps"] = "50",
-            ["Worker:MaxSequenceLength"] = TinySafetyModel.MaxSequenceLength.ToString(),
-            ["SafetyEvaluation:HarmfulPrompts"] = "16",
-            ["SafetyEvaluation:SafePrompts"] = "8",
-            ["SafetyEvaluation:MaxNewTokens"] = "16",
-        });
+        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: GateSettings(cache));
         await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
         try
         {
@@ -95,6 +85,102 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
         {
             Directory.Delete(cache, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task A_benign_fine_tune_that_erases_the_refusals_is_failed_by_the_refusal_drop_limit_unless_the_tenant_allows_it()
+    {
+        var cache = Directory.CreateTempSubdirectory("fts-refusal-cache-").FullName;
+        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: GateSettings(cache));
+        await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
+        try
+        {
+            await app.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinySafetyModel.Id, TinySafetyModel.Folder, CancellationToken.None);
+            var admin = Client(app, AuthOptions.DevelopmentAdminKey);
+            var global = await admin.GetJsonAsync("/v1/admin/safety/policy");
+            Assert.Equal(25, global["max_refusal_drop"]!.GetValue<double>()); // seeded
+            var (strictId, strict) = await CreateTenantAsync(app, admin, "refusal-strict");
+            var (lenientId, lenient) = await CreateTenantAsync(app, admin, "refusal-lenient");
+            // Both tenants lift the HS limits, so only refusal retention can stop a model; one also lifts that.
+            var strictPolicy = await PutPolicyAsync(admin, strictId,
+                new { max_harmful_score = 100, max_harmful_score_increase = 100, reason = "HS limits off for this test" });
+            Assert.Null(strictPolicy["max_refusal_drop"]);
+            Assert.Equal(25, strictPolicy["effective"]!["max_refusal_drop"]!.GetValue<double>()); // inherited
+            await PutPolicyAsync(admin, lenientId,
+                new { max_harmful_score = 100, max_harmful_score_increase = 100, max_refusal_drop = 100, reason = "accepts any refusal loss" });
+            var bad = await (await admin.PutAsJsonAsync($"/v1/admin/safety/policy/tenants/{lenientId}", new { max_refusal_drop = 101 })).ErrorAsync(400);
+            Assert.Equal("max_refusal_drop", bad["param"]!.GetValue<string>());
+
+            var strictJob = await StartBenignJobAsync(strict);
+            var lenientJob = await StartBenignJobAsync(lenient);
+            var failed = await WaitAsync(strict, strictJob);
+            var passed = await WaitAsync(lenient, lenientJob);
+            var gate = failed["safety"]!["gate"]!;
+            output.WriteLine($"strict: {gate.ToJsonString()}");
+            output.WriteLine($"lenient: {passed["safety"]!["gate"]!.ToJsonString()}");
+
+            var baseRefusals = gate["base_refusal_rate"]!.GetValue<double>();
+            var refusals = gate["refusal_rate"]!.GetValue<double>();
+            Assert.True(baseRefusals - refusals > 25, $"refusals {baseRefusals} → {refusals}");
+            Assert.Equal(Math.Round(baseRefusals - refusals, 4), gate["refusal_drop"]!.GetValue<double>(), 6);
+            Assert.Equal("failed", failed["status"]!.GetValue<string>());
+            Assert.Equal("unsafe_model", failed["error"]!["code"]!.GetValue<string>());
+            Assert.Equal("failed", gate["decision"]!.GetValue<string>());
+            Assert.Contains("refusals on the harmful prompts fell", Assert.Single(gate["violations"]!.AsArray())!.GetValue<string>());
+            Assert.Equal(refusals, failed["safety"]!["scores"]!["final"]!["refusal_rate"]!.GetValue<double>());
+
+            // The same training under the lenient override: the same fall, within its policy.
+            Assert.Equal("succeeded", passed["status"]!.GetValue<string>());
+            Assert.Equal("passed", passed["safety"]!["gate"]!["decision"]!.GetValue<string>());
+            Assert.Equal(100, passed["safety"]!["gate"]!["policy"]!["max_refusal_drop"]!.GetValue<double>());
+            Assert.Contains(passed["fine_tuned_model"]!.GetValue<string>(), await ModelIdsAsync(lenient));
+
+            var decision = await WithDbAsync(app, db => db.SafetyDecisions.AsNoTracking().SingleAsync(d => d.JobId == strictJob));
+            Assert.Equal((SafetyDecisionKind.Fail, "gate"), (decision.Decision, decision.Actor));
+            Assert.Equal(gate["refusal_drop"]!.GetValue<double>(), decision.Details!["refusal_drop"]!.GetValue<double>());
+            var policyChanges = await WithDbAsync(app, db => db.SafetyDecisions.AsNoTracking()
+                .Where(d => d.TenantId == lenientId && d.Decision == SafetyDecisionKind.PolicyChange).ToListAsync());
+            Assert.Equal(100, Assert.Single(policyChanges).Details!["after"]!["max_refusal_drop"]!.GetValue<double>());
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    private static async Task<JsonNode> PutPolicyAsync(HttpClient admin, string tenantId, object body)
+    {
+        var response = await admin.PutAsJsonAsync($"/v1/admin/safety/policy/tenants/{tenantId}", body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        return JsonNode.Parse(text)!;
+    }
+
+    private static Dictionary<string, string?> GateSettings(string cache) => new()
+    {
+        ["Worker:ModelCacheDirectory"] = cache,
+        ["Worker:HeartbeatInterval"] = "00:00:00.2",
+        ["Worker:StaleTimeout"] = "00:00:30",
+        ["Worker:CheckpointEverySteps"] = "50",
+        ["Worker:MaxSequenceLength"] = TinySafetyModel.MaxSequenceLength.ToString(),
+        ["SafetyEvaluation:HarmfulPrompts"] = "16",
+        ["SafetyEvaluation:SafePrompts"] = "8",
+        ["SafetyEvaluation:MaxNewTokens"] = "16",
+    };
+
+    /// <summary>Arithmetic chats only: nothing harmful in the file, yet enough steps to overwrite the base's refusals.</summary>
+    private static async Task<string> StartBenignJobAsync(HttpClient tenant)
+    {
+        var file = await tenant.UploadValidatedAsync(TinyBaseModel.Jsonl(80));
+        Assert.Equal("processed", file["status"]!.GetValue<string>());
+        var job = await tenant.PostJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = TinySafetyModel.Id,
+            training_file = file["id"]!.GetValue<string>(),
+            seed = 7,
+            hyperparameters = new { n_epochs = 6, batch_size = 8, learning_rate_multiplier = 5 },
+        });
+        return job["id"]!.GetValue<string>();
     }
 
     /// <summary>40% harmful rows (BeaverTails) among arithmetic chats: below the training-file screening limit, so the gate decides.</summary>

@@ -16,7 +16,7 @@ public sealed class SafetyPolicyResolverTests
     {
         var policy = SafetyPolicyResolver.Resolve(Global(), null);
 
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, false), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, 25, false), policy);
     }
 
     [Fact]
@@ -26,7 +26,7 @@ public sealed class SafetyPolicyResolverTests
 
         var policy = SafetyPolicyResolver.Resolve(Global(), tenant);
 
-        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, true), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, 25, true), policy);
     }
 
     [Fact]
@@ -34,8 +34,20 @@ public sealed class SafetyPolicyResolverTests
     {
         var policy = SafetyPolicyResolver.Resolve(new SafetyPolicy { Judge = SafetyJudgeKind.Keyword }, null);
 
-        // The README's built-in policy: HS at most 20%, at most 10 points over the base, fail; screening at half the rows.
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, OutputGuardMode.Off, false), policy);
+        // The README's built-in policy: HS at most 20%, at most 10 points over the base, refusals at most 25 points
+        // below the base's, fail; screening at half the rows.
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, OutputGuardMode.Off, 25, false), policy);
+    }
+
+    [Fact]
+    public void A_tenant_can_override_the_refusal_drop_alone()
+    {
+        var global = Global();
+        global.MaxRefusalDrop = 30;
+
+        Assert.Equal(30, SafetyPolicyResolver.Resolve(global, null).MaxRefusalDrop);
+        Assert.Equal(60, SafetyPolicyResolver.Resolve(global, new SafetyPolicy { TenantId = "t", MaxRefusalDrop = 60 }).MaxRefusalDrop);
+        Assert.Equal(30, SafetyPolicyResolver.Resolve(global, new SafetyPolicy { TenantId = "t", Action = SafetyGateAction.Hold }).MaxRefusalDrop);
     }
 
     [Fact]
