@@ -7,7 +7,7 @@ namespace FineTuneService.Api.Contracts;
 /// <summary>Body of <c>POST /v1/fine_tuning/jobs</c>. Hyperparameter values are numbers or "auto".</summary>
 public sealed record CreateFineTuningJobRequest
 {
-    /// <summary>Base model id (see GET /v1/models) or one of the tenant's fine-tuned models.</summary>
+    /// <summary>Base model id (see GET /v1/models), or one of the tenant's fine-tuned models or epoch checkpoints (<c>…:ckpt-step-N</c>) to continue training.</summary>
     public string? Model { get; init; }
     /// <summary>Id of a file uploaded with purpose fine-tune.</summary>
     public string? TrainingFile { get; init; }
@@ -32,7 +32,7 @@ public sealed record FineTuningJobObject(
     string Id, long CreatedAt, JsonObject? Error, string? FineTunedModel, long? FinishedAt, JsonObject Hyperparameters,
     string Model, string OrganizationId, IReadOnlyList<string> ResultFiles, string Status, long? TrainedTokens,
     string TrainingFile, string? ValidationFile, IReadOnlyList<JsonObject> Integrations, long Seed, long? EstimatedFinish,
-    JsonObject Method, JsonObject? Metadata, string? UserProvidedSuffix, JsonObject Safety)
+    JsonObject Method, JsonObject? Metadata, string? UserProvidedSuffix, JsonObject Safety, JobLineageObject Lineage)
 {
     public string Object => "fine_tuning.job";
 
@@ -40,7 +40,8 @@ public sealed record FineTuningJobObject(
         job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
         UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
         [.. job.ResultFiles], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
-        UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job));
+        UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job),
+        JobLineageObject.Of(job));
 
     /// <summary>The method with the job's current (resolved) hyperparameters, and the LoRA adapter when one was asked for.</summary>
     private static JsonObject MethodOf(FineTuningJob job)
@@ -60,6 +61,26 @@ public sealed record FineTuningJobObject(
         safety["review"] = ReviewNames.Of(job.Review);
         return safety;
     }
+}
+
+/// <summary>
+/// Extension <c>lineage</c> of a job: the model it trains from (<c>model</c>, its parent) and the root base model at
+/// the start of that chain of jobs, whose tokenizer, chat template and safety scores the job uses.
+/// </summary>
+/// <param name="ParentModel">The job's <c>model</c>.</param>
+/// <param name="ParentKind">"base", "fine_tuned" or "checkpoint".</param>
+/// <param name="ParentJob">The job that produced the parent model; null for a base model.</param>
+/// <param name="RootModel">The root base model.</param>
+/// <param name="Depth">Fine-tuning jobs between the root and this job's starting weights (0: trained from a base model).</param>
+public sealed record JobLineageObject(string ParentModel, string ParentKind, string? ParentJob, string RootModel, int Depth)
+{
+    internal static JobLineageObject Of(FineTuningJob job) => new(
+        job.Model,
+        !job.Model.StartsWith("ft:", StringComparison.Ordinal) ? "base"
+            : job.Model.Contains(":ckpt-step-", StringComparison.Ordinal) ? "checkpoint" : "fine_tuned",
+        job.ParentJobId,
+        job.RootModel ?? Core.Models.ModelAccess.RootOfName(job.Model),
+        job.LineageDepth);
 }
 
 internal static class JobStatusNames

@@ -50,15 +50,16 @@ public static class FineTuningJobsEndpoints
         if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(db, tenantId, idempotencyKey, cancellationToken) is { } earlier)
             return TypedResults.Ok(FineTuningJobObject.From(SameRequest(earlier, request, settings, idempotencyKey)));
 
-        settings.Safety.Validate(await RequireModelAsync(db, tenantId, request.Model!, cancellationToken));
-        await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
-        if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
+        var lineage = await ValidateReferencesAsync(db, user, request, settings, cancellationToken);
 
         var job = new FineTuningJob
         {
             Id = Ids.Job(),
             TenantId = tenantId,
             Model = request.Model!,
+            RootModel = lineage.RootModel,
+            ParentJobId = lineage.ParentJobId,
+            LineageDepth = lineage.Depth,
             TrainingFileId = request.TrainingFile!,
             ValidationFileId = request.ValidationFile,
             Hyperparameters = settings.Hyperparameters,
@@ -84,10 +85,13 @@ public static class FineTuningJobsEndpoints
             db.JobEvents.Add(JobEvents.Message(job.Id, $"Created fine-tuning job: {job.Id}"));
             db.JobEvents.Add(JobEvents.Message(job.Id, $"Validating training file: {job.TrainingFileId}"
                 + (job.ValidationFileId is null ? "" : $" and validation file: {job.ValidationFileId}")));
-            if (LocatedSafetyLayers.AreNeededBy(job.Safety)
-                && await db.BaseModels.AnyAsync(m => m.Id == job.Model && m.SafetyLayersStatus == SafetyLayersStatus.Pending, ct))
+            if (lineage.Depth > 0)
                 db.JobEvents.Add(JobEvents.Message(job.Id,
-                    $"Waiting for a worker to locate the safety layers of {job.Model}: frozen_layers without a layer range freezes those"));
+                    $"Continuing training from {job.Model} (job {job.ParentJobId}); root base model: {job.RootModel}"));
+            if (LocatedSafetyLayers.AreNeededBy(job.Safety)
+                && await db.BaseModels.AnyAsync(m => m.Id == job.RootModel && m.SafetyLayersStatus == SafetyLayersStatus.Pending, ct))
+                db.JobEvents.Add(JobEvents.Message(job.Id,
+                    $"Waiting for a worker to locate the safety layers of {job.RootModel}: frozen_layers without a layer range freezes those"));
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);
             return null;
@@ -253,15 +257,25 @@ public static class FineTuningJobsEndpoints
     }
 
     /// <summary>
-    /// A base model, or one of the caller's own fine-tuned models (continued training); returns what the request's
-    /// rules need to know about it (its root base model's layer count).
+    /// What create checks against the database once the body is valid: the model (with the safety plan's rules for
+    /// its root base model) and the files. Returns the model's lineage.
     /// </summary>
-    private static async Task<ModelFacts> RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken)
+    private static async Task<ModelLineage> ValidateReferencesAsync(FineTuneDbContext db, ClaimsPrincipal user,
+        CreateFineTuningJobRequest request, JobSettings settings, CancellationToken cancellationToken)
     {
-        if (await ModelAccess.FindAsync(db, tenantId, model, cancellationToken) is not { Kind: ModelKind.Base or ModelKind.FineTuned })
-            throw ApiException.InvalidRequest($"Model '{model}' is not available for fine-tuning. GET /v1/models lists the choices.", "model", "model_not_available");
-        return await BaseModelFacts.OfAsync(db, model, cancellationToken);
+        var lineage = await RequireModelAsync(db, user.TenantId(), request.Model!, cancellationToken);
+        settings.Safety.Validate(await BaseModelFacts.OfAsync(db, lineage.RootModel, cancellationToken));
+        await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
+        if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
+        return lineage;
     }
+
+    /// <summary>
+    /// A base model, or one of the caller's own fine-tuned models or epoch checkpoints (continued training), with its
+    /// lineage. Any other id, another tenant's model included, is a 404 as on every model route.
+    /// </summary>
+    private static async Task<ModelLineage> RequireModelAsync(FineTuneDbContext db, string tenantId, string model, CancellationToken cancellationToken) =>
+        await ModelAccess.LineageAsync(db, tenantId, model, cancellationToken) ?? throw ApiException.ModelNotFound(model);
 
     private static async Task RequireFileAsync(FineTuneDbContext db, ClaimsPrincipal user, string fileId, string param, CancellationToken cancellationToken)
     {

@@ -19,8 +19,17 @@ public sealed class FineTuningJob : ICreatedRow
 {
     public required string Id { get; init; }
     public required string TenantId { get; init; }
-    /// <summary>Base model id, e.g. "safetune-tiny".</summary>
+    /// <summary>
+    /// The model the job trains from, as requested: a base model id (e.g. "safetune-tiny"), or one of the tenant's
+    /// fine-tuned models or epoch checkpoints (continued training): the job's parent model.
+    /// </summary>
     public required string Model { get; init; }
+    /// <summary>The base model at the start of <see cref="Model"/>'s chain of jobs (itself for a base model); null only on jobs made outside the API.</summary>
+    public string? RootModel { get; set; }
+    /// <summary>The job that produced <see cref="Model"/> when it is a fine-tuned or checkpoint model; null for a base model.</summary>
+    public string? ParentJobId { get; set; }
+    /// <summary>Jobs between the root base model and this job's starting weights: 0 when training a base model.</summary>
+    public int LineageDepth { get; set; }
     public required string TrainingFileId { get; init; }
     public string? ValidationFileId { get; init; }
     public JobStatus Status { get; set; } = JobStatus.ValidatingFiles;

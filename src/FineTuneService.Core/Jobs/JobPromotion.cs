@@ -29,7 +29,7 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
     public async Task PromoteWaitingOnModelAsync(string modelId, CancellationToken cancellationToken)
     {
         var jobIds = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.ValidatingFiles && j.Model == modelId)
+            .Where(j => j.Status == JobStatus.ValidatingFiles && (j.RootModel ?? j.Model) == modelId)
             .Select(j => j.Id)
             .ToListAsync(cancellationToken);
         foreach (var jobId in jobIds) await PromoteAsync(jobId, cancellationToken);
@@ -64,13 +64,15 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
 
         if (LocatedSafetyLayers.AreNeededBy(job.Safety))
         {
-            var model = await db.BaseModels.AsNoTracking().Where(m => m.Id == job.Model)
+            // Continued training freezes the root base model's layers (its row; a job made outside the API may name a
+            // fine-tuned model without a root: its folder carries the base's safety_layers.json, or the worker says so).
+            var root = job.RootModel ?? job.Model;
+            var model = await db.BaseModels.AsNoTracking().Where(m => m.Id == root)
                 .Select(m => new { m.SafetyLayersStatus, m.SafetyLayersError }).SingleOrDefaultAsync(cancellationToken);
-            // A fine-tuned model as the base has no row: its folder carries the base's safety_layers.json, or the worker says so.
             if (model?.SafetyLayersStatus == SafetyLayersStatus.Pending) pending = true;
             else if (model?.SafetyLayersStatus == SafetyLayersStatus.Failed)
                 error ??= Error("invalid_safety_strategy",
-                    $"frozen_layers without a layer range needs the safety layers of {job.Model}, which could not be located: {model.SafetyLayersError} "
+                    $"frozen_layers without a layer range needs the safety layers of {root}, which could not be located: {model.SafetyLayersError} "
                     + "Give safety.params.frozen_layers.first_layer and last_layer.", "safety.params.frozen_layers");
         }
 

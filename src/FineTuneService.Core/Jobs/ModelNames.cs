@@ -9,7 +9,7 @@ namespace FineTuneService.Core.Jobs;
 public sealed record ModelNames(FineTuningJob Job)
 {
     /// <summary>A job fine-tuned from a fine-tuned model names the original base, as OpenAI does.</summary>
-    private string Base => Job.Model.StartsWith("ft:", StringComparison.Ordinal) ? Job.Model.Split(':')[1] : Job.Model;
+    private string Base => Job.RootModel ?? Models.ModelAccess.RootOfName(Job.Model);
 
     public string FineTunedModel => $"ft:{Base}:{Job.TenantId}:{Job.Suffix ?? ""}:{Job.Id}";
 

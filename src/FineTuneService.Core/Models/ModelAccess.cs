@@ -34,6 +34,20 @@ public sealed record UsableModel(
     int? CheckpointStep = null);
 
 /// <summary>
+/// Where a model a new job starts from comes from: the model itself (base, fine-tuned or checkpoint) and the root
+/// base model its chain of jobs began with (itself for a base model). The tokenizer, chat template, located safety
+/// layers and the gate's root comparison all come from <see cref="RootModel"/>.
+/// </summary>
+/// <param name="Parent">The model the new job trains from.</param>
+/// <param name="RootModel">Id of the base model at the start of the chain.</param>
+/// <param name="Depth">How many jobs lie between the root and the new job's weights: 0 for a base model, 1 for a fine-tune of a base, …</param>
+public sealed record ModelLineage(UsableModel Parent, string RootModel, int Depth)
+{
+    /// <summary>The job that produced the parent model (fine-tuned or checkpoint); null for a base model.</summary>
+    public string? ParentJobId => Parent.JobId;
+}
+
+/// <summary>
 /// The one answer to "which models may this caller use, and what are their weights", for every route that takes a
 /// model (models list and retrieve, download, delete, chat completions, safety evaluations, continued training) and
 /// for the worker loading one.
@@ -63,6 +77,25 @@ public static class ModelAccess
         return await FineTunedModels(UsableJobs(db, tenantId).Where(j => j.FineTunedModel == modelId)).FirstOrDefaultAsync(cancellationToken)
                ?? await CheckpointModels(db, tenantId, db.JobCheckpoints.Where(c => c.FineTunedModelCheckpoint == modelId)).FirstOrDefaultAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// The model <paramref name="modelId"/> and its root base model, if <paramref name="tenantId"/> (null: the admin)
+    /// may use it; otherwise null, as <see cref="FindAsync"/>. The root is read from the producing job's recorded
+    /// lineage (a job created before lineage was recorded: the base its model name carries).
+    /// </summary>
+    public static async Task<ModelLineage?> LineageAsync(FineTuneDbContext db, string? tenantId, string modelId, CancellationToken cancellationToken)
+    {
+        var parent = await FindAsync(db, tenantId, modelId, cancellationToken);
+        if (parent is null) return null;
+        if (parent.Kind == ModelKind.Base) return new ModelLineage(parent, parent.Id, 0);
+        var producer = await db.Jobs.AsNoTracking().Where(j => j.Id == parent.JobId)
+            .Select(j => new { j.Model, j.RootModel, j.LineageDepth }).SingleAsync(cancellationToken);
+        return new ModelLineage(parent, producer.RootModel ?? RootOfName(producer.Model), producer.LineageDepth + 1);
+    }
+
+    /// <summary>The base a model id names: a base model's own id, or the base segment of <c>ft:{base}:…</c>.</summary>
+    public static string RootOfName(string modelId) =>
+        modelId.StartsWith("ft:", StringComparison.Ordinal) ? modelId.Split(':')[1] : modelId;
 
     /// <summary>Every model the tenant may use: base models by id, then its fine-tuned models newest first, each followed by its checkpoints (latest step first).</summary>
     public static async Task<IReadOnlyList<UsableModel>> ListAsync(FineTuneDbContext db, string tenantId, CancellationToken cancellationToken)

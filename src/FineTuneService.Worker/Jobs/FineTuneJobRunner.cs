@@ -87,6 +87,8 @@ public sealed class FineTuneJobRunner(
             ? []
             : await ReadDatasetAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
         var model = await models.ResolveAsync(job.Model, job.TenantId, cancellationToken);
+        // Continued training tokenizes with the root base model's tokenizer and chat template, whatever the parent's folder carries.
+        var rootFolder = model.HasDistinctRoot ? await models.GetFolderAsync(model.Root!.Sha256, cancellationToken) : model.Folder;
         var safetyRun = await safety.StartAsync(job, model, validation, slot.Slot.Device, lease, cancellationToken);
         var hyperparameters = ResolvedHyperparameters.Resolve(job.Hyperparameters, training.Count);
         await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.ToJson(), cancellationToken);
@@ -113,7 +115,8 @@ public sealed class FineTuneJobRunner(
             ResumeFrom: resumeFrom,
             OutputFolder: Path.Combine(scratch, "output"),
             Lora: JobAdapter.From(job.Method, baseModelReference),
-            SafetyLayers: model.SafetyLayers);
+            SafetyLayers: model.SafetyLayers,
+            TokenizerFolder: rootFolder);
 
         // Training runs synchronously on this thread. The observer reads the control flag between steps and turns it
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.

@@ -25,21 +25,28 @@ public sealed class BaseModelCache(
     /// <summary>
     /// The local folder of model <paramref name="modelId"/> as <see cref="ModelAccess"/> grants it to
     /// <paramref name="tenantId"/> (null: the admin): a base model, one of the tenant's fine-tuned models or one of
-    /// their checkpoints. Any other id fails the job with <c>model_not_found</c>.
+    /// their checkpoints, with its root base model (<see cref="ModelAccess.LineageAsync"/>) and that root's located
+    /// safety layers. Any other id fails the job with <c>model_not_found</c>.
     /// </summary>
     public async Task<ResolvedModel> ResolveAsync(string modelId, string? tenantId, CancellationToken cancellationToken)
     {
-        UsableModel? model;
+        ModelLineage? lineage;
+        RootBaseModel? root = null;
         JsonObject? located = null;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {
-            model = await ModelAccess.FindAsync(db, tenantId, modelId, cancellationToken);
-            if (model?.Kind == ModelKind.Base)
-                located = await db.BaseModels.AsNoTracking().Where(m => m.Id == modelId).Select(m => m.SafetyLayers).SingleAsync(cancellationToken);
+            lineage = await ModelAccess.LineageAsync(db, tenantId, modelId, cancellationToken);
+            if (lineage is not null)
+            {
+                var row = await db.BaseModels.AsNoTracking().Where(m => m.Id == lineage.RootModel)
+                    .Select(m => new { m.Id, m.ArtifactSha256, m.SafetyLayers }).SingleOrDefaultAsync(cancellationToken);
+                if (row is not null) (root, located) = (new RootBaseModel(row.Id, row.ArtifactSha256), row.SafetyLayers);
+            }
         }
-        if (model is null) throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
+        if (lineage is null) throw new JobFailureException("model_not_found", $"The model '{modelId}' does not exist.", "model");
         var layers = located is null ? null : SafetyLayerLocation.FromJson(located.ToJsonString());
-        return new ResolvedModel(modelId, model.WeightsSha256, await GetFolderAsync(model.WeightsSha256, cancellationToken), layers);
+        var weights = lineage.Parent.WeightsSha256;
+        return new ResolvedModel(modelId, weights, await GetFolderAsync(weights, cancellationToken), layers, root);
     }
 
     /// <summary>The cached folder of bundle <paramref name="sha256"/>, downloading it first when missing.</summary>
@@ -80,7 +87,15 @@ public sealed class BaseModelCache(
 }
 
 /// <summary>
-/// A model ready to load: its id, bundle hash and local Hugging Face folder, and for a base model the safety layers
-/// the locator found (a fine-tuned model's folder carries its base's <c>safety_layers.json</c> instead).
+/// A model ready to load: its id, bundle hash and local Hugging Face folder, the safety layers the locator found on
+/// its root base model (else a fine-tuned model's folder carries its base's <c>safety_layers.json</c>), and that root
+/// base model (null only when it was removed since).
 /// </summary>
-public sealed record ResolvedModel(string Id, string Sha256, string Folder, SafetyLayerLocation? SafetyLayers = null);
+public sealed record ResolvedModel(string Id, string Sha256, string Folder, SafetyLayerLocation? SafetyLayers = null, RootBaseModel? Root = null)
+{
+    /// <summary>True when the model is a fine-tuned model or checkpoint whose root base is known: the gate then compares with the root too.</summary>
+    public bool HasDistinctRoot => Root is not null && Root.Id != Id;
+}
+
+/// <summary>The base model at the start of a model's chain of jobs: its id and bundle hash (fetch the folder with <see cref="BaseModelCache.GetFolderAsync"/>).</summary>
+public sealed record RootBaseModel(string Id, string Sha256);

@@ -97,7 +97,7 @@ public sealed class SafetyLayerLocationJob(
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var waiting = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.ValidatingFiles && j.Model == baseModelId)
+            .Where(j => j.Status == JobStatus.ValidatingFiles && (j.RootModel ?? j.Model) == baseModelId)
             .Select(j => new { j.Id, j.Safety }).ToListAsync(cancellationToken);
         var jobs = waiting.Where(j => LocatedSafetyLayers.AreNeededBy(j.Safety)).Select(j => j.Id).ToList();
         if (jobs.Count == 0) return;

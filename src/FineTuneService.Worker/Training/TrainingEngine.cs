@@ -30,7 +30,12 @@ public sealed record TrainingRequest(
     string? ResumeFrom,
     string OutputFolder,
     LoraConfig? Lora = null,
-    SafetyLayerLocation? SafetyLayers = null);
+    SafetyLayerLocation? SafetyLayers = null,
+    string? TokenizerFolder = null)
+{
+    /// <summary>Where the tokenizer and chat template come from: the root base model's folder (continued training), else the model's own.</summary>
+    public string TokenizerSource => TokenizerFolder ?? ModelFolder;
+}
 
 /// <summary>
 /// Bridge from a job to the engine: loads the base model's Hugging Face folder onto the device, tokenizes the chats
@@ -52,7 +57,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
         Action<string, DecoderLM, ITextTokenizer>? inspectStage = null)
     {
         var device = TrainingDevice.Resolve(request.Device, _logger);
-        var tokenizer = LoadTokenizer(request.ModelFolder);
+        var tokenizer = LoadTokenizer(request.TokenizerSource);
         var encoder = new ChatExampleEncoder(tokenizer);
         var maxLength = options.Value.MaxSequenceLength;
         var training = request.Training.Select(e => encoder.Encode(e, maxLength)).ToList();
@@ -148,13 +153,13 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
     private static void SaveModelFolder(DecoderLM model, LoadedModel loaded, TrainingRequest request, string folder)
     {
         if (request.Lora is not { } lora)
-            HuggingFaceCheckpoint.Save(model, folder, loaded.Generation, copyOtherFilesFrom: request.ModelFolder);
+            HuggingFaceCheckpoint.Save(model, folder, loaded.Generation, copyOtherFilesFrom: request.TokenizerSource);
         else
         {
             LoraAdapter.Save(model, lora, Path.Combine(folder, JobAdapter.AdapterFolder));
             using var scope = NewDisposeScope();
             HuggingFaceCheckpoint.Save(model.Config, LoraAdapter.MergedStateDict(model), folder, loaded.Generation, model.DType,
-                copyOtherFilesFrom: request.ModelFolder);
+                copyOtherFilesFrom: request.TokenizerSource);
         }
         // The base's located layers go with the model, as a shipped safety_layers.json does, for jobs that start from it.
         var layersFile = Path.Combine(folder, SafetyLayersFile);

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Artifacts;
@@ -76,7 +77,6 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     }
 
     [Theory]
-    [InlineData("""{"model":"no-such-model","training_file":"FILE"}""", "model")]
     [InlineData("""{"model":"MODEL","training_file":"file-nope"}""", "training_file")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"n_epochs":"many"}}""", "hyperparameters.n_epochs")]
     [InlineData("""{"model":"MODEL","training_file":"FILE","hyperparameters":{"batch_size":0}}""", "hyperparameters.batch_size")]
@@ -276,6 +276,51 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         var rest = await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/checkpoints?after={checkpoints["last_id"]}");
         Assert.Equal([10], rest["data"]!.AsArray().Select(c => c!["step_number"]!.GetValue<int>()));
         Assert.Equal(id, rest["data"]![0]!["fine_tuning_job_id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Continued_training_records_the_lineage_and_another_tenants_model_is_not_found()
+    {
+        var (owner, fileId) = await TenantWithFileAsync("lineage-owner");
+        var (other, otherFile) = await TenantWithFileAsync("lineage-other");
+        var parentId = (await owner.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>();
+        var parentModel = $"ft:{ApiFactory.BaseModelId}:x:unit:{parentId}";
+        await _api.WithDbAsync(async db =>
+        {
+            await db.Jobs.Where(j => j.Id == parentId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, JobStatus.Succeeded)
+                .SetProperty(j => j.FineTunedModel, parentModel).SetProperty(j => j.ResultArtifactSha256, new string('a', 64)));
+            db.JobCheckpoints.Add(new JobCheckpoint
+            {
+                Id = Ids.Checkpoint(), JobId = parentId, StepNumber = 3, FineTunedModelCheckpoint = $"{parentModel}:ckpt-step-3",
+                Metrics = [], WeightsArtifactSha256 = new string('c', 64),
+            });
+            return await db.SaveChangesAsync();
+        });
+
+        var root = await owner.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId });
+        Assert.Equal((ApiFactory.BaseModelId, "base", ApiFactory.BaseModelId, 0),
+            (root["lineage"]!["parent_model"]!.GetValue<string>(), root["lineage"]!["parent_kind"]!.GetValue<string>(),
+                root["lineage"]!["root_model"]!.GetValue<string>(), root["lineage"]!["depth"]!.GetValue<int>()));
+        Assert.Null(root["lineage"]!["parent_job"]);
+
+        foreach (var (model, kind) in new[] { (parentModel, "fine_tuned"), ($"{parentModel}:ckpt-step-3", "checkpoint") })
+        {
+            var child = await owner.PostJsonAsync("/v1/fine_tuning/jobs", new { model, training_file = fileId });
+            var lineage = child["lineage"]!;
+            Assert.Equal((model, kind, parentId, ApiFactory.BaseModelId, 1),
+                (lineage["parent_model"]!.GetValue<string>(), lineage["parent_kind"]!.GetValue<string>(), lineage["parent_job"]!.GetValue<string>(),
+                    lineage["root_model"]!.GetValue<string>(), lineage["depth"]!.GetValue<int>()));
+            Assert.Equal(model, child["model"]!.GetValue<string>());
+            var events = await owner.GetJsonAsync($"/v1/fine_tuning/jobs/{child["id"]}/events");
+            Assert.Contains(events["data"]!.AsArray(), e => e!["message"]!.GetValue<string>().StartsWith($"Continuing training from {model}", StringComparison.Ordinal));
+
+            // Another tenant's model, fine-tuned or checkpoint, is a 404 exactly like a model that never existed.
+            var refused = await other.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model, training_file = otherFile });
+            var error = await refused.ErrorAsync(404);
+            Assert.Equal(("model", "model_not_found"), (error["param"]!.GetValue<string>(), error["code"]!.GetValue<string>()));
+        }
+        var unknown = await (await owner.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model = "no-such-model", training_file = fileId })).ErrorAsync(404);
+        Assert.Equal(("model", "model_not_found"), (unknown["param"]!.GetValue<string>(), unknown["code"]!.GetValue<string>()));
     }
 
     [Fact]

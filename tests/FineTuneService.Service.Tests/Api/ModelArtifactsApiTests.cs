@@ -214,7 +214,7 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, InferenceServi
         Assert.Equal("succeeded", again["status"]!.GetValue<string>());
         await owner.GetStringAsync($"/v1/files/{again["result_files"]![0]}/content");
         var continued = await owner.PostAsJsonAsync("/v1/fine_tuning/jobs", new { model, training_file = training });
-        Assert.Equal("model", (await continued.ErrorAsync(400))["param"]!.GetValue<string>());
+        await ExpectModelNotFoundAsync(continued);
 
         // Its weights are released: collected by the next retention pass, nothing else referencing them.
         var weights = (await app.WithDbAsync(db => db.Jobs.SingleAsync(j => j.Id == job["id"]!.GetValue<string>()))).ResultArtifactSha256!;

@@ -365,6 +365,28 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
 
         var pruned = await worker.WaitForTerminalAsync(loraWithAntidote.Id);
         Assert.True(pruned.Status == JobStatus.Succeeded, pruned.Error?.ToJsonString());
+
+        // LoRA on the LoRA-trained epoch checkpoint: the parent's adapter stays merged into the weights the child
+        // starts from, and the child trains a new adapter over them (its base_model_name_or_path names the parent).
+        var child = await worker.AddJobAsync(file, epochs: 1, model: epoch.FineTunedModelCheckpoint, method: method.DeepClone().AsObject());
+        worker.Enqueue(child.Id);
+        var grandchild = await worker.WaitForTerminalAsync(child.Id);
+        Assert.True(grandchild.Status == JobStatus.Succeeded, grandchild.Error?.ToJsonString());
+        Assert.StartsWith($"ft:{TinyBaseModel.Id}:", grandchild.FineTunedModel);
+        Assert.NotNull(grandchild.AdapterArtifactSha256);
+        using var parentWeights = await LoadResultAsync(worker, done);
+        await InResultFolderAsync(worker, grandchild, folder =>
+        {
+            var adapterConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, FineTuneService.Worker.Training.JobAdapter.AdapterFolder, "adapter_config.json")))!;
+            Assert.StartsWith($"{epoch.FineTunedModelCheckpoint}@", adapterConfig["base_model_name_or_path"]!.GetValue<string>());
+            // The new adapter applied to the parent's merged weights reproduces the child's weights.
+            using var merged = Ml.Models.HuggingFaceCheckpoint.Load(folder).Model;
+            Ml.Lora.LoraAdapter.Load(parentWeights, Path.Combine(folder, FineTuneService.Worker.Training.JobAdapter.AdapterFolder));
+            Ml.Lora.LoraAdapter.MergeAndUnload(parentWeights);
+            const string Q = "model.layers.1.self_attn.q_proj.weight";
+            Assert.True(parentWeights.state_dict()[Q].allclose(merged.state_dict()[Q], rtol: 0, atol: 1e-6));
+            Assert.True(File.Exists(Path.Combine(folder, "tokenizer.json")) || File.Exists(Path.Combine(folder, "vocab.json")));
+        });
     }
 
     private static async Task<Ml.Models.DecoderLM> LoadResultAsync(WorkerHost worker, FineTuningJob done)

@@ -115,6 +115,29 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
             Assert.DoesNotContain(model, (await other.GetOpenAIModelClient().GetModelsAsync()).Value.Select(m => m.Id));
             Assert.Equal(404, (await Assert.ThrowsAsync<ClientResultException>(() => other.GetOpenAIModelClient().GetModelAsync(model))).Status);
 
+            // 6. Continue training from the first epoch's checkpoint: the child job shows its lineage, and its model
+            //    is named after the root base model, as OpenAI names a fine-tune of a fine-tune.
+            var checkpoint = checkpoints.Single(c => c.StepNumber == 6).ModelId;
+            var child = await fineTuning.FineTuneAsync(checkpoint, file.Id, waitUntilCompleted: false, new FineTuningOptions
+            {
+                Suffix = "child",
+                TrainingMethod = FineTuningTrainingMethod.CreateSupervised(batchSize: 4, epochCount: 1),
+            });
+            var created = JsonNode.Parse(child.GetRawResponse().Content.ToString())!["lineage"]!;
+            Assert.Equal((checkpoint, "checkpoint", job.JobId, TinyBaseModel.Id, 1),
+                (created["parent_model"]!.GetValue<string>(), created["parent_kind"]!.GetValue<string>(), created["parent_job"]!.GetValue<string>(),
+                    created["root_model"]!.GetValue<string>(), created["depth"]!.GetValue<int>()));
+            await Eventually.UntilAsync(async () => { await child.UpdateStatusAsync(); return child; },
+                j => j.HasCompleted, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(100));
+            var childBody = JsonNode.Parse(child.GetRawResponse().Content.ToString())!;
+            Assert.True(child.Status == FineTuningStatus.Succeeded, childBody.ToJsonString());
+            Assert.Equal(checkpoint, childBody["model"]!.GetValue<string>());
+            Assert.StartsWith($"ft:{TinyBaseModel.Id}:", childBody["fine_tuned_model"]!.GetValue<string>());
+            Assert.Equal(TinyBaseModel.Id, childBody["lineage"]!["root_model"]!.GetValue<string>());
+            // Another tenant cannot train on it: the same 404 as for a model that does not exist.
+            var refused = await Assert.ThrowsAsync<ClientResultException>(() => other.GetFineTuningClient().FineTuneAsync(checkpoint, file.Id, waitUntilCompleted: false));
+            Assert.Equal(404, refused.Status);
+
             // Wire timestamps are whole seconds; the row has the precise ones.
             await using (var db = await app.Services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContextAsync())
             {

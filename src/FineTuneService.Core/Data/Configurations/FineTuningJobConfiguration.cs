@@ -13,6 +13,8 @@ internal sealed class FineTuningJobConfiguration : IEntityTypeConfiguration<Fine
         builder.Property(j => j.Id).HasMaxLength(64);
         builder.Property(j => j.TenantId).HasMaxLength(64);
         builder.Property(j => j.Model).HasMaxLength(256);
+        builder.Property(j => j.RootModel).HasMaxLength(256);
+        builder.Property(j => j.ParentJobId).HasMaxLength(64);
         builder.Property(j => j.TrainingFileId).HasMaxLength(64);
         builder.Property(j => j.ValidationFileId).HasMaxLength(64);
         builder.Property(j => j.Suffix).HasMaxLength(64);
