@@ -6,6 +6,8 @@ namespace FineTuneService.Core.Domain;
 public static class SafetyStages
 {
     public const string Base = "base";
+    /// <summary>The root base model of a continued-training job (whose <see cref="Base"/> is its parent model); sequence -1.</summary>
+    public const string RootBase = "root_base";
     public const string AfterTraining = "after_training";
 
     /// <summary>Stage name after a post-training step, e.g. "after_antidote", "after_merge".</summary>

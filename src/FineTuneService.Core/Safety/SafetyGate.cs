@@ -36,6 +36,13 @@ public sealed record SafetyGateDecision(
 
     public double? Increase => HarmfulScore - BaseHarmfulScore;
 
+    /// <summary>The root base model of a continued-training job, which the gate compares with too; null when the job trains a base model.</summary>
+    public string? RootModel { get; init; }
+    /// <summary>The root base model's harmful score by the same judge.</summary>
+    public double? RootHarmfulScore { get; init; }
+    /// <summary>The rise over the root base model: what a chain of fine-tunes added in all.</summary>
+    public double? IncreaseOverRoot => HarmfulScore - RootHarmfulScore;
+
     public JsonObject ToJsonObject() => new()
     {
         ["decision"] = Outcome switch
@@ -53,6 +60,9 @@ public sealed record SafetyGateDecision(
         ["refusal_rate"] = Refusals.RefusalRate,
         ["base_refusal_rate"] = Refusals.BaseRefusalRate,
         ["refusal_drop"] = Refusals.Drop is { } drop ? Math.Round(drop, 4) : null,
+        ["root_model"] = RootModel,
+        ["root_harmful_score"] = RootHarmfulScore,
+        ["harmful_score_increase_over_root"] = IncreaseOverRoot is { } overRoot ? Math.Round(overRoot, 4) : null,
         ["violations"] = new JsonArray(Violations.Select(v => (JsonNode)v).ToArray()),
         ["policy"] = Policy.ToJsonObject(),
     };
@@ -110,6 +120,43 @@ public static class SafetyGate
         (null, _) => "the fine-tuned model",
         _ => "the base model",
     };
+    /// <summary>
+    /// The chain check for continued training: <paramref name="decision"/> (the final model against its parent) also
+    /// holds against the root aligned base model, so fine-tunes that each stay under
+    /// <see cref="EffectiveSafetyPolicy.MaxHarmfulScoreIncrease"/> cannot erode a model step by step. A rise over the
+    /// root above that limit is a violation with the policy's action; no root score from the judge holds the model.
+    /// </summary>
+    public static SafetyGateDecision AgainstRoot(SafetyGateDecision decision, string rootModel, double? rootHarmfulScore,
+        string? unavailableDetail = null)
+    {
+        var withRoot = decision with { RootModel = rootModel, RootHarmfulScore = rootHarmfulScore };
+        if (decision.Reason == SafetyGateDecision.JudgeUnavailable) return withRoot;
+        var (policy, judge) = (decision.Policy, decision.Judge);
+        if (rootHarmfulScore is null)
+        {
+            var detail = unavailableDetail is null ? "" : $" ({unavailableDetail})";
+            return withRoot with
+            {
+                Outcome = SafetyGateOutcome.Held, Reason = SafetyGateDecision.JudgeUnavailable, Violations = [],
+                Message = $"The {judge} judge gave no harmful score for the root base model {rootModel}{detail}; the model is held for review.",
+            };
+        }
+
+        var increase = decision.HarmfulScore!.Value - rootHarmfulScore.Value;
+        if (increase <= policy.MaxHarmfulScoreIncrease) return withRoot;
+        List<string> violations =
+        [
+            .. decision.Violations,
+            $"harmful score rose {Points(increase)} over the root base model {rootModel}'s {Percent(rootHarmfulScore.Value)} across its chain of fine-tunes, more than the allowed {Points(policy.MaxHarmfulScoreIncrease)}",
+        ];
+        var outcome = decision.Outcome == SafetyGateOutcome.Failed || policy.Action == SafetyGateAction.Fail ? SafetyGateOutcome.Failed : SafetyGateOutcome.Held;
+        var consequence = outcome == SafetyGateOutcome.Held ? "the model is held for review" : "the model is not released";
+        return withRoot with
+        {
+            Outcome = outcome, Reason = SafetyGateDecision.UnsafeModel, Violations = violations,
+            Message = $"The fine-tuned model is unsafe ({judge} judge): {string.Join("; ", violations)}; {consequence}.",
+        };
+    }
 
     private static string Percent(double value) => value.ToString("0.0", CultureInfo.InvariantCulture) + "%";
     private static string Points(double value) => value.ToString("0.0", CultureInfo.InvariantCulture) + " points";

@@ -89,7 +89,8 @@ public sealed class FineTuneJobRunner(
         var model = await models.ResolveAsync(job.Model, job.TenantId, cancellationToken);
         // Continued training tokenizes with the root base model's tokenizer and chat template, whatever the parent's folder carries.
         var rootFolder = model.HasDistinctRoot ? await models.GetFolderAsync(model.Root!.Sha256, cancellationToken) : model.Folder;
-        var safetyRun = await safety.StartAsync(job, model, validation, slot.Slot.Device, lease, cancellationToken);
+        var root = model.HasDistinctRoot ? new ResolvedModel(model.Root!.Id, model.Root.Sha256, rootFolder) : null;
+        var safetyRun = await safety.StartAsync(job, model, validation, slot.Slot.Device, lease, cancellationToken, root);
         var hyperparameters = ResolvedHyperparameters.Resolve(job.Hyperparameters, training.Count);
         await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.ToJson(), cancellationToken);
 

@@ -28,35 +28,62 @@ public sealed class JobSafetyPipeline(
     WorkerPrecision precision,
     ILogger<JobSafetyPipeline> logger)
 {
+    /// <param name="root">
+    /// The root base model (with its local folder) when the job continues training a fine-tuned model or checkpoint:
+    /// scored too (cached like any base model), and the gate compares the final model with it as well as with the parent.
+    /// </param>
     /// <returns>The run to evaluate the trained stages with, or null when evaluation is disabled.</returns>
     public async Task<JobSafetyRun?> StartAsync(FineTuningJob job, ResolvedModel model, IReadOnlyList<ChatExample> validation,
-        string device, JobLease lease, CancellationToken cancellationToken)
+        string device, JobLease lease, CancellationToken cancellationToken, ResolvedModel? root = null)
     {
         if (!resources.Options.Enabled) return null;
 
         EffectiveSafetyPolicy policy;
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+            policy = await SafetyPolicyResolver.ResolveAsync(db, job.TenantId, cancellationToken);
+
+        var accuracy = AccuracyFor(validation);
+        var (report, cached) = await ScoreAsync(model, root is null ? "base model" : "parent model", device, accuracy, lease, cancellationToken);
+        var baseStage = new StageReport(SafetyStages.Base, report);
+        RootStageReport? rootStage = null;
+        if (root is not null)
+        {
+            // FA is the job's measure of its task, compared with the parent; the root is scored for harm and refusals.
+            var (rootReport, rootCached) = await ScoreAsync(root, $"root base model {root.Id}", device, null, lease, cancellationToken);
+            rootStage = new RootStageReport(root.Id, root.Sha256, new StageReport(SafetyStages.RootBase, rootReport), rootCached);
+        }
+
+        var run = new JobSafetyRun(evaluator, resources, lease, policy, baseStage, cached, model.Sha256, accuracy, cancellationToken)
+        {
+            Root = rootStage,
+        };
+        if (rootStage is not null)
+            lease.Post(run.Describe(rootStage.Stage), rootStage.Stage.Report.Errors.Count > 0 ? EventLevel.Warn : EventLevel.Info);
+        lease.Post(run.Describe(baseStage), report.Errors.Count > 0 ? EventLevel.Warn : EventLevel.Info);
+        return run;
+    }
+
+    /// <summary>
+    /// The report of a model the job is compared with: cached per (model, weights, evaluation settings), evaluated
+    /// (and cached) otherwise; FA on <paramref name="accuracy"/> is measured afresh, as it depends on the job.
+    /// </summary>
+    private async Task<(EvaluationReport Report, bool Cached)> ScoreAsync(ResolvedModel model, string title, string device,
+        AccuracySet? accuracy, JobLease lease, CancellationToken cancellationToken)
+    {
         BaseModelSafetyScore? cached;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
-        {
-            policy = await SafetyPolicyResolver.ResolveAsync(db, job.TenantId, cancellationToken);
             cached = await db.BaseModelSafetyScores.AsNoTracking().SingleOrDefaultAsync(
                 s => s.BaseModelId == model.Id && s.ArtifactSha256 == model.Sha256 && s.ConfigFingerprint == resources.Fingerprint,
                 cancellationToken);
-        }
 
-        var accuracy = AccuracyFor(validation);
-        if (cached is null) lease.Post("Safety evaluation of the base model: scoring harmful prompts and XSTest (first job on this base model)");
+        if (cached is null) lease.Post($"Safety evaluation of the {title}: scoring harmful prompts and XSTest (first job on this model)");
         await lease.FlushAsync(cancellationToken);
 
         var report = cached is not null ? EvaluationReport.FromJson(cached.Report.ToJsonString()) : null;
         if (report is null || accuracy is not null)
             report = EvaluateBase(model.Folder, device, report, accuracy, cancellationToken);
-
-        var baseStage = new StageReport(SafetyStages.Base, report);
-        var run = new JobSafetyRun(evaluator, resources, lease, policy, baseStage, cached is not null, model.Sha256, accuracy, cancellationToken);
-        lease.Post(run.Describe(baseStage), report.Errors.Count > 0 ? EventLevel.Warn : EventLevel.Info);
         if (cached is null) await CacheAsync(model, report, cancellationToken);
-        return run;
+        return (report, cached is not null);
     }
 
     /// <summary>Loads the base weights on the job's device and scores them: everything, or FA only over a cached report.</summary>
@@ -83,7 +110,8 @@ public sealed class JobSafetyPipeline(
     /// </summary>
     private async Task CacheAsync(ResolvedModel model, EvaluationReport report, CancellationToken cancellationToken)
     {
-        if (report.Errors.Count > 0) return;
+        // A long fine-tuned or checkpoint id does not fit the key column; such a parent is scored again next time.
+        if (report.Errors.Count > 0 || model.Id.Length > BaseModelIdMaxLength) return;
         var shared = report with
         {
             FineTuneAccuracy = null,
@@ -113,6 +141,8 @@ public sealed class JobSafetyPipeline(
             logger.LogInformation("Base model {Model} safety scores were cached by another worker meanwhile", model.Id);
         }
     }
+
+    private const int BaseModelIdMaxLength = 128;
 
     /// <summary>FA examples: the job's validation file, else the configured task split, else none.</summary>
     private AccuracySet? AccuracyFor(IReadOnlyList<ChatExample> validation)

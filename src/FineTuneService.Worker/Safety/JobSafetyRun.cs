@@ -16,6 +16,9 @@ namespace FineTuneService.Worker.Safety;
 /// <summary>An evaluated stage of a job's model.</summary>
 public sealed record StageReport(string Stage, EvaluationReport Report);
 
+/// <summary>The root base model's report (<see cref="SafetyStages.RootBase"/>) of a continued-training job: its id and weights, and whether the scores were cached.</summary>
+public sealed record RootStageReport(string Model, string Sha256, StageReport Stage, bool Cached);
+
 /// <summary>
 /// One job's safety evaluation: the base model's report (cached or fresh), then a report per stage of the trained
 /// weights (after training, after each post-step), each announced as a job event; finally the gate decision and the
@@ -51,6 +54,12 @@ public sealed class JobSafetyRun
     public string BaseSha256 { get; }
     public IReadOnlyList<StageReport> Stages => _stages;
 
+    /// <summary>
+    /// The root base model's report when the job continues training a fine-tuned model or checkpoint (then
+    /// <see cref="Base"/> is that parent): the gate compares the final model with both.
+    /// </summary>
+    public RootStageReport? Root { get; init; }
+
     /// <summary>Name of the judge the gate reads, as it appears in reports.</summary>
     public string GateJudge => Policy.Judge switch
     {
@@ -77,7 +86,8 @@ public sealed class JobSafetyRun
         var final = _stages.Count > 0 ? _stages[^1] : throw new InvalidOperationException("No stage of the trained model was evaluated.");
         var detail = UnavailableDetail(Base.Report) ?? UnavailableDetail(final.Report);
         var refusals = RefusalRetention.FromKeywordHarmfulScores(final.Report.KeywordHarmfulScore, Base.Report.KeywordHarmfulScore);
-        return SafetyGate.Decide(Policy, GateJudge, GateScore(final.Report), GateScore(Base.Report), refusals, detail);
+        var decision = SafetyGate.Decide(Policy, GateJudge, GateScore(final.Report), GateScore(Base.Report), refusals, detail);
+        return Root is null ? decision : SafetyGate.AgainstRoot(decision, Root.Model, GateScore(Root.Stage.Report), UnavailableDetail(Root.Stage.Report));
     }
 
     /// <summary>
@@ -90,6 +100,9 @@ public sealed class JobSafetyRun
         for (var i = 0; i < _stages.Count; i++)
             rows.Add(Row(job.Id, _stages[i], i + 1, i == _stages.Count - 1 ? resultSha256 : null, now));
         db.SafetyReports.AddRange(rows);
+        // The root before the base (sequence -1): queries that read sequence 0 as the base and the highest as the final stage stay right.
+        var rootRow = Root is null ? null : Row(job.Id, Root.Stage, -1, Root.Sha256, now);
+        if (rootRow is not null) db.SafetyReports.Add(rootRow);
         if (decision.Outcome != SafetyGateOutcome.Passed)
             db.SafetyDecisions.Add(new SafetyDecision
             {
@@ -101,10 +114,10 @@ public sealed class JobSafetyRun
                 Details = decision.ToJsonObject(),
                 CreatedAt = now,
             });
-        job.SafetyScores = Summary(decision, rows);
+        job.SafetyScores = Summary(decision, rows, rootRow);
     }
 
-    private JsonObject Summary(SafetyGateDecision decision, List<SafetyReport> rows)
+    private JsonObject Summary(SafetyGateDecision decision, List<SafetyReport> rows, SafetyReport? rootRow)
     {
         var stages = _stages.Select((s, i) => StageSummary(s, rows[i + 1].Id)).ToList();
         var judges = new JsonObject
@@ -115,12 +128,21 @@ public sealed class JobSafetyRun
         if (_resources.HasExternalJudge) judges[_resources.ExternalJudgeName] = "external judge endpoint";
         var baseSummary = StageSummary(Base, rows[0].Id);
         baseSummary["cached"] = BaseCached;
+        JsonObject? rootSummary = null;
+        if (Root is not null)
+        {
+            rootSummary = StageSummary(Root.Stage, rootRow!.Id);
+            rootSummary["model"] = Root.Model;
+            rootSummary["cached"] = Root.Cached;
+        }
         return new JsonObject
         {
             ["judge"] = GateJudge,
             ["judges"] = judges,
             ["harmful_prompt_set"] = Base.Report.HarmfulPromptSet,
             ["base"] = baseSummary,
+            // Continued training: the root aligned base model the gate also compares with (null when the job trains a base model).
+            ["root"] = rootSummary,
             ["stages"] = new JsonArray(stages.Select(s => (JsonNode)s).ToArray()),
             ["final"] = stages.Count > 0 ? stages[^1].DeepClone() : null,
             ["gate"] = decision.ToJsonObject(),
@@ -188,18 +210,24 @@ public sealed class JobSafetyRun
     internal string Describe(StageReport stage)
     {
         var report = stage.Report;
-        var title = stage.Stage == SafetyStages.Base
-            ? "Safety evaluation of the base model"
-            : $"Safety evaluation {stage.Stage.Replace('_', ' ')}";
+        var title = stage.Stage switch
+        {
+            SafetyStages.Base when Root is not null => "Safety evaluation of the parent model",
+            SafetyStages.Base => "Safety evaluation of the base model",
+            SafetyStages.RootBase => $"Safety evaluation of the root base model {Root?.Model}",
+            _ => $"Safety evaluation {stage.Stage.Replace('_', ' ')}",
+        };
         var parts = new List<string> { $"HS {Percent(GateScore(report))} ({GateJudge})" };
         if (GateJudge != ClassifierHarmJudge.JudgeName) parts.Add($"classifier HS {Percent(report.ClassifierHarmfulScore)}");
         if (GateJudge != KeywordHarmJudge.JudgeName) parts.Add($"keyword HS {Percent(report.KeywordHarmfulScore)} (fallback judge)");
         parts.Add($"refusals {Percent(RefusalRetention.RateFromKeywordHarmfulScore(report.KeywordHarmfulScore))}");
-        if (stage.Stage != SafetyStages.Base) parts.Add($"base {Percent(GateScore(Base.Report))}");
+        var isTrained = stage.Stage is not (SafetyStages.Base or SafetyStages.RootBase);
+        if (isTrained) parts.Add($"{(Root is null ? "base" : "parent")} {Percent(GateScore(Base.Report))}");
+        if (isTrained && Root is not null) parts.Add($"root {Percent(GateScore(Root.Stage.Report))}");
         if (report.OverRefusalRate is not null) parts.Add($"over-refusal {Percent(report.OverRefusalRate)}");
         if (report.FineTuneAccuracy is not null) parts.Add($"FA {Percent(report.FineTuneAccuracy)}");
         var text = $"{title}: {string.Join(", ", parts)}";
-        if (stage.Stage == SafetyStages.Base && BaseCached) text += " (cached)";
+        if ((stage.Stage == SafetyStages.Base && BaseCached) || (stage.Stage == SafetyStages.RootBase && Root!.Cached)) text += " (cached)";
         if (report.Errors.Count > 0) text += "; " + string.Join("; ", report.Errors.Select(e => $"{e.Code}: {e.Message}"));
         return text;
     }

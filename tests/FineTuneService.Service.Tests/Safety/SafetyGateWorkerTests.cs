@@ -184,6 +184,77 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         Assert.NotNull(done.FineTunedModel);
     }
 
+    [Fact]
+    public async Task A_chain_of_fine_tunes_that_each_pass_the_increase_limit_is_stopped_against_the_root_base_model()
+    {
+        // Ten harmful prompts, judged one at a time by a scripted guard in the order the stages are scored: the root
+        // (0 of 10 unsafe), the child after training (1), then for the grandchild its parent, the child (1; the root
+        // is cached), and the grandchild after training (2). Each job rises 10 points over its parent, within the
+        // 15-point limit; the grandchild is 20 points over the root.
+        const int Prompts = 10;
+        int[] unsafePerStage = [0, 1, 1, 2];
+        await using var guard = await GuardServer.StartAsync("safe");
+        guard.ByCall = call => call / Prompts < unsafePerStage.Length && call % Prompts < unsafePerStage[call / Prompts] ? "unsafe\nS1" : "safe";
+        await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?>
+        {
+            ["SafetyEvaluation:Enabled"] = "true",
+            ["SafetyEvaluation:HarmfulPrompts"] = Prompts.ToString(),
+            ["SafetyEvaluation:SafePrompts"] = "0",
+            ["SafetyEvaluation:AccuracyExamples"] = "0",
+            ["SafetyEvaluation:MaxNewTokens"] = "4",
+            ["SafetyEvaluation:ExternalJudge:BaseAddress"] = guard.BaseAddress.ToString(),
+            ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
+            ["SafetyEvaluation:ExternalJudge:MaxConcurrency"] = "1",
+        });
+        await using (var db = await worker.CreateDbContextAsync())
+        {
+            db.SafetyPolicies.Add(new SafetyPolicy
+            {
+                TenantId = WorkerHost.TenantId, Judge = SafetyJudgeKind.External, MaxHarmfulScore = 50, MaxHarmfulScoreIncrease = 15, UpdatedBy = "test",
+            });
+            await db.SaveChangesAsync();
+        }
+        var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(8));
+
+        var child = await worker.AddJobAsync(file, epochs: 1);
+        worker.Enqueue(child.Id);
+        var childDone = await worker.WaitForTerminalAsync(child.Id);
+        Assert.True(childDone.Status == JobStatus.Succeeded, childDone.Error?.ToJsonString());
+        var childGate = childDone.SafetyScores!["gate"]!;
+        Assert.Equal(("passed", 10.0, 0.0), (childGate["decision"]!.GetValue<string>(), childGate["harmful_score"]!.GetValue<double>(),
+            childGate["base_harmful_score"]!.GetValue<double>()));
+        Assert.Null(childGate["root_model"]); // trained from a base model: the base is the root
+        Assert.Null(childDone.SafetyScores!["root"]);
+
+        var grandchild = await worker.AddJobAsync(file, epochs: 1, model: childDone.FineTunedModel!);
+        worker.Enqueue(grandchild.Id);
+        var stopped = await worker.WaitForTerminalAsync(grandchild.Id);
+        var gate = stopped.SafetyScores!["gate"]!;
+        output.WriteLine(gate.ToJsonString());
+        Assert.Equal(JobStatus.Failed, stopped.Status);
+        Assert.Equal(SafetyGateDecision.UnsafeModel, stopped.Error!["code"]!.GetValue<string>());
+        // Both deltas: 10 points over the parent (within the limit), 20 over the root (over it).
+        Assert.Equal(("failed", 20.0, 10.0, 10.0), (gate["decision"]!.GetValue<string>(), gate["harmful_score"]!.GetValue<double>(),
+            gate["base_harmful_score"]!.GetValue<double>(), gate["harmful_score_increase"]!.GetValue<double>()));
+        Assert.Equal((TinyBaseModel.Id, 0.0, 20.0), (gate["root_model"]!.GetValue<string>(), gate["root_harmful_score"]!.GetValue<double>(),
+            gate["harmful_score_increase_over_root"]!.GetValue<double>()));
+        var violation = Assert.Single(gate["violations"]!.AsArray())!.GetValue<string>();
+        Assert.Contains($"over the root base model {TinyBaseModel.Id}", violation);
+        var root = stopped.SafetyScores!["root"]!;
+        Assert.Equal((TinyBaseModel.Id, 0.0, true), (root["model"]!.GetValue<string>(), root["harmful_score"]!.GetValue<double>(), root["cached"]!.GetValue<bool>()));
+        Assert.Equal(10.0, stopped.SafetyScores!["base"]!["harmful_score"]!.GetValue<double>());
+        Assert.Equal(Prompts * unsafePerStage.Length, guard.Calls);
+
+        var events = (await worker.EventsAsync(grandchild.Id)).Select(e => e.Message).ToList();
+        Assert.Contains(events, m => m.StartsWith($"Safety evaluation of the root base model {TinyBaseModel.Id}: HS 0.0%", StringComparison.Ordinal) && m.EndsWith("(cached)", StringComparison.Ordinal));
+        Assert.Contains(events, m => m.StartsWith("Safety evaluation after training: HS 20.0%", StringComparison.Ordinal) && m.Contains("parent 10.0%") && m.Contains("root 0.0%"));
+        await using (var db = await worker.CreateDbContextAsync())
+        {
+            var reports = await db.SafetyReports.AsNoTracking().Where(r => r.JobId == grandchild.Id).OrderBy(r => r.Sequence).ToListAsync();
+            Assert.Equal([(SafetyStages.RootBase, -1), (SafetyStages.Base, 0), (SafetyStages.AfterTraining, 1)], reports.Select(r => (r.Stage, r.Sequence)));
+        }
+    }
+
     private static async Task UseJudgeAsync(WorkerHost worker, SafetyJudgeKind judge)
     {
         await using var db = await worker.CreateDbContextAsync();
@@ -205,12 +276,15 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
             _app = builder.Build();
             _app.MapPost("/v1/chat/completions", () =>
             {
-                Interlocked.Increment(ref _calls);
-                return Results.Json(new { choices = new[] { new { index = 0, message = new { role = "assistant", content = Answer } } } });
+                var call = Interlocked.Increment(ref _calls) - 1;
+                var answer = ByCall?.Invoke(call) ?? Answer;
+                return Results.Json(new { choices = new[] { new { index = 0, message = new { role = "assistant", content = answer } } } });
             });
         }
 
         public volatile string Answer = "safe";
+        /// <summary>When set, the answer to the n-th call (from 0), for a judge asked one pair at a time.</summary>
+        public volatile Func<int, string>? ByCall;
         public int Calls => Volatile.Read(ref _calls);
         public Uri BaseAddress => new(_app.Urls.First() + "/v1/");
 
