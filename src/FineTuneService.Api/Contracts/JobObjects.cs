@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Api.Safety;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 
 namespace FineTuneService.Api.Contracts;
 
@@ -32,16 +33,21 @@ public sealed record FineTuningJobObject(
     string Id, long CreatedAt, JsonObject? Error, string? FineTunedModel, long? FinishedAt, JsonObject Hyperparameters,
     string Model, string OrganizationId, IReadOnlyList<string> ResultFiles, string Status, long? TrainedTokens,
     string TrainingFile, string? ValidationFile, IReadOnlyList<JsonObject> Integrations, long Seed, long? EstimatedFinish,
-    JsonObject Method, JsonObject? Metadata, string? UserProvidedSuffix, JsonObject Safety, JobLineageObject Lineage)
+    JsonObject Method, JsonObject? Metadata, string? UserProvidedSuffix, JsonObject Safety, JobLineageObject Lineage,
+    int? QueuePosition, long? EstimatedStart)
 {
     public string Object => "fine_tuning.job";
 
-    internal static FineTuningJobObject From(FineTuningJob job) => new(
+    /// <param name="standing">A queued job's place in the queue (<c>queue_position</c>, <c>estimated_start</c>, and the
+    /// <c>estimated_finish</c> that follows from them); null otherwise.</param>
+    internal static FineTuningJobObject From(FineTuningJob job) => From(job, null);
+
+    internal static FineTuningJobObject From(FineTuningJob job, QueueStanding? standing) => new(
         job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
         UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
         [.. job.ResultFiles], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
-        UnixTime.Seconds(job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job),
-        JobLineageObject.Of(job));
+        UnixTime.Seconds(standing?.EstimatedFinish ?? job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job),
+        JobLineageObject.Of(job), standing?.Position, UnixTime.Seconds(standing?.EstimatedStart));
 
     /// <summary>The method with the job's current (resolved) hyperparameters, and the LoRA adapter when one was asked for.</summary>
     private static JsonObject MethodOf(FineTuningJob job)

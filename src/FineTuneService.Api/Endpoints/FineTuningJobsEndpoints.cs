@@ -42,7 +42,7 @@ public static class FineTuningJobsEndpoints
     /// <param name="idempotencyKey">Retries with the same key return the job the first request created.</param>
     internal static async Task<Ok<FineTuningJobObject>> CreateFineTuningJob(
         CreateFineTuningJobRequest request, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
-        ClaimsPrincipal user, FineTuneDbContext db, JobPromotion promotion, CancellationToken cancellationToken)
+        ClaimsPrincipal user, FineTuneDbContext db, JobPromotion promotion, TimeProvider clock, CancellationToken cancellationToken)
     {
         var tenantId = user.TenantId();
         if (idempotencyKey is { Length: > 256 }) throw ApiException.InvalidRequest("Idempotency-Key is at most 256 characters.");
@@ -99,7 +99,7 @@ public static class FineTuningJobsEndpoints
         if (earlierJob is not null) return TypedResults.Ok(FineTuningJobObject.From(SameRequest(earlierJob, request, settings, idempotencyKey!)));
 
         await promotion.PromoteAsync(job.Id, cancellationToken);
-        return TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, job.Id, cancellationToken)));
+        return TypedResults.Ok(await ObjectAsync(db, await FindAsync(db, user, job.Id, cancellationToken), clock, cancellationToken));
     }
 
     /// <summary>List the caller's fine-tuning jobs, newest first.</summary>
@@ -110,19 +110,25 @@ public static class FineTuningJobsEndpoints
     /// <param name="after">Cursor: the last job id of the previous page.</param>
     /// <param name="limit">1 to 100, default 20.</param>
     internal static async Task<Ok<ListResponse<FineTuningJobObject>>> ListFineTuningJobs(
-        ClaimsPrincipal user, FineTuneDbContext db, HttpRequest http, string? after, int? limit, CancellationToken cancellationToken)
+        ClaimsPrincipal user, FineTuneDbContext db, HttpRequest http, TimeProvider clock, string? after, int? limit, CancellationToken cancellationToken)
     {
         var take = Paging.Limit(limit);
         var query = MetadataFilter.Apply(TenantJobs(db, user), http.Query);
         var cursor = after is null ? null : await FindAsync(db, user, after, cancellationToken, param: "after");
         var rows = await query.InCreationOrder(cursor).Take(take + 1).ToListAsync(cancellationToken);
-        return TypedResults.Ok(ListResponse.Page(rows.Select(FineTuningJobObject.From).ToList(), take, j => j.Id));
+        var standings = await JobQueue.StandingsAsync(db, rows, clock.GetUtcNow().UtcDateTime, cancellationToken);
+        return TypedResults.Ok(ListResponse.Page(rows.Select(j => FineTuningJobObject.From(j, standings.GetValueOrDefault(j.Id))).ToList(), take, j => j.Id));
     }
 
     /// <summary>Retrieve a fine-tuning job.</summary>
+    /// <remarks>A queued job carries <c>queue_position</c> (1: the next a free worker picks) and <c>estimated_start</c>, and its <c>estimated_finish</c> counts the queue.</remarks>
     internal static async Task<Ok<FineTuningJobObject>> RetrieveFineTuningJob(
-        string jobId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
-        TypedResults.Ok(FineTuningJobObject.From(await FindAsync(db, user, jobId, cancellationToken)));
+        string jobId, ClaimsPrincipal user, FineTuneDbContext db, TimeProvider clock, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await ObjectAsync(db, await FindAsync(db, user, jobId, cancellationToken), clock, cancellationToken));
+
+    /// <summary>The job object, with its queue standing when it is queued.</summary>
+    private static async Task<FineTuningJobObject> ObjectAsync(FineTuneDbContext db, FineTuningJob job, TimeProvider clock, CancellationToken cancellationToken) =>
+        FineTuningJobObject.From(job, await JobQueue.StandingAsync(db, job, clock.GetUtcNow().UtcDateTime, cancellationToken));
 
     /// <summary>Cancel a job. A running job stops at its next training step.</summary>
     internal static async Task<Ok<FineTuningJobObject>> CancelFineTuningJob(

@@ -33,9 +33,16 @@ public sealed class JobClaims(
             var now = clock.GetUtcNow().UtcDateTime;
             var staleBefore = now - options.Value.StaleTimeout;
 
+            var wasQueued = await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Queued, cancellationToken);
             if (await StateMachine.ApplyAsync(db, jobId, JobStateMachine.Claim(workerId, now, staleBefore, options.Value.MaxAttempts), now, cancellationToken))
             {
                 var claimed = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
+                if (wasQueued)
+                {
+                    db.JobEvents.Add(JobEvents.Message(jobId, $"Picked from the queue by worker {workerId}"));
+                    db.JobEvents.AddRange(await JobQueue.MovedUpEventsAsync(db, claimed, cancellationToken));
+                    await db.SaveChangesAsync(cancellationToken);
+                }
                 await transaction.CommitAsync(cancellationToken);
                 return claimed;
             }

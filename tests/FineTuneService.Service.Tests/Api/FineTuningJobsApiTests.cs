@@ -44,6 +44,11 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
         Assert.StartsWith("ftjob-", job["id"]!.GetValue<string>());
         Assert.Equal("fine_tuning.job", job["object"]!.GetValue<string>());
         Assert.Equal("queued", job["status"]!.GetValue<string>());
+        // Queued behind every job queued before it on this pool (no worker runs here), with the start and finish that follow.
+        var position = job["queue_position"]!.GetValue<int>();
+        var queuedBefore = await _api.WithDbAsync(db => JobQueue.Queued(db).CountAsync(j => j.Id != job["id"]!.GetValue<string>()));
+        Assert.Equal(queuedBefore + 1, position);
+        Assert.True(job["estimated_finish"]!.GetValue<long>() > job["estimated_start"]!.GetValue<long>());
         Assert.Null(job["error"]);
         Assert.True(job.AsObject().ContainsKey("error"));
         Assert.Equal(2, job["hyperparameters"]!["n_epochs"]!.GetValue<long>());
