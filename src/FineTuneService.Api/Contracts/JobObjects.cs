@@ -38,10 +38,11 @@ public sealed record FineTuningJobObject(
 {
     public string Object => "fine_tuning.job";
 
-    /// <param name="standing">A queued job's place in the queue (<c>queue_position</c>, <c>estimated_start</c>, and the
-    /// <c>estimated_finish</c> that follows from them); null otherwise.</param>
     internal static FineTuningJobObject From(FineTuningJob job) => From(job, null);
 
+    /// <param name="job">The job row.</param>
+    /// <param name="standing">A queued job's place in the queue (<c>queue_position</c>, <c>estimated_start</c>, and the
+    /// <c>estimated_finish</c> that follows from them); null otherwise.</param>
     internal static FineTuningJobObject From(FineTuningJob job, QueueStanding? standing) => new(
         job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
         UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
