@@ -240,6 +240,9 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
+                    b.Property<int>("LineageDepth")
+                        .HasColumnType("integer");
+
                     b.Property<string>("Metadata")
                         .HasColumnType("jsonb");
 
@@ -254,6 +257,10 @@ namespace FineTuneService.Core.Data.Migrations
                     b.Property<DateTime?>("ModelDeletedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("ParentJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("ResultArtifactSha256")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
@@ -266,6 +273,10 @@ namespace FineTuneService.Core.Data.Migrations
                         .IsRequired()
                         .HasMaxLength(32)
                         .HasColumnType("character varying(32)");
+
+                    b.Property<string>("RootModel")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
 
                     b.Property<string>("Safety")
                         .IsRequired()
