@@ -93,7 +93,7 @@ public sealed class SafetyPlanTests
         var plan = Parse("""{"strategy": ["antidote", "merge"], "params": {"antidote": {"dense_ratio": 0.2}}}""");
         var json = plan.ToJsonString();
         Assert.Equal(
-            """{"strategy":["antidote","merge"],"params":{"antidote":{"dense_ratio":0.2,"calibration_samples":16},"merge":{"lambda":0.5}}}""",
+            """{"strategy":["antidote","merge"],"params":{"antidote":{"dense_ratio":0.2,"calibration_samples":16},"merge":{"lambda":null,"method":"linear","density":0.2,"pcb_ratio":0.1}}}""",
             json);
         Assert.Equal(plan, SafetyPlan.FromStored(json));
     }

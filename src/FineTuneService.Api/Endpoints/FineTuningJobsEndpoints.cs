@@ -270,7 +270,8 @@ public static class FineTuningJobsEndpoints
         CreateFineTuningJobRequest request, JobSettings settings, CancellationToken cancellationToken)
     {
         var lineage = await RequireModelAsync(db, user.TenantId(), request.Model!, cancellationToken);
-        settings.Safety.Validate(await BaseModelFacts.OfAsync(db, lineage.RootModel, cancellationToken));
+        var facts = await BaseModelFacts.OfAsync(db, lineage.RootModel, cancellationToken);
+        settings.Safety.Validate(facts with { LoraAdapter = settings.Method["supervised"]?["adapter"] is not null });
         await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
         if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
         return lineage;

@@ -15,9 +15,10 @@ public enum SafetyPhase
 
 /// <summary>
 /// What is known about the model a job trains, to bound strategy parameters; null where the caller cannot know it.
-/// The API knows the layer count from the base model's config; the worker also knows whether safety layers are located.
+/// The API knows the layer count from the base model's config and whether the job trains a LoRA adapter; the worker
+/// also knows whether safety layers are located.
 /// </summary>
-public sealed record ModelFacts(int? LayerCount = null, bool? SafetyLayersLocated = null)
+public sealed record ModelFacts(int? LayerCount = null, bool? SafetyLayersLocated = null, bool? LoraAdapter = null)
 {
     public static ModelFacts Unknown { get; } = new();
 }

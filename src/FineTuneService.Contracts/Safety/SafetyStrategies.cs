@@ -15,9 +15,11 @@ public static class SafetyStrategies
         SafetyStrategy.Define<AntidoteParams>("antidote", SafetyPhase.AfterTraining,
             "After training, prunes the part of the fine-tune update that matters most on harmful answers (Antidote, Wanda scores)."),
         SafetyStrategy.Define<MergeParams>("merge", SafetyPhase.AfterTraining,
-            "After training, interpolates the fine-tuned weights with the base model's.", exclusiveGroup: "merge"),
+            "After training, merges the fine-tuned weights with the base model's: linear interpolation, TIES or PCB.", exclusiveGroup: "merge"),
         SafetyStrategy.Define<SafeMergeParams>("safemerge", SafetyPhase.AfterTraining,
             "After training, merges with the base model only the layers whose update reaches into safety-critical directions (SafeMERGE).",
             exclusiveGroup: "merge"),
+        SafetyStrategy.Define<SafetyPatchParams>("safety_patch", SafetyPhase.AfterTraining,
+            "After training, a few refusal-loss steps on up to 8 harmful prompts with refusals, restricted to each weight's low-rank safety subspace (after Safety at One Shot)."),
     ]);
 }

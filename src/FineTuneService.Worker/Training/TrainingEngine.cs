@@ -116,7 +116,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
         var layers = request.SafetyLayers ?? (File.Exists(layersPath) ? SafetyLayerLocation.FromJson(File.ReadAllText(layersPath)) : null);
         try
         {
-            request.Safety.Validate(new ModelFacts(layerCount, SafetyLayersLocated: layers is not null));
+            request.Safety.Validate(new ModelFacts(layerCount, SafetyLayersLocated: layers is not null, LoraAdapter: request.Lora is not null));
             return SafetyTrainingStrategies.Create(request.Safety, _safetyData.Value.Encode(encoder, maxLength, layers));
         }
         catch (ContractViolation e)

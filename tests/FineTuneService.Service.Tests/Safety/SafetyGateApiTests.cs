@@ -148,7 +148,7 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
         }
     }
 
-    private static async Task<JsonNode> PutPolicyAsync(HttpClient admin, string tenantId, object body)
+    internal static async Task<JsonNode> PutPolicyAsync(HttpClient admin, string tenantId, object body)
     {
         var response = await admin.PutAsJsonAsync($"/v1/admin/safety/policy/tenants/{tenantId}", body);
         var text = await response.Content.ReadAsStringAsync();
@@ -156,7 +156,7 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
         return JsonNode.Parse(text)!;
     }
 
-    private static Dictionary<string, string?> GateSettings(string cache) => new()
+    internal static Dictionary<string, string?> GateSettings(string cache) => new()
     {
         ["Worker:ModelCacheDirectory"] = cache,
         ["Worker:HeartbeatInterval"] = "00:00:00.2",
@@ -184,7 +184,7 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
     }
 
     /// <summary>40% harmful rows (BeaverTails) among arithmetic chats: below the training-file screening limit, so the gate decides.</summary>
-    private static string MixedDataset()
+    internal static string MixedDataset()
     {
         var harmful = TinySafetyModel.HarmfulJsonl(32).TrimEnd('\n').Split('\n');
         var benign = TinyBaseModel.Jsonl(48).TrimEnd('\n').Split('\n');
@@ -205,31 +205,31 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
         return job["id"]!.GetValue<string>();
     }
 
-    private static async Task<JsonNode> WaitAsync(HttpClient tenant, string jobId)
+    internal static async Task<JsonNode> WaitAsync(HttpClient tenant, string jobId)
     {
         var job = await Eventually.UntilAsync(() => tenant.GetJsonAsync($"/v1/fine_tuning/jobs/{jobId}"),
             j => j["status"]!.GetValue<string>() is "succeeded" or "failed" or "cancelled", TimeSpan.FromSeconds(300));
         return job;
     }
 
-    private static async Task<List<string>> ModelIdsAsync(HttpClient tenant) =>
+    internal static async Task<List<string>> ModelIdsAsync(HttpClient tenant) =>
         (await tenant.GetJsonAsync("/v1/models"))["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()).ToList();
 
-    private static HttpClient Client(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string key)
+    internal static HttpClient Client(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, string key)
     {
         var client = app.CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return client;
     }
 
-    private static async Task<(string Id, HttpClient Client)> CreateTenantAsync(
+    internal static async Task<(string Id, HttpClient Client)> CreateTenantAsync(
         WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, HttpClient admin, string name)
     {
         var tenant = await admin.PostJsonAsync("/v1/admin/tenants", new { name });
         return (tenant["id"]!.GetValue<string>(), Client(app, tenant["api_key"]!.GetValue<string>()));
     }
 
-    private static async Task<T> WithDbAsync<T>(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, Func<FineTuneDbContext, Task<T>> work)
+    internal static async Task<T> WithDbAsync<T>(WebApplicationFactory<FineTuneService.Api.ApiEntryPoint> app, Func<FineTuneDbContext, Task<T>> work)
     {
         await using var scope = app.Services.CreateAsyncScope();
         return await work(scope.ServiceProvider.GetRequiredService<FineTuneDbContext>());

@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace FineTuneService.Ml.Safety.Strategies.Merge;
 
 /// <summary>
-/// <c>merge</c> in the trainer: after training, theta = (1 - lambda) theta_base + lambda theta_ft. LoRA: lora_B scaled by
-/// lambda (exact). Full fine-tune: the trainable weights are snapshotted before training and interpolated after.
+/// <c>merge</c> in the trainer: after training, theta = theta_base + lambda * tau with tau the fine-tune update as the
+/// method shapes it (<see cref="MergeParams"/>). Full fine-tune: the trainable weights are snapshotted before training.
+/// LoRA (linear only, which the contract enforces): lora_B scaled by lambda, which is exact.
 /// </summary>
 public sealed class MergeTrainingStrategy(MergeParams options) : ISafetyTrainingStrategy<MergeParams>, IDisposable
 {
@@ -25,15 +26,22 @@ public sealed class MergeTrainingStrategy(MergeParams options) : ISafetyTraining
     {
         Dispose();
         _baseWeights = BaseSnapshot.OfFullFineTune(context.Model);
+        if (_baseWeights is null && options.Method != MergeMethods.Linear)
+            throw new SafetyStrategyConfigurationException($"{Name} with method {options.Method} needs a full fine-tune; use method linear with a LoRA adapter.");
     }
 
     public void AfterTraining(TrainingContext context)
     {
         var trainable = context.TrainableParameters.Select(p => (p.Name, p.Parameter)).ToArray();
-        Merged = _baseWeights is null
-            ? WeightMerge.ScaleLoraUpdates(trainable, options.Lambda)
-            : WeightMerge.MergeInPlace(trainable, _baseWeights, options.Lambda);
-        context.Logger.LogInformation("{Strategy}: interpolated {Count} tensors with lambda {Lambda}", Name, Merged.Count, options.Lambda);
+        var lambda = options.EffectiveLambda;
+        Merged = (_baseWeights, options.Method) switch
+        {
+            (null, _) => WeightMerge.ScaleLoraUpdates(trainable, lambda),
+            (_, MergeMethods.Ties) => TaskVectorMerging.MergeInPlace(trainable, _baseWeights, lambda, t => TaskVectorMerging.Ties(t, options.Density)),
+            (_, MergeMethods.Pcb) => TaskVectorMerging.MergeInPlace(trainable, _baseWeights, lambda, t => TaskVectorMerging.Pcb(t, options.PcbRatio)),
+            _ => WeightMerge.MergeInPlace(trainable, _baseWeights, lambda),
+        };
+        context.Logger.LogInformation("{Strategy} ({Method}): merged {Count} tensors with lambda {Lambda}", Name, options.Method, Merged.Count, lambda);
         Dispose();
     }
 
