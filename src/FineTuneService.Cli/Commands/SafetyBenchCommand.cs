@@ -14,7 +14,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
     public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
-                           "[--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100] [--xstest-prompts 100] [--sst2-prompts 200] " +
+                           "[--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
                            "[--max-new-tokens 32] [--threads 0] [--label text] [--out docs/benchmarks/safety]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
@@ -31,7 +31,10 @@ public sealed class SafetyBenchCommand : ICliCommand
             LearningRate = arguments.GetDouble("lr", defaults.LearningRate),
             Epochs = arguments.GetInt("epochs", defaults.Epochs),
             BatchSize = arguments.GetInt("batch", defaults.BatchSize),
-            HarmfulPrompts = arguments.GetInt("harmful-prompts", defaults.HarmfulPrompts),
+            // --harmful-prompts takes a count of the shipped held-out prompts or a JSONL file that replaces them.
+            HarmfulPrompts = HarmfulPromptsFile(arguments) is null ? arguments.GetInt("harmful-prompts", defaults.HarmfulPrompts) : defaults.HarmfulPrompts,
+            HarmfulPromptsFile = HarmfulPromptsFile(arguments),
+            SafePromptsFile = arguments.Get("safe-prompts") is { } safe ? Path.GetFullPath(safe) : null,
             XsTestPrompts = arguments.GetInt("xstest-prompts", defaults.XsTestPrompts),
             Sst2DevPrompts = arguments.GetInt("sst2-prompts", defaults.Sst2DevPrompts),
             MaxNewTokens = arguments.GetInt("max-new-tokens", defaults.MaxNewTokens),
@@ -83,6 +86,11 @@ public sealed class SafetyBenchCommand : ICliCommand
         SafetyBenchmarkPlot.SavePng(results, Path.Combine(output, PlotFile));
         Console.WriteLine(markdown);
     }
+
+    private static string? HarmfulPromptsFile(CliArguments arguments) =>
+        arguments.Get("harmful-prompts") is { } value && !int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+            ? Path.GetFullPath(value)
+            : null;
 
     private static List<string> List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
 

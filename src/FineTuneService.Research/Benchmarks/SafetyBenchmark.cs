@@ -66,15 +66,21 @@ public sealed class SafetyBenchmark : IDisposable
 
         var sets = new EvaluationCatalogue(data);
         var heldOut = ShippedPromptSets.HeldOutHarmful(sets);
-        _harmful = heldOut with { Prompts = Subset(heldOut.Prompts, options.HarmfulPrompts) };
+        _harmful = options.HarmfulPromptsFile is { } harmfulFile
+            ? PromptSetLoader.LoadJsonl(harmfulFile, Path.GetFileNameWithoutExtension(harmfulFile))
+            : heldOut with { Prompts = Subset(heldOut.Prompts, options.HarmfulPrompts) };
         var xsTest = ShippedPromptSets.XsTestSafe(sets);
-        _safe = xsTest with { Prompts = Subset(xsTest.Prompts, options.XsTestPrompts) };
+        _safe = options.SafePromptsFile is { } safeFile
+            ? PromptSetLoader.LoadJsonl(safeFile, Path.GetFileNameWithoutExtension(safeFile))
+            : xsTest with { Prompts = Subset(xsTest.Prompts, options.XsTestPrompts) };
         var (sst2Dev, matcher) = ShippedPromptSets.TaskSplit(sets, "sst2");
         (_accuracy, _matcher) = (Subset(sst2Dev, options.Sst2DevPrompts), matcher);
 
         _taskRows = data.Sst2("train").Select(TaskPrompts.Sst2Example).ToList();
-        // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely.
-        _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key }));
+        // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely; so
+        // is every prompt of a harmful prompts file, which may overlap the shipped training pairs.
+        _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key })
+            .Concat(options.HarmfulPromptsFile is null ? [] : _harmful.Prompts.Select(p => p.Prompt)));
         _safetySets = SafetyData.FromShippedData(data, options.SafetyExamples);
         BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
         JudgeHash = HarmClassifier.ShippedWeightsSha256();

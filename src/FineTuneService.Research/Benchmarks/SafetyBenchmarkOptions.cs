@@ -6,7 +6,8 @@ using FineTuneService.Contracts.Safety;
 namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
-/// The strategies the benchmark compares, by row name: none, every registered strategy with its default parameters, and
+/// The strategies the benchmark compares, by row name: none, every registered strategy with its default parameters
+/// (<c>merge</c> is its linear method), the TIES and PCB merges (<c>merge_ties</c>, <c>merge_pcb</c>), and
 /// <c>best</c>, the literature's recommended
 /// combination: a fine-tuning-stage defence (projected gradients keep task updates out of the refusal directions) plus
 /// Antidote's post-fine-tuning pruning, which its paper shows adds to fine-tuning-stage defences because it does not
@@ -15,11 +16,15 @@ namespace FineTuneService.Research.Benchmarks;
 public static class SafetyBenchmarkStrategies
 {
     public const string Best = "best";
+    public const string MergeTies = "merge_ties";
+    public const string MergePcb = "merge_pcb";
 
     public static IReadOnlyDictionary<string, SafetyPlan> Plans { get; } = new Dictionary<string, SafetyPlan>(
         [
             KeyValuePair.Create(SafetyStrategyRegistry.None, SafetyPlan.None),
             .. SafetyStrategies.Registry.All.Select(s => KeyValuePair.Create(s.Name, SafetyPlan.Of(s.Defaults))),
+            KeyValuePair.Create(MergeTies, SafetyPlan.Of(new MergeParams(Method: MergeMethods.Ties))),
+            KeyValuePair.Create(MergePcb, SafetyPlan.Of(new MergeParams(Method: MergeMethods.Pcb))),
             KeyValuePair.Create(Best, SafetyPlan.Of(new ProjectedGradientsParams(), new AntidoteParams())),
         ], StringComparer.Ordinal);
 
@@ -50,6 +55,13 @@ public sealed record SafetyBenchmarkOptions
 
     /// <summary>Held-out harmful prompts the HS is measured on (a fixed spread-out subset of the never-trained share).</summary>
     public int HarmfulPrompts { get; init; } = 100;
+    /// <summary>
+    /// JSONL (<c>{"prompt", "category"}</c>) of harmful prompts that replaces the shipped held-out set (all of its
+    /// prompts are evaluated); the harmful training mix then also excludes every one of them.
+    /// </summary>
+    public string? HarmfulPromptsFile { get; init; }
+    /// <summary>JSONL of safe prompts that replaces the shipped XSTest subset for over-refusal (all of them).</summary>
+    public string? SafePromptsFile { get; init; }
     public int XsTestPrompts { get; init; } = 100;
     public int Sst2DevPrompts { get; init; } = 200;
     /// <summary>New tokens for harmful and XSTest answers; FA needs only <see cref="AccuracyMaxNewTokens"/>.</summary>
@@ -70,6 +82,8 @@ public sealed record SafetyBenchmarkOptions
         if (Seeds < 1) yield return "seeds must be >= 1.";
         if (Epochs < 1 || BatchSize < 1 || !(LearningRate > 0)) yield return "epochs, batch size and learning rate must be positive.";
         if (HarmfulPrompts < 1 || XsTestPrompts < 1 || Sst2DevPrompts < 1) yield return "evaluation sizes must be >= 1.";
+        if (HarmfulPromptsFile is { } harmful && !File.Exists(harmful)) yield return $"harmful prompts file {harmful} does not exist.";
+        if (SafePromptsFile is { } safe && !File.Exists(safe)) yield return $"safe prompts file {safe} does not exist.";
     }
 
     /// <summary>
@@ -82,8 +96,12 @@ public sealed record SafetyBenchmarkOptions
         {
             Rows, Epochs, BatchSize, LearningRate, MaxSequenceLength, HarmfulPrompts, XsTestPrompts, Sst2DevPrompts,
             MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples,
+            HarmfulPromptsSha256 = FileHash(HarmfulPromptsFile), SafePromptsSha256 = FileHash(SafePromptsFile),
             Strategies = SafetyBenchmarkStrategies.Plans.ToDictionary(p => p.Key, p => p.Value.ToJsonString()), baseModelHash, judgeHash,
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(shared))))[..16];
     }
+
+    /// <summary>Prompt files count by content, not by path: another file under the same name is another benchmark.</summary>
+    private static string? FileHash(string? path) => path is null ? null : Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 }

@@ -86,6 +86,14 @@ public static class SafetyBenchmarkReport
     }
 
     /// <summary>The setting in a few lines (what the README's honest comparison with the papers refers to).</summary>
+    private static string HarmfulSet(SafetyBenchmarkOptions o) => o.HarmfulPromptsFile is { } file
+        ? $"the harmful prompts of `{Path.GetFileName(file)}` (given with --harmful-prompts; excluded from every fine-tuning set)"
+        : $"{o.HarmfulPrompts} held-out harmful prompts (AdvBench/HarmBench/JBB, never trained by the base nor in any fine-tuning set)";
+
+    private static string SafeSet(SafetyBenchmarkOptions o) => o.SafePromptsFile is { } file
+        ? $"the safe prompts of `{Path.GetFileName(file)}` (given with --safe-prompts)"
+        : $"{o.XsTestPrompts} XSTest safe prompts";
+
     public static string Setting(SafetyBenchmarkResults results)
     {
         var o = results.Options;
@@ -97,7 +105,7 @@ public static class SafetyBenchmarkReport
             - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
             - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
             - Strategies, as the service's safety plans with its default parameters: {string.Join("; ", SafetyBenchmarkStrategies.Plans.Select(p => $"{p.Key} = `{p.Value.ToJsonString()}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
-            - Evaluation: HS on {o.HarmfulPrompts} held-out harmful prompts (AdvBench/HarmBench/JBB, never trained by the base nor in any fine-tuning set), greedy, {o.MaxNewTokens} new tokens, judged by the shipped harm classifier (primary) and the GCG keyword rule; over-refusal on {o.XsTestPrompts} XSTest safe prompts (keyword refusal); FA = exact label match on {o.Sst2DevPrompts} SST-2 dev prompts ({o.AccuracyMaxNewTokens} new tokens).
+            - Evaluation: HS on {HarmfulSet(o)}, greedy, {o.MaxNewTokens} new tokens, judged by the shipped harm classifier (primary) and the GCG keyword rule; over-refusal on {SafeSet(o)} (keyword refusal); FA = exact label match on {o.Sst2DevPrompts} SST-2 dev prompts ({o.AccuracyMaxNewTokens} new tokens).
             - Results fingerprint `{results.Fingerprint}`; cells recorded: {results.Cells.Count}.
             """);
     }
