@@ -1,0 +1,27 @@
+using System.ComponentModel;
+
+namespace FineTuneService.Contracts.Safety.Hardening;
+
+/// <summary>
+/// <c>booster</c> hardening of a base model (Huang et al., "Booster: Tackling Harmful Fine-tuning for Large Language
+/// Models via Attenuating Harmful Perturbation"): minimise f(w) + λ (h(w) − h(w − α ∇h(w) / ‖∇h(w)‖)), with f the
+/// alignment loss (harmful prompts → refusals) and h the harmful loss (harmful prompts → harmful answers). The second
+/// term is the drop of the harmful loss after one normalised harmful-gradient step: making it small leaves a later
+/// harmful fine-tune little to gain per step. λ = 5 and α = 0.1 are the defaults of the paper's code.
+/// </summary>
+public sealed record BoosterParams(
+    [property: Description("Weight λ of the harmful-loss drop (the paper's default 5).")] double Lambda = 5,
+    [property: Description("Size α of the simulated normalised harmful-gradient step (the paper's default 0.1).")] double Alpha = 0.1,
+    [property: Description("Optimizer steps of the hardening.")] int Steps = 100,
+    [property: Description("Learning rate (AdamW, constant, as the paper's alignment script).")] double LearningRate = 1e-4,
+    [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8)
+{
+    public IEnumerable<ParamError> Errors()
+    {
+        if (!(Lambda is >= 0 and <= 100)) yield return new("lambda", $"lambda must be in [0, 100], got {Lambda}.");
+        if (!(Alpha is > 0 and <= 10)) yield return new("alpha", $"alpha must be in (0, 10], got {Alpha}.");
+        if (Steps is < 1 or > 100_000) yield return new("steps", $"steps must be in [1, 100000], got {Steps}.");
+        if (!(LearningRate is > 0 and <= 1)) yield return new("learning_rate", $"learning_rate must be in (0, 1], got {LearningRate}.");
+        if (BatchSize is < 1 or > 256) yield return new("batch_size", $"batch_size must be in [1, 256], got {BatchSize}.");
+    }
+}

@@ -1,0 +1,27 @@
+using FineTuneService.Datasets;
+using FineTuneService.Ml.Models;
+
+namespace FineTuneService.Ml.Safety.Hardening;
+
+/// <summary>
+/// The provider's alignment-stage hardening of a base model, before any tenant fine-tunes it: one implementation per
+/// method (<see cref="BoosterHardener"/> now; a perturbation-aware method such as Vaccine would be a second one).
+/// Changes <paramref name="model"/>'s weights in place.
+/// </summary>
+public interface IBaseModelHardener
+{
+    /// <summary>Wire name of the method, e.g. "booster".</summary>
+    string Method { get; }
+
+    HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// What hardening trains on: alignment pairs (harmful prompt → refusal) and harmful pairs (harmful prompt → harmful
+/// answer), both from the shipped training sets, never an evaluation prompt.
+/// </summary>
+public sealed record HardeningData(IReadOnlyList<TokenizedExample> Alignment, IReadOnlyList<TokenizedExample> Harmful, int MaxSequenceLength);
+
+/// <summary>The first and last step's alignment loss and harmful-loss drop, for the job's events and the model's lineage.</summary>
+public sealed record HardeningReport(string Method, int Steps, double FirstAlignmentLoss, double LastAlignmentLoss,
+    double FirstHarmfulLossDrop, double LastHarmfulLossDrop);
