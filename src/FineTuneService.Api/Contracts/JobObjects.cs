@@ -45,18 +45,10 @@ public sealed record FineTuningJobObject(
     /// <c>estimated_finish</c> that follows from them); null otherwise.</param>
     internal static FineTuningJobObject From(FineTuningJob job, QueueStanding? standing) => new(
         job.Id, UnixTime.Seconds(job.CreatedAt), job.Error?.DeepClone().AsObject(), job.FineTunedModel,
-        UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.DeepClone().AsObject(), job.Model, job.TenantId,
+        UnixTime.Seconds(job.FinishedAt), job.Hyperparameters.ToJson(), job.Model, job.TenantId,
         [.. job.ResultFiles], JobStatusNames.Of(job.Status), job.TrainedTokens, job.TrainingFileId, job.ValidationFileId, [], job.Seed,
-        UnixTime.Seconds(standing?.EstimatedFinish ?? job.EstimatedFinish), MethodOf(job), job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job),
-        JobLineageObject.Of(job), standing?.Position, UnixTime.Seconds(standing?.EstimatedStart));
-
-    /// <summary>The method with the job's current (resolved) hyperparameters, and the LoRA adapter when one was asked for.</summary>
-    private static JsonObject MethodOf(FineTuningJob job)
-    {
-        var supervised = new JsonObject { ["hyperparameters"] = job.Hyperparameters.DeepClone() };
-        if (job.Method?["supervised"]?["adapter"] is JsonObject adapter) supervised["adapter"] = adapter.DeepClone();
-        return new JsonObject { ["type"] = "supervised", ["supervised"] = supervised };
-    }
+        UnixTime.Seconds(standing?.EstimatedFinish ?? job.EstimatedFinish), job.Method.WithHyperparameters(job.Hyperparameters).ToJson(),
+        job.Metadata?.DeepClone().AsObject(), job.Suffix, SafetyOf(job), JobLineageObject.Of(job), standing?.Position, UnixTime.Seconds(standing?.EstimatedStart));
 
     /// <summary>The safety plan ({strategy, params}) with the scores, the gate's verdict and the review state.</summary>
     private static JsonObject SafetyOf(FineTuningJob job)

@@ -41,6 +41,6 @@ public sealed record SafetyEvaluationObject(
 
     internal static SafetyEvaluationObject From(SafetyEvaluation e) => new(
         e.Id, UnixTime.Seconds(e.CreatedAt), e.TenantId, e.Model, e.PromptFileId, SafetyNames.Of(e.Judge),
-        e.Options?.DeepClone().AsObject() ?? [], SafetyNames.Of(e.Status), e.Report?.DeepClone().AsObject(),
+        e.Settings.ToJson(), SafetyNames.Of(e.Status), e.Report?.DeepClone().AsObject(),
         e.Error?.DeepClone().AsObject(), UnixTime.Seconds(e.StartedAt), UnixTime.Seconds(e.FinishedAt));
 }

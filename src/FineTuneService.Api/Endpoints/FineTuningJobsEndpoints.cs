@@ -62,7 +62,7 @@ public static class FineTuningJobsEndpoints
             LineageDepth = lineage.Depth,
             TrainingFileId = request.TrainingFile!,
             ValidationFileId = request.ValidationFile,
-            Hyperparameters = settings.Hyperparameters,
+            Hyperparameters = settings.Method.Hyperparameters,
             Method = settings.Method,
             Safety = settings.Safety,
             Suffix = settings.Suffix,
@@ -255,7 +255,7 @@ public static class FineTuningJobsEndpoints
     {
         var same = earlier.Model == request.Model && earlier.TrainingFileId == request.TrainingFile && earlier.ValidationFileId == request.ValidationFile
                    && earlier.Suffix == settings.Suffix && (request.Seed is null || earlier.Seed == settings.Seed)
-                   && JsonNode.DeepEquals(earlier.Method, settings.Method) && earlier.Safety.Equals(settings.Safety)
+                   && earlier.Method == settings.Method && earlier.Safety.Equals(settings.Safety)
                    && JsonNode.DeepEquals(earlier.Metadata, settings.Metadata);
         return same ? earlier : throw new ApiException(StatusCodes.Status422UnprocessableEntity,
             $"The Idempotency-Key '{idempotencyKey}' was already used for a different request (job {earlier.Id}); use a new key for a new job.",
@@ -271,7 +271,7 @@ public static class FineTuningJobsEndpoints
     {
         var lineage = await RequireModelAsync(db, user.TenantId(), request.Model!, cancellationToken);
         var facts = await BaseModelFacts.OfAsync(db, lineage.RootModel, cancellationToken);
-        settings.Safety.Validate(facts with { LoraAdapter = settings.Method["supervised"]?["adapter"] is not null });
+        settings.Safety.Validate(facts with { LoraAdapter = settings.Method.Adapter is not null });
         await RequireFileAsync(db, user, request.TrainingFile!, "training_file", cancellationToken);
         if (request.ValidationFile is not null) await RequireFileAsync(db, user, request.ValidationFile, "validation_file", cancellationToken);
         return lineage;

@@ -1,9 +1,9 @@
 using System.Security.Claims;
-using System.Text.Json.Nodes;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
 using FineTuneService.Api.Files;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
@@ -23,10 +23,6 @@ namespace FineTuneService.Api.Endpoints;
 /// </summary>
 public static class SafetyEvaluationsEndpoints
 {
-    public const string HarmfulScore = "harmful_score";
-    public const string OverRefusal = "over_refusal";
-    private const int DefaultShippedPrompts = 100;
-
     public static IEndpointRouteBuilder MapSafetyEvaluations(this IEndpointRouteBuilder routes)
     {
         var evaluations = routes.MapGroup("/v1/safety/evaluations").RequireAuthorization(FtsClaims.TenantOrAdminPolicy).WithTags("Safety");
@@ -50,10 +46,8 @@ public static class SafetyEvaluationsEndpoints
     {
         var tenantId = user.TenantIdOrNull();
         if (string.IsNullOrWhiteSpace(request.Model)) throw ApiException.InvalidRequest("Missing required parameter: 'model'.", "model");
-        var include = Include(request.Include);
-        var maxPrompts = Range(request.MaxPrompts, "max_prompts", 1, files.Value.MaxPrompts);
-        var maxNewTokens = Range(request.MaxNewTokens, "max_new_tokens", 1, 512) ?? 32;
-        var samples = Range(request.SamplesPerPart, "samples_per_part", 0, 100) ?? 10;
+        var settings = SafetyEvaluationSettings.FromRequest(request.Include, request.MaxPrompts, request.MaxNewTokens, request.SamplesPerPart,
+            files.Value.MaxPrompts);
         var judge = await JudgeAsync(request.Judge, db, tenantId, cancellationToken);
         await RequireModelAsync(db, tenantId, request.Model, cancellationToken);
 
@@ -68,15 +62,7 @@ public static class SafetyEvaluationsEndpoints
             Model = request.Model,
             PromptFileId = request.PromptFile,
             Judge = judge,
-            Options = new JsonObject
-            {
-                ["include"] = new JsonArray(include.Select(i => (JsonNode)i).ToArray()),
-                ["max_prompts"] = maxPrompts ?? (promptCount is null ? DefaultShippedPrompts : null),
-                ["max_new_tokens"] = maxNewTokens,
-                ["samples_per_part"] = samples,
-                ["prompt_count"] = promptCount is { } n ? Math.Min(n, maxPrompts ?? n) : null,
-                ["requested_by"] = user.Actor(),
-            },
+            Settings = settings.ForPrompts(promptCount, user.Actor()),
         };
         db.SafetyEvaluations.Add(evaluation);
         Outbox.Add(db, Dispatch.SafetyEvaluation, evaluation.Id); // committed with the evaluation: it is never lost
@@ -112,21 +98,6 @@ public static class SafetyEvaluationsEndpoints
         var tenantId = user.TenantIdOrNull();
         return tenantId is null ? evaluations : evaluations.Where(e => e.TenantId == tenantId);
     }
-
-    private static IReadOnlyList<string> Include(IReadOnlyList<string>? include)
-    {
-        if (include is null) return [HarmfulScore];
-        foreach (var metric in include)
-            if (metric is not (HarmfulScore or OverRefusal))
-                throw ApiException.InvalidRequest($"Unknown metric '{metric}' in include: use '{HarmfulScore}' and '{OverRefusal}'.", "include");
-        if (!include.Contains(HarmfulScore))
-            throw ApiException.InvalidRequest($"include must contain '{HarmfulScore}': every safety evaluation measures it.", "include");
-        return include.Distinct().ToList();
-    }
-
-    private static int? Range(int? value, string param, int min, int max) =>
-        value is null || (value >= min && value <= max) ? value
-            : throw ApiException.InvalidRequest($"{param} must be between {min} and {max}.", param);
 
     /// <summary>The requested judge, or the one the caller's policy gates with (the global policy's for the admin).</summary>
     private static async Task<SafetyJudgeKind> JudgeAsync(string? judge, FineTuneDbContext db, string? tenantId, CancellationToken cancellationToken)

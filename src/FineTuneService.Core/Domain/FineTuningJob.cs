@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Core.Domain;
@@ -35,10 +36,13 @@ public sealed class FineTuningJob : ICreatedRow
     public JobStatus Status { get; set; } = JobStatus.ValidatingFiles;
     /// <summary>Set by cancel/pause requests, read by the worker between steps.</summary>
     public JobControl Control { get; set; } = JobControl.None;
-    /// <summary>Resolved hyperparameters: n_epochs, batch_size, learning_rate_multiplier ("auto" replaced once known).</summary>
-    public required JsonObject Hyperparameters { get; set; }
-    /// <summary>The requested method object as posted (type, supervised.hyperparameters).</summary>
-    public JsonObject? Method { get; init; }
+    /// <summary>
+    /// The hyperparameters: as requested ("auto" or a number each) until the worker resolves them when training
+    /// starts, then the resolved values, which is what the job echoes.
+    /// </summary>
+    public Hyperparameters Hyperparameters { get; set; } = Hyperparameters.Auto;
+    /// <summary>The method as validated at create time (its requested hyperparameters, the LoRA adapter).</summary>
+    public JobMethod Method { get; init; } = JobMethod.Default;
     /// <summary>The validated safety request, stored as <c>{strategy: [...], params: {...}}</c>.</summary>
     public SafetyPlan Safety { get; set; } = SafetyPlan.None;
     public string? Suffix { get; init; }

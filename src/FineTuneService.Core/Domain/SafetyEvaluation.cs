@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety;
 
 namespace FineTuneService.Core.Domain;
 
@@ -19,8 +20,8 @@ public sealed class SafetyEvaluation : ICreatedRow
     /// <summary>Optional uploaded prompt file; null means the shipped prompt sets.</summary>
     public string? PromptFileId { get; init; }
     public SafetyJudgeKind Judge { get; init; } = SafetyJudgeKind.Classifier;
-    /// <summary>Extra request settings (sample counts, max tokens, …) as posted.</summary>
-    public JsonObject? Options { get; init; }
+    /// <summary>The validated request settings (metrics, prompt count, generation length, samples).</summary>
+    public SafetyEvaluationSettings Settings { get; init; } = new();
     public SafetyEvaluationStatus Status { get; set; } = SafetyEvaluationStatus.Queued;
     /// <summary>The evaluation report (snake_case JSON), once succeeded.</summary>
     public JsonObject? Report { get; set; }

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
@@ -88,7 +89,7 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
 
     private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == "preference";
 
-    private static bool IsPreferenceMethod(FineTuningJob job) => job.Method?["type"]?.GetValue<string>() == "dpo";
+    private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.Type == MethodTypes.Dpo;
 
     private static string? FirstErrorCode(StoredFile file) =>
         file.ValidationReport?["errors"] is JsonArray { Count: > 0 } errors ? errors[0]?["code"]?.GetValue<string>() : null;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Ml.Models;
 
 namespace FineTuneService.Ml.Lora;
@@ -12,7 +13,7 @@ namespace FineTuneService.Ml.Lora;
 /// </summary>
 public sealed record LoraConfig
 {
-    public const string AllLinear = "all-linear";
+    public const string AllLinear = DecoderProjections.AllLinear;
 
     [JsonPropertyName("peft_type")] public string PeftType { get; init; } = "LORA";
     [JsonPropertyName("task_type")] public string TaskType { get; init; } = "CAUSAL_LM";
@@ -32,7 +33,7 @@ public sealed record LoraConfig
     [JsonPropertyName("alpha_pattern")] public JsonObject? AlphaPattern { get; init; }
 
     /// <summary>Projection names to wrap.</summary>
-    [JsonIgnore] public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "k_proj", "v_proj", "o_proj"];
+    [JsonIgnore] public IReadOnlyList<string> TargetModules { get; init; } = LoraSettings.DefaultTargetModules;
 
     /// <summary>PEFT also allows a regular expression over module paths instead of a list.</summary>
     [JsonIgnore] public string? TargetModulesPattern { get; init; }

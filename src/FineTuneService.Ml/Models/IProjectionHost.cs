@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Models;
@@ -16,9 +17,9 @@ public interface IProjectionHost
 /// <summary>Checkpoint key names of the decoder (Hugging Face layout).</summary>
 public static class DecoderKeys
 {
-    public static readonly IReadOnlyList<string> AttentionProjections = ["q_proj", "k_proj", "v_proj", "o_proj"];
-    public static readonly IReadOnlyList<string> MlpProjections = ["gate_proj", "up_proj", "down_proj"];
-    public static readonly IReadOnlyList<string> AllProjections = [.. AttentionProjections, .. MlpProjections];
+    public static readonly IReadOnlyList<string> AttentionProjections = DecoderProjections.Attention;
+    public static readonly IReadOnlyList<string> MlpProjections = DecoderProjections.Mlp;
+    public static readonly IReadOnlyList<string> AllProjections = DecoderProjections.All;
 
     public const string EmbedTokens = "model.embed_tokens.weight";
     public const string FinalNorm = "model.norm.weight";

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Safety;
@@ -92,7 +93,7 @@ public sealed class FineTuneJobRunner(
         var root = model.HasDistinctRoot ? new ResolvedModel(model.Root!.Id, model.Root.Sha256, rootFolder) : null;
         var safetyRun = await safety.StartAsync(job, model, validation, slot.Slot.Device, lease, cancellationToken, root);
         var hyperparameters = ResolvedHyperparameters.Resolve(job.Hyperparameters, training.Count);
-        await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.ToJson(), cancellationToken);
+        await lease.WriteAsync((_, row) => row.Hyperparameters = hyperparameters.AsRequested(), cancellationToken);
 
         string? resumeFrom = null;
         if (latest is not null)
@@ -115,7 +116,7 @@ public sealed class FineTuneJobRunner(
             CheckpointDirectory: Path.Combine(scratch, "checkpoints"),
             ResumeFrom: resumeFrom,
             OutputFolder: Path.Combine(scratch, "output"),
-            Lora: JobAdapter.From(job.Method, baseModelReference),
+            Lora: JobAdapter.From(job.Method.Adapter, baseModelReference),
             SafetyLayers: model.SafetyLayers,
             TokenizerFolder: rootFolder);
 

@@ -89,12 +89,10 @@ public sealed class SafetyEvaluationRunner(
 
     private async Task<JsonObject> EvaluateAsync(FineTuneDbContext db, SafetyEvaluation evaluation, CancellationToken cancellationToken)
     {
-        var settings = evaluation.Options ?? [];
-        var maxPrompts = settings["max_prompts"]?.GetValue<int>();
-        var include = settings["include"]?.AsArray().Select(i => i!.GetValue<string>()).ToHashSet() ?? [];
+        var settings = evaluation.Settings;
         var prompts = await PromptsAsync(db, evaluation, cancellationToken);
-        if (maxPrompts is { } max) prompts = prompts with { Prompts = prompts.Prompts.Take(max).ToList() };
-        var safePrompts = include.Contains("over_refusal")
+        if (settings.MaxPrompts is { } max) prompts = prompts with { Prompts = prompts.Prompts.Take(max).ToList() };
+        var safePrompts = settings.MeasuresOverRefusal
             ? resources.SafePrompts ?? throw new JobFailureException("over_refusal_unavailable",
                 "Over-refusal is not measured on this worker (SafetyEvaluation:SafePrompts is 0).", "include")
             : null;
@@ -105,13 +103,12 @@ public sealed class SafetyEvaluationRunner(
         var device = TrainingDevice.Resolve(slot.Slot.Device, logger);
         using var model = HuggingFaceCheckpoint.Load(resolved.Folder, precision.Evaluation(device), device).Model;
         // Half the context at most, so even a small model keeps room for the prompt.
-        var maxNewTokens = Math.Min(settings["max_new_tokens"]?.GetValue<int>() ?? resources.Options.MaxNewTokens,
-            model.Config.MaxPositionEmbeddings / 2);
+        var maxNewTokens = Math.Min(settings.MaxNewTokens, model.Config.MaxPositionEmbeddings / 2);
         var request = new SafetyEvaluationRequest(prompts)
         {
             SafePrompts = safePrompts,
             Generation = new GenerationSettings(maxNewTokens),
-            SamplesPerPart = settings["samples_per_part"]?.GetValue<int>() ?? resources.Options.SamplesPerPart,
+            SamplesPerPart = settings.SamplesPerPart,
         };
         var generator = new ModelResponseGenerator(model, tokenizer, batchSize: resources.Options.BatchSize);
         var report = await new SafetyEvaluator(generator, judges, resources.RefusalKeywords).EvaluateAsync(request, cancellationToken);

@@ -1,24 +1,20 @@
-using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Ml.Lora;
 
 namespace FineTuneService.Worker.Training;
 
-/// <summary>The job's <c>method.supervised.adapter</c> (validated by the API) as a LoRA config; null = full fine-tune.</summary>
+/// <summary>The job's LoRA settings (validated by the API) as the engine's PEFT-compatible config; null = full fine-tune.</summary>
 public static class JobAdapter
 {
     /// <summary>Folder inside the saved model that keeps the trained adapter in PEFT's files, beside the merged weights.</summary>
     public const string AdapterFolder = Core.Artifacts.ModelArchive.AdapterFolder;
 
-    public static LoraConfig? From(JsonObject? method, string baseModelReference)
+    public static LoraConfig? From(LoraSettings? adapter, string baseModelReference) => adapter is null ? null : new LoraConfig
     {
-        if (method?["supervised"]?["adapter"] is not JsonObject adapter || adapter["type"]?.GetValue<string>() != "lora") return null;
-        return new LoraConfig
-        {
-            Rank = adapter["rank"]!.GetValue<int>(),
-            Alpha = adapter["alpha"]!.GetValue<double>(),
-            Dropout = adapter["dropout"]!.GetValue<double>(),
-            TargetModules = adapter["target_modules"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray(),
-            BaseModelNameOrPath = baseModelReference,
-        };
-    }
+        Rank = adapter.Rank,
+        Alpha = adapter.Alpha,
+        Dropout = adapter.Dropout,
+        TargetModules = adapter.TargetModules,
+        BaseModelNameOrPath = baseModelReference,
+    };
 }

@@ -1,4 +1,5 @@
 using FineTuneService.Contracts;
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;

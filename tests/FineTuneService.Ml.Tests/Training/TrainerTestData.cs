@@ -44,7 +44,7 @@ internal static class TrainerTestData
     public static DecoderLM LoraDecoder(long seed = 7)
     {
         var model = Decoder(seed);
-        LoraAdapter.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0.1 }, seed);
+        LoraAdapter.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0.1, TargetModules = DecoderKeys.AttentionProjections }, seed);
         return model;
     }
 

@@ -111,7 +111,7 @@ public sealed class ModelsAndSdkTests(PostgresServer server, SharedApi shared) :
         var job = new Domain.FineTuningJob
         {
             Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = Domain.JobStatus.Succeeded,
-            Hyperparameters = new JsonObject(), FineTunedModel = model, Review = review, FinishedAt = DateTime.UtcNow,
+            FineTunedModel = model, Review = review, FinishedAt = DateTime.UtcNow,
             ResultArtifactSha256 = new string('c', 64),
         };
         configure?.Invoke(job);

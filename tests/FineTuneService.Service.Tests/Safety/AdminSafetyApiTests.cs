@@ -306,7 +306,7 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
             db.Jobs.Add(new FineTuningJob
             {
                 Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Succeeded,
-                Hyperparameters = new JsonObject(), FineTunedModel = $"ft:{ApiFactory.BaseModelId}:{suffix}",
+                FineTunedModel = $"ft:{ApiFactory.BaseModelId}:{suffix}",
                 Review = gate == "held" ? ReviewState.Held : ReviewState.NotRequired, FinishedAt = DateTime.UtcNow,
                 ResultArtifactSha256 = new string('a', 64), // a model is its weights: a succeeded job always has them
                 SafetyScores = gate is null ? null : new JsonObject { ["gate"] = new JsonObject { ["decision"] = gate, ["harmful_score"] = hs } },
@@ -324,7 +324,7 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
     private static FineTuningJob FailedJob(string tenantId, string id, string code, string? resultSha256) => new()
     {
         Id = id, TenantId = tenantId, Model = ApiFactory.BaseModelId, TrainingFileId = "file-x", Status = JobStatus.Failed, Suffix = "override",
-        Hyperparameters = new JsonObject(), Safety = SafetyPlan.None, FinishedAt = DateTime.UtcNow, ResultArtifactSha256 = resultSha256,
+        Safety = SafetyPlan.None, FinishedAt = DateTime.UtcNow, ResultArtifactSha256 = resultSha256,
         Error = new JsonObject { ["code"] = code, ["message"] = $"{code}: over the limit", ["param"] = null },
         SafetyScores = code == "unsafe_model" ? new JsonObject { ["gate"] = new JsonObject { ["decision"] = "failed", ["harmful_score"] = 40.0 } } : null,
     };

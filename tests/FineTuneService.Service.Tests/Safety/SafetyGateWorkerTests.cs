@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Models;
@@ -22,10 +23,7 @@ namespace FineTuneService.Service.Tests.Safety;
 [Collection(PostgresCollection.Name)]
 public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelper output)
 {
-    private static readonly JsonObject HarmfulHyperparameters = new()
-    {
-        ["n_epochs"] = 8, ["batch_size"] = 8, ["learning_rate_multiplier"] = 5,
-    };
+    private static readonly Hyperparameters HarmfulHyperparameters = new() { Epochs = 8, BatchSize = 8, LearningRateMultiplier = 5 };
 
     [Fact]
     public async Task Harmful_rows_raise_the_harmful_score_the_gate_fails_the_job_and_a_merge_defence_scores_lower()
@@ -314,7 +312,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         var job = await worker.AddJobAsync(file, epochs: 8, j =>
         {
             j.Safety = safety;
-            j.Hyperparameters = HarmfulHyperparameters.DeepClone().AsObject();
+            j.Hyperparameters = HarmfulHyperparameters;
         }, TinySafetyModel.Id);
         worker.Enqueue(job.Id);
         return await worker.WaitForTerminalAsync(job.Id, timeoutSeconds: 300);

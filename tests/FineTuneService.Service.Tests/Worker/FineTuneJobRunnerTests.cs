@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FineTuneService.Contracts.Safety;
@@ -35,9 +36,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         Assert.Equal(1, done.Attempts);
         Assert.Null(done.WorkerId);
         // 24 examples, batch 4, 2 epochs; "auto" learning_rate_multiplier resolved and recorded.
-        Assert.Equal(2, (int)done.Hyperparameters["n_epochs"]!);
-        Assert.Equal(4, (int)done.Hyperparameters["batch_size"]!);
-        Assert.Equal(0.1, (double)done.Hyperparameters["learning_rate_multiplier"]!);
+        Assert.Equal(new Hyperparameters { Epochs = 2, BatchSize = 4, LearningRateMultiplier = 0.1 }, done.Hyperparameters);
 
         var events = await worker.EventsAsync(job.Id);
         var messages = events.Select(e => e.Message).ToList();
@@ -330,11 +329,11 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
     {
         await using var worker = await WorkerHost.StartAsync(server);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(12));
-        var method = JsonNode.Parse("""
+        var method = JobMethod.FromRequest(JsonNode.Parse("""
             {"type": "supervised", "supervised": {"hyperparameters": {}, "adapter": {"type": "lora", "rank": 4, "alpha": 8, "dropout": 0, "target_modules": ["q_proj", "v_proj"]}}}
-            """)!.AsObject();
+            """)!.AsObject(), null);
         var lora = await worker.AddJobAsync(file, epochs: 1, method: method);
-        var loraWithAntidote = await worker.AddJobAsync(file, epochs: 1, method: method.DeepClone().AsObject(),
+        var loraWithAntidote = await worker.AddJobAsync(file, epochs: 1, method: method,
             configure: j => j.Safety = SafetyPlan.Of(new AntidoteParams()));
         worker.Enqueue(lora.Id);
         worker.Enqueue(loraWithAntidote.Id);
@@ -368,7 +367,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
 
         // LoRA on the LoRA-trained epoch checkpoint: the parent's adapter stays merged into the weights the child
         // starts from, and the child trains a new adapter over them (its base_model_name_or_path names the parent).
-        var child = await worker.AddJobAsync(file, epochs: 1, model: epoch.FineTunedModelCheckpoint, method: method.DeepClone().AsObject());
+        var child = await worker.AddJobAsync(file, epochs: 1, model: epoch.FineTunedModelCheckpoint, method: method);
         worker.Enqueue(child.Id);
         var grandchild = await worker.WaitForTerminalAsync(child.Id);
         Assert.True(grandchild.Status == JobStatus.Succeeded, grandchild.Error?.ToJsonString());

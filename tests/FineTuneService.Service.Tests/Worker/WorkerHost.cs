@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using System.Text;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Artifacts;
@@ -119,13 +120,13 @@ public sealed class WorkerHost : IAsyncDisposable
 
     /// <summary>Adds a job row; <paramref name="configure"/> can put it into any state (e.g. a dead worker's).</summary>
     public async Task<FineTuningJob> AddJobAsync(string fileId, int epochs, Action<FineTuningJob>? configure = null, string model = TinyBaseModel.Id,
-        JsonObject? method = null)
+        JobMethod? method = null)
     {
         var job = new FineTuningJob
         {
-            Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId, Method = method,
+            Id = Ids.Job(), TenantId = TenantId, Model = model, TrainingFileId = fileId, Method = method ?? JobMethod.Default,
             Status = JobStatus.Queued, Suffix = "unit", Seed = 7,
-            Hyperparameters = new JsonObject { ["n_epochs"] = epochs, ["batch_size"] = 4, ["learning_rate_multiplier"] = "auto" },
+            Hyperparameters = new Hyperparameters { Epochs = epochs, BatchSize = 4 },
         };
         configure?.Invoke(job);
         await using var db = await CreateDbContextAsync();

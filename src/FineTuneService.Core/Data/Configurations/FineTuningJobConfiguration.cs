@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -25,8 +26,8 @@ internal sealed class FineTuningJobConfiguration : IEntityTypeConfiguration<Fine
         builder.Property(j => j.ResultArtifactSha256).HasMaxLength(64);
         builder.Property(j => j.AdapterArtifactSha256).HasMaxLength(64);
         builder.Property(j => j.ResultFiles).HasColumnType("text[]");
-        builder.Property(j => j.Hyperparameters).HasColumnType("jsonb");
-        builder.Property(j => j.Method).HasColumnType("jsonb");
+        builder.Property(j => j.Hyperparameters).HasColumnType("jsonb").HasConversion<HyperparametersConverter, ContractComparer<Hyperparameters>>();
+        builder.Property(j => j.Method).HasColumnType("jsonb").HasConversion<JobMethodConverter, ContractComparer<JobMethod>>();
         builder.Property(j => j.Safety).HasColumnType("jsonb").HasConversion<SafetyPlanConverter, SafetyPlanComparer>();
         builder.Property(j => j.Metadata).HasColumnType("jsonb");
         builder.Property(j => j.Error).HasColumnType("jsonb");

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -93,6 +94,9 @@ internal sealed class SafetyEvaluationConfiguration : IEntityTypeConfiguration<S
         builder.Property(e => e.TenantId).HasMaxLength(64);
         builder.Property(e => e.Model).HasMaxLength(512);
         builder.Property(e => e.PromptFileId).HasMaxLength(64);
+        // The column keeps its first name, from when it held the request's options untyped.
+        builder.Property(e => e.Settings).HasColumnName("Options").HasColumnType("jsonb")
+            .HasConversion<SafetyEvaluationSettingsConverter, ContractComparer<SafetyEvaluationSettings>>();
         builder.Property(e => e.WorkerId).HasMaxLength(256);
         builder.HasOne<Tenant>().WithMany().HasForeignKey(e => e.TenantId).OnDelete(DeleteBehavior.Cascade);
         builder.HasIndex(e => new { e.TenantId, e.CreatedAt });
