@@ -15,7 +15,7 @@ namespace FineTuneService.Service.Tests.Api;
 [Collection(PostgresCollection.Name)]
 public sealed class TypedContractsMigrationTests(PostgresServer server)
 {
-    private const string Before = "20261202004754_BaseModelSafetyLayers";
+    private const string Before = "20261202021254_JobLineage";
 
     [Fact]
     public async Task Untyped_rows_read_back_as_contract_records()

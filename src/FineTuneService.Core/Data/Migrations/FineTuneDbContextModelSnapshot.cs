@@ -247,6 +247,7 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasColumnType("jsonb");
 
                     b.Property<string>("Method")
+                        .IsRequired()
                         .HasColumnType("jsonb");
 
                     b.Property<string>("Model")
@@ -574,15 +575,17 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
 
-                    b.Property<string>("Options")
-                        .HasColumnType("jsonb");
-
                     b.Property<string>("PromptFileId")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
                     b.Property<string>("Report")
                         .HasColumnType("jsonb");
+
+                    b.Property<string>("Settings")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("Options");
 
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("timestamp with time zone");
