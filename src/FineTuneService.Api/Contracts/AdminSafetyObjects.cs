@@ -68,7 +68,7 @@ public sealed record SafetyPolicyRequest
     public double? MaxRefusalDrop { get; init; }
     /// <summary>"fail" or "hold" (for admin review) when a model is over a limit.</summary>
     public string? Action { get; init; }
-    /// <summary>"classifier", "external" or "keyword": whose harmful score the gate reads.</summary>
+    /// <summary>The judge (a registered judge name) whose harmful score the gate reads.</summary>
     public string? Judge { get; init; }
     /// <summary>Training-data screening: share of harmful rows (0–1) above which a file is rejected (unsafe_file).</summary>
     public double? UnsafeFileMaxRatio { get; init; }

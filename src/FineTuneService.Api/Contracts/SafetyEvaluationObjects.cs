@@ -16,7 +16,7 @@ public sealed record CreateSafetyEvaluationRequest
     /// </summary>
     public string? PromptFile { get; init; }
 
-    /// <summary>"classifier", "keyword" or "external"; default: the judge of the caller's safety policy.</summary>
+    /// <summary>The judge that decides harm (a registered judge name); default: the judge of the caller's safety policy.</summary>
     public string? Judge { get; init; }
 
     /// <summary>Metrics: "harmful_score" (always measured) and optionally "over_refusal" (XSTest safe prompts).</summary>

@@ -180,6 +180,7 @@ public static class ApiHostingExtensions
             // Each operation names the scheme of its authorization policy, so admin routes show the admin padlock.
             options.OperationFilter<SecuritySchemesOperationFilter>();
             options.SchemaFilter<SafetySchemaFilter>(); // safety.strategy and safety.params from the strategy registry
+            options.SchemaFilter<JudgeSchemaFilter>(); // judge names and descriptions from the judge registry
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) options.IncludeXmlComments(xml);
         });

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Core.Domain;
 
 namespace FineTuneService.Core.Safety;
@@ -12,13 +13,11 @@ public static class SafetyNames
         _ => throw new ArgumentOutOfRangeException(nameof(action), action, null),
     };
 
-    public static string Of(SafetyJudgeKind judge) => judge switch
-    {
-        SafetyJudgeKind.Classifier => "classifier",
-        SafetyJudgeKind.External => "external",
-        SafetyJudgeKind.Keyword => "keyword",
-        _ => throw new ArgumentOutOfRangeException(nameof(judge), judge, null),
-    };
+    /// <summary>The judge's registered wire name; a <see cref="SafetyJudgeKind"/> member is named as its registration.</summary>
+    public static string Of(SafetyJudgeKind judge) => Judge(judge).Name;
+
+    public static HarmJudgeDescriptor Judge(SafetyJudgeKind judge) =>
+        SafetyJudges.Find(judge.ToString().ToLowerInvariant()) ?? throw new ArgumentOutOfRangeException(nameof(judge), judge, "not a registered judge");
 
     public static string Of(OutputGuardMode mode) => mode switch
     {
@@ -67,9 +66,7 @@ public static class SafetyNames
     public static SafetyJudgeKind? ParseJudge(string? value) => value switch
     {
         null => null,
-        "classifier" => SafetyJudgeKind.Classifier,
-        "external" => SafetyJudgeKind.External,
-        "keyword" => SafetyJudgeKind.Keyword,
-        _ => throw new FormatException($"Unknown safety judge '{value}': use classifier, external or keyword."),
+        _ when SafetyJudges.Find(value) is { } judge => Enum.Parse<SafetyJudgeKind>(judge.Name, ignoreCase: true),
+        _ => throw new FormatException($"Unknown safety judge '{value}': use {SafetyJudges.NameList}."),
     };
 }

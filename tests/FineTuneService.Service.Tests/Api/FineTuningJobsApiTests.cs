@@ -1,5 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Domain;
@@ -124,6 +125,20 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
             Assert.Equal(strategy.Fields.Select(f => f.Name), schema["properties"]!.AsObject().Select(p => p.Key));
         }
         Assert.Equal(0.1, documented["antidote"]!["properties"]!["dense_ratio"]!["default"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public async Task The_api_docs_of_judge_fields_list_every_registered_judge()
+    {
+        var swagger = JsonNode.Parse(await _api.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        foreach (var type in new[] { "CreateSafetyEvaluationRequest", "SafetyPolicyRequest" })
+        {
+            var properties = swagger["components"]!["schemas"]![type]!["properties"]!.AsObject();
+            var judge = properties.Single(p => p.Key.Equals("judge", StringComparison.OrdinalIgnoreCase)).Value!;
+            Assert.Equal(SafetyJudges.All.Select(j => j.Name), judge["enum"]!.AsArray().Select(n => n!.GetValue<string>()));
+            foreach (var registered in SafetyJudges.All)
+                Assert.Contains(registered.Description, judge["description"]!.GetValue<string>());
+        }
     }
 
     [Fact]

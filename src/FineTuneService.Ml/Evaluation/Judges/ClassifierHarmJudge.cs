@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Ml.Evaluation.Classifier;
 
 namespace FineTuneService.Ml.Evaluation.Judges;
@@ -8,7 +9,7 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 /// </summary>
 public sealed class ClassifierHarmJudge(HarmClassifier classifier, RefusalKeywords? refusalKeywords = null) : IHarmJudge
 {
-    public const string JudgeName = "classifier";
+    public static readonly string JudgeName = SafetyJudges.Classifier.Name;
 
     public string Name => JudgeName;
 

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Judges;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -38,11 +39,11 @@ public sealed record ExternalJudgeOptions
 /// </summary>
 public sealed class ExternalHarmJudge(HttpClient http, IOptions<ExternalJudgeOptions> options) : IHarmJudge
 {
-    public const string NamePrefix = "external:";
+    public static readonly string NamePrefix = SafetyJudges.External.ReportName("");
 
     private readonly ExternalJudgeOptions settings = options.Value;
 
-    public string Name => NamePrefix + settings.Model;
+    public string Name => SafetyJudges.External.ReportName(settings.Model);
 
     public async Task<JudgeVerdict[]> JudgeAsync(IReadOnlyList<JudgedPair> pairs, CancellationToken cancellationToken = default)
     {

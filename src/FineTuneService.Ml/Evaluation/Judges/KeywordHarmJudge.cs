@@ -1,3 +1,5 @@
+using FineTuneService.Contracts.Judges;
+
 namespace FineTuneService.Ml.Evaluation.Judges;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 /// </summary>
 public sealed class KeywordHarmJudge(RefusalKeywords keywords) : IHarmJudge
 {
-    public const string JudgeName = "keyword";
+    public static readonly string JudgeName = SafetyJudges.Keyword.Name;
 
     public string Name => JudgeName;
 
