@@ -1,7 +1,9 @@
 using FineTuneService.Contracts.Jobs;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
+using FineTuneService.Datasets.Jsonl;
 using FineTuneService.Core.Models;
 using Microsoft.EntityFrameworkCore;
 
@@ -87,7 +89,10 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
     private static JsonObject Error(string code, string message, string param) =>
         new() { ["code"] = code, ["message"] = message, ["param"] = param };
 
-    private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == "preference";
+    /// <summary>The validation report's name for preference rows, as the Datasets enum writes it.</summary>
+    private static readonly string PreferenceFormat = JsonSerializer.SerializeToElement(DatasetFormat.Preference).GetString()!;
+
+    private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == PreferenceFormat;
 
     private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.Type == MethodTypes.Dpo;
 

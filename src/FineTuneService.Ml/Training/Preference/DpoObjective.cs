@@ -1,4 +1,3 @@
-using FineTuneService.Datasets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -46,8 +45,4 @@ public static class DpoObjective
         var accuracy = margins.gt(0).to(ScalarType.Float32).mean().ToDouble();
         return new DpoLoss(loss.MoveToOuterDisposeScope(), margin, accuracy);
     }
-
-    /// <summary>The two sides of <paramref name="pairs"/> as training examples: chosen rows first, then rejected, in order.</summary>
-    public static IReadOnlyList<ChatExample> Sides(IReadOnlyList<PreferenceExample> pairs) =>
-        [.. pairs.Select(p => p.Chosen), .. pairs.Select(p => p.Rejected)];
 }
