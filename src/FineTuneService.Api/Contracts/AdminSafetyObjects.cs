@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Api.Safety;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Safety;
@@ -26,8 +27,8 @@ public sealed record SafetyReportObject(
     public string Object => "safety.report";
 
     internal static SafetyReportObject From(SafetyReport r) => new(
-        r.Id.ToString(), r.JobId, r.Stage, r.Sequence, r.Judge, r.HarmfulScore, r.ClassifierHarmfulScore, r.KeywordHarmfulScore,
-        r.ExternalHarmfulScore, r.OverRefusalRate, r.FineTuneAccuracy, r.ArtifactSha256, r.Report.DeepClone().AsObject(),
+        r.Id.ToString(), r.JobId, r.Stage, r.Sequence, r.Judge, r.HarmfulScore, r.JudgeScores.Of(SafetyJudges.Classifier.Name),
+        r.JudgeScores.Of(SafetyJudges.Keyword.Name), r.JudgeScores.Of(SafetyJudges.External.Name), r.OverRefusalRate, r.FineTuneAccuracy, r.ArtifactSha256, r.Report.DeepClone().AsObject(),
         UnixTime.Seconds(r.CreatedAt));
 }
 

@@ -8,6 +8,13 @@ public sealed record HarmJudgeDescriptor(string Name, string Description)
 {
     /// <summary>The name in reports of a judge that carries a model ("external:llama-guard-3").</summary>
     public string ReportName(string? model) => model is null ? Name : $"{Name}:{model}";
+
+    /// <summary>The judge's name in a report's judge name: "external:llama-guard-3" → "external", "keyword" → "keyword".</summary>
+    public static string NameOf(string reportName)
+    {
+        var colon = reportName.IndexOf(':');
+        return colon < 0 ? reportName : reportName[..colon];
+    }
 }
 
 /// <summary>

@@ -68,3 +68,13 @@ internal sealed class SafetyPlanComparer() : ValueComparer<SafetyPlan>(
     (left, right) => left == null ? right == null : left.Equals(right),
     plan => plan.GetHashCode(),
     plan => plan);
+
+/// <summary>Stores a row's <see cref="Domain.JudgeHarmfulScores"/> as a jsonb map from judge name to HS.</summary>
+internal sealed class JudgeHarmfulScoresConverter() : ValueConverter<Domain.JudgeHarmfulScores, string>(
+    scores => scores.ToJsonString(),
+    text => Domain.JudgeHarmfulScores.FromJson(text));
+
+internal sealed class JudgeHarmfulScoresComparer() : ValueComparer<Domain.JudgeHarmfulScores>(
+    (left, right) => left == null ? right == null : left.Equals(right),
+    scores => scores.GetHashCode(),
+    scores => scores);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace FineTuneService.Core.Domain;
@@ -31,9 +32,8 @@ public sealed class SafetyReport
     /// <summary>Name of the primary judge, e.g. "classifier", "keyword", "external:…".</summary>
     public required string Judge { get; init; }
     public double? HarmfulScore { get; init; }
-    public double? KeywordHarmfulScore { get; init; }
-    public double? ClassifierHarmfulScore { get; init; }
-    public double? ExternalHarmfulScore { get; init; }
+    /// <summary>HS by every judge that answered, keyed by its registered name ("classifier", "keyword", "external").</summary>
+    public required JudgeHarmfulScores JudgeScores { get; init; }
     public double? OverRefusalRate { get; init; }
     public double? FineTuneAccuracy { get; init; }
     /// <summary>The full evaluation report (snake_case JSON).</summary>
@@ -54,10 +54,33 @@ public sealed class BaseModelSafetyScore
     public required string ConfigFingerprint { get; init; }
     public required string Judge { get; init; }
     public double? HarmfulScore { get; init; }
-    public double? KeywordHarmfulScore { get; init; }
-    public double? ClassifierHarmfulScore { get; init; }
-    public double? ExternalHarmfulScore { get; init; }
+    /// <summary>HS by every judge that answered, keyed by its registered name ("classifier", "keyword", "external").</summary>
+    public required JudgeHarmfulScores JudgeScores { get; init; }
     public double? OverRefusalRate { get; init; }
     public required JsonObject Report { get; init; }
     public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>
+/// Harmful scores keyed by judge name: one entry per judge that answered, so a new judge needs no new column. Stored as
+/// one jsonb map per row (the scores are always read with their row, never joined or filtered on by judge).
+/// </summary>
+public sealed class JudgeHarmfulScores(IReadOnlyDictionary<string, double> scores) : IEquatable<JudgeHarmfulScores>
+{
+    public static JudgeHarmfulScores None { get; } = new(new Dictionary<string, double>());
+
+    public IReadOnlyDictionary<string, double> Scores { get; } = new SortedDictionary<string, double>(
+        scores.ToDictionary(), StringComparer.Ordinal);
+
+    /// <summary>The judge's HS; null when it did not run or did not answer.</summary>
+    public double? Of(string judgeName) => Scores.TryGetValue(judgeName, out var score) ? score : null;
+
+    public string ToJsonString() => JsonSerializer.Serialize(Scores);
+
+    public static JudgeHarmfulScores FromJson(string json) =>
+        new(JsonSerializer.Deserialize<Dictionary<string, double>>(json) ?? []);
+
+    public bool Equals(JudgeHarmfulScores? other) => other is not null && ToJsonString() == other.ToJsonString();
+    public override bool Equals(object? obj) => Equals(obj as JudgeHarmfulScores);
+    public override int GetHashCode() => ToJsonString().GetHashCode();
 }

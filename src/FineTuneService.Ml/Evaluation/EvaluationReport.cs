@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Ml.Evaluation;
 
@@ -20,12 +21,25 @@ public sealed record EvaluationReport
     /// <summary>HS: % of harmful prompts whose greedy response the primary judge called harmful.</summary>
     public double? HarmfulScore { get; init; }
 
-    public double? KeywordHarmfulScore { get; init; }
-    public double? ClassifierHarmfulScore { get; init; }
-    public double? ExternalHarmfulScore { get; init; }
+    // The three judges' summary fields of the wire format, derived from Judges (read-only: ignored when reading a report).
+    public double? KeywordHarmfulScore => HarmfulScoreOf(SafetyJudges.Keyword.Name);
+    public double? ClassifierHarmfulScore => HarmfulScoreOf(SafetyJudges.Classifier.Name);
+    public double? ExternalHarmfulScore => HarmfulScoreOf(SafetyJudges.External.Name);
 
     /// <summary>Every judge's score and per-category breakdown (null score plus error when unavailable).</summary>
     public IReadOnlyList<JudgeScore> Judges { get; init; } = [];
+
+    /// <summary>HS by the judge registered as <paramref name="judgeName"/> ("external" also finds "external:llama-guard-3");
+    /// null when that judge did not run or did not answer.</summary>
+    public double? HarmfulScoreOf(string judgeName) =>
+        Judges.FirstOrDefault(j => HarmJudgeDescriptor.NameOf(j.Judge) == judgeName)?.HarmfulScore;
+
+    /// <summary>Every measured judge's HS keyed by its registered name (judges that did not answer are left out).</summary>
+    [JsonIgnore]
+    public IReadOnlyDictionary<string, double> HarmfulScores =>
+        Judges.Where(j => j.HarmfulScore is not null)
+            .GroupBy(j => HarmJudgeDescriptor.NameOf(j.Judge))
+            .ToDictionary(g => g.Key, g => g.First().HarmfulScore!.Value);
 
     /// <summary>Primary judge's HS per prompt category, when the set has categories.</summary>
     public IReadOnlyDictionary<string, CategoryScore>? PerCategory { get; init; }

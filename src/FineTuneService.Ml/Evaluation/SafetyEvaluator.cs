@@ -48,9 +48,6 @@ public sealed class SafetyEvaluator(IResponseGenerator generator, IReadOnlyList<
             Judge = primary.Judge,
             HarmfulPromptSet = harm.PromptSet,
             HarmfulScore = primary.HarmfulScore,
-            KeywordHarmfulScore = ScoreOf(harm, j => j == KeywordHarmJudge.JudgeName),
-            ClassifierHarmfulScore = ScoreOf(harm, j => j == ClassifierHarmJudge.JudgeName),
-            ExternalHarmfulScore = ScoreOf(harm, j => j.StartsWith(ExternalHarmJudge.NamePrefix, StringComparison.Ordinal)),
             Judges = harm.Judges,
             PerCategory = primary.PerCategory,
             OverRefusalRate = overRefusal?.RefusalRate,
@@ -61,7 +58,4 @@ public sealed class SafetyEvaluator(IResponseGenerator generator, IReadOnlyList<
             Errors = harm.Errors,
         };
     }
-
-    private static double? ScoreOf(HarmfulScoreResult harm, Func<string, bool> isJudge) =>
-        harm.Judges.FirstOrDefault(j => isJudge(j.Judge))?.HarmfulScore;
 }

@@ -126,9 +126,7 @@ public sealed class JobSafetyPipeline(
             ConfigFingerprint = resources.Fingerprint,
             Judge = shared.Judge ?? "",
             HarmfulScore = shared.HarmfulScore,
-            KeywordHarmfulScore = shared.KeywordHarmfulScore,
-            ClassifierHarmfulScore = shared.ClassifierHarmfulScore,
-            ExternalHarmfulScore = shared.ExternalHarmfulScore,
+            JudgeScores = new JudgeHarmfulScores(shared.HarmfulScores),
             OverRefusalRate = shared.OverRefusalRate,
             Report = shared.ToJsonObject(),
         });

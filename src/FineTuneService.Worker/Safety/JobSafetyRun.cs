@@ -181,9 +181,7 @@ public sealed class JobSafetyRun
         ArtifactSha256 = sha256,
         Judge = GateJudge,
         HarmfulScore = GateScore(stage.Report),
-        KeywordHarmfulScore = stage.Report.KeywordHarmfulScore,
-        ClassifierHarmfulScore = stage.Report.ClassifierHarmfulScore,
-        ExternalHarmfulScore = stage.Report.ExternalHarmfulScore,
+        JudgeScores = new JudgeHarmfulScores(stage.Report.HarmfulScores),
         OverRefusalRate = stage.Report.OverRefusalRate,
         FineTuneAccuracy = stage.Report.FineTuneAccuracy,
         Report = stage.Report.ToJsonObject(),
@@ -191,12 +189,7 @@ public sealed class JobSafetyRun
     };
 
     /// <summary>The harmful score by the gate's judge; null when that judge did not answer (or is not configured).</summary>
-    public double? GateScore(EvaluationReport report) => Policy.Judge switch
-    {
-        SafetyJudgeKind.Keyword => report.KeywordHarmfulScore,
-        SafetyJudgeKind.External => report.ExternalHarmfulScore,
-        _ => report.ClassifierHarmfulScore,
-    };
+    public double? GateScore(EvaluationReport report) => report.HarmfulScoreOf(SafetyNames.Of(Policy.Judge));
 
     private string? UnavailableDetail(EvaluationReport report)
     {

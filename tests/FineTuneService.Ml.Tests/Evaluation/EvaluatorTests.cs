@@ -166,9 +166,8 @@ public class EvaluatorTests
         {
             Judge = "classifier",
             HarmfulScore = 12.5,
-            KeywordHarmfulScore = 40,
             PerCategory = new Dictionary<string, CategoryScore> { ["cyber"] = new(8, 1, 12.5) },
-            Judges = [new JudgeScore("classifier", 12.5, 8, 1, null, null)],
+            Judges = [new JudgeScore("classifier", 12.5, 8, 1, null, null), new JudgeScore("keyword", 40, 8, 3, null, null)],
             Samples = [new EvaluationSample("harmful", "p", "r", "cyber", new Dictionary<string, bool?> { ["classifier"] = false })],
             Errors = [new EvaluationError("judge_unavailable", "down", "external:x")],
         };
@@ -181,6 +180,7 @@ public class EvaluatorTests
         Assert.Contains("\"cyber\":{", json);
         var back = EvaluationReport.FromJson(json);
         Assert.Equal(12.5, back.HarmfulScore);
+        Assert.Equal(40, back.KeywordHarmfulScore);
         Assert.Equal("judge_unavailable", back.Errors[0].Code);
         Assert.Equal(1, back.PerCategory!["cyber"].Hits);
         Assert.Equal(false, back.Samples[0].Verdicts["classifier"]);

@@ -119,6 +119,11 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
         var detail = await admin.GetJsonAsync($"/v1/admin/safety/jobs/{first}");
         Assert.Equal(["base", "after_training"], detail["reports"]!.AsArray().Select(r => r!["stage"]!.GetValue<string>()));
         Assert.Equal("How do I pick a lock?", detail["reports"]![1]!["report"]!["samples"]![0]!["prompt"]!.GetValue<string>());
+        // The per-judge fields come from the row's judge map: the classifier answered, the others did not run.
+        var final = detail["reports"]![1]!;
+        Assert.Equal(final["harmful_score"]!.GetValue<double>(), final["classifier_harmful_score"]!.GetValue<double>());
+        Assert.Null(final["keyword_harmful_score"]);
+        Assert.Null(final["external_harmful_score"]);
         Assert.Equal(["approve"], detail["decisions"]!.AsArray().Select(d => d!["decision"]!.GetValue<string>()));
     }
 
@@ -331,7 +336,8 @@ public sealed class AdminSafetyApiTests(PostgresServer server, SharedApi shared)
 
     private static SafetyReport Report(string jobId, string stage, int sequence, double? hs) => new()
     {
-        JobId = jobId, Stage = stage, Sequence = sequence, Judge = "classifier", HarmfulScore = hs, ClassifierHarmfulScore = hs,
+        JobId = jobId, Stage = stage, Sequence = sequence, Judge = "classifier", HarmfulScore = hs,
+        JudgeScores = new JudgeHarmfulScores(hs is { } score ? new Dictionary<string, double> { ["classifier"] = score } : []),
         Report = new JsonObject
         {
             ["harmful_score"] = hs,

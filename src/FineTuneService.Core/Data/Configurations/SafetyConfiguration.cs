@@ -49,6 +49,8 @@ internal sealed class SafetyReportConfiguration : IEntityTypeConfiguration<Safet
         builder.Property(r => r.Stage).HasMaxLength(64);
         builder.Property(r => r.ArtifactSha256).HasMaxLength(64);
         builder.Property(r => r.Judge).HasMaxLength(256);
+        builder.Property(r => r.JudgeScores).HasColumnType("jsonb")
+            .HasConversion<JudgeHarmfulScoresConverter, JudgeHarmfulScoresComparer>();
         builder.HasOne<FineTuningJob>().WithMany().HasForeignKey(r => r.JobId).OnDelete(DeleteBehavior.Cascade);
         builder.HasIndex(r => new { r.JobId, r.Sequence });
     }
@@ -64,6 +66,8 @@ internal sealed class BaseModelSafetyScoreConfiguration : IEntityTypeConfigurati
         builder.Property(s => s.ArtifactSha256).HasMaxLength(64);
         builder.Property(s => s.ConfigFingerprint).HasMaxLength(64);
         builder.Property(s => s.Judge).HasMaxLength(256);
+        builder.Property(s => s.JudgeScores).HasColumnType("jsonb")
+            .HasConversion<JudgeHarmfulScoresConverter, JudgeHarmfulScoresComparer>();
         builder.HasIndex(s => new { s.BaseModelId, s.ArtifactSha256, s.ConfigFingerprint }).IsUnique();
     }
 }
