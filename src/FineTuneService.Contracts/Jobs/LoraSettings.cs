@@ -6,8 +6,16 @@ namespace FineTuneService.Contracts.Jobs;
 /// <summary>The projection names of the Llama/Qwen2 decoder (Hugging Face checkpoint keys), which LoRA may adapt.</summary>
 public static class DecoderProjections
 {
-    public static readonly IReadOnlyList<string> Attention = ["q_proj", "k_proj", "v_proj", "o_proj"];
-    public static readonly IReadOnlyList<string> Mlp = ["gate_proj", "up_proj", "down_proj"];
+    public const string Query = "q_proj";
+    public const string Key = "k_proj";
+    public const string Value = "v_proj";
+    public const string Output = "o_proj";
+    public const string Gate = "gate_proj";
+    public const string Up = "up_proj";
+    public const string Down = "down_proj";
+
+    public static readonly IReadOnlyList<string> Attention = [Query, Key, Value, Output];
+    public static readonly IReadOnlyList<string> Mlp = [Gate, Up, Down];
     public static readonly IReadOnlyList<string> All = [.. Attention, .. Mlp];
 
     /// <summary>PEFT's name for "every linear projection".</summary>
@@ -23,7 +31,7 @@ public sealed record LoraSettings
     public const string TypeName = "lora";
 
     /// <summary>What a request without <c>target_modules</c> adapts.</summary>
-    public static readonly IReadOnlyList<string> DefaultTargetModules = ["q_proj", "v_proj"];
+    public static readonly IReadOnlyList<string> DefaultTargetModules = [DecoderProjections.Query, DecoderProjections.Value];
 
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,10 +33,10 @@ public sealed class DecoderAttention : nn.Module, IProjectionHost
 
     public nn.Module<Tensor, Tensor> GetProjection(string name) => name switch
     {
-        "q_proj" => q_proj,
-        "k_proj" => k_proj,
-        "v_proj" => v_proj,
-        "o_proj" => o_proj,
+        DecoderProjections.Query => q_proj,
+        DecoderProjections.Key => k_proj,
+        DecoderProjections.Value => v_proj,
+        DecoderProjections.Output => o_proj,
         _ => throw DecoderKeys.UnknownProjection(name),
     };
 
@@ -43,10 +44,10 @@ public sealed class DecoderAttention : nn.Module, IProjectionHost
     {
         switch (name)
         {
-            case "q_proj": q_proj = projection; break;
-            case "k_proj": k_proj = projection; break;
-            case "v_proj": v_proj = projection; break;
-            case "o_proj": o_proj = projection; break;
+            case DecoderProjections.Query: q_proj = projection; break;
+            case DecoderProjections.Key: k_proj = projection; break;
+            case DecoderProjections.Value: v_proj = projection; break;
+            case DecoderProjections.Output: o_proj = projection; break;
             default: throw DecoderKeys.UnknownProjection(name);
         }
         // Registering null drops the old child; the field and the registry must name the same module.

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,9 +24,9 @@ public sealed class DecoderMlp : nn.Module<Tensor, Tensor>, IProjectionHost
 
     public nn.Module<Tensor, Tensor> GetProjection(string name) => name switch
     {
-        "gate_proj" => gate_proj,
-        "up_proj" => up_proj,
-        "down_proj" => down_proj,
+        DecoderProjections.Gate => gate_proj,
+        DecoderProjections.Up => up_proj,
+        DecoderProjections.Down => down_proj,
         _ => throw DecoderKeys.UnknownProjection(name),
     };
 
@@ -33,9 +34,9 @@ public sealed class DecoderMlp : nn.Module<Tensor, Tensor>, IProjectionHost
     {
         switch (name)
         {
-            case "gate_proj": gate_proj = projection; break;
-            case "up_proj": up_proj = projection; break;
-            case "down_proj": down_proj = projection; break;
+            case DecoderProjections.Gate: gate_proj = projection; break;
+            case DecoderProjections.Up: up_proj = projection; break;
+            case DecoderProjections.Down: down_proj = projection; break;
             default: throw DecoderKeys.UnknownProjection(name);
         }
         // Registering null drops the old child; the field and the registry must name the same module.
