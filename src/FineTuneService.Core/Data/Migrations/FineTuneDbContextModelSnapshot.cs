@@ -155,9 +155,6 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
 
-                    b.Property<double?>("ClassifierHarmfulScore")
-                        .HasColumnType("double precision");
-
                     b.Property<string>("ConfigFingerprint")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -165,9 +162,6 @@ namespace FineTuneService.Core.Data.Migrations
 
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
-
-                    b.Property<double?>("ExternalHarmfulScore")
-                        .HasColumnType("double precision");
 
                     b.Property<double?>("HarmfulScore")
                         .HasColumnType("double precision");
@@ -177,8 +171,9 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
-                    b.Property<double?>("KeywordHarmfulScore")
-                        .HasColumnType("double precision");
+                    b.Property<string>("JudgeScores")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
 
                     b.Property<double?>("OverRefusalRate")
                         .HasColumnType("double precision");
@@ -688,14 +683,8 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
-                    b.Property<double?>("ClassifierHarmfulScore")
-                        .HasColumnType("double precision");
-
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
-
-                    b.Property<double?>("ExternalHarmfulScore")
-                        .HasColumnType("double precision");
 
                     b.Property<double?>("FineTuneAccuracy")
                         .HasColumnType("double precision");
@@ -713,8 +702,9 @@ namespace FineTuneService.Core.Data.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
-                    b.Property<double?>("KeywordHarmfulScore")
-                        .HasColumnType("double precision");
+                    b.Property<string>("JudgeScores")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
 
                     b.Property<double?>("OverRefusalRate")
                         .HasColumnType("double precision");
