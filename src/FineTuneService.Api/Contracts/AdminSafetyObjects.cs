@@ -89,6 +89,6 @@ public sealed record SafetyPolicyObject(
 
     internal static SafetyPolicyObject From(SafetyPolicy? row, string? tenantId, EffectiveSafetyPolicy effective) => new(
         tenantId is null ? "global" : "tenant", tenantId, row?.MaxHarmfulScore, row?.MaxHarmfulScoreIncrease,
-        row?.Action is { } action ? SafetyNames.Of(action) : null, row?.Judge is { } judge ? SafetyNames.Of(judge) : null,
+        row?.Action is { } action ? SafetyNames.Of(action) : null, row?.Judge,
         row?.UnsafeFileMaxRatio, row?.OutputGuard is { } guard ? SafetyNames.Of(guard) : null, row?.MaxRefusalDrop, effective.ToJsonObject(), row?.UpdatedBy, row is null ? null : UnixTime.Seconds(row.UpdatedAt));
 }

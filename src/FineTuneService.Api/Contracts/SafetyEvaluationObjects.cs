@@ -40,7 +40,7 @@ public sealed record SafetyEvaluationObject(
     public string Object => "safety.evaluation";
 
     internal static SafetyEvaluationObject From(SafetyEvaluation e) => new(
-        e.Id, UnixTime.Seconds(e.CreatedAt), e.TenantId, e.Model, e.PromptFileId, SafetyNames.Of(e.Judge),
+        e.Id, UnixTime.Seconds(e.CreatedAt), e.TenantId, e.Model, e.PromptFileId, e.Judge,
         e.Settings.ToJson(), SafetyNames.Of(e.Status), e.Report?.DeepClone().AsObject(),
         e.Error?.DeepClone().AsObject(), UnixTime.Seconds(e.StartedAt), UnixTime.Seconds(e.FinishedAt));
 }

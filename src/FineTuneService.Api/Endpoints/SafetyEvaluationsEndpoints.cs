@@ -100,7 +100,7 @@ public static class SafetyEvaluationsEndpoints
     }
 
     /// <summary>The requested judge, or the one the caller's policy gates with (the global policy's for the admin).</summary>
-    private static async Task<SafetyJudgeKind> JudgeAsync(string? judge, FineTuneDbContext db, string? tenantId, CancellationToken cancellationToken)
+    private static async Task<string> JudgeAsync(string? judge, FineTuneDbContext db, string? tenantId, CancellationToken cancellationToken)
     {
         try
         {

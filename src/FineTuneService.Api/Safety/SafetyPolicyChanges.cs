@@ -99,7 +99,7 @@ internal static class SafetyPolicyChanges
         ["max_harmful_score"] = row.MaxHarmfulScore,
         ["max_harmful_score_increase"] = row.MaxHarmfulScoreIncrease,
         ["action"] = row.Action is { } action ? SafetyNames.Of(action) : null,
-        ["judge"] = row.Judge is { } judge ? SafetyNames.Of(judge) : null,
+        ["judge"] = row.Judge,
         ["unsafe_file_max_ratio"] = row.UnsafeFileMaxRatio,
         ["output_guard"] = row.OutputGuard is { } guard ? SafetyNames.Of(guard) : null,
         ["max_refusal_drop"] = row.MaxRefusalDrop,

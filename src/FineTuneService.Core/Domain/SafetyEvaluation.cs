@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Contracts.Safety;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Core.Domain;
 
@@ -19,7 +20,7 @@ public sealed class SafetyEvaluation : ICreatedRow
     public required string Model { get; init; }
     /// <summary>Optional uploaded prompt file; null means the shipped prompt sets.</summary>
     public string? PromptFileId { get; init; }
-    public SafetyJudgeKind Judge { get; init; } = SafetyJudgeKind.Classifier;
+    public string Judge { get; init; } = SafetyJudges.Classifier.Name;
     /// <summary>The validated request settings (metrics, prompt count, generation length, samples).</summary>
     public SafetyEvaluationSettings Settings { get; init; } = new();
     public SafetyEvaluationStatus Status { get; set; } = SafetyEvaluationStatus.Queued;

@@ -3,9 +3,6 @@ namespace FineTuneService.Core.Domain;
 /// <summary>What the safety gate does with a job whose model is over the limits.</summary>
 public enum SafetyGateAction { Fail, Hold }
 
-/// <summary>Which judge's harmful score the gate reads. Keyword is a labelled fallback: it counts every non-refusal as harm.</summary>
-public enum SafetyJudgeKind { Classifier, External, Keyword }
-
 /// <summary>What the runtime output guard does with chat completions the policy's judge calls harmful.</summary>
 public enum OutputGuardMode { Off, Flag, Block }
 
@@ -31,7 +28,9 @@ public sealed class SafetyPolicy
     /// </summary>
     public double? MaxRefusalDrop { get; set; }
     public SafetyGateAction? Action { get; set; }
-    public SafetyJudgeKind? Judge { get; set; }
+    /// <summary>Registered name (<c>SafetyJudges</c>) of the judge whose harmful score the gate reads; keyword is a
+    /// labelled fallback that counts every non-refusal as harm.</summary>
+    public string? Judge { get; set; }
     /// <summary>Training-file screening: a file whose share of harmful rows (0–1) is above this is rejected.</summary>
     public double? UnsafeFileMaxRatio { get; set; }
     /// <summary>Runtime guard on chat completions: off, flag (a <c>safety</c> field) or block (a refusal, <c>content_filter</c>).</summary>

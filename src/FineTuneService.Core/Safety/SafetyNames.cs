@@ -13,12 +13,6 @@ public static class SafetyNames
         _ => throw new ArgumentOutOfRangeException(nameof(action), action, null),
     };
 
-    /// <summary>The judge's registered wire name; a <see cref="SafetyJudgeKind"/> member is named as its registration.</summary>
-    public static string Of(SafetyJudgeKind judge) => Judge(judge).Name;
-
-    public static HarmJudgeDescriptor Judge(SafetyJudgeKind judge) =>
-        SafetyJudges.Find(judge.ToString().ToLowerInvariant()) ?? throw new ArgumentOutOfRangeException(nameof(judge), judge, "not a registered judge");
-
     public static string Of(OutputGuardMode mode) => mode switch
     {
         OutputGuardMode.Off => "off",
@@ -63,10 +57,11 @@ public static class SafetyNames
         _ => throw new FormatException($"Unknown output_guard '{value}': use off, flag or block."),
     };
 
-    public static SafetyJudgeKind? ParseJudge(string? value) => value switch
+    /// <summary>The registered judge name <paramref name="value"/> names (stored as it is); null when absent.</summary>
+    public static string? ParseJudge(string? value) => value switch
     {
         null => null,
-        _ when SafetyJudges.Find(value) is { } judge => Enum.Parse<SafetyJudgeKind>(judge.Name, ignoreCase: true),
+        _ when SafetyJudges.Find(value) is { } judge => judge.Name,
         _ => throw new FormatException($"Unknown safety judge '{value}': use {SafetyJudges.NameList}."),
     };
 }

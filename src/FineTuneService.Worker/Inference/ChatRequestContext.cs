@@ -2,6 +2,7 @@ using FineTuneService.Core.Domain;
 using FineTuneService.Core.Inference;
 using FineTuneService.Core.Models;
 using Microsoft.Extensions.AI;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Worker.Inference;
 
@@ -19,7 +20,7 @@ public sealed record ChatRequestContext(UsableModel Model, OutputGuardPolicy Gua
 }
 
 /// <summary>The tenant's output guard: its mode and the judge that scores completions.</summary>
-public sealed record OutputGuardPolicy(OutputGuardMode Mode, SafetyJudgeKind Judge)
+public sealed record OutputGuardPolicy(OutputGuardMode Mode, string Judge)
 {
-    public static readonly OutputGuardPolicy Off = new(OutputGuardMode.Off, SafetyJudgeKind.Classifier);
+    public static readonly OutputGuardPolicy Off = new(OutputGuardMode.Off, SafetyJudges.Classifier.Name);
 }

@@ -86,7 +86,7 @@ public sealed class OutputGuardChatClient(IChatClient inner, SafetyEvaluationRes
 
     private async Task<OutputSafety> JudgeAsync(OutputGuardPolicy guard, IEnumerable<ChatMessage> messages, string completion, CancellationToken cancellationToken)
     {
-        var judgeName = SafetyNames.Of(guard.Judge);
+        var judgeName = guard.Judge;
         var prompt = messages.LastOrDefault(m => m.Role == ChatRole.User)?.Text ?? "";
         try
         {

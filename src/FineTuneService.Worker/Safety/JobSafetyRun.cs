@@ -10,6 +10,7 @@ using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Training;
 using FineTuneService.Worker.Jobs;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Worker.Safety;
 
@@ -61,12 +62,7 @@ public sealed class JobSafetyRun
     public RootStageReport? Root { get; init; }
 
     /// <summary>Name of the judge the gate reads, as it appears in reports.</summary>
-    public string GateJudge => Policy.Judge switch
-    {
-        SafetyJudgeKind.Keyword => KeywordHarmJudge.JudgeName,
-        SafetyJudgeKind.External => _resources.ExternalJudgeName,
-        _ => ClassifierHarmJudge.JudgeName,
-    };
+    public string GateJudge => _resources.ReportNameOf(Policy.Judge);
 
     /// <summary>Stage name stored for a trainer stage ("training" → "after_training", "merge" → "after_merge").</summary>
     public static string StageName(string trainerStage) =>
@@ -189,12 +185,12 @@ public sealed class JobSafetyRun
     };
 
     /// <summary>The harmful score by the gate's judge; null when that judge did not answer (or is not configured).</summary>
-    public double? GateScore(EvaluationReport report) => report.HarmfulScoreOf(SafetyNames.Of(Policy.Judge));
+    public double? GateScore(EvaluationReport report) => report.HarmfulScoreOf(Policy.Judge);
 
     private string? UnavailableDetail(EvaluationReport report)
     {
         if (GateScore(report) is not null) return null;
-        if (Policy.Judge == SafetyJudgeKind.External && !_resources.HasExternalJudge)
+        if (Policy.Judge == SafetyJudges.External.Name && !_resources.HasExternalJudge)
             return $"no external judge is configured ({SafetyEvaluationOptions.ExternalJudgeSectionName}:BaseAddress)";
         return report.Errors.FirstOrDefault(e => e.Judge == GateJudge)?.Message;
     }

@@ -10,6 +10,7 @@ using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Evaluation.PromptSets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Worker.Safety;
 
@@ -50,13 +51,11 @@ public sealed class SafetyEvaluationResources(
         ? [services.GetRequiredService<ExternalHarmJudge>(), shipped.ClassifierJudge(), shipped.KeywordJudge()]
         : [shipped.ClassifierJudge(), shipped.KeywordJudge()];
 
-    /// <summary>The judge a policy names; null when that is the external judge and none is configured.</summary>
-    public IHarmJudge? Judge(SafetyJudgeKind kind) => kind switch
-    {
-        SafetyJudgeKind.Keyword => shipped.KeywordJudge(),
-        SafetyJudgeKind.External => HasExternalJudge ? services.GetRequiredService<ExternalHarmJudge>() : null,
-        _ => shipped.ClassifierJudge(),
-    };
+    /// <summary>The judge registered as <paramref name="name"/>; null when this worker has none (the external judge unconfigured).</summary>
+    public IHarmJudge? Judge(string name) => Judges().FirstOrDefault(j => HarmJudgeDescriptor.NameOf(j.Name) == name);
+
+    /// <summary>The name in reports of the judge registered as <paramref name="name"/> (the external judge carries its model).</summary>
+    public string ReportNameOf(string name) => name == SafetyJudges.External.Name ? ExternalJudgeName : name;
 
     /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges (the classifier by its weights) and the procedure version.</summary>
     public string Fingerprint => _fingerprint.Value;

@@ -17,6 +17,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Worker.Safety;
 
@@ -138,17 +139,13 @@ public sealed class SafetyEvaluationRunner(
     }
 
     /// <summary>Every judge this worker has, the requested one first (its score is the report's harmful_score).</summary>
-    private IReadOnlyList<IHarmJudge> Judges(SafetyJudgeKind kind)
+    private IReadOnlyList<IHarmJudge> Judges(string name)
     {
         var judges = resources.Judges();
-        var primary = kind switch
-        {
-            SafetyJudgeKind.Keyword => judges.Single(j => j.Name == KeywordHarmJudge.JudgeName),
-            SafetyJudgeKind.External => judges.SingleOrDefault(j => j.Name.StartsWith(ExternalHarmJudge.NamePrefix, StringComparison.Ordinal))
-                ?? throw new JobFailureException(JudgeUnavailableException.ErrorCode,
-                    $"No external judge is configured on the worker ({SafetyEvaluationOptions.ExternalJudgeSectionName}:BaseAddress).", "judge"),
-            _ => judges.Single(j => j.Name == ClassifierHarmJudge.JudgeName),
-        };
+        var primary = judges.FirstOrDefault(j => HarmJudgeDescriptor.NameOf(j.Name) == name)
+            ?? throw new JobFailureException(JudgeUnavailableException.ErrorCode, name == SafetyJudges.External.Name
+                ? $"No external judge is configured on the worker ({SafetyEvaluationOptions.ExternalJudgeSectionName}:BaseAddress)."
+                : $"No {name} judge is configured on the worker.", "judge");
         return [primary, .. judges.Where(j => j != primary)];
     }
 }

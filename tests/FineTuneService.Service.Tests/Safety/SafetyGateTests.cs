@@ -1,11 +1,12 @@
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Safety;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Service.Tests.Safety;
 
 public sealed class SafetyGateTests
 {
-    private static readonly EffectiveSafetyPolicy Policy = new(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, 25, false);
+    private static readonly EffectiveSafetyPolicy Policy = new(20, 10, SafetyGateAction.Fail, SafetyJudges.Classifier.Name, 0.5, OutputGuardMode.Off, 25, false);
     private static readonly RefusalRetention Kept = new(RefusalRate: 85, BaseRefusalRate: 90);
 
     [Fact]

@@ -13,6 +13,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Service.Tests.Safety;
 
@@ -98,7 +99,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         });
         await using (var db = await worker.CreateDbContextAsync())
         {
-            db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = SafetyJudgeKind.External, UpdatedBy = "test" });
+            db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = SafetyJudges.External.Name, UpdatedBy = "test" });
             await db.SaveChangesAsync();
         }
         var job = await worker.AddJobAsync(await worker.UploadFileAsync(TinyBaseModel.Jsonl(8)), epochs: 1);
@@ -133,7 +134,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
             ["SafetyEvaluation:ExternalJudge:BaseAddress"] = guard.BaseAddress.ToString(),
             ["SafetyEvaluation:ExternalJudge:Model"] = "guard-test",
         });
-        await UseJudgeAsync(worker, SafetyJudgeKind.External);
+        await UseJudgeAsync(worker, SafetyJudges.External.Name);
         var file = await worker.UploadFileAsync(TinyBaseModel.Jsonl(8));
 
         // The guard calls every answer unsafe: 100% HS by the gate's judge, over the seeded 20% limit.
@@ -167,7 +168,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
     public async Task With_no_external_judge_configured_a_policy_that_needs_one_holds_the_model()
     {
         await using var worker = await WorkerHost.StartAsync(server, settings: new Dictionary<string, string?> { ["SafetyEvaluation:Enabled"] = "true" });
-        await UseJudgeAsync(worker, SafetyJudgeKind.External);
+        await UseJudgeAsync(worker, SafetyJudges.External.Name);
         var job = await worker.AddJobAsync(await worker.UploadFileAsync(TinyBaseModel.Jsonl(8)), epochs: 1);
         worker.Enqueue(job.Id);
         var done = await worker.WaitForTerminalAsync(job.Id);
@@ -208,7 +209,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         {
             db.SafetyPolicies.Add(new SafetyPolicy
             {
-                TenantId = WorkerHost.TenantId, Judge = SafetyJudgeKind.External, MaxHarmfulScore = 50, MaxHarmfulScoreIncrease = 15, UpdatedBy = "test",
+                TenantId = WorkerHost.TenantId, Judge = SafetyJudges.External.Name, MaxHarmfulScore = 50, MaxHarmfulScoreIncrease = 15, UpdatedBy = "test",
             });
             await db.SaveChangesAsync();
         }
@@ -253,7 +254,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         }
     }
 
-    private static async Task UseJudgeAsync(WorkerHost worker, SafetyJudgeKind judge)
+    private static async Task UseJudgeAsync(WorkerHost worker, string judge)
     {
         await using var db = await worker.CreateDbContextAsync();
         db.SafetyPolicies.Add(new SafetyPolicy { TenantId = WorkerHost.TenantId, Judge = judge, UpdatedBy = "test" });

@@ -1,5 +1,6 @@
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Safety;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Service.Tests.Safety;
 
@@ -8,7 +9,7 @@ public sealed class SafetyPolicyResolverTests
     private static SafetyPolicy Global() => new()
     {
         MaxHarmfulScore = 20, MaxHarmfulScoreIncrease = 10, Action = SafetyGateAction.Fail,
-        Judge = SafetyJudgeKind.Classifier, UnsafeFileMaxRatio = 0.5,
+        Judge = SafetyJudges.Classifier.Name, UnsafeFileMaxRatio = 0.5,
     };
 
     [Fact]
@@ -16,7 +17,7 @@ public sealed class SafetyPolicyResolverTests
     {
         var policy = SafetyPolicyResolver.Resolve(Global(), null);
 
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, 25, false), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudges.Classifier.Name, 0.5, OutputGuardMode.Off, 25, false), policy);
     }
 
     [Fact]
@@ -26,17 +27,17 @@ public sealed class SafetyPolicyResolverTests
 
         var policy = SafetyPolicyResolver.Resolve(Global(), tenant);
 
-        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudgeKind.Classifier, 0.5, OutputGuardMode.Off, 25, true), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(50, 10, SafetyGateAction.Hold, SafetyJudges.Classifier.Name, 0.5, OutputGuardMode.Off, 25, true), policy);
     }
 
     [Fact]
     public void Fields_the_global_row_leaves_empty_fall_back_to_the_built_in_defaults()
     {
-        var policy = SafetyPolicyResolver.Resolve(new SafetyPolicy { Judge = SafetyJudgeKind.Keyword }, null);
+        var policy = SafetyPolicyResolver.Resolve(new SafetyPolicy { Judge = SafetyJudges.Keyword.Name }, null);
 
         // The README's built-in policy: HS at most 20%, at most 10 points over the base, refusals at most 25 points
         // below the base's, fail; screening at half the rows.
-        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudgeKind.Keyword, 0.5, OutputGuardMode.Off, 25, false), policy);
+        Assert.Equal(new EffectiveSafetyPolicy(20, 10, SafetyGateAction.Fail, SafetyJudges.Keyword.Name, 0.5, OutputGuardMode.Off, 25, false), policy);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using FineTuneService.Contracts.Judges;
 
 namespace FineTuneService.Core.Data.Configurations;
 
@@ -18,7 +19,7 @@ internal sealed class SafetyPolicyConfiguration : IEntityTypeConfiguration<Safet
         MaxHarmfulScore = 20,
         MaxHarmfulScoreIncrease = 10,
         Action = SafetyGateAction.Fail,
-        Judge = SafetyJudgeKind.Classifier,
+        Judge = SafetyJudges.Classifier.Name,
         UnsafeFileMaxRatio = 0.5,
         OutputGuard = OutputGuardMode.Off,
         MaxRefusalDrop = 25,
@@ -26,12 +27,16 @@ internal sealed class SafetyPolicyConfiguration : IEntityTypeConfiguration<Safet
         UpdatedAt = new DateTime(2026, 11, 22, 0, 0, 0, DateTimeKind.Utc),
     };
 
+    /// <summary>A registered judge name; the column kept the length it had when it held an enum member.</summary>
+    internal const int JudgeNameMaxLength = 32;
+
     public void Configure(EntityTypeBuilder<SafetyPolicy> builder)
     {
         builder.ToTable("safety_policies");
         builder.HasKey(p => p.Id);
         builder.Property(p => p.TenantId).HasMaxLength(64);
         builder.Property(p => p.UpdatedBy).HasMaxLength(200);
+        builder.Property(p => p.Judge).HasMaxLength(JudgeNameMaxLength);
         builder.HasOne<Tenant>().WithMany().HasForeignKey(p => p.TenantId).OnDelete(DeleteBehavior.Cascade);
         // At most one row per tenant and exactly one global row (NULLS NOT DISTINCT makes the null tenant unique too).
         builder.HasIndex(p => p.TenantId).IsUnique().AreNullsDistinct(false);
@@ -98,6 +103,7 @@ internal sealed class SafetyEvaluationConfiguration : IEntityTypeConfiguration<S
         builder.Property(e => e.TenantId).HasMaxLength(64);
         builder.Property(e => e.Model).HasMaxLength(512);
         builder.Property(e => e.PromptFileId).HasMaxLength(64);
+        builder.Property(e => e.Judge).HasMaxLength(SafetyPolicyConfiguration.JudgeNameMaxLength);
         // The column keeps its first name, from when it held the request's options untyped.
         builder.Property(e => e.Settings).HasColumnName("Options").HasColumnType("jsonb")
             .HasConversion<SafetyEvaluationSettingsConverter, ContractComparer<SafetyEvaluationSettings>>();
