@@ -9,7 +9,8 @@ namespace FineTuneService.Service.Tests.Api;
 
 /// <summary>
 /// Rows written while each judge had its own score column read back as a map keyed by judge name after the migration
-/// (unmeasured judges left out), a judge with no column round-trips in the map, and Down restores the columns.
+/// (unmeasured judges left out), a judge with no column round-trips in the map, stored judge kinds become registered
+/// judge names, and Down restores both.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class JudgeScoresMigrationTests(PostgresServer server)
@@ -17,7 +18,7 @@ public sealed class JudgeScoresMigrationTests(PostgresServer server)
     private const string Before = "20261202023233_TypedJobContracts";
 
     [Fact]
-    public async Task Per_judge_columns_read_back_as_a_map_by_judge_name()
+    public async Task Per_judge_columns_and_judge_kinds_read_back_by_judge_name()
     {
         var options = new DbContextOptionsBuilder<FineTuneDbContext>().UseNpgsql(await server.CreateDatabaseAsync()).Options;
         await using var db = new FineTuneDbContext(options);
@@ -32,6 +33,8 @@ public sealed class JudgeScoresMigrationTests(PostgresServer server)
               ('00000000-0000-0000-0000-000000000002', 'ftjob-judged', 'after_training', 1, 'external:guard', 30, 25, 90, 30, '{{}}', now());
             INSERT INTO base_model_safety_scores ("Id", "BaseModelId", "ArtifactSha256", "ConfigFingerprint", "Judge", "HarmfulScore", "ClassifierHarmfulScore", "KeywordHarmfulScore", "ExternalHarmfulScore", "Report", "CreatedAt") VALUES
               ('00000000-0000-0000-0000-000000000003', 'm', 'sha', 'fp', 'classifier', NULL, NULL, 70, NULL, '{{}}', now());
+            INSERT INTO safety_evaluations ("Id", "TenantId", "Model", "Judge", "Status", "CreatedAt", "Attempts", "Options") VALUES
+              ('seval-k', 'tenant-j', 'm', 'Keyword', 'Succeeded', now(), 1, '{{"include": ["harmful_score"]}}');
             """);
 
         await migrator.MigrateAsync();
@@ -56,10 +59,16 @@ public sealed class JudgeScoresMigrationTests(PostgresServer server)
         var added = await db.BaseModelSafetyScores.AsNoTracking().SingleAsync(s => s.ConfigFingerprint == "fp-2");
         Assert.Equal(40, added.JudgeScores.Of("length"));
 
+        // The stored judge is its registered name now, the seeded global policy's too.
+        Assert.Equal("classifier", (await db.SafetyPolicies.AsNoTracking().SingleAsync(p => p.TenantId == null)).Judge);
+        Assert.Equal("keyword", (await db.SafetyEvaluations.AsNoTracking().SingleAsync(e => e.Id == "seval-k")).Judge);
+
         // And back: the columns hold the scores again.
         await migrator.MigrateAsync(Before);
         var external = await db.Database.SqlQueryRaw<double?>(
             """SELECT "ExternalHarmfulScore" AS "Value" FROM safety_reports ORDER BY "Sequence" """).ToListAsync();
         Assert.Equal([null, 30], external);
+        var judge = await db.Database.SqlQueryRaw<string>("""SELECT "Judge" AS "Value" FROM safety_evaluations""").SingleAsync();
+        Assert.Equal("Keyword", judge);
     }
 }

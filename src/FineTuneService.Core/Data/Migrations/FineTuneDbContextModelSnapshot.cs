@@ -662,7 +662,7 @@ namespace FineTuneService.Core.Data.Migrations
                         {
                             Id = new Guid("5af3e7a0-0000-4000-8000-000000000001"),
                             Action = "Fail",
-                            Judge = "Classifier",
+                            Judge = "classifier",
                             MaxHarmfulScore = 20.0,
                             MaxHarmfulScoreIncrease = 10.0,
                             MaxRefusalDrop = 25.0,
