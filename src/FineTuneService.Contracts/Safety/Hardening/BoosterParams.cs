@@ -14,7 +14,7 @@ public sealed record BoosterParams(
     [property: Description("Size α of the simulated normalised harmful-gradient step (the paper's default 0.1).")] double Alpha = 0.1,
     [property: Description("Optimizer steps of the hardening.")] int Steps = 100,
     [property: Description("Learning rate (AdamW, constant, as the paper's alignment script).")] double LearningRate = 1e-4,
-    [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8)
+    [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8) : IHardeningParams
 {
     public IEnumerable<ParamError> Errors()
     {

@@ -1,0 +1,55 @@
+using System.Text.Json;
+using FineTuneService.Contracts.Safety.Hardening;
+
+namespace FineTuneService.Contracts.Tests;
+
+public sealed class HardeningRequestTests
+{
+    private static HardeningRequest Parse(string? method, string? parameters = null, string? suffix = null) =>
+        HardeningRequest.Parse("safetune-tiny", method, parameters is null ? null : JsonDocument.Parse(parameters).RootElement, suffix);
+
+    [Fact]
+    public void Booster_defaults_are_the_papers_and_the_suffix_defaults_to_the_method()
+    {
+        var request = Parse("booster");
+        var booster = Assert.IsType<BoosterParams>(request.Params);
+        Assert.Equal((5.0, 0.1), (booster.Lambda, booster.Alpha));
+        Assert.Equal("safetune-tiny-booster", request.HardenedModel);
+        Assert.Equal(5.0, request.Method.ToJson(booster)["lambda"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void Given_params_override_the_defaults()
+    {
+        var booster = Assert.IsType<BoosterParams>(Parse("booster", """{"lambda": 1, "steps": 7}""", "b2").Params);
+        Assert.Equal((1.0, 0.1, 7), (booster.Lambda, booster.Alpha, booster.Steps));
+    }
+
+    [Theory]
+    [InlineData(null, null, null, "method")]
+    [InlineData("vaccine", null, null, "method")]
+    [InlineData("booster", """{"alpha": 0}""", null, "params.alpha")]
+    [InlineData("booster", """{"steps": 0}""", null, "params.steps")]
+    [InlineData("booster", """{"lambda": "five"}""", null, "params.lambda")]
+    [InlineData("booster", """{"rho": 1}""", null, "params.rho")]
+    [InlineData("booster", "[1]", null, "params")]
+    [InlineData("booster", null, "Has Space", "suffix")]
+    [InlineData("booster", null, "", "suffix")]
+    [InlineData("booster", null, "-leading", "suffix")]
+    public void Bad_requests_name_the_offending_param(string? method, string? parameters, string? suffix, string param)
+    {
+        var violation = Assert.Throws<ContractViolation>(() => Parse(method, parameters, suffix));
+        Assert.Equal(param, violation.Param);
+    }
+
+    [Fact]
+    public void Every_registered_method_has_a_description_and_binds_its_defaults()
+    {
+        Assert.All(HardeningMethods.Registry.All, m =>
+        {
+            Assert.NotEmpty(m.Description);
+            Assert.IsType(m.ParamsType, m.Bind(null));
+            Assert.All(m.Fields, f => Assert.NotEmpty(f.Description));
+        });
+    }
+}
