@@ -1,13 +1,25 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Models;
 
 namespace FineTuneService.Api.Contracts;
 
-/// <summary>OpenAI "model" object.</summary>
-public sealed record ModelObject(string Id, long Created, string OwnedBy)
+/// <summary>
+/// OpenAI "model" object. <paramref name="Lineage"/> (an extension) is set on a hardened base model: the base it was
+/// hardened from, the method and its parameters (<c>{"hardened_from", "method", "params"}</c>).
+/// </summary>
+public sealed record ModelObject(string Id, long Created, string OwnedBy, JsonObject? Lineage = null)
 {
     public string Object => "model";
 
-    internal static ModelObject From(UsableModel model) => new(model.Id, UnixTime.Seconds(model.CreatedAt), model.OwnedBy);
+    internal static ModelObject From(UsableModel model) => new(model.Id, UnixTime.Seconds(model.CreatedAt), model.OwnedBy,
+        model.Hardening is { } hardening
+            ? new JsonObject
+            {
+                ["hardened_from"] = hardening["hardened_from"]?.DeepClone(),
+                ["method"] = hardening["method"]?.DeepClone(),
+                ["params"] = hardening["params"]?.DeepClone(),
+            }
+            : null);
 }
 
 /// <summary>Answer to <c>DELETE /v1/models/{model}</c>, as OpenAI's.</summary>

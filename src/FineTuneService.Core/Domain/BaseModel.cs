@@ -25,6 +25,11 @@ public sealed class BaseModel
     public JsonObject? SafetyLayers { get; set; }
     /// <summary>Why the locator failed, when <see cref="SafetyLayersStatus"/> is Failed.</summary>
     public string? SafetyLayersError { get; set; }
+    /// <summary>
+    /// For a hardened base model, its lineage from the folder's <c>hardening.json</c> (hardened_from, method, params,
+    /// seed, report); null for a model imported as it was published.
+    /// </summary>
+    public JsonObject? Hardening { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; set; }
 }

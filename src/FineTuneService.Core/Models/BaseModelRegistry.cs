@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
@@ -75,6 +76,7 @@ public sealed class BaseModelRegistry(
             model.SafetyLayers = await ShippedSafetyLayersAsync(folder, cancellationToken);
             model.SafetyLayersStatus = model.SafetyLayers is null ? SafetyLayersStatus.Pending : SafetyLayersStatus.Ready;
             model.SafetyLayersError = null;
+            model.Hardening = await ReadJsonObjectAsync(folder, HardeningRequest.LineageFile, cancellationToken);
             await db.SaveChangesAsync(cancellationToken);
             logger.LogInformation("Base model {Model} registered from {Folder} as artifact {Sha256}; safety layers {Status}",
                 id, folder, stored.Sha256, model.SafetyLayers is null ? "to be located by a worker" : $"shipped in {SafetyLayersFile}");
@@ -100,9 +102,12 @@ public sealed class BaseModelRegistry(
         return pending;
     }
 
-    private static async Task<JsonObject?> ShippedSafetyLayersAsync(string folder, CancellationToken cancellationToken)
+    private static Task<JsonObject?> ShippedSafetyLayersAsync(string folder, CancellationToken cancellationToken) =>
+        ReadJsonObjectAsync(folder, SafetyLayersFile, cancellationToken);
+
+    private static async Task<JsonObject?> ReadJsonObjectAsync(string folder, string file, CancellationToken cancellationToken)
     {
-        var path = Path.Combine(folder, SafetyLayersFile);
+        var path = Path.Combine(folder, file);
         if (!File.Exists(path)) return null;
         return JsonNode.Parse(await File.ReadAllTextAsync(path, cancellationToken)) as JsonObject
             ?? throw new InvalidDataException($"{path} is not a JSON object.");

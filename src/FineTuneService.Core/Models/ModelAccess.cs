@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
@@ -23,6 +24,7 @@ public enum ModelKind { Base, FineTuned, Checkpoint }
 /// <param name="AdapterSha256">Bundle of the PEFT adapter folder (<c>adapter_config.json</c>, <c>adapter_model.safetensors</c>) of a LoRA-trained model; null otherwise.</param>
 /// <param name="JobId">The fine-tuning job that produced a fine-tuned or checkpoint model; null for base models.</param>
 /// <param name="CheckpointStep">The step of a checkpoint model; null otherwise.</param>
+/// <param name="Hardening">A hardened base model's lineage (<see cref="BaseModel.Hardening"/>); null otherwise.</param>
 public sealed record UsableModel(
     string Id,
     ModelKind Kind,
@@ -31,7 +33,8 @@ public sealed record UsableModel(
     string WeightsSha256,
     string? AdapterSha256 = null,
     string? JobId = null,
-    int? CheckpointStep = null);
+    int? CheckpointStep = null,
+    JsonObject? Hardening = null);
 
 /// <summary>
 /// Where a model a new job starts from comes from: the model itself (base, fine-tuned or checkpoint) and the root
@@ -69,7 +72,7 @@ public static class ModelAccess
     public static async Task<UsableModel?> FindAsync(FineTuneDbContext db, string? tenantId, string modelId, CancellationToken cancellationToken)
     {
         var baseModel = await db.BaseModels.AsNoTracking().Where(m => m.Id == modelId)
-            .Select(m => new UsableModel(m.Id, ModelKind.Base, SystemOwner, m.CreatedAt, m.ArtifactSha256, null, null, null))
+            .Select(m => new UsableModel(m.Id, ModelKind.Base, SystemOwner, m.CreatedAt, m.ArtifactSha256, null, null, null, m.Hardening))
             .SingleOrDefaultAsync(cancellationToken);
         if (baseModel is not null) return baseModel;
         if (!modelId.StartsWith("ft:", StringComparison.Ordinal)) return null;
@@ -101,7 +104,7 @@ public static class ModelAccess
     public static async Task<IReadOnlyList<UsableModel>> ListAsync(FineTuneDbContext db, string tenantId, CancellationToken cancellationToken)
     {
         var baseModels = await db.BaseModels.AsNoTracking().OrderBy(m => m.Id)
-            .Select(m => new UsableModel(m.Id, ModelKind.Base, SystemOwner, m.CreatedAt, m.ArtifactSha256, null, null, null))
+            .Select(m => new UsableModel(m.Id, ModelKind.Base, SystemOwner, m.CreatedAt, m.ArtifactSha256, null, null, null, m.Hardening))
             .ToListAsync(cancellationToken);
         var fineTuned = await FineTunedModels(UsableJobs(db, tenantId).OrderByDescending(j => j.FinishedAt ?? j.CreatedAt))
             .ToListAsync(cancellationToken);

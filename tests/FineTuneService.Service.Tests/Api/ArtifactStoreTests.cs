@@ -50,6 +50,39 @@ public sealed class ArtifactStoreTests(PostgresServer server)
     }
 
     [Fact]
+    public async Task A_hardened_model_folder_is_imported_with_its_lineage_and_listed_with_it()
+    {
+        var models = Directory.CreateTempSubdirectory("fts-models-").FullName;
+        try
+        {
+            var plain = Directory.CreateDirectory(Path.Combine(models, "tiny-plain")).FullName;
+            var hardened = Directory.CreateDirectory(Path.Combine(models, "tiny-plain-booster")).FullName;
+            foreach (var folder in new[] { plain, hardened })
+            {
+                await File.WriteAllTextAsync(Path.Combine(folder, "config.json"), """{"hidden_size": 8}""");
+                await File.WriteAllBytesAsync(Path.Combine(folder, "model.safetensors"), RandomNumberGenerator.GetBytes(500));
+            }
+            await File.WriteAllTextAsync(Path.Combine(hardened, FineTuneService.Contracts.Safety.Hardening.HardeningRequest.LineageFile),
+                """{"hardened_from": "tiny-plain", "method": "booster", "params": {"lambda": 5, "alpha": 0.1}, "seed": 1}""");
+
+            using var host = await CoreHost.StartAsync(server);
+            await host.Services.GetRequiredService<BaseModelRegistry>().ImportDirectoryAsync(models, default);
+
+            await using var db = await host.Services.GetRequiredService<IDbContextFactory<FineTuneDbContext>>().CreateDbContextAsync();
+            var listed = (await ModelAccess.ListAsync(db, "tenant-none", default)).ToDictionary(m => m.Id);
+            Assert.Null(listed["tiny-plain"].Hardening);
+            var lineage = listed["tiny-plain-booster"].Hardening!;
+            Assert.Equal("tiny-plain", lineage["hardened_from"]!.GetValue<string>());
+            Assert.Equal("booster", lineage["method"]!.GetValue<string>());
+            Assert.Equal(5, lineage["params"]!["lambda"]!.GetValue<int>());
+        }
+        finally
+        {
+            Directory.Delete(models, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Model_folders_are_bundled_deterministically_and_reimported_only_when_changed()
     {
         var models = Directory.CreateTempSubdirectory("fts-models-").FullName;

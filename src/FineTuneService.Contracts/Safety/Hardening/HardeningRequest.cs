@@ -10,6 +10,12 @@ namespace FineTuneService.Contracts.Safety.Hardening;
 /// </summary>
 public sealed partial record HardeningRequest(string BaseModel, HardeningMethodDescriptor Method, IHardeningParams Params, string Suffix)
 {
+    /// <summary>
+    /// File of a hardened model folder with its lineage (hardened_from, method, params, seed, report): written by the
+    /// hardening, read by the base-model import, which lists it with the model.
+    /// </summary>
+    public const string LineageFile = "hardening.json";
+
     /// <summary>Longest suffix; with the base id it names a base model, which clients send as <c>model</c>.</summary>
     public const int MaxSuffixLength = 40;
 

@@ -18,7 +18,7 @@ namespace FineTuneService.Ml.Safety.Hardening;
 public static class ModelFolderHardening
 {
     /// <summary>The hardened folder's lineage: which base it came from, with which method and parameters.</summary>
-    public const string LineageFile = "hardening.json";
+    public const string LineageFile = HardeningRequest.LineageFile;
 
     /// <summary>Longest sequence a hardening pair is cut to (or the model's context, when shorter).</summary>
     public const int DefaultMaxSequenceLength = 256;
