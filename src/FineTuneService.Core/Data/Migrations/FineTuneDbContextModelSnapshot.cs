@@ -120,6 +120,9 @@ namespace FineTuneService.Core.Data.Migrations
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("Hardening")
+                        .HasColumnType("jsonb");
+
                     b.Property<string>("SafetyLayers")
                         .HasColumnType("jsonb");
 
