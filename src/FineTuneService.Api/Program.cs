@@ -1,6 +1,7 @@
 using FineTuneService.Api.Endpoints;
 using FineTuneService.Api.Hosting;
 using FineTuneService.Api.Inference;
+using FineTuneService.Api.Jobs;
 using FineTuneService.Core.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -17,6 +18,7 @@ builder.AddApiKeyAuthentication();
 builder.AddAdminDashboard();        // Hangfire dashboard login; Data Protection keys shared by replicas in PostgreSQL
 builder.AddForwardedHeaders();      // X-Forwarded-* from a trusted TLS proxy (ForwardedHeaders:Enabled)
 builder.AddFineTuningJobs();
+builder.AddJobResponseCache();     // polls of a job, its events and checkpoints served from memory until NOTIFY says it changed
 builder.AddChatCompletions();       // forwarded to a live worker inference endpoint (YARP)
 builder.AddFileValidation();        // default queue served in-process; training runs on the worker host
 builder.AddApiDocumentation();
@@ -29,6 +31,7 @@ app.UseExceptionHandler();
 app.UseOpenAiStatusCodes();
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseJobResponseCache();
 app.UseApiDocumentation();
 app.UseAdminHangfireDashboard();
 

@@ -23,12 +23,12 @@ public static class FineTuningJobsEndpoints
         var jobs = routes.MapGroup("/v1/fine_tuning/jobs").RequireAuthorization(FtsClaims.TenantPolicy).WithTags("Fine-tuning");
         jobs.MapPost("/", CreateFineTuningJob);
         jobs.MapGet("/", ListFineTuningJobs);
-        jobs.MapGet("/{jobId}", RetrieveFineTuningJob);
+        jobs.MapGet("/{jobId}", RetrieveFineTuningJob).CachedUntilJobChanges(answersJobObject: true);
         jobs.MapPost("/{jobId}/cancel", CancelFineTuningJob);
         jobs.MapPost("/{jobId}/pause", PauseFineTuningJob);
         jobs.MapPost("/{jobId}/resume", ResumeFineTuningJob);
-        jobs.MapGet("/{jobId}/events", ListFineTuningEvents);
-        jobs.MapGet("/{jobId}/checkpoints", ListFineTuningCheckpoints);
+        jobs.MapGet("/{jobId}/events", ListFineTuningEvents).CachedUntilJobChanges();
+        jobs.MapGet("/{jobId}/checkpoints", ListFineTuningCheckpoints).CachedUntilJobChanges();
         return routes;
     }
 

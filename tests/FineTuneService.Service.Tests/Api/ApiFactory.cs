@@ -51,9 +51,10 @@ public sealed class ApiFactory(string connectionString, string environment = "De
     }
 
     /// <param name="realSocket">Serve on a loopback Kestrel socket (<see cref="ServerAddress"/>) instead of the in-memory test server.</param>
-    public static async Task<ApiFactory> StartAsync(PostgresServer server, bool realSocket = false, Action<IServiceCollection>? configureServices = null)
+    public static async Task<ApiFactory> StartAsync(PostgresServer server, bool realSocket = false, Action<IServiceCollection>? configureServices = null,
+        IDictionary<string, string?>? settings = null)
     {
-        var factory = new ApiFactory(await server.CreateDatabaseAsync(), configureServices: configureServices);
+        var factory = new ApiFactory(await server.CreateDatabaseAsync(), settings: settings, configureServices: configureServices);
         if (realSocket) factory.UseKestrel(0);
         factory.StartServer(); // starts the host: migrations, Hangfire server
         await using var scope = factory.Services.CreateAsyncScope();
