@@ -32,7 +32,12 @@ public sealed class JobMethodTests
     [InlineData(null, """{"batch_size": 0}""", "hyperparameters.batch_size", "between 1 and 256")]
     [InlineData(null, """{"n_epochs": 2.5}""", "hyperparameters.n_epochs", "must be an integer")]
     [InlineData(null, """{"epochs": 2}""", "hyperparameters.epochs", "Unknown hyperparameter")]
-    [InlineData("""{"type": "dpo"}""", null, "method.type", "Only method.type 'supervised'")]
+    [InlineData("""{"type": "reinforcement"}""", null, "method.type", "Only method.type 'supervised', 'dpo'")]
+    [InlineData("""{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}""", null, "method.dpo.hyperparameters.beta", "between 0.001 and 10")]
+    [InlineData("""{"type": "dpo", "dpo": {"hyperparameters": {"beta": "strong"}}}""", null, "method.dpo.hyperparameters.beta", "must be a number or \"auto\"")]
+    [InlineData("""{"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 0}}}""", null, "method.dpo.hyperparameters.n_epochs", "between 1 and 50")]
+    [InlineData("""{"type": "dpo", "dpo": {"adapter": {"rank": 0}}}""", null, "method.dpo.adapter.rank", "between 1 and 256")]
+    [InlineData("""{"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}}""", null, "method.supervised.hyperparameters.beta", "Unknown hyperparameter")]
     [InlineData("""{"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}}""", """{"n_epochs": 1}""", "hyperparameters", "not both")]
     [InlineData("""{"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 0}}}""", null, "method.supervised.hyperparameters.n_epochs", "between 1 and 50")]
     [InlineData("""{"type": "supervised", "supervised": {"adapter": {"rank": 0}}}""", null, "method.supervised.adapter.rank", "between 1 and 256")]
@@ -44,6 +49,23 @@ public sealed class JobMethodTests
         var error = Assert.Throws<ContractViolation>(() => Parse(method, hyperparameters));
         Assert.Equal(param, error.Param);
         Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void A_dpo_method_reads_beta_beside_the_shared_hyperparameters_and_echoes_it_resolved_once_training_starts()
+    {
+        var method = Parse("""{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.25, "n_epochs": 2}, "adapter": {"rank": 2}}}""");
+        Assert.True(method.IsPreference);
+        Assert.Equal(0.25, method.Dpo!.ResolvedBeta);
+        Assert.Equal(2, method.Hyperparameters.Epochs);
+        Assert.Equal(2, method.Adapter!.Rank);
+        Assert.Equal(method, JobMethod.FromStored(method.ToJsonString()));
+
+        var auto = Parse("""{"type": "dpo", "dpo": {"hyperparameters": {"beta": "auto"}}}""");
+        Assert.Equal("""{"type":"dpo","dpo":{"hyperparameters":{"n_epochs":"auto","batch_size":"auto","learning_rate_multiplier":"auto","beta":"auto"}}}""", auto.ToJsonString());
+        var resolved = auto.WithHyperparameters(ResolvedHyperparameters.Resolve(auto.Hyperparameters, 40).AsRequested());
+        Assert.Equal(DpoMethod.DefaultBeta, resolved.ToJson()["dpo"]!["hyperparameters"]!["beta"]!.GetValue<double>());
+        Assert.False(Parse(null).IsPreference);
     }
 
     [Fact]

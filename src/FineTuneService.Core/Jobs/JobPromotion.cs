@@ -94,7 +94,7 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
 
     private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == PreferenceFormat;
 
-    private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.Type == MethodTypes.Dpo;
+    private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.IsPreference;
 
     private static string? FirstErrorCode(StoredFile file) =>
         file.ValidationReport?["errors"] is JsonArray { Count: > 0 } errors ? errors[0]?["code"]?.GetValue<string>() : null;
