@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using FineTuneService.Datasets;
+using FineTuneService.Ml.Training.Preference;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -45,7 +46,41 @@ public sealed class SftTrainer(
         IReadOnlyList<TokenizedExample>? validationExamples = null,
         string? resumeFrom = null,
         CancellationToken cancellationToken = default,
+        CancellationToken pauseToken = default) =>
+        TrainCore(trainingExamples, validationExamples ?? [], resumeFrom, preferenceBeta: null, cancellationToken, pauseToken);
+
+    /// <summary>
+    /// Preference training (DPO, <see cref="DpoObjective"/>) with everything else shared with <see cref="Train"/>:
+    /// the optimizer, schedule, clipping, accumulation, strategy hooks, checkpoints and resume. A micro-batch holds
+    /// <see cref="SftTrainerOptions.BatchSize"/> whole pairs (chosen rows first, then rejected); packing is off. The
+    /// reference log-probabilities are those of the starting weights, computed once under <c>no_grad</c> before the first
+    /// step and kept in the checkpoints. For LoRA the starting weights are the model with its adapter off (B starts at
+    /// zero), so no second copy of the weights is needed.
+    /// </summary>
+    /// <param name="trainingPairs">Tokenized pairs; each side's loss mask covers its answer.</param>
+    /// <param name="validationPairs">Held-back pairs for the validation loss and reward accuracy.</param>
+    /// <param name="beta">DPO's β, the strength of the pull towards the reference.</param>
+    public TrainingResult TrainPreference(
+        IReadOnlyList<TokenizedPair> trainingPairs,
+        IReadOnlyList<TokenizedPair>? validationPairs = null,
+        double beta = DpoObjective.DefaultBeta,
+        string? resumeFrom = null,
+        CancellationToken cancellationToken = default,
         CancellationToken pauseToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(beta);
+        if (options.Packing) throw new ArgumentException("Preference training does not pack rows: set Packing to false.", nameof(options));
+        return TrainCore(TokenizedPair.Interleave(trainingPairs), TokenizedPair.Interleave(validationPairs ?? []), resumeFrom, beta,
+            cancellationToken, pauseToken);
+    }
+
+    private TrainingResult TrainCore(
+        IReadOnlyList<TokenizedExample> trainingExamples,
+        IReadOnlyList<TokenizedExample> validationExamples,
+        string? resumeFrom,
+        double? preferenceBeta,
+        CancellationToken cancellationToken,
+        CancellationToken pauseToken)
     {
         options.Validate();
         if (pauseToken.CanBeCanceled && string.IsNullOrWhiteSpace(options.CheckpointDirectory))
@@ -53,9 +88,10 @@ public sealed class SftTrainer(
         var device = model.parameters().FirstOrDefault()?.device
             ?? throw new ArgumentException("The model has no parameters.", nameof(model));
         var context = new TrainingContext(model, device, options, tokenizer, logger, observer,
-            [.. trainingExamples], validationExamples ?? [], cancellationToken)
+            [.. trainingExamples], validationExamples, cancellationToken)
         {
             Precision = ResolvePrecision(options.Precision, device),
+            PreferenceBeta = preferenceBeta,
         };
         foreach (var strategy in strategies) strategy.BeforeTraining(context);
 
@@ -99,6 +135,14 @@ public sealed class SftTrainer(
         private readonly List<double> allAccuracies = [];
         private readonly List<ValidationPoint> validations = [];
         private readonly List<double> runLosses = [];
+        /// <summary>DPO's β; null for supervised training. With it, rows come in pairs (chosen, rejected) and a batch unit is a pair.</summary>
+        private readonly double? beta;
+        /// <summary>Summed answer log-probabilities of each training (and validation) row under the starting weights (DPO only).</summary>
+        private float[] referenceLogProbs = [];
+        private float[] validationReferenceLogProbs = [];
+        private readonly List<double> allMargins = [];
+        private readonly List<double> allRewardAccuracies = [];
+        private double? lastValidationRewardAccuracy;
         private int step;
         private long tokensSeen;
         private double? lastValidationLoss;
@@ -113,18 +157,27 @@ public sealed class SftTrainer(
             options = context.Options;
             var model = context.Model;
 
-            trainRows = TrainingRows.Build(context.TrainingExamples, options.MaxSequenceLength, options.Packing, options.Seed, options.LossAveraging);
+            beta = context.PreferenceBeta;
+            if (beta is null)
+            {
+                trainRows = TrainingRows.Build(context.TrainingExamples, options.MaxSequenceLength, options.Packing, options.Seed, options.LossAveraging);
+                validationRows = TrainingRows.Build(context.ValidationExamples, options.MaxSequenceLength, packing: false, options.Seed);
+            }
+            else
+            {
+                trainRows = PairRows(context.TrainingExamples, "training");
+                validationRows = PairRows(context.ValidationExamples, "validation");
+            }
             if (trainRows.Count == 0)
                 throw new ArgumentException("No training example has an assistant token to learn from (after truncation to MaxSequenceLength).");
-            validationRows = TrainingRows.Build(context.ValidationExamples, options.MaxSequenceLength, packing: false, options.Seed);
-            weightedLoss = options.LossAveraging != LossAveraging.PerToken || context.TrainingExamples.Any(e => e.LossWeight != 1f);
+            weightedLoss = beta is null && (options.LossAveraging != LossAveraging.PerToken || context.TrainingExamples.Any(e => e.LossWeight != 1f));
 
-            microBatchesPerEpoch = (trainRows.Count + options.BatchSize - 1) / options.BatchSize;
+            microBatchesPerEpoch = (Units + options.BatchSize - 1) / options.BatchSize;
             stepsPerEpoch = (microBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
             totalSteps = Math.Min(options.Epochs * stepsPerEpoch, options.MaxSteps ?? int.MaxValue);
             var warmup = options.WarmupSteps ?? (int)Math.Round(options.WarmupRatio * totalSteps);
             schedule = new WarmupCosineSchedule(options.LearningRate, warmup, totalSteps, options.MinLearningRateRatio);
-            dataFingerprint = Fingerprint(trainRows, options, weightedLoss);
+            dataFingerprint = Fingerprint(trainRows, options, weightedLoss, beta);
 
             torch.manual_seed(options.Seed);
             if (context.Precision == TrainingPrecision.BFloat16)
@@ -148,6 +201,11 @@ public sealed class SftTrainer(
             optimizer = BuildOptimizer(optimized, options);
 
             if (resumeFrom is not null) Restore(resumeFrom);
+            else if (beta is not null)
+            {
+                referenceLogProbs = ReferenceLogProbs(trainRows);
+                validationReferenceLogProbs = ReferenceLogProbs(validationRows);
+            }
             context.Step = step;
             context.Logger.LogInformation(
                 "SFT: {Rows} rows, {Steps} steps ({StepsPerEpoch}/epoch), {Trainable} trainable tensors ({Elements} weights), {Precision} on {Device}, starting at step {Step}",
@@ -179,7 +237,7 @@ public sealed class SftTrainer(
                 }
 
                 stepClock.Start();
-                var (loss, accuracy, tokens, gradNorm, learningRate) = RunStep(step + 1);
+                var (loss, accuracy, tokens, gradNorm, learningRate, preference) = RunStep(step + 1);
                 stepClock.Stop();
                 step++;
                 context.Step = step;
@@ -189,6 +247,11 @@ public sealed class SftTrainer(
                 allLosses.Add(loss);
                 allAccuracies.Add(accuracy);
                 runLosses.Add(loss);
+                if (preference is { } figures)
+                {
+                    allMargins.Add(figures.Margin);
+                    allRewardAccuracies.Add(figures.Accuracy);
+                }
 
                 if (step % options.ProgressEverySteps == 0 || step == totalSteps)
                 {
@@ -196,7 +259,11 @@ public sealed class SftTrainer(
                     var remaining = TimeSpan.FromSeconds(seconds / stepsThisRun * (totalSteps - step));
                     trainer.observer.OnProgress(new TrainingProgress(
                         step, totalSteps, EpochOf(step), loss, accuracy, learningRate, gradNorm,
-                        seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, remaining));
+                        seconds > 0 ? runTokens / seconds : 0, tokensSeen, stepClock.Elapsed, remaining)
+                    {
+                        RewardMargin = preference?.Margin,
+                        RewardAccuracy = preference?.Accuracy,
+                    });
                 }
                 if (validationRows.Count > 0 && options.EvalEverySteps > 0 && step % options.EvalEverySteps == 0) Evaluate();
                 if (options.CheckpointEveryEpoch && (step % stepsPerEpoch == 0 || step == totalSteps))
@@ -226,7 +293,7 @@ public sealed class SftTrainer(
         }
 
         /// <summary>One optimizer step (1-based <paramref name="stepNumber"/>) in its own dispose scope.</summary>
-        private (double Loss, double TokenAccuracy, long Tokens, double GradNorm, double LearningRate) RunStep(int stepNumber)
+        private (double Loss, double TokenAccuracy, long Tokens, double GradNorm, double LearningRate, (double Margin, double Accuracy)? Preference) RunStep(int stepNumber)
         {
             using var scope = NewDisposeScope();
             var epoch = (stepNumber - 1) / stepsPerEpoch;
@@ -235,6 +302,7 @@ public sealed class SftTrainer(
             var microBatches = Enumerable.Range(firstMicroBatch, lastMicroBatch - firstMicroBatch)
                 .Select(m => MicroBatchRows(epoch, m))
                 .ToList();
+            (double Margin, double Accuracy)? preference = null;
             // Normalise by the step's loss-bearing tokens (or examples) so accumulation equals one big batch.
             var targets = microBatches.Sum(rows => rows.Sum(r => r.WeightSum));
             if (context.Device.type == DeviceType.CUDA)
@@ -243,16 +311,38 @@ public sealed class SftTrainer(
             var loss = 0.0;
             var tokens = 0L;
             long correct = 0, labelled = 0;
-            foreach (var rows in microBatches)
+            if (beta is not null)
             {
-                var (inputIds, labels) = Collate(rows);
-                var weights = weightedLoss ? CollateWeights(rows, inputIds.shape[1]) : null;
-                var micro = TokenLossSum(inputIds, labels, out var microCorrect, weights) / targets;
-                micro.backward();
-                loss += micro.ToDouble();
-                tokens += rows.Sum(r => r.Length);
-                correct += microCorrect;
-                labelled += rows.Sum(r => r.TargetCount);
+                // The step's loss is the mean over its pairs, so accumulation equals one big batch of pairs.
+                var stepPairs = microBatches.Sum(rows => rows.Count / 2);
+                double margin = 0, rewardAccuracy = 0;
+                foreach (var rows in microBatches)
+                {
+                    var dpo = PairLoss(rows, referenceLogProbs, out var microCorrect, out var chosenTargets);
+                    var share = (double)(rows.Count / 2) / stepPairs;
+                    (dpo.Loss * share).backward();
+                    loss += dpo.Loss.ToDouble() * share;
+                    margin += dpo.RewardMargin * share;
+                    rewardAccuracy += dpo.RewardAccuracy * share;
+                    tokens += rows.Sum(r => r.Length);
+                    correct += microCorrect;
+                    labelled += chosenTargets;
+                }
+                preference = (margin, rewardAccuracy);
+            }
+            else
+            {
+                foreach (var rows in microBatches)
+                {
+                    var (inputIds, labels) = Collate(rows);
+                    var weights = weightedLoss ? CollateWeights(rows, inputIds.shape[1]) : null;
+                    var micro = TokenLossSum(inputIds, labels, out var microCorrect, weights) / targets;
+                    micro.backward();
+                    loss += micro.ToDouble();
+                    tokens += rows.Sum(r => r.Length);
+                    correct += microCorrect;
+                    labelled += rows.Sum(r => r.TargetCount);
+                }
             }
 
             foreach (var strategy in trainer.strategies) strategy.OnGradients(context, stepNumber);
@@ -279,7 +369,61 @@ public sealed class SftTrainer(
                 for (var i = 0; i < trainable.Count; i++) trainable[i].Parameter.copy_(optimized[i].Parameter);
                 context.Model.zero_grad();
             }
-            return (loss, labelled > 0 ? (double)correct / labelled : double.NaN, tokens, gradNorm, learningRate);
+            return (loss, labelled > 0 ? (double)correct / labelled : double.NaN, tokens, gradNorm, learningRate, preference);
+        }
+
+        /// <summary>A batch unit: an example's row, or a pair's two rows under DPO.</summary>
+        private int Units => beta is null ? trainRows.Count : trainRows.Count / 2;
+
+        /// <summary>Rows of interleaved (chosen, rejected) examples, unpacked and unfiltered so that row 2i and 2i+1 stay a pair.</summary>
+        private List<TrainingRow> PairRows(IReadOnlyList<TokenizedExample> examples, string what)
+        {
+            if (examples.Count % 2 != 0)
+                throw new ArgumentException($"Preference {what} data must hold whole pairs (chosen, rejected); got {examples.Count} rows.");
+            var rows = examples.Select((e, i) => TrainingRows.ToRow(e, options.MaxSequenceLength) with { Index = i }).ToList();
+            var empty = rows.FindIndex(r => r.TargetCount == 0);
+            if (empty >= 0)
+                throw new ArgumentException($"Preference {what} pair {empty / 2 + 1} has an answer with no token to score (after truncation to MaxSequenceLength).");
+            return rows;
+        }
+
+        /// <summary>
+        /// DPO loss of <paramref name="rows"/> (chosen rows, then the rejected rows of the same pairs) against the
+        /// reference log-probabilities of those rows. <paramref name="correct"/> counts argmax hits on the chosen answers.
+        /// </summary>
+        private DpoLoss PairLoss(IReadOnlyList<TrainingRow> rows, float[] references, out long correct, out long chosenTargets)
+        {
+            var pairs = rows.Count / 2;
+            var (inputIds, labels) = Collate(rows);
+            var logits = context.Model.forward(inputIds);
+            using (no_grad())
+                correct = logits.narrow(0, 0, pairs).argmax(-1).eq(labels.narrow(0, 0, pairs))
+                    .logical_and(labels.narrow(0, 0, pairs).ne(TrainingRow.IgnoreIndex)).sum().ToInt64();
+            chosenTargets = rows.Take(pairs).Sum(r => r.TargetCount);
+            var policy = DpoObjective.SequenceLogProbs(logits, labels);
+            var reference = tensor(rows.Select(r => references[r.Index]).ToArray()).to(context.Device);
+            return DpoObjective.Loss(policy.narrow(0, 0, pairs), policy.narrow(0, pairs, pairs),
+                reference.narrow(0, 0, pairs), reference.narrow(0, pairs, pairs), beta!.Value);
+        }
+
+        /// <summary>Summed answer log-probability of each row under the current (starting) weights, in eval mode and no_grad.</summary>
+        private float[] ReferenceLogProbs(IReadOnlyList<TrainingRow> rows)
+        {
+            var model = context.Model;
+            model.eval();
+            var result = new float[rows.Count];
+            using (no_grad())
+            {
+                for (var start = 0; start < rows.Count; start += options.BatchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    var chunk = rows.Skip(start).Take(options.BatchSize).ToList();
+                    var (inputIds, labels) = Collate(chunk);
+                    DpoObjective.SequenceLogProbs(model.forward(inputIds), labels).to(ScalarType.Float32).cpu().data<float>().CopyTo(result, start);
+                }
+            }
+            model.train();
+            return result;
         }
 
         /// <summary>
@@ -329,10 +473,12 @@ public sealed class SftTrainer(
 
         private List<TrainingRow> MicroBatchRows(int epoch, int microBatch)
         {
-            if (epochOrder.Epoch != epoch) epochOrder = (epoch, DataOrder.Permutation(trainRows.Count, options.Seed, epoch));
+            if (epochOrder.Epoch != epoch) epochOrder = (epoch, DataOrder.Permutation(Units, options.Seed, epoch));
             var start = microBatch * options.BatchSize;
-            var end = Math.Min(start + options.BatchSize, trainRows.Count);
-            return [.. epochOrder.Order[start..end].Select(i => trainRows[i])];
+            var end = Math.Min(start + options.BatchSize, Units);
+            var units = epochOrder.Order[start..end];
+            if (beta is null) return [.. units.Select(i => trainRows[i])];
+            return [.. units.Select(i => trainRows[2 * i]), .. units.Select(i => trainRows[2 * i + 1])];
         }
 
         private void Evaluate()
@@ -342,6 +488,11 @@ public sealed class SftTrainer(
             var lossSum = 0.0;
             var targets = 0L;
             var correct = 0L;
+            if (beta is not null)
+            {
+                EvaluatePairs();
+                return;
+            }
             using (no_grad())
             {
                 foreach (var rows in validationRows.Chunk(options.BatchSize))
@@ -359,6 +510,40 @@ public sealed class SftTrainer(
             lastEvaluatedStep = step;
             validations.Add(new ValidationPoint(step, lastValidationLoss.Value, lastValidationAccuracy.Value));
             trainer.observer.OnEvaluation(new EvaluationResult(step, lastValidationLoss.Value, targets, lastValidationAccuracy.Value));
+        }
+
+        /// <summary>Held-back pairs: mean DPO loss as the validation loss, reward accuracy beside it.</summary>
+        private void EvaluatePairs()
+        {
+            var model = context.Model;
+            double lossSum = 0, accuracySum = 0;
+            long correct = 0, targets = 0;
+            var pairCount = validationRows.Count / 2;
+            using (no_grad())
+            {
+                for (var start = 0; start < pairCount; start += options.BatchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    var pairs = Math.Min(options.BatchSize, pairCount - start);
+                    List<TrainingRow> rows = [.. Enumerable.Range(start, pairs).Select(i => validationRows[2 * i]),
+                        .. Enumerable.Range(start, pairs).Select(i => validationRows[2 * i + 1])];
+                    var dpo = PairLoss(rows, validationReferenceLogProbs, out var batchCorrect, out var batchTargets);
+                    lossSum += dpo.Loss.ToDouble() * pairs;
+                    accuracySum += dpo.RewardAccuracy * pairs;
+                    correct += batchCorrect;
+                    targets += batchTargets;
+                }
+            }
+            model.train();
+            lastValidationLoss = lossSum / pairCount;
+            lastValidationAccuracy = (double)correct / targets;
+            lastValidationRewardAccuracy = accuracySum / pairCount;
+            lastEvaluatedStep = step;
+            validations.Add(new ValidationPoint(step, lastValidationLoss.Value, lastValidationAccuracy.Value) { RewardAccuracy = lastValidationRewardAccuracy });
+            trainer.observer.OnEvaluation(new EvaluationResult(step, lastValidationLoss.Value, targets, lastValidationAccuracy.Value)
+            {
+                RewardAccuracy = lastValidationRewardAccuracy,
+            });
         }
 
         private string WriteCheckpoint(bool endOfEpoch = false)
@@ -389,10 +574,19 @@ public sealed class SftTrainer(
                 LastValidationTokenAccuracy = lastValidationAccuracy,
                 Validations = [.. validations],
                 TrainableParameters = [.. trainable.Select(p => p.Name)],
+                RewardMargins = [.. allMargins],
+                RewardAccuracies = [.. allRewardAccuracies],
+                ReferenceLogProbs = [.. referenceLogProbs],
+                ValidationReferenceLogProbs = [.. validationReferenceLogProbs],
             };
             TrainingCheckpoint.Write(directory, state, optimized, optimizer);
             trainer.observer.OnCheckpoint(new CheckpointWritten(step, directory, allLosses.LastOrDefault(double.NaN), lastValidationLoss,
-                allAccuracies.LastOrDefault(double.NaN), lastValidationAccuracy, endOfEpoch));
+                allAccuracies.LastOrDefault(double.NaN), lastValidationAccuracy, endOfEpoch)
+            {
+                RewardMargin = beta is null ? null : allMargins.LastOrDefault(double.NaN),
+                RewardAccuracy = beta is null ? null : allRewardAccuracies.LastOrDefault(double.NaN),
+                ValidationRewardAccuracy = lastValidationRewardAccuracy,
+            });
             return directory;
         }
 
@@ -431,6 +625,16 @@ public sealed class SftTrainer(
             allAccuracies.AddRange(state.TrainTokenAccuracies);
             validations.AddRange(state.Validations);
             if (validations.Count > 0 && validations[^1].Step == step) lastEvaluatedStep = step;
+            if (beta is not null)
+            {
+                Check(state.ReferenceLogProbs.Count == trainRows.Count && state.ValidationReferenceLogProbs.Count == validationRows.Count,
+                    "reference log-probabilities", state.ReferenceLogProbs.Count, trainRows.Count);
+                referenceLogProbs = [.. state.ReferenceLogProbs];
+                validationReferenceLogProbs = [.. state.ValidationReferenceLogProbs];
+                allMargins.AddRange(state.RewardMargins);
+                allRewardAccuracies.AddRange(state.RewardAccuracies);
+                lastValidationRewardAccuracy = validations.LastOrDefault()?.RewardAccuracy;
+            }
         }
 
         private List<StepMetrics> MetricsHistory()
@@ -441,7 +645,12 @@ public sealed class SftTrainer(
                 .. allLosses.Select((loss, i) =>
                 {
                     var validation = validated.GetValueOrDefault(i + 1);
-                    return new StepMetrics(i + 1, loss, allAccuracies[i], validation?.Loss, validation?.TokenAccuracy);
+                    return new StepMetrics(i + 1, loss, allAccuracies[i], validation?.Loss, validation?.TokenAccuracy)
+                    {
+                        RewardMargin = i < allMargins.Count ? allMargins[i] : null,
+                        RewardAccuracy = i < allRewardAccuracies.Count ? allRewardAccuracies[i] : null,
+                        ValidationRewardAccuracy = validation?.RewardAccuracy,
+                    };
                 }),
             ];
         }
@@ -463,12 +672,13 @@ public sealed class SftTrainer(
             return new AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, amsgrad: false, maximize: false);
         }
 
-        private static string Fingerprint(IReadOnlyList<TrainingRow> rows, SftTrainerOptions options, bool weighted)
+        private static string Fingerprint(IReadOnlyList<TrainingRow> rows, SftTrainerOptions options, bool weighted, double? beta)
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(
                 $"{options.BatchSize}|{options.GradientAccumulationSteps}|{options.MaxSequenceLength}|{options.Packing}|{options.Seed}|{options.Epochs}|{options.MaxSteps}"
-                + (options.LossAveraging == LossAveraging.PerToken ? "" : $"|{options.LossAveraging}")));
+                + (options.LossAveraging == LossAveraging.PerToken ? "" : $"|{options.LossAveraging}")
+                + (beta is { } b ? $"|dpo:{b.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "")));
             foreach (var row in rows)
             {
                 hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.InputIds.AsSpan()));

@@ -129,8 +129,18 @@ public sealed record TrainerState
     /// <summary>Every validation so far.</summary>
     public IReadOnlyList<ValidationPoint> Validations { get; init; } = [];
     public required IReadOnlyList<string> TrainableParameters { get; init; }
+
+    /// <summary>DPO: per-step reward margins and accuracies, and each row's reference log-probability (so a resume needs no starting weights).</summary>
+    public IReadOnlyList<double> RewardMargins { get; init; } = [];
+    public IReadOnlyList<double> RewardAccuracies { get; init; } = [];
+    public IReadOnlyList<float> ReferenceLogProbs { get; init; } = [];
+    public IReadOnlyList<float> ValidationReferenceLogProbs { get; init; } = [];
     public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
 }
 
 /// <summary>A validation measured after <paramref name="Step"/>.</summary>
-public sealed record ValidationPoint(int Step, double Loss, double TokenAccuracy);
+public sealed record ValidationPoint(int Step, double Loss, double TokenAccuracy)
+{
+    /// <summary>DPO: held-back reward accuracy.</summary>
+    public double? RewardAccuracy { get; init; }
+}

@@ -70,5 +70,8 @@ public sealed class TrainingContext
     /// <summary>Optimizer steps done so far.</summary>
     public int Step { get; internal set; }
 
+    /// <summary>DPO's β when the run trains on preference pairs (examples then come as chosen, rejected, …); null for SFT.</summary>
+    public double? PreferenceBeta { get; internal init; }
+
     public int TotalSteps { get; internal set; }
 }

@@ -23,13 +23,24 @@ public sealed record TrainingProgress(
     double TokensPerSecond,
     long TokensSeen,
     TimeSpan Elapsed,
-    TimeSpan Remaining);
+    TimeSpan Remaining)
+{
+    /// <summary>DPO: mean reward margin (β-scaled chosen minus rejected log-ratio) of this step's pairs; null for SFT.</summary>
+    public double? RewardMargin { get; init; }
+
+    /// <summary>DPO: share of this step's pairs with a positive margin; null for SFT.</summary>
+    public double? RewardAccuracy { get; init; }
+}
 
 /// <summary>
 /// Validation after <paramref name="Step"/>: mean cross-entropy per loss-bearing token, and the share of those tokens
 /// predicted right (argmax).
 /// </summary>
-public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens, double ValidationTokenAccuracy);
+/// For DPO the loss is the mean DPO loss of the held-back pairs and <see cref="RewardAccuracy"/> their share with a positive margin.
+public sealed record EvaluationResult(int Step, double ValidationLoss, long ValidationTokens, double ValidationTokenAccuracy)
+{
+    public double? RewardAccuracy { get; init; }
+}
 
 /// <summary>A checkpoint directory written by the trainer; see <see cref="TrainingCheckpoint"/> for its format.</summary>
 /// <param name="Step">Optimizer steps done.</param>
@@ -47,10 +58,21 @@ public sealed record CheckpointWritten(int Step, string Directory, double TrainL
 
     /// <summary>The PEFT adapter folder at this step, for a LoRA run's end-of-epoch checkpoint.</summary>
     public string? AdapterDirectory { get; init; }
+
+    /// <summary>DPO figures of the last step and the last validation; null for SFT.</summary>
+    public double? RewardMargin { get; init; }
+    public double? RewardAccuracy { get; init; }
+    public double? ValidationRewardAccuracy { get; init; }
 }
 
 /// <summary>One step of a run's metrics: training loss and token accuracy, and the validation figures where measured.</summary>
-public sealed record StepMetrics(int Step, double TrainLoss, double TrainTokenAccuracy, double? ValidationLoss, double? ValidationTokenAccuracy);
+public sealed record StepMetrics(int Step, double TrainLoss, double TrainTokenAccuracy, double? ValidationLoss, double? ValidationTokenAccuracy)
+{
+    /// <summary>DPO figures (null for SFT): the step's reward margin and accuracy, the held-back reward accuracy where validated.</summary>
+    public double? RewardMargin { get; init; }
+    public double? RewardAccuracy { get; init; }
+    public double? ValidationRewardAccuracy { get; init; }
+}
 
 /// <summary>Receives what the trainer reports; called synchronously on the training thread, so keep it quick.</summary>
 public interface ITrainingObserver

@@ -14,6 +14,9 @@ internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount
     public const int IgnoreIndex = -100;
 
     public int Length => InputIds.Length;
+
+    /// <summary>Position of the row in its set, for rows that carry per-row data (DPO's reference log-probabilities).</summary>
+    public int Index { get; init; }
 }
 
 /// <summary>Turns tokenized examples into rows: one per example (padded later) or packed up to a maximum length.</summary>
