@@ -56,7 +56,17 @@ internal sealed class CheckpointRecorder(JobLease lease, ArtifactTransfer transf
     /// OpenAI's checkpoint metrics. The validation covers the whole validation file, so its figures are also the
     /// <c>full_valid_*</c> ones; an end-of-epoch checkpoint is validated at its own step.
     /// </summary>
-    private static JsonObject Metrics(CheckpointWritten checkpoint) => new()
+    private static JsonObject Metrics(CheckpointWritten checkpoint)
+    {
+        var metrics = OpenAiMetrics(checkpoint);
+        if (checkpoint.RewardMargin is null) return metrics;
+        metrics["reward_margin"] = Finite(checkpoint.RewardMargin.Value);
+        metrics["reward_accuracy"] = checkpoint.RewardAccuracy is { } accuracy ? Finite(accuracy) : null;
+        metrics["valid_reward_accuracy"] = checkpoint.ValidationRewardAccuracy;
+        return metrics;
+    }
+
+    private static JsonObject OpenAiMetrics(CheckpointWritten checkpoint) => new()
     {
         ["step"] = checkpoint.Step,
         ["train_loss"] = Finite(checkpoint.TrainLoss),

@@ -83,10 +83,23 @@ public sealed class FineTuneJobRunner(
         lease.Post("Validating training file");
         await lease.FlushAsync(cancellationToken);
 
-        var training = await ReadDatasetAsync(job.TenantId, job.TrainingFileId, "training_file", cancellationToken);
-        var validation = job.ValidationFileId is null
-            ? []
-            : await ReadDatasetAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
+        PreferenceTraining? preference = null;
+        IReadOnlyList<ChatExample> training, validation;
+        if (job.Method.IsPreference)
+        {
+            var pairs = await ReadPairsAsync(job.TenantId, job.TrainingFileId, "training_file", cancellationToken);
+            var heldBack = job.ValidationFileId is null ? [] : await ReadPairsAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
+            preference = new PreferenceTraining(pairs, heldBack, job.Method.Dpo!.ResolvedBeta);
+            training = [.. pairs.Select(p => p.Chosen)];
+            validation = [.. heldBack.Select(p => p.Chosen)];
+        }
+        else
+        {
+            training = await ReadDatasetAsync(job.TenantId, job.TrainingFileId, "training_file", cancellationToken);
+            validation = job.ValidationFileId is null
+                ? []
+                : await ReadDatasetAsync(job.TenantId, job.ValidationFileId, "validation_file", cancellationToken);
+        }
         var model = await models.ResolveAsync(job.Model, job.TenantId, cancellationToken);
         // Continued training tokenizes with the root base model's tokenizer and chat template, whatever the parent's folder carries.
         var rootFolder = model.HasDistinctRoot ? await models.GetFolderAsync(model.Root!.Sha256, cancellationToken) : model.Folder;
@@ -118,7 +131,8 @@ public sealed class FineTuneJobRunner(
             OutputFolder: Path.Combine(scratch, "output"),
             Lora: JobAdapter.From(job.Method.Adapter, baseModelReference),
             SafetyLayers: model.SafetyLayers,
-            TokenizerFolder: rootFolder);
+            TokenizerFolder: rootFolder,
+            Preference: preference);
 
         // Training runs synchronously on this thread. The observer reads the control flag between steps and turns it
         // into the trainer's cancel/pause tokens; host shutdown pauses too, so a checkpoint is saved before re-queueing.
@@ -223,8 +237,14 @@ public sealed class FineTuneJobRunner(
     }
 
     /// <summary>Reads a tenant's uploaded JSONL file; a missing or invalid file fails the job with a line-numbered error.</summary>
-    private async Task<IReadOnlyList<ChatExample>> ReadDatasetAsync(string tenantId, string fileId, string param,
-        CancellationToken cancellationToken)
+    private Task<IReadOnlyList<ChatExample>> ReadDatasetAsync(string tenantId, string fileId, string param, CancellationToken cancellationToken) =>
+        ReadFileAsync<ChatExample>(tenantId, fileId, param, sha => transfer.ReadChatExamplesAsync(sha, cancellationToken), cancellationToken);
+
+    private Task<IReadOnlyList<PreferenceExample>> ReadPairsAsync(string tenantId, string fileId, string param, CancellationToken cancellationToken) =>
+        ReadFileAsync<PreferenceExample>(tenantId, fileId, param, sha => transfer.ReadPreferenceExamplesAsync(sha, cancellationToken), cancellationToken);
+
+    private async Task<IReadOnlyList<T>> ReadFileAsync<T>(string tenantId, string fileId, string param,
+        Func<string, Task<List<T>>> read, CancellationToken cancellationToken)
     {
         StoredFile? file;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
@@ -237,7 +257,7 @@ public sealed class FineTuneJobRunner(
 
         try
         {
-            var examples = await transfer.ReadChatExamplesAsync(file.Sha256, cancellationToken);
+            var examples = await read(file.Sha256);
             if (examples.Count == 0) throw new JobFailureException(code, $"File {fileId} has no examples.", param);
             return examples;
         }

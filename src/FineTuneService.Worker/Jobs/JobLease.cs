@@ -58,7 +58,10 @@ public sealed class JobLease : IAsyncDisposable
     {
         var estimatedFinish = Now + progress.Remaining;
         _estimatedFinish = estimatedFinish;
-        Post(JobEvents.Metrics(JobId, $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}", new JsonObject
+        var preference = progress.RewardMargin is { } margin
+            ? $", reward margin={margin:0.0000}, reward accuracy={progress.RewardAccuracy:0.00}"
+            : "";
+        var data = new JsonObject
         {
             ["step"] = progress.Step,
             ["total_steps"] = progress.TotalSteps,
@@ -69,7 +72,13 @@ public sealed class JobLease : IAsyncDisposable
             ["tokens_per_second"] = Math.Round(progress.TokensPerSecond, 1),
             ["trained_tokens"] = progress.TokensSeen,
             ["estimated_finish"] = new DateTimeOffset(estimatedFinish).ToUnixTimeSeconds(),
-        }, Now));
+        };
+        if (progress.RewardMargin is { } rewardMargin)
+        {
+            data["reward_margin"] = Math.Round(rewardMargin, 6);
+            data["reward_accuracy"] = progress.RewardAccuracy is { } accuracy ? Math.Round(accuracy, 6) : null;
+        }
+        Post(JobEvents.Metrics(JobId, $"Step {progress.Step}/{progress.TotalSteps}: training loss={progress.TrainLoss:0.0000}{preference}", data, Now));
     }
 
     /// <summary>The SQL comment on <see cref="ReadControl"/>'s query (pg_stat_statements, logs, test interceptors).</summary>

@@ -62,7 +62,9 @@ internal sealed class JobObserver : ITrainingObserver, IDisposable
     }
 
     public void OnEvaluation(EvaluationResult evaluation) =>
-        _lease.Post($"Step {evaluation.Step}: validation loss={evaluation.ValidationLoss:0.0000}");
+        _lease.Post(evaluation.RewardAccuracy is { } rewardAccuracy
+            ? $"Step {evaluation.Step}: validation loss={evaluation.ValidationLoss:0.0000}, held-back reward accuracy={rewardAccuracy:0.00}"
+            : $"Step {evaluation.Step}: validation loss={evaluation.ValidationLoss:0.0000}");
 
     public void OnCheckpoint(CheckpointWritten checkpoint) => _checkpoints.Record(checkpoint);
 

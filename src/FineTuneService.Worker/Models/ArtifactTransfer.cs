@@ -78,6 +78,9 @@ public sealed class ArtifactTransfer(
     public Task<List<ChatExample>> ReadChatExamplesAsync(string sha256, CancellationToken cancellationToken) =>
         ReadAsync(sha256, (stream, token) => ChatJsonl.ReadAsync(stream, token).ToListAsync(token).AsTask(), cancellationToken);
 
+    public Task<List<PreferenceExample>> ReadPreferenceExamplesAsync(string sha256, CancellationToken cancellationToken) =>
+        ReadAsync(sha256, (stream, _) => Task.FromResult(PreferenceJsonl.Read(stream).ToList()), cancellationToken);
+
     /// <summary>Faults worth another try: dropped connections, timeouts, server restarts.</summary>
     internal static void Configure(ResiliencePipelineBuilder builder) => builder.AddRetry(new Polly.Retry.RetryStrategyOptions
     {

@@ -5,6 +5,7 @@ using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Training.Preference;
 using FineTuneService.Ml.Lora;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies;
@@ -32,11 +33,18 @@ public sealed record TrainingRequest(
     string OutputFolder,
     LoraConfig? Lora = null,
     SafetyLayerLocation? SafetyLayers = null,
-    string? TokenizerFolder = null)
+    string? TokenizerFolder = null,
+    PreferenceTraining? Preference = null)
 {
     /// <summary>Where the tokenizer and chat template come from: the root base model's folder (continued training), else the model's own.</summary>
     public string TokenizerSource => TokenizerFolder ?? ModelFolder;
 }
+
+/// <summary>
+/// A DPO job's pairs and β. <see cref="TrainingRequest.Training"/> and <see cref="TrainingRequest.Validation"/> then
+/// hold the chosen sides (what the safety evaluation and the strategies see as the job's data).
+/// </summary>
+public sealed record PreferenceTraining(IReadOnlyList<PreferenceExample> Training, IReadOnlyList<PreferenceExample> Validation, double Beta);
 
 /// <summary>
 /// Bridge from a job to the engine: loads the base model's Hugging Face folder onto the device, tokenizes the chats
@@ -81,7 +89,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
             CheckpointEveryEpoch = true,
             CheckpointDirectory = request.CheckpointDirectory,
             BaseModelReference = request.BaseModelReference,
-            EvalEverySteps = validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
+            EvalEverySteps = validation.Count > 0 || request.Preference?.Validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
             ProgressEverySteps = 1, // the observer reads the control flag after every step
             Precision = precision.Training(device),
         };
@@ -94,7 +102,9 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
                 inspectStage is null ? observer : new StageObserver(observer, stage => inspectStage(stage, model, tokenizer)),
                 SaveModel);
             var trainer = new SftTrainer(model, trainerOptions, strategies, stageObserver, tokenizer, loggers.CreateLogger<SftTrainer>());
-            var result = trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
+            var result = request.Preference is { } preference
+                ? trainer.TrainPreference(Pairs(preference.Training), Pairs(preference.Validation), preference.Beta, request.ResumeFrom, cancel, pause)
+                : trainer.Train(training, validation, request.ResumeFrom, cancel, pause);
             if (result.Outcome == TrainingOutcome.Completed) SaveModel(request.OutputFolder);
             return result;
         }
@@ -102,6 +112,9 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
         {
             foreach (var strategy in strategies.OfType<IDisposable>()) strategy.Dispose();
         }
+
+        List<TokenizedPair> Pairs(IReadOnlyList<PreferenceExample> pairs) =>
+            [.. pairs.Select(p => new TokenizedPair(encoder.Encode(p.Chosen, maxLength), encoder.Encode(p.Rejected, maxLength)))];
     }
 
     /// <summary>
