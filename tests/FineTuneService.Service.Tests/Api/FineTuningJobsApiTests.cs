@@ -439,6 +439,29 @@ public sealed class FineTuningJobsApiTests(PostgresServer server, SharedApi shar
     }
 
     [Fact]
+    public async Task A_dpo_job_on_a_chat_file_fails_naming_the_method_and_a_bad_beta_is_a_400()
+    {
+        var (_, _, client) = await _api.CreateTenantAsync("dpo-chat-file");
+        var file = await client.UploadValidatedAsync(Datasets.ValidChat());
+
+        var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = ApiFactory.BaseModelId, training_file = file["id"], method = new { type = "dpo", dpo = new { hyperparameters = new { beta = 0.1 } } },
+        });
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal("invalid_training_file", job["error"]!["code"]!.GetValue<string>());
+        Assert.Contains("method dpo trains on preference rows", job["error"]!["message"]!.GetValue<string>());
+        Assert.Equal(0.1, job["method"]!["dpo"]!["hyperparameters"]!["beta"]!.GetValue<double>());
+
+        var response = await client.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = ApiFactory.BaseModelId, training_file = file["id"], method = new { type = "dpo", dpo = new { hyperparameters = new { beta = -1 } } },
+        });
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("method.dpo.hyperparameters.beta", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!["param"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_validation_file_is_waited_for_like_the_training_file_and_its_errors_fail_the_job()
     {
         var (tenantId, _, client) = await _api.CreateTenantAsync("validation-file");
