@@ -40,11 +40,17 @@ public static class InferenceBenchmark
         await StreamAsync(ApiClient(settings.Url, key.Key), settings.Model, Prompt(0), settings.MaxTokens, cancellationToken);
 
         var load = new List<LoadFigures>();
+        using var api = ApiClient(settings.Url, key.Key);
+        using var worker = WorkerClient(workerUrl, workerToken, tenant);
         foreach (var concurrency in settings.Concurrency)
         {
-            load.Add(await MeasureAsync("api", ApiClient(settings.Url, key.Key), settings, concurrency, cancellationToken));
+            // The first batches of a new size are slower (the worker's batch and its caches grow, code paths warm up):
+            // one untimed round at this concurrency on each path, so neither path pays for it alone.
+            await MeasureAsync("warm-up", worker, settings with { Rounds = 1 }, concurrency, cancellationToken);
+            await MeasureAsync("warm-up", api, settings with { Rounds = 1 }, concurrency, cancellationToken);
+            load.Add(await MeasureAsync("api", api, settings, concurrency, cancellationToken));
             log(Describe(load[^1]));
-            load.Add(await MeasureAsync("worker", WorkerClient(workerUrl, workerToken, tenant), settings, concurrency, cancellationToken));
+            load.Add(await MeasureAsync("worker", worker, settings, concurrency, cancellationToken));
             log(Describe(load[^1]));
         }
 
