@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -19,13 +17,7 @@ public sealed class SafetyStrategyDescriptor
         ParamsType = paramsType;
         Description = description;
         ExclusiveGroup = exclusiveGroup;
-        Fields = paramsType.GetConstructors().Single().GetParameters()
-            .Select(p => new SafetyParamField(
-                ContractJson.Name(p.Name!),
-                p.ParameterType,
-                p.DefaultValue,
-                paramsType.GetProperty(p.Name!)?.GetCustomAttribute<DescriptionAttribute>()?.Description ?? ""))
-            .ToArray();
+        Fields = ParamsRecords.Fields(paramsType);
         Defaults = Bind(JsonDocument.Parse("{}").RootElement);
     }
 
@@ -46,32 +38,11 @@ public sealed class SafetyStrategyDescriptor
 
     /// <summary>Reads <c>safety.params.&lt;name&gt;</c>; omitted fields keep their defaults.</summary>
     /// <exception cref="ContractViolation">Not an object, an unknown field or a value of the wrong type.</exception>
-    public ISafetyStrategyParams Bind(JsonElement value, string param = "")
-    {
-        if (value.ValueKind != JsonValueKind.Object) throw new ContractViolation(param, $"{param} must be an object.");
-        try
-        {
-            return (ISafetyStrategyParams)value.Deserialize(ParamsType, ContractJson.Options)!;
-        }
-        catch (JsonException e)
-        {
-            var field = FieldAt(e.Path);
-            var known = Fields.FirstOrDefault(f => f.Name == field);
-            var allowed = $"Allowed fields: {string.Join(", ", Fields.Select(f => f.Name))}.";
-            throw known is null
-                ? new ContractViolation(field is null ? param : $"{param}.{field}",
-                    field is null ? $"{param}: {e.Message} {allowed}" : $"{param} has no field '{field}'. {allowed}")
-                : new ContractViolation($"{param}.{known.Name}", $"{param}.{known.Name} must be {known.Kind}.");
-        }
-    }
+    public ISafetyStrategyParams Bind(JsonElement value, string param = "") =>
+        (ISafetyStrategyParams)ParamsRecords.Bind(value, ParamsType, Fields, param);
 
     /// <summary>The parameters as stored and echoed: every field, snake_case.</summary>
-    public JsonObject ToJson(ISafetyStrategyParams parameters) =>
-        JsonSerializer.SerializeToNode(parameters, ParamsType, ContractJson.Options)!.AsObject();
-
-    /// <summary>The first property of a JSON path such as "$.dense_ratio".</summary>
-    private static string? FieldAt(string? path) =>
-        path is { Length: > 2 } && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..].Split('.', '[')[0] : null;
+    public JsonObject ToJson(ISafetyStrategyParams parameters) => ParamsRecords.ToJson(parameters, ParamsType);
 
     public override string ToString() => Name;
 }

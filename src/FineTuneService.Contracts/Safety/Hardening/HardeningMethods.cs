@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -57,10 +55,7 @@ public sealed class HardeningMethodDescriptor
         Name = name;
         ParamsType = paramsType;
         Description = description;
-        Fields = paramsType.GetConstructors().Single().GetParameters()
-            .Select(p => new SafetyParamField(ContractJson.Name(p.Name!), p.ParameterType, p.DefaultValue,
-                paramsType.GetProperty(p.Name!)?.GetCustomAttribute<DescriptionAttribute>()?.Description ?? ""))
-            .ToArray();
+        Fields = ParamsRecords.Fields(paramsType);
     }
 
     public string Name { get; }
@@ -74,30 +69,14 @@ public sealed class HardeningMethodDescriptor
     {
         var element = value ?? JsonDocument.Parse("{}").RootElement;
         if (element.ValueKind == JsonValueKind.Null) element = JsonDocument.Parse("{}").RootElement;
-        if (element.ValueKind != JsonValueKind.Object) throw new ContractViolation(param, $"{param} must be an object.");
-        IHardeningParams parameters;
-        try
-        {
-            parameters = (IHardeningParams)element.Deserialize(ParamsType, ContractJson.Options)!;
-        }
-        catch (JsonException e)
-        {
-            var field = e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..].Split('.', '[')[0] : null;
-            var known = Fields.FirstOrDefault(f => f.Name == field);
-            var allowed = $"Allowed fields: {string.Join(", ", Fields.Select(f => f.Name))}.";
-            throw known is null
-                ? new ContractViolation(field is null ? param : $"{param}.{field}",
-                    field is null ? $"{param}: {e.Message} {allowed}" : $"{param} has no field '{field}'. {allowed}")
-                : new ContractViolation($"{param}.{known.Name}", $"{param}.{known.Name} must be {known.Kind}.");
-        }
+        var parameters = (IHardeningParams)ParamsRecords.Bind(element, ParamsType, Fields, param);
         foreach (var error in parameters.Errors())
             throw new ContractViolation(error.Field is null ? param : $"{param}.{error.Field}", error.Message);
         return parameters;
     }
 
     /// <summary>The parameters as stored and echoed in the new model's lineage: every field, snake_case.</summary>
-    public JsonObject ToJson(IHardeningParams parameters) =>
-        JsonSerializer.SerializeToNode(parameters, ParamsType, ContractJson.Options)!.AsObject();
+    public JsonObject ToJson(IHardeningParams parameters) => ParamsRecords.ToJson(parameters, ParamsType);
 
     public override string ToString() => Name;
 }
