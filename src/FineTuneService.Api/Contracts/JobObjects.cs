@@ -115,3 +115,29 @@ public sealed record FineTuningJobCheckpointObject(
     internal static FineTuningJobCheckpointObject From(JobCheckpoint c) => new(
         c.Id, UnixTime.Seconds(c.CreatedAt), c.FineTunedModelCheckpoint, c.StepNumber, c.Metrics.DeepClone().AsObject(), c.JobId);
 }
+
+/// <summary>
+/// Extension: the answer of <c>POST /v1/fine_tuning/jobs/estimate</c>, what a job with this body would train and how
+/// long it would take; nothing is created.
+/// </summary>
+/// <param name="Model">The requested model.</param>
+/// <param name="RootModel">The root base model whose tokenizer, chat template and throughput the estimate uses.</param>
+/// <param name="TrainedTokens">Tokens the job will train on (its <c>trained_tokens</c> once it succeeds).</param>
+/// <param name="TrainingExamples">Examples in the training file.</param>
+/// <param name="Steps">Optimizer steps of the run.</param>
+/// <param name="StepsPerEpoch">Optimizer steps per epoch.</param>
+/// <param name="Hyperparameters">The hyperparameters with "auto" resolved as the worker resolves them.</param>
+/// <param name="EstimatedDurationSeconds">Run time from start to finish: training plus the safety evaluation stages.</param>
+/// <param name="EstimateBasis"><c>measured</c>: the run time per trained token of the last finished jobs on the same root base model; <c>default</c>: none yet, so an assumed throughput and time per evaluation stage.</param>
+/// <param name="MeasuredJobs">Finished jobs behind a measured estimate.</param>
+/// <param name="EvaluationStages">Safety evaluation stages counted (base model, trained model, each post-training step).</param>
+/// <param name="QueuePosition">The place a job created now would take in the queue (1: next).</param>
+/// <param name="EstimatedStart">Unix seconds: when a worker should pick a job created now.</param>
+/// <param name="EstimatedFinish">Unix seconds: <paramref name="EstimatedStart"/> plus the estimated duration.</param>
+public sealed record FineTuningJobEstimateObject(
+    string Model, string RootModel, long TrainedTokens, int TrainingExamples, int Steps, int StepsPerEpoch, JsonObject Hyperparameters,
+    double EstimatedDurationSeconds, string EstimateBasis, int MeasuredJobs, int EvaluationStages,
+    int QueuePosition, long EstimatedStart, long EstimatedFinish)
+{
+    public string Object => "fine_tuning.job.estimate";
+}

@@ -22,6 +22,7 @@ public static class FineTuningJobsEndpoints
     {
         var jobs = routes.MapGroup("/v1/fine_tuning/jobs").RequireAuthorization(FtsClaims.TenantPolicy).WithTags("Fine-tuning");
         jobs.MapPost("/", CreateFineTuningJob);
+        jobs.MapPost("/estimate", EstimateFineTuningJob);
         jobs.MapGet("/", ListFineTuningJobs);
         jobs.MapGet("/{jobId}", RetrieveFineTuningJob).CachedUntilJobChanges(answersJobObject: true);
         jobs.MapPost("/{jobId}/cancel", CancelFineTuningJob);
@@ -100,6 +101,42 @@ public static class FineTuningJobsEndpoints
 
         await promotion.PromoteAsync(job.Id, cancellationToken);
         return TypedResults.Ok(await ObjectAsync(db, await FindAsync(db, user, job.Id, cancellationToken), clock, cancellationToken));
+    }
+
+    /// <summary>Estimate a fine-tuning job without creating it.</summary>
+    /// <remarks>
+    /// Extension. Takes the create body and validates it exactly as create does (the same 400s and 404s); returns the
+    /// tokens the job would train on (equal to its <c>trained_tokens</c> once it succeeds), its optimizer steps, the
+    /// resolved hyperparameters, the estimated run time (training plus safety evaluation stages) with its basis, and
+    /// the place it would take in the queue now.
+    /// </remarks>
+    /// <param name="request">OpenAI's create-job body plus <c>safety</c>.</param>
+    internal static async Task<Ok<FineTuningJobEstimateObject>> EstimateFineTuningJob(
+        CreateFineTuningJobRequest request, ClaimsPrincipal user, FineTuneDbContext db, JobEstimator estimator, TimeProvider clock,
+        CancellationToken cancellationToken)
+    {
+        var settings = JobRequestValidator.Validate(request);
+        var lineage = await ValidateReferencesAsync(db, user, request, settings, cancellationToken);
+        var file = await FilesEndpoints.TenantFiles(db, user).AsNoTracking().SingleAsync(f => f.Id == request.TrainingFile, cancellationToken);
+        if (file.Status == FileStatus.Error)
+            throw ApiException.InvalidRequest($"Invalid training_file: {file.Id} is invalid: {file.StatusDetails}", "training_file", "invalid_training_file");
+        // The trained model's stage, one per weight-changing post-training step, the base (and the root for continued training).
+        var stages = 2 + settings.Safety.Strategies.Count(s => s.Strategy.Phase == SafetyPhase.AfterTraining) + (lineage.Depth > 0 ? 1 : 0);
+        JobEstimate estimate;
+        try
+        {
+            estimate = await estimator.EstimateAsync(db, lineage.RootModel, file, settings.Method, settings.Seed, stages, cancellationToken);
+        }
+        catch (InvalidDataException e)
+        {
+            throw ApiException.InvalidRequest($"Invalid training_file: {e.Message}", "training_file", "invalid_training_file");
+        }
+        var standing = await JobQueue.NextAsync(db, clock.GetUtcNow().UtcDateTime, cancellationToken);
+        return TypedResults.Ok(new FineTuningJobEstimateObject(
+            request.Model!, lineage.RootModel, estimate.Tokens.TrainedTokens, estimate.Tokens.Examples, estimate.Tokens.TotalSteps,
+            estimate.Tokens.StepsPerEpoch, estimate.Hyperparameters.AsRequested().ToJson(), Math.Round(estimate.Duration.TotalSeconds, 1),
+            estimate.Basis == EstimateBasis.Measured ? "measured" : "default", estimate.MeasuredJobs, stages,
+            standing.Position, UnixTime.Seconds(standing.EstimatedStart), UnixTime.Seconds(standing.EstimatedStart + estimate.Duration)));
     }
 
     /// <summary>List the caller's fine-tuning jobs, newest first.</summary>

@@ -129,6 +129,7 @@ public static class ApiHostingExtensions
     public static IHostApplicationBuilder AddFineTuningJobs(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<JobPromotion>();
+        builder.Services.AddSingleton<JobEstimator>();
         builder.Services.AddScoped<JobTransitions>();
         return builder;
     }

@@ -61,6 +61,23 @@ public static class JobQueue
         });
     }
 
+    /// <summary>Where a job queued now would stand: behind every queued job.</summary>
+    public static async Task<QueueStanding> NextAsync(FineTuneDbContext db, DateTime now, CancellationToken cancellationToken)
+    {
+        var ahead = await Queued(db).CountAsync(cancellationToken);
+        var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running).Select(j => j.EstimatedFinish).ToListAsync(cancellationToken);
+        var runTime = await TypicalRunTimeAsync(db, cancellationToken);
+        var free = new PriorityQueue<DateTime, DateTime>();
+        foreach (var finish in running.Count > 0 ? running : [null]) free.Enqueue(Later(finish, now), Later(finish, now));
+        for (var i = 0; i < ahead; i++)
+        {
+            var start = free.Dequeue();
+            free.Enqueue(start + runTime, start + runTime);
+        }
+        var next = free.Dequeue();
+        return new QueueStanding(ahead + 1, next, next + runTime);
+    }
+
     /// <summary>The standing of one job; null unless it is queued.</summary>
     public static async Task<QueueStanding?> StandingAsync(FineTuneDbContext db, FineTuningJob job, DateTime now, CancellationToken cancellationToken) =>
         job.Status != JobStatus.Queued ? null : (await StandingsAsync(db, [job], now, cancellationToken)).GetValueOrDefault(job.Id);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Training.Preference;
+using FineTuneService.Datasets.Sft;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -125,6 +126,7 @@ public sealed class SftTrainer(
         private readonly IReadOnlyList<(string Name, Parameter Parameter)> optimized;
         private readonly AdamW optimizer;
         private readonly WarmupCosineSchedule schedule;
+        private readonly TrainingSchedule dataSchedule;
         private readonly int microBatchesPerEpoch;
         private readonly int stepsPerEpoch;
         private readonly int totalSteps;
@@ -172,9 +174,10 @@ public sealed class SftTrainer(
                 throw new ArgumentException("No training example has an assistant token to learn from (after truncation to MaxSequenceLength).");
             weightedLoss = beta is null && (options.LossAveraging != LossAveraging.PerToken || context.TrainingExamples.Any(e => e.LossWeight != 1f));
 
-            microBatchesPerEpoch = (Units + options.BatchSize - 1) / options.BatchSize;
-            stepsPerEpoch = (microBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
-            totalSteps = Math.Min(options.Epochs * stepsPerEpoch, options.MaxSteps ?? int.MaxValue);
+            dataSchedule = options.Schedule(Units);
+            microBatchesPerEpoch = dataSchedule.MicroBatchesPerEpoch;
+            stepsPerEpoch = dataSchedule.StepsPerEpoch;
+            totalSteps = dataSchedule.TotalSteps;
             var warmup = options.WarmupSteps ?? (int)Math.Round(options.WarmupRatio * totalSteps);
             schedule = new WarmupCosineSchedule(options.LearningRate, warmup, totalSteps, options.MinLearningRateRatio);
             dataFingerprint = Fingerprint(trainRows, options, weightedLoss, beta);
@@ -296,9 +299,7 @@ public sealed class SftTrainer(
         private (double Loss, double TokenAccuracy, long Tokens, double GradNorm, double LearningRate, (double Margin, double Accuracy)? Preference) RunStep(int stepNumber)
         {
             using var scope = NewDisposeScope();
-            var epoch = (stepNumber - 1) / stepsPerEpoch;
-            var firstMicroBatch = (stepNumber - 1) % stepsPerEpoch * options.GradientAccumulationSteps;
-            var lastMicroBatch = Math.Min(firstMicroBatch + options.GradientAccumulationSteps, microBatchesPerEpoch);
+            var (epoch, firstMicroBatch, lastMicroBatch) = dataSchedule.Step(stepNumber);
             var microBatches = Enumerable.Range(firstMicroBatch, lastMicroBatch - firstMicroBatch)
                 .Select(m => MicroBatchRows(epoch, m))
                 .ToList();
@@ -474,9 +475,7 @@ public sealed class SftTrainer(
         private List<TrainingRow> MicroBatchRows(int epoch, int microBatch)
         {
             if (epochOrder.Epoch != epoch) epochOrder = (epoch, DataOrder.Permutation(Units, options.Seed, epoch));
-            var start = microBatch * options.BatchSize;
-            var end = Math.Min(start + options.BatchSize, Units);
-            var units = epochOrder.Order[start..end];
+            var units = epochOrder.Order[dataSchedule.MicroBatch(microBatch)];
             if (beta is null) return [.. units.Select(i => trainRows[i])];
             return [.. units.Select(i => trainRows[2 * i]), .. units.Select(i => trainRows[2 * i + 1])];
         }

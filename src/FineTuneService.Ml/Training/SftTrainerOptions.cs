@@ -1,3 +1,5 @@
+using FineTuneService.Datasets.Sft;
+
 namespace FineTuneService.Ml.Training;
 
 /// <summary>Numeric precision of the training step.</summary>
@@ -10,22 +12,12 @@ public enum TrainingPrecision
     BFloat16,
 }
 
-/// <summary>How the loss of a step averages over its loss-bearing tokens.</summary>
-public enum LossAveraging
-{
-    /// <summary>Every assistant token weighs the same: long answers dominate the step.</summary>
-    PerToken,
-
-    /// <summary>
-    /// Each example's tokens are averaged first, then the examples: a one-word answer (a class label) weighs as much
-    /// as a paragraph, so short-answer tasks still train beside long open-ended answers.
-    /// </summary>
-    PerExample,
-}
-
 /// <summary>Hyper-parameters and bookkeeping of one supervised fine-tuning run.</summary>
 public sealed record SftTrainerOptions
 {
+    /// <summary>How a run on <paramref name="rowCount"/> training rows walks them.</summary>
+    public TrainingSchedule Schedule(int rowCount) => new(rowCount, BatchSize, GradientAccumulationSteps, Epochs, MaxSteps);
+
     public int Epochs { get; init; } = 3;
 
     /// <summary>Caps the number of optimizer steps (the LR schedule then spans this many steps).</summary>

@@ -1,3 +1,4 @@
+using FineTuneService.Datasets.Sft;
 using System.Text.Json;
 using FineTuneService.Ml.Training;
 

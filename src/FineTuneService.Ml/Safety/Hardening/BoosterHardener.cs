@@ -1,3 +1,4 @@
+using FineTuneService.Datasets.Sft;
 using FineTuneService.Contracts;
 using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets;

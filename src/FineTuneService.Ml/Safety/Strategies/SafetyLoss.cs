@@ -1,3 +1,4 @@
+using FineTuneService.Datasets.Sft;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Training;
 using static TorchSharp.torch;

@@ -1,4 +1,5 @@
 using FineTuneService.Datasets;
+using FineTuneService.Datasets.Sft;
 using TorchSharp;
 using static TorchSharp.torch;
 

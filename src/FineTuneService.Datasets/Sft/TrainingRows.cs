@@ -1,6 +1,18 @@
-using FineTuneService.Datasets;
+namespace FineTuneService.Datasets.Sft;
 
-namespace FineTuneService.Ml.Training;
+/// <summary>How the loss of a step averages over its loss-bearing tokens.</summary>
+public enum LossAveraging
+{
+    /// <summary>Every assistant token weighs the same: long answers dominate the step.</summary>
+    PerToken,
+
+    /// <summary>
+    /// Each example's tokens are averaged first, then the examples: a one-word answer (a class label) weighs as much
+    /// as a paragraph, so short-answer tasks still train beside long open-ended answers.
+    /// </summary>
+    PerExample,
+}
+
 
 /// <summary>
 /// One row of a batch: input ids and shifted next-token labels, <see cref="IgnoreIndex"/> where the next token does
@@ -9,7 +21,7 @@ namespace FineTuneService.Ml.Training;
 /// example's <see cref="TokenizedExample.LossWeight"/>), and
 /// <see cref="WeightSum"/> their sum: the row's share of the step's normaliser.
 /// </summary>
-internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount, float[] Weights, double WeightSum)
+public sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount, float[] Weights, double WeightSum)
 {
     public const int IgnoreIndex = -100;
 
@@ -20,7 +32,7 @@ internal sealed record TrainingRow(int[] InputIds, int[] Labels, int TargetCount
 }
 
 /// <summary>Turns tokenized examples into rows: one per example (padded later) or packed up to a maximum length.</summary>
-internal static class TrainingRows
+public static class TrainingRows
 {
     public static List<TrainingRow> Build(IReadOnlyList<TokenizedExample> examples, int maxLength, bool packing, long seed,
         LossAveraging averaging = LossAveraging.PerToken)
@@ -99,7 +111,7 @@ internal static class TrainingRows
 /// Seeded data order: the permutation of an epoch is a pure function of (seed, epoch), so resuming needs only the
 /// step to find the data cursor. SplitMix64 + Fisher-Yates, independent of <see cref="Random"/>'s implementation.
 /// </summary>
-internal static class DataOrder
+public static class DataOrder
 {
     public static int[] Permutation(int count, long seed, int epoch)
     {
@@ -119,5 +131,53 @@ internal static class DataOrder
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
+    }
+}
+
+/// <summary>
+/// How a run walks its rows: micro-batches of <c>batchSize</c> rows per epoch, <c>accumulation</c> micro-batches per
+/// optimizer step, <c>epochs</c> passes (cut at <c>maxSteps</c>), each epoch in the seeded order of
+/// <see cref="DataOrder"/>. The trainer steps through it; the API's estimate counts the same tokens from it.
+/// </summary>
+public sealed record TrainingSchedule(int RowCount, int BatchSize, int GradientAccumulationSteps, int Epochs, int? MaxSteps)
+{
+    public int MicroBatchesPerEpoch => (RowCount + BatchSize - 1) / BatchSize;
+
+    public int StepsPerEpoch => (MicroBatchesPerEpoch + GradientAccumulationSteps - 1) / GradientAccumulationSteps;
+
+    /// <summary>Optimizer steps of the whole run.</summary>
+    public int TotalSteps => Math.Min(Epochs * StepsPerEpoch, MaxSteps ?? int.MaxValue);
+
+    /// <summary>The micro-batches (0-based within their epoch) of optimizer step <paramref name="stepNumber"/> (1-based), and its epoch (0-based).</summary>
+    public (int Epoch, int FirstMicroBatch, int EndMicroBatch) Step(int stepNumber)
+    {
+        var epoch = (stepNumber - 1) / StepsPerEpoch;
+        var first = (stepNumber - 1) % StepsPerEpoch * GradientAccumulationSteps;
+        return (epoch, first, Math.Min(first + GradientAccumulationSteps, MicroBatchesPerEpoch));
+    }
+
+    /// <summary>Indexes into the rows of one micro-batch, given its epoch's order.</summary>
+    public Range MicroBatch(int microBatch) => (microBatch * BatchSize)..Math.Min((microBatch + 1) * BatchSize, RowCount);
+
+    /// <summary>
+    /// Tokens the run trains on, padding excluded: every row's length, once per step that takes it. This is the job's
+    /// <c>trained_tokens</c> when it runs to the end.
+    /// </summary>
+    public long TrainedTokens(IReadOnlyList<TrainingRow> rows, long seed)
+    {
+        if (rows.Count != RowCount) throw new ArgumentException($"The schedule is for {RowCount} rows, got {rows.Count}.", nameof(rows));
+        var perEpoch = rows.Sum(r => (long)r.Length);
+        var fullEpochs = TotalSteps / StepsPerEpoch;
+        var tokens = fullEpochs * perEpoch;
+        // A max_steps cut inside an epoch: count that epoch's first steps in its own order.
+        var restSteps = TotalSteps - fullEpochs * StepsPerEpoch;
+        if (restSteps > 0)
+        {
+            var order = DataOrder.Permutation(RowCount, seed, fullEpochs);
+            var (_, _, end) = Step(fullEpochs * StepsPerEpoch + restSteps);
+            var range = MicroBatch(end - 1);
+            tokens += order[..range.End.Value].Sum(i => (long)rows[i].Length);
+        }
+        return tokens;
     }
 }

@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Formats.Tar;
+using FineTuneService.Contracts.Jobs;
+using FineTuneService.Core.Artifacts;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
+using FineTuneService.Datasets;
+using FineTuneService.Datasets.Jsonl;
+using FineTuneService.Datasets.Sft;
+using FineTuneService.Datasets.Tokenization;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+
+namespace FineTuneService.Core.Jobs;
+
+/// <summary>Where an estimate's duration comes from.</summary>
+public enum EstimateBasis
+{
+    /// <summary>The run time per trained token of jobs on the same root base model that finished on this pool.</summary>
+    Measured,
+    /// <summary>No finished job on this root base model yet: <see cref="JobEstimator.DefaultTokensPerSecond"/> and <see cref="JobEstimator.DefaultEvaluationStage"/>.</summary>
+    Default,
+}
+
+/// <summary>What a job would do and how long it would take, computed without creating it.</summary>
+/// <param name="Tokens">Rows, steps and trained tokens, counted exactly as the worker trains.</param>
+/// <param name="Hyperparameters">The hyperparameters with "auto" resolved as the worker resolves them.</param>
+/// <param name="Duration">Run time from start to finish: training plus the safety evaluation stages.</param>
+/// <param name="MeasuredJobs">Finished jobs the measured rate comes from (0 for <see cref="EstimateBasis.Default"/>).</param>
+public sealed record JobEstimate(TrainingTokenCount Tokens, ResolvedHyperparameters Hyperparameters, TimeSpan Duration,
+    EstimateBasis Basis, int MeasuredJobs);
+
+/// <summary>
+/// Estimates a supervised job before it exists: reads the training file, tokenizes it with the root base model's
+/// tokenizer and chat template (only the bundle's tokenizer files are read; torch-free) and counts the tokens the
+/// worker will train on (<see cref="TrainingTokenCount"/>, the same rows and schedule as the trainer). The duration
+/// is the trained tokens times the run time per token of the last <see cref="RecentJobs"/> succeeded jobs on the same
+/// root base model (their whole run, safety evaluation stages included), else the stated defaults.
+/// </summary>
+public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration configuration)
+{
+    /// <summary>Training throughput assumed before any job on the root base model has finished.</summary>
+    public const double DefaultTokensPerSecond = 2_000;
+
+    /// <summary>Time assumed per safety evaluation stage (base model, trained model, each weight-changing post-training step) before any measurement.</summary>
+    public static readonly TimeSpan DefaultEvaluationStage = TimeSpan.FromSeconds(30);
+
+    /// <summary>Finished jobs the measured rate averages over.</summary>
+    public const int RecentJobs = 20;
+
+    /// <summary>The worker's default cut of training rows (<c>Worker:MaxSequenceLength</c>).</summary>
+    public const int DefaultMaxSequenceLength = 512;
+
+    private static readonly string[] TokenizerFiles =
+    [
+        TokenizerFolder.VocabFile, TokenizerFolder.MergesFile, TokenizerFolder.TokenizerJsonFile,
+        TokenizerFolder.TokenizerConfigFile, TokenizerFolder.SpecialTokensMapFile,
+    ];
+
+    private readonly ConcurrentDictionary<string, ITextTokenizer> _tokenizers = new();
+
+    /// <summary>Rows are cut as the worker cuts them: the same <c>Worker:MaxSequenceLength</c> setting.</summary>
+    public int MaxSequenceLength => configuration.GetValue("Worker:MaxSequenceLength", DefaultMaxSequenceLength);
+
+    /// <summary>The estimate for a job on <paramref name="rootModel"/> training on <paramref name="trainingFile"/>.</summary>
+    /// <param name="evaluationStages">Safety evaluation stages the job runs (used by the default basis only).</param>
+    /// <exception cref="InvalidDataException">The training file is not chat JSONL, or the root model's files are missing.</exception>
+    public async Task<JobEstimate> EstimateAsync(FineTuneDbContext db, string rootModel, StoredFile trainingFile, JobMethod method,
+        long seed, int evaluationStages, CancellationToken cancellationToken)
+    {
+        var examples = await ReadExamplesAsync(trainingFile.Sha256, cancellationToken);
+        var hyperparameters = ResolvedHyperparameters.Resolve(method.Hyperparameters, examples.Count);
+        var root = await db.BaseModels.AsNoTracking().Where(m => m.Id == rootModel).Select(m => m.ArtifactSha256).SingleOrDefaultAsync(cancellationToken)
+            ?? throw new InvalidDataException($"The root base model {rootModel} no longer exists.");
+        var tokenizer = await TokenizerAsync(root, cancellationToken);
+        var tokens = TrainingTokenCount.Of(examples, tokenizer, MaxSequenceLength, hyperparameters.Epochs, hyperparameters.BatchSize, seed);
+
+        var recent = await db.Jobs.AsNoTracking()
+            .Where(j => j.Status == JobStatus.Succeeded && (j.RootModel ?? j.Model) == rootModel
+                && j.StartedAt != null && j.FinishedAt != null && j.TrainedTokens > 0)
+            .OrderByDescending(j => j.FinishedAt).Take(RecentJobs)
+            .Select(j => new { j.StartedAt, j.FinishedAt, j.TrainedTokens }).ToListAsync(cancellationToken);
+        if (recent.Count == 0)
+        {
+            var duration = TimeSpan.FromSeconds(tokens.TrainedTokens / DefaultTokensPerSecond) + DefaultEvaluationStage * evaluationStages;
+            return new JobEstimate(tokens, hyperparameters, duration, EstimateBasis.Default, 0);
+        }
+        var secondsPerToken = recent.Sum(j => (j.FinishedAt!.Value - j.StartedAt!.Value).TotalSeconds) / recent.Sum(j => (double)j.TrainedTokens!.Value);
+        return new JobEstimate(tokens, hyperparameters, TimeSpan.FromSeconds(secondsPerToken * tokens.TrainedTokens), EstimateBasis.Measured, recent.Count);
+    }
+
+    private async Task<List<ChatExample>> ReadExamplesAsync(string sha256, CancellationToken cancellationToken)
+    {
+        await using var stream = await artifacts.OpenReadAsync(sha256, cancellationToken)
+            ?? throw new InvalidDataException("The file's content is missing.");
+        return await ChatJsonl.ReadAsync(stream, cancellationToken).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>The tokenizer of bundle <paramref name="sha256"/>: its tokenizer files unpacked into a scratch folder, loaded once per bundle.</summary>
+    private async Task<ITextTokenizer> TokenizerAsync(string sha256, CancellationToken cancellationToken)
+    {
+        if (_tokenizers.TryGetValue(sha256, out var cached)) return cached;
+        var folder = Directory.CreateTempSubdirectory("fts-estimate-tokenizer-").FullName;
+        try
+        {
+            await using (var bundle = await artifacts.OpenReadAsync(sha256, cancellationToken)
+                ?? throw new InvalidDataException($"The base model bundle {sha256} is missing."))
+            {
+                await using var tar = new TarReader(bundle, leaveOpen: true);
+                while (await tar.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+                {
+                    if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || !TokenizerFiles.Contains(entry.Name)) continue;
+                    await using var output = File.Create(Path.Combine(folder, entry.Name));
+                    if (entry.DataStream is not null) await entry.DataStream.CopyToAsync(output, cancellationToken);
+                }
+            }
+            return _tokenizers.GetOrAdd(sha256, TokenizerFolder.Load(folder));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
