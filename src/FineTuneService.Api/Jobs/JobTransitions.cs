@@ -17,7 +17,11 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
 {
     public async Task CancelAsync(FineTuningJob job, CancellationToken cancellationToken)
     {
-        if (await states.TryAsync(db, job.Id, JobStateMachine.Cancel(clock.GetUtcNow().UtcDateTime), cancellationToken)) return;
+        if (await states.TryAsync(db, job.Id, JobStateMachine.Cancel(clock.GetUtcNow().UtcDateTime), cancellationToken))
+        {
+            await PostMovedUpAsync(job, "a job ahead of it was cancelled", cancellationToken);
+            return;
+        }
         if (await states.TryAsync(db, job.Id, JobStateMachine.RequestCancel(), cancellationToken)) return;
 
         var current = await CurrentAsync(job.Id, cancellationToken);
@@ -27,7 +31,11 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
 
     public async Task PauseAsync(FineTuningJob job, CancellationToken cancellationToken)
     {
-        if (await states.TryAsync(db, job.Id, JobStateMachine.Pause(), cancellationToken)) return;
+        if (await states.TryAsync(db, job.Id, JobStateMachine.Pause(), cancellationToken))
+        {
+            await PostMovedUpAsync(job, "a job ahead of it was paused", cancellationToken);
+            return;
+        }
         if (await states.TryAsync(db, job.Id, JobStateMachine.RequestPause(), cancellationToken)) return;
 
         var current = await CurrentAsync(job.Id, cancellationToken);
@@ -43,6 +51,14 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
 
         var current = await CurrentAsync(job.Id, cancellationToken);
         throw ApiException.InvalidRequest($"Only paused jobs can be resumed; this job is {JobStatusNames.Of(current.Status)}.", code: "invalid_state");
+    }
+
+    /// <summary>A job that was queued has left the queue: the jobs behind it each move up one place.</summary>
+    private async Task PostMovedUpAsync(FineTuningJob job, string reason, CancellationToken cancellationToken)
+    {
+        if (job.Status != JobStatus.Queued) return;
+        db.JobEvents.AddRange(await JobQueue.MovedUpEventsAsync(db, job, cancellationToken, reason));
+        await db.SaveChangesAsync(cancellationToken);
     }
 
     private Task<FineTuningJob> CurrentAsync(string jobId, CancellationToken cancellationToken) =>

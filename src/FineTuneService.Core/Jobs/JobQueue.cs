@@ -83,16 +83,18 @@ public static class JobQueue
         job.Status != JobStatus.Queued ? null : (await StandingsAsync(db, [job], now, cancellationToken)).GetValueOrDefault(job.Id);
 
     /// <summary>
-    /// Events for the jobs still queued behind <paramref name="picked"/> once a worker took it: each moved up one place.
-    /// Add them in the claim's transaction.
+    /// Events for the jobs still queued behind <paramref name="picked"/> once it left the queue (a worker took it, or it
+    /// was cancelled or paused): each moved up one place. Add them once the job is out of the queue.
     /// </summary>
-    public static async Task<IReadOnlyList<JobEvent>> MovedUpEventsAsync(FineTuneDbContext db, FineTuningJob picked, CancellationToken cancellationToken)
+    /// <param name="reason">Why the job ahead left the queue, as the event says it.</param>
+    public static async Task<IReadOnlyList<JobEvent>> MovedUpEventsAsync(FineTuneDbContext db, FineTuningJob picked, CancellationToken cancellationToken,
+        string reason = "a worker picked a job ahead of it")
     {
         var queue = await Queued(db).Select(j => new { j.Id, j.CreatedAt }).Take(1000).ToListAsync(cancellationToken);
         return queue
             .Select((j, index) => (j.Id, j.CreatedAt, Position: index + 1))
             .Where(j => j.CreatedAt > picked.CreatedAt || (j.CreatedAt == picked.CreatedAt && string.CompareOrdinal(j.Id, picked.Id) > 0))
-            .Select(j => JobEvents.Message(j.Id, $"Moved up to queue position {j.Position}: a worker picked a job ahead of it",
+            .Select(j => JobEvents.Message(j.Id, $"Moved up to queue position {j.Position}: {reason}",
                 data: new System.Text.Json.Nodes.JsonObject { ["queue_position"] = j.Position }))
             .ToList();
     }

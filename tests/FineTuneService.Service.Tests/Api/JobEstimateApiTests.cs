@@ -46,4 +46,33 @@ public sealed class JobEstimateApiTests(PostgresServer server, SharedApi shared)
         }
         Assert.Empty((await client.GetJsonAsync("/v1/fine_tuning/jobs"))["data"]!.AsArray());
     }
+
+    [Fact]
+    public async Task Queue_positions_move_up_with_an_event_when_a_job_ahead_is_cancelled_or_paused()
+    {
+        await using var api = await ApiFactory.StartAsync(server); // its own pool: no other test's jobs in the queue
+        var (_, _, client) = await api.CreateTenantAsync("queue-moves");
+        var fileId = (await client.UploadValidatedAsync(Datasets.ValidChat()))["id"]!.GetValue<string>();
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+            ids.Add((await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = ApiFactory.BaseModelId, training_file = fileId }))["id"]!.GetValue<string>());
+        async Task<int?> PositionAsync(string id) => (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}"))["queue_position"]?.GetValue<int>();
+        int?[] positions = await Task.WhenAll(ids.Select(PositionAsync));
+        Assert.Equal(new int?[] { 1, 2, 3, 4 }, positions);
+
+        await client.PostJsonAsync($"/v1/fine_tuning/jobs/{ids[0]}/cancel");
+        positions = await Task.WhenAll(ids.Select(PositionAsync));
+        Assert.Equal(new int?[] { null, 1, 2, 3 }, positions);
+        await client.PostJsonAsync($"/v1/fine_tuning/jobs/{ids[2]}/pause");
+        positions = await Task.WhenAll(ids.Select(PositionAsync));
+        Assert.Equal(new int?[] { null, 1, null, 2 }, positions);
+
+        async Task<List<string>> MessagesAsync(string id) =>
+            [.. (await client.GetJsonAsync($"/v1/fine_tuning/jobs/{id}/events?limit=100"))["data"]!.AsArray().Select(e => e!["message"]!.GetValue<string>())];
+        Assert.Contains("Moved up to queue position 1: a job ahead of it was cancelled", await MessagesAsync(ids[1]));
+        Assert.DoesNotContain(await MessagesAsync(ids[1]), m => m.Contains("was paused"));
+        var last = await MessagesAsync(ids[3]);
+        Assert.Contains("Moved up to queue position 3: a job ahead of it was cancelled", last);
+        Assert.Contains("Moved up to queue position 2: a job ahead of it was paused", last);
+    }
 }
