@@ -1,4 +1,6 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using FineTuneService.Datasets.Jsonl;
 
 namespace FineTuneService.Core.Domain;
 
@@ -36,5 +38,11 @@ public sealed class StoredFile : ICreatedRow
     /// <summary>Validation outcome: format, example and token counts, and line-numbered errors.</summary>
     public JsonObject? ValidationReport { get; set; }
     public DateTime CreatedAt { get; init; }
+
+    /// <summary>Validation found OpenAI preference rows (a dpo training file), not chat rows.</summary>
+    public bool HoldsPreferencePairs => ValidationReport?["format"]?.GetValue<string>() == PreferenceFormat;
+
+    /// <summary>The validation report's name for preference rows, as the Datasets enum writes it.</summary>
+    private static readonly string PreferenceFormat = JsonSerializer.SerializeToElement(DatasetFormat.Preference).GetString()!;
     public DateTime? DeletedAt { get; set; }
 }

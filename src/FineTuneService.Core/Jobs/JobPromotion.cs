@@ -58,7 +58,7 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
                 error ??= Error(FirstErrorCode(file) ?? "invalid_file", $"The {param} {fileId} is invalid: {file.StatusDetails}", param);
             else if (file.Status is FileStatus.Uploaded or FileStatus.AwaitingScreening)
                 pending = true;
-            else if (IsPreferenceFile(file) != IsPreferenceMethod(job))
+            else if (file.HoldsPreferencePairs != IsPreferenceMethod(job))
                 error ??= Error(param == "training_file" ? "invalid_training_file" : "invalid_validation_file", IsPreferenceMethod(job)
                     ? $"The {param} {fileId} holds chat rows; method dpo trains on preference rows (input, preferred_output, non_preferred_output)."
                     : $"The {param} {fileId} holds preference rows (input, preferred_output, non_preferred_output); they train with method dpo, not supervised.",
@@ -88,11 +88,6 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
 
     private static JsonObject Error(string code, string message, string param) =>
         new() { ["code"] = code, ["message"] = message, ["param"] = param };
-
-    /// <summary>The validation report's name for preference rows, as the Datasets enum writes it.</summary>
-    private static readonly string PreferenceFormat = JsonSerializer.SerializeToElement(DatasetFormat.Preference).GetString()!;
-
-    private static bool IsPreferenceFile(StoredFile file) => file.ValidationReport?["format"]?.GetValue<string>() == PreferenceFormat;
 
     private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.IsPreference;
 

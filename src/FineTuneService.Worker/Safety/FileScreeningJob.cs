@@ -67,7 +67,11 @@ public sealed class FileScreeningJob(
 
     private async Task<ScreeningResult> ScreenAsync(StoredFile file, double threshold, CancellationToken cancellationToken)
     {
-        var examples = await transfer.ReadChatExamplesAsync(file.Sha256, cancellationToken);
+        // A preference pair is judged on the answer it trains towards; a harmful non-preferred answer is what a
+        // harmlessness pair is made of, while a harmful preferred one is the poisoning screening is for.
+        var examples = file.HoldsPreferencePairs
+            ? (await transfer.ReadPreferenceExamplesAsync(file.Sha256, cancellationToken)).Select(pair => pair.Chosen).ToList()
+            : await transfer.ReadChatExamplesAsync(file.Sha256, cancellationToken);
 
         var pairs = new List<(int Line, JudgedPair Pair)>();
         foreach (var example in examples) pairs.AddRange(AnswerPairs(example).Select(p => (example.LineNumber, p)));

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
@@ -99,6 +100,37 @@ public sealed class TrainingDataScreeningTests(PostgresServer server, SafetyServ
         var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", new { model = TinyBaseModel.Id, training_file = file["id"]!.GetValue<string>() });
         Assert.NotEqual("failed", job["status"]!.GetValue<string>());
         Assert.Null(job["error"]);
+    }
+
+    [Fact]
+    public async Task A_preference_file_is_screened_on_its_preferred_answers()
+    {
+        var api = await host.GetAsync(server);
+        var (tenantId, _, client) = await api.CreateTenantAsync("screening-pairs");
+        await SetUnsafeFileMaxRatioAsync(api, tenantId, 0.1);
+        const string Refusal = "I can't help with that. It could seriously hurt someone.";
+        string Pair(string prompt, string preferred, string rejected) =>
+            new JsonObject
+            {
+                ["input"] = new JsonObject { ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt }) },
+                ["preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = preferred }),
+                ["non_preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = rejected }),
+            }.ToJsonString();
+        var benign = Enumerable.Range(1, 17).Select(i => Pair($"What is {i} + {i}?", $"{2 * i}", $"{2 * i + 1}")).ToList();
+
+        // Harmlessness pairs: the refusal preferred, the harmful answer rejected. Nothing to flag.
+        var harmless = benign.Concat(Harmful.Select(h => Pair(h.Prompt, Refusal, h.Answer)));
+        var passed = await client.UploadValidatedAsync(string.Join('\n', harmless) + "\n");
+        Assert.Equal("processed", passed["status"]!.GetValue<string>());
+        Assert.Equal("preference", passed["validation"]!["format"]!.GetValue<string>());
+        Assert.Equal(0, passed["validation"]!["screening"]!["flagged"]!.GetValue<int>());
+
+        // The same pairs flipped: the harmful answers are now what training moves towards (lines 18 to 20).
+        var flipped = benign.Concat(Harmful.Select(h => Pair(h.Prompt, h.Answer, Refusal)));
+        var uploaded = await client.UploadAsync(string.Join('\n', flipped) + "\n");
+        var unsafeFile = await client.WaitForValidationAsync(uploaded["id"]!.GetValue<string>());
+        Assert.Equal("error", unsafeFile["status"]!.GetValue<string>());
+        Assert.Equal([18, 19, 20], unsafeFile["validation"]!["screening"]!["flagged_rows"]!.AsArray().Select(r => r!["line"]!.GetValue<int>()));
     }
 
     /// <summary>A tenant override of the screening threshold (the seeded global policy allows up to half).</summary>
