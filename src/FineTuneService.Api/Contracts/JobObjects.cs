@@ -128,7 +128,7 @@ public sealed record FineTuningJobCheckpointObject(
 /// <param name="StepsPerEpoch">Optimizer steps per epoch.</param>
 /// <param name="Hyperparameters">The hyperparameters with "auto" resolved as the worker resolves them.</param>
 /// <param name="EstimatedDurationSeconds">Run time from start to finish: training plus the safety evaluation stages.</param>
-/// <param name="EstimateBasis"><c>measured</c>: the run time per trained token of the last finished jobs on the same root base model; <c>default</c>: none yet, so an assumed throughput and time per evaluation stage.</param>
+/// <param name="EstimateBasis"><c>measured</c>: the training time per token and the time per evaluation stage of the last finished jobs on the same root base model; <c>default</c>: none yet, so an assumed throughput and time per evaluation stage.</param>
 /// <param name="MeasuredJobs">Finished jobs behind a measured estimate.</param>
 /// <param name="EvaluationStages">Safety evaluation stages counted (base model, trained model, each post-training step).</param>
 /// <param name="QueuePosition">The place a job created now would take in the queue (1: next).</param>

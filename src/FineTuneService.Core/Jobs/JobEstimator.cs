@@ -34,8 +34,9 @@ public sealed record JobEstimate(TrainingTokenCount Tokens, ResolvedHyperparamet
 /// Estimates a supervised job before it exists: reads the training file, tokenizes it with the root base model's
 /// tokenizer and chat template (only the bundle's tokenizer files are read; torch-free) and counts the tokens the
 /// worker will train on (<see cref="TrainingTokenCount"/>, the same rows and schedule as the trainer). The duration
-/// is the trained tokens times the run time per token of the last <see cref="RecentJobs"/> succeeded jobs on the same
-/// root base model (their whole run, safety evaluation stages included), else the stated defaults.
+/// is measured on the last <see cref="RecentJobs"/> succeeded jobs on the same root base model: the trained tokens at
+/// their training time per token (start to last metrics event), plus each evaluation stage at their time per stage
+/// (last metrics event to finish, over their stored safety reports); else the stated defaults.
 /// </summary>
 public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration configuration)
 {
@@ -63,7 +64,7 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
     public int MaxSequenceLength => configuration.GetValue("Worker:MaxSequenceLength", DefaultMaxSequenceLength);
 
     /// <summary>The estimate for a job on <paramref name="rootModel"/> training on <paramref name="trainingFile"/>.</summary>
-    /// <param name="evaluationStages">Safety evaluation stages the job runs (used by the default basis only).</param>
+    /// <param name="evaluationStages">Safety evaluation stages the job runs.</param>
     /// <exception cref="InvalidDataException">The training file is not chat JSONL, or the root model's files are missing.</exception>
     public async Task<JobEstimate> EstimateAsync(FineTuneDbContext db, string rootModel, StoredFile trainingFile, JobMethod method,
         long seed, int evaluationStages, CancellationToken cancellationToken)
@@ -75,18 +76,32 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
         var tokenizer = await TokenizerAsync(root, cancellationToken);
         var tokens = TrainingTokenCount.Of(examples, tokenizer, MaxSequenceLength, hyperparameters.Epochs, hyperparameters.BatchSize, seed);
 
+        // Training and evaluation are measured apart: training scales with tokens, an evaluation stage does not.
+        // Training ends at a job's last metrics event; what follows until it finished is its evaluation stages.
         var recent = await db.Jobs.AsNoTracking()
             .Where(j => j.Status == JobStatus.Succeeded && (j.RootModel ?? j.Model) == rootModel
                 && j.StartedAt != null && j.FinishedAt != null && j.TrainedTokens > 0)
             .OrderByDescending(j => j.FinishedAt).Take(RecentJobs)
-            .Select(j => new { j.StartedAt, j.FinishedAt, j.TrainedTokens }).ToListAsync(cancellationToken);
-        if (recent.Count == 0)
+            .Select(j => new
+            {
+                StartedAt = j.StartedAt!.Value, FinishedAt = j.FinishedAt!.Value, TrainedTokens = j.TrainedTokens!.Value,
+                TrainingEnd = db.JobEvents.Where(e => e.JobId == j.Id && e.Type == JobEvents.MetricsType).Max(e => (DateTime?)e.CreatedAt),
+                Stages = db.SafetyReports.Count(r => r.JobId == j.Id),
+            })
+            .ToListAsync(cancellationToken);
+        var measured = recent.Where(j => j.TrainingEnd is { } end && end >= j.StartedAt && end <= j.FinishedAt).ToList();
+        if (measured.Count == 0)
         {
             var duration = TimeSpan.FromSeconds(tokens.TrainedTokens / DefaultTokensPerSecond) + DefaultEvaluationStage * evaluationStages;
             return new JobEstimate(tokens, hyperparameters, duration, EstimateBasis.Default, 0);
         }
-        var secondsPerToken = recent.Sum(j => (j.FinishedAt!.Value - j.StartedAt!.Value).TotalSeconds) / recent.Sum(j => (double)j.TrainedTokens!.Value);
-        return new JobEstimate(tokens, hyperparameters, TimeSpan.FromSeconds(secondsPerToken * tokens.TrainedTokens), EstimateBasis.Measured, recent.Count);
+        var trainingSecondsPerToken = measured.Sum(j => (j.TrainingEnd!.Value - j.StartedAt).TotalSeconds) / measured.Sum(j => (double)j.TrainedTokens);
+        var stages = measured.Sum(j => j.Stages);
+        var perStage = stages > 0
+            ? TimeSpan.FromSeconds(measured.Sum(j => (j.FinishedAt - j.TrainingEnd!.Value).TotalSeconds) / stages)
+            : DefaultEvaluationStage;
+        var estimate = TimeSpan.FromSeconds(trainingSecondsPerToken * tokens.TrainedTokens) + perStage * evaluationStages;
+        return new JobEstimate(tokens, hyperparameters, estimate, EstimateBasis.Measured, measured.Count);
     }
 
     private async Task<List<ChatExample>> ReadExamplesAsync(string sha256, CancellationToken cancellationToken)

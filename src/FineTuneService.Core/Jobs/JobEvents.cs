@@ -21,12 +21,15 @@ public static class JobEvents
         CreatedAt = at,
     };
 
+    /// <summary>The <see cref="JobEvent.Type"/> of metrics events.</summary>
+    public const string MetricsType = "metrics";
+
     /// <summary>A metrics event: step, train loss, tokens/s and ETA in its data, as OpenAI's metrics events.</summary>
     public static JobEvent Metrics(string jobId, string message, JsonObject data, DateTime at) => new()
     {
         Id = Ids.Event(),
         JobId = jobId,
-        Type = "metrics",
+        Type = MetricsType,
         Message = message,
         Data = data,
         CreatedAt = at,
