@@ -6,13 +6,13 @@ namespace FineTuneService.Ml.Safety.Hardening;
 /// <summary>
 /// The provider's alignment-stage hardening of a base model, before any tenant fine-tunes it: one implementation per
 /// method (<see cref="BoosterHardener"/> now; a perturbation-aware method such as Vaccine would be a second one).
-/// Changes <paramref name="model"/>'s weights in place.
 /// </summary>
 public interface IBaseModelHardener
 {
     /// <summary>Wire name of the method, e.g. "booster".</summary>
     string Method { get; }
 
+    /// <summary>Hardens <paramref name="model"/>: its weights change in place.</summary>
     HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default);
 }
 
