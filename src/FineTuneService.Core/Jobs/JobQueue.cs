@@ -41,23 +41,12 @@ public static class JobQueue
 
         var last = queued.MaxBy(j => (j.CreatedAt, j.Id))!;
         var order = await Queued(db).Where(j => j.CreatedAt <= last.CreatedAt).Select(j => j.Id).ToListAsync(cancellationToken);
-        var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running).Select(j => j.EstimatedFinish).ToListAsync(cancellationToken);
-        var runTime = await TypicalRunTimeAsync(db, cancellationToken);
-
-        // Each worker's next free time; the queue ahead is handed out to the earliest free one in turn.
-        var free = new PriorityQueue<DateTime, DateTime>();
-        foreach (var finish in running.Count > 0 ? running : [null]) free.Enqueue(Later(finish, now), Later(finish, now));
-        var starts = new Dictionary<string, (int Position, DateTime Start)>();
-        for (var i = 0; i < order.Count; i++)
+        var (starts, runTime) = await StartTimesAsync(db, order.Count, now, cancellationToken);
+        var positions = order.Select((id, index) => (id, index)).ToDictionary(p => p.id, p => p.index);
+        return queued.Where(j => positions.ContainsKey(j.Id)).ToDictionary(j => j.Id, j =>
         {
-            var start = free.Dequeue();
-            starts[order[i]] = (i + 1, start);
-            free.Enqueue(start + runTime, start + runTime);
-        }
-        return queued.Where(j => starts.ContainsKey(j.Id)).ToDictionary(j => j.Id, j =>
-        {
-            var (position, start) = starts[j.Id];
-            return new QueueStanding(position, start, start + runTime);
+            var index = positions[j.Id];
+            return new QueueStanding(index + 1, starts[index], starts[index] + runTime);
         });
     }
 
@@ -65,17 +54,28 @@ public static class JobQueue
     public static async Task<QueueStanding> NextAsync(FineTuneDbContext db, DateTime now, CancellationToken cancellationToken)
     {
         var ahead = await Queued(db).CountAsync(cancellationToken);
+        var (starts, runTime) = await StartTimesAsync(db, ahead + 1, now, cancellationToken);
+        return new QueueStanding(ahead + 1, starts[^1], starts[^1] + runTime);
+    }
+
+    /// <summary>
+    /// When each of the first <paramref name="jobs"/> queued jobs should start: each worker is next free at its running
+    /// job's estimated finish, and the queue is handed out to the earliest free one in turn.
+    /// </summary>
+    private static async Task<(DateTime[] Starts, TimeSpan RunTime)> StartTimesAsync(FineTuneDbContext db, int jobs, DateTime now,
+        CancellationToken cancellationToken)
+    {
         var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running).Select(j => j.EstimatedFinish).ToListAsync(cancellationToken);
         var runTime = await TypicalRunTimeAsync(db, cancellationToken);
         var free = new PriorityQueue<DateTime, DateTime>();
         foreach (var finish in running.Count > 0 ? running : [null]) free.Enqueue(Later(finish, now), Later(finish, now));
-        for (var i = 0; i < ahead; i++)
+        var starts = new DateTime[jobs];
+        for (var i = 0; i < jobs; i++)
         {
-            var start = free.Dequeue();
-            free.Enqueue(start + runTime, start + runTime);
+            starts[i] = free.Dequeue();
+            free.Enqueue(starts[i] + runTime, starts[i] + runTime);
         }
-        var next = free.Dequeue();
-        return new QueueStanding(ahead + 1, next, next + runTime);
+        return (starts, runTime);
     }
 
     /// <summary>The standing of one job; null unless it is queued.</summary>
