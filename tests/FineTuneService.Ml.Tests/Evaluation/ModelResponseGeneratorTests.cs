@@ -2,13 +2,12 @@ using System.Text.Json.Nodes;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Models;
-using FineTuneService.Ml.Tests.Datasets;
 
 namespace FineTuneService.Ml.Tests.Evaluation;
 
 public class ModelResponseGeneratorTests
 {
-    private static readonly ByteLevelBpeTokenizer Tokenizer = TokenizerTests.Trained;
+    private static readonly ByteLevelBpeTokenizer Tokenizer = TinyTokenizer.Trained;
 
     private static DecoderLM TinyModel() => DecoderLM.CreateRandom(new DecoderConfig
     {

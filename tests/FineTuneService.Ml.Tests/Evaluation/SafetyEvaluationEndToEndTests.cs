@@ -7,7 +7,6 @@ using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Evaluation.PromptSets;
 using FineTuneService.Ml.Models;
-using FineTuneService.Ml.Tests.Datasets;
 
 namespace FineTuneService.Ml.Tests.Evaluation;
 
@@ -16,7 +15,7 @@ public class SafetyEvaluationEndToEndTests
     [Fact]
     public async Task Tiny_model_with_shipped_sets_and_judges_yields_a_complete_report()
     {
-        var tokenizer = TokenizerTests.Trained;
+        var tokenizer = TinyTokenizer.Trained;
         using var model = DecoderLM.CreateRandom(new DecoderConfig
         {
             ModelType = DecoderConfig.Llama,

@@ -7,7 +7,6 @@ using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Hardening;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
-using FineTuneService.Ml.Tests.Datasets;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Safety;
@@ -63,7 +62,7 @@ public sealed class ModelFolderHardeningTests : IDisposable
     private string TinyFolder()
     {
         var folder = Path.Combine(_scratch.Path, "base");
-        var tokenizer = TokenizerTests.Trained;
+        var tokenizer = TinyTokenizer.Trained;
         TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
         using var model = DecoderLM.CreateRandom(new DecoderConfig
         {

@@ -5,7 +5,6 @@ using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
-using FineTuneService.Ml.Tests.Datasets;
 using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Ml.Tests.Safety;
@@ -36,7 +35,7 @@ public sealed class SafetyBenchmarkTests : IDisposable
     private string BaseModel()
     {
         var folder = Path.Combine(_scratch.Path, "base");
-        var tokenizer = TokenizerTests.Trained;
+        var tokenizer = TinyTokenizer.Trained;
         TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
         using var model = DecoderLM.CreateRandom(new DecoderConfig
         {

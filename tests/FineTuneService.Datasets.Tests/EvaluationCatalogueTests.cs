@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using FineTuneService.Datasets.Evaluation;
 
-namespace FineTuneService.Ml.Tests.Datasets;
+namespace FineTuneService.Datasets.Tests;
 
 public class EvaluationCatalogueTests
 {

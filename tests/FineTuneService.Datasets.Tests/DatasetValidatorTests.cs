@@ -2,8 +2,9 @@ using System.Text;
 using System.Text.Json;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Jsonl;
+using FineTuneService.TestSupport;
 
-namespace FineTuneService.Ml.Tests.Datasets;
+namespace FineTuneService.Datasets.Tests;
 
 public class DatasetValidatorTests
 {
@@ -86,7 +87,7 @@ public class DatasetValidatorTests
     [Fact]
     public async Task With_a_tokenizer_token_counts_are_exact_chat_template_counts()
     {
-        var tokenizer = TokenizerTests.Trained;
+        var tokenizer = TinyTokenizer.Trained;
         var encoder = new FineTuneService.Datasets.Sft.ChatExampleEncoder(tokenizer);
         string second = """{"prompt":"Say hi","completion":"hi"}""";
         var examples = ChatJsonl.Read(Utf8(Good)).ToList();

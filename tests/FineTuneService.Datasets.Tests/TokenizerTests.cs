@@ -1,16 +1,17 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
+using FineTuneService.TestSupport;
 
-namespace FineTuneService.Ml.Tests.Datasets;
+namespace FineTuneService.Datasets.Tests;
 
 public class TokenizerTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "fts-tok-" + Guid.NewGuid().ToString("N"));
 
-    internal static IReadOnlyList<string> Corpus { get; } = BuildCorpus();
+    private static IReadOnlyList<string> Corpus => TinyTokenizer.Corpus;
 
-    internal static ByteLevelBpeTokenizer Trained { get; } = BpeTrainer.Train(Corpus, new BpeTrainerOptions { VocabularySize = 400 });
+    private static ByteLevelBpeTokenizer Trained => TinyTokenizer.Trained;
 
     private static readonly string[] Probes =
     [
@@ -140,24 +141,5 @@ public class TokenizerTests : IDisposable
     {
         if (Directory.Exists(_directory))
             Directory.Delete(_directory, recursive: true);
-    }
-
-    private static List<string> BuildCorpus()
-    {
-        string[] words =
-        [
-            "the", "model", "refuses", "harmful", "requests", "and", "answers", "helpful", "questions", "tokenizer", "training",
-            "data", "safety", "assistant", "user", "positive", "negative", "sports", "business", "world", "science", "news",
-            "café", "naïve", "日本語", "emoji", "😀", "123", "4567", "it's", "we're", "don't", "!", "?", ",", ".", "(", ")",
-        ];
-        var random = new Random(7);
-        var lines = new List<string>();
-        for (int i = 0; i < 400; i++)
-        {
-            int length = random.Next(5, 30);
-            lines.Add(string.Join(random.Next(6) == 0 ? "\n" : " ", Enumerable.Range(0, length).Select(_ => words[random.Next(words.Length)])));
-        }
-
-        return lines;
     }
 }

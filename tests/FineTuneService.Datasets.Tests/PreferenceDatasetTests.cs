@@ -2,7 +2,7 @@ using System.Text;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Jsonl;
 
-namespace FineTuneService.Ml.Tests.Datasets;
+namespace FineTuneService.Datasets.Tests;
 
 /// <summary>OpenAI's preference (DPO) rows: validation with line-numbered errors, and the pairs a trainer reads.</summary>
 public sealed class PreferenceDatasetTests

@@ -3,7 +3,7 @@ using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Research.Bootstrap;
 
-namespace FineTuneService.Ml.Tests.Datasets;
+namespace FineTuneService.Ml.Tests.Bootstrap;
 
 public class BootstrapCorpusTests
 {
