@@ -17,11 +17,9 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
 {
     public async Task CancelAsync(FineTuningJob job, CancellationToken cancellationToken)
     {
-        if (await states.TryAsync(db, job.Id, JobStateMachine.Cancel(clock.GetUtcNow().UtcDateTime), cancellationToken))
-        {
-            await PostMovedUpAsync(job, "a job ahead of it was cancelled", cancellationToken);
+        if (await states.TryAsync(db, job.Id, JobStateMachine.Cancel(clock.GetUtcNow().UtcDateTime), cancellationToken,
+                MovedUp(job, "a job ahead of it was cancelled")))
             return;
-        }
         if (await states.TryAsync(db, job.Id, JobStateMachine.RequestCancel(), cancellationToken)) return;
 
         var current = await CurrentAsync(job.Id, cancellationToken);
@@ -31,11 +29,8 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
 
     public async Task PauseAsync(FineTuningJob job, CancellationToken cancellationToken)
     {
-        if (await states.TryAsync(db, job.Id, JobStateMachine.Pause(), cancellationToken))
-        {
-            await PostMovedUpAsync(job, "a job ahead of it was paused", cancellationToken);
+        if (await states.TryAsync(db, job.Id, JobStateMachine.Pause(), cancellationToken, MovedUp(job, "a job ahead of it was paused")))
             return;
-        }
         if (await states.TryAsync(db, job.Id, JobStateMachine.RequestPause(), cancellationToken)) return;
 
         var current = await CurrentAsync(job.Id, cancellationToken);
@@ -53,13 +48,12 @@ internal sealed class JobTransitions(FineTuneDbContext db, StateMachine states, 
         throw ApiException.InvalidRequest($"Only paused jobs can be resumed; this job is {JobStatusNames.Of(current.Status)}.", code: "invalid_state");
     }
 
-    /// <summary>A job that was queued has left the queue: the jobs behind it each move up one place.</summary>
-    private async Task PostMovedUpAsync(FineTuningJob job, string reason, CancellationToken cancellationToken)
-    {
-        if (job.Status != JobStatus.Queued) return;
-        db.JobEvents.AddRange(await JobQueue.MovedUpEventsAsync(db, job, cancellationToken, reason));
-        await db.SaveChangesAsync(cancellationToken);
-    }
+    /// <summary>
+    /// When a queued job leaves the queue, the jobs behind it each move up one place: their events are written in the
+    /// transaction of the change, after it, so they list the queue as it is once the job has left.
+    /// </summary>
+    private static Func<FineTuneDbContext, CancellationToken, Task>? MovedUp(FineTuningJob job, string reason) =>
+        job.Status != JobStatus.Queued ? null : async (d, ct) => d.JobEvents.AddRange(await JobQueue.MovedUpEventsAsync(d, job, ct, reason));
 
     private Task<FineTuningJob> CurrentAsync(string jobId, CancellationToken cancellationToken) =>
         db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);

@@ -55,7 +55,11 @@ internal static class SafetyReview
             Actor = actor,
             Reason = because,
         };
-        if (!await states.TryAsync(db, job.Id, transition, cancellationToken, alsoWrite: d => d.SafetyDecisions.Add(decision)))
+        if (!await states.TryAsync(db, job.Id, transition, cancellationToken, alsoWrite: (d, _) =>
+            {
+                d.SafetyDecisions.Add(decision);
+                return Task.CompletedTask;
+            }))
             throw ApiException.InvalidRequest("The job's review changed while this decision was made; read it again.", code: "invalid_state");
         return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
     }

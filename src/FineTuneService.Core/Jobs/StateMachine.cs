@@ -419,18 +419,19 @@ public sealed class StateMachine(Outbox outbox, TimeProvider clock)
 
     /// <summary>
     /// Applies <paramref name="transition"/> with its event and outbox message in one transaction under EF's retrying
-    /// strategy, plus whatever <paramref name="alsoWrite"/> adds (a decision row, say), then sends the message.
+    /// strategy, plus whatever <paramref name="alsoWrite"/> adds (a decision row, the moved-up events of the jobs
+    /// behind, say; it runs after the change, in the same transaction, and may query), then sends the message.
     /// Returns false, changing nothing, when the row is not in a state the transition leaves.
     /// </summary>
     public async Task<bool> TryAsync<T>(FineTuneDbContext db, string id, Transition<T> transition, CancellationToken cancellationToken,
-        Action<FineTuneDbContext>? alsoWrite = null) where T : class, ICreatedRow
+        Func<FineTuneDbContext, CancellationToken, Task>? alsoWrite = null) where T : class, ICreatedRow
     {
         var won = await db.Database.CreateExecutionStrategy().ExecuteAsync(async ct =>
         {
             db.ChangeTracker.Clear();
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             if (!await ApplyAsync(db, id, transition, clock.GetUtcNow().UtcDateTime, ct)) return false;
-            alsoWrite?.Invoke(db);
+            if (alsoWrite is not null) await alsoWrite(db, ct);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             return true;
