@@ -40,7 +40,8 @@ public interface IArtifactRetentionJob
 /// <summary>
 /// Keeps PostgreSQL from growing without bound. Each pass, in order:
 /// <list type="number">
-/// <item>keeps the newest <see cref="ArtifactRetentionOptions.EpochCheckpointsKept"/> epoch checkpoints of every job;</item>
+/// <item>keeps the newest <see cref="ArtifactRetentionOptions.EpochCheckpointsKept"/> epoch checkpoints of every job,
+/// and any older one that a job not finished yet starts from (<c>model: …:ckpt-step-N</c>);</item>
 /// <item>for finished jobs (nothing resumes them), drops the resume-only checkpoints and releases the resume
 /// states of the epoch checkpoints kept: what remains are the last epochs' model weights and the final weights;</item>
 /// <item>removes <c>staging-</c> uploads a killed process left behind;</item>
@@ -65,10 +66,12 @@ public sealed class ArtifactRetentionJob(
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
 
         var keep = settings.EpochCheckpointsKept;
+        // A checkpoint that an unfinished job continues training from stays, however old: the job loads its weights when it starts.
         var pruned = await db.JobCheckpoints
             .Where(c => c.WeightsArtifactSha256 != null
                         && db.JobCheckpoints.Count(newer => newer.JobId == c.JobId && newer.WeightsArtifactSha256 != null
-                                                            && newer.StepNumber > c.StepNumber) >= keep)
+                                                            && newer.StepNumber > c.StepNumber) >= keep
+                        && !db.Jobs.Any(child => child.Model == c.FineTunedModelCheckpoint && !Finished.Contains(child.Status)))
             .ExecuteDeleteAsync(cancellationToken);
         pruned += await db.JobCheckpoints
             .Where(c => c.WeightsArtifactSha256 == null && db.Jobs.Any(j => j.Id == c.JobId && Finished.Contains(j.Status)))

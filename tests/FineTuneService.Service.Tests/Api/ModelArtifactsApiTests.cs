@@ -293,6 +293,48 @@ public sealed class ModelArtifactsApiTests(PostgresServer server, InferenceServi
         Assert.Equal(new RetentionResult(0, 0, 0, 0), second);
     }
 
+    [Fact]
+    public async Task Retention_keeps_an_old_checkpoint_while_an_unfinished_job_starts_from_it()
+    {
+        var app = await StartAsync();
+        var (_, client) = await TenantAsync(app, "retention-child");
+        // 12 rows, batch 4, 4 epochs: epoch checkpoints at 3, 6, 9 and 12; step 3 is past the three kept.
+        var training = (await client.UploadValidatedAsync(TinyBaseModel.Jsonl(12)))["id"]!.GetValue<string>();
+        var job = await TrainAsync(client, new { model = TinyBaseModel.Id, training_file = training, suffix = "parent",
+            hyperparameters = new { n_epochs = 4, batch_size = 4 } });
+        var jobId = job["id"]!.GetValue<string>();
+        var oldest = $"{job["fine_tuned_model"]!.GetValue<string>()}:ckpt-step-3";
+        var weights = (await app.WithDbAsync(db => db.JobCheckpoints.SingleAsync(c => c.FineTunedModelCheckpoint == oldest))).WeightsArtifactSha256!;
+
+        // A child that continues from the oldest checkpoint and waits for a worker (written directly, so no worker takes it meanwhile).
+        var child = await app.WithDbAsync(async db =>
+        {
+            var parent = await db.Jobs.SingleAsync(j => j.Id == jobId);
+            var row = new FineTuningJob
+            {
+                Id = Ids.Job(), TenantId = parent.TenantId, Model = oldest, RootModel = TinyBaseModel.Id,
+                ParentJobId = jobId, LineageDepth = 1, TrainingFileId = training, Status = JobStatus.Queued, CreatedAt = DateTime.UtcNow,
+            };
+            db.Jobs.Add(row);
+            await db.SaveChangesAsync();
+            return row.Id;
+        });
+
+        async Task<int[]> StepsAsync() => [.. await app.WithDbAsync(db => db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == jobId)
+            .OrderBy(c => c.StepNumber).Select(c => c.StepNumber).ToListAsync())];
+        await RunRetentionAsync(app);
+        Assert.Equal(new[] { 3, 6, 9, 12 }, await StepsAsync());
+        Assert.True(await app.WithDbAsync(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == weights)), "the checkpoint's weights should be kept");
+        Assert.Contains(oldest, (await client.GetJsonAsync("/v1/models"))["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()));
+
+        // Once the child is finished, nothing starts from it any more: the next pass prunes it and collects its weights.
+        await app.WithDbAsync(db => db.Jobs.Where(j => j.Id == child)
+            .ExecuteUpdateAsync(set => set.SetProperty(j => j.Status, JobStatus.Cancelled).SetProperty(j => j.FinishedAt, DateTime.UtcNow)));
+        await RunRetentionAsync(app);
+        Assert.Equal(new[] { 6, 9, 12 }, await StepsAsync());
+        Assert.False(await app.WithDbAsync(db => db.ArtifactChunks.AnyAsync(c => c.Sha256 == weights)), "the pruned checkpoint's weights should be collected");
+    }
+
     private async Task<JsonNode> TrainAsync(HttpClient client, object request)
     {
         var job = await client.PostJsonAsync("/v1/fine_tuning/jobs", request);
