@@ -9,6 +9,7 @@ using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
+using FineTuneService.Core.Safety;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -120,8 +121,7 @@ public static class FineTuningJobsEndpoints
         var file = await FilesEndpoints.TenantFiles(db, user).AsNoTracking().SingleAsync(f => f.Id == request.TrainingFile, cancellationToken);
         if (file.Status == FileStatus.Error)
             throw ApiException.InvalidRequest($"Invalid training_file: {file.Id} is invalid: {file.StatusDetails}", "training_file", "invalid_training_file");
-        // The trained model's stage, one per weight-changing post-training step, the base (and the root for continued training).
-        var stages = 2 + settings.Safety.Strategies.Count(s => s.Strategy.Phase == SafetyPhase.AfterTraining) + (lineage.Depth > 0 ? 1 : 0);
+        var stages = SafetyStagePlan.For(settings.Safety, continuesTraining: lineage.Depth > 0).Stages.Count;
         JobEstimate estimate;
         try
         {

@@ -42,18 +42,19 @@ public sealed class JobSafetyPipeline(
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
             policy = await SafetyPolicyResolver.ResolveAsync(db, job.TenantId, cancellationToken);
 
+        var plan = SafetyStagePlan.For(job.Safety, continuesTraining: root is not null);
         var accuracy = AccuracyFor(validation);
         var (report, cached) = await ScoreAsync(model, root is null ? "base model" : "parent model", device, accuracy, lease, cancellationToken);
         var baseStage = new StageReport(SafetyStages.Base, report);
         RootStageReport? rootStage = null;
-        if (root is not null)
+        if (plan.ScoresRootBase)
         {
             // FA is the job's measure of its task, compared with the parent; the root is scored for harm and refusals.
-            var (rootReport, rootCached) = await ScoreAsync(root, $"root base model {root.Id}", device, null, lease, cancellationToken);
+            var (rootReport, rootCached) = await ScoreAsync(root!, $"root base model {root!.Id}", device, null, lease, cancellationToken);
             rootStage = new RootStageReport(root.Id, root.Sha256, new StageReport(SafetyStages.RootBase, rootReport), rootCached);
         }
 
-        var run = new JobSafetyRun(evaluator, resources, lease, policy, baseStage, cached, model.Sha256, accuracy, cancellationToken)
+        var run = new JobSafetyRun(evaluator, resources, lease, plan, policy, baseStage, cached, model.Sha256, accuracy, cancellationToken)
         {
             Root = rootStage,
         };

@@ -34,13 +34,14 @@ public sealed class JobSafetyRun
     private readonly CancellationToken _cancellationToken;
     private readonly List<StageReport> _stages = [];
 
-    internal JobSafetyRun(ModelSafetyEvaluator evaluator, SafetyEvaluationResources resources, JobLease lease,
+    internal JobSafetyRun(ModelSafetyEvaluator evaluator, SafetyEvaluationResources resources, JobLease lease, SafetyStagePlan plan,
         EffectiveSafetyPolicy policy, StageReport baseReport, bool baseCached, string baseSha256, AccuracySet? accuracy,
         CancellationToken cancellationToken)
     {
         _evaluator = evaluator;
         _resources = resources;
         _lease = lease;
+        Plan = plan;
         Policy = policy;
         Base = baseReport;
         BaseCached = baseCached;
@@ -49,6 +50,8 @@ public sealed class JobSafetyRun
         _cancellationToken = cancellationToken;
     }
 
+    /// <summary>The stages this job is scored at; the trainer's stages must come in its order.</summary>
+    public SafetyStagePlan Plan { get; }
     public EffectiveSafetyPolicy Policy { get; }
     public StageReport Base { get; }
     public bool BaseCached { get; }
@@ -69,9 +72,15 @@ public sealed class JobSafetyRun
         trainerStage == TrainingStages.Training ? SafetyStages.AfterTraining : SafetyStages.After(trainerStage);
 
     /// <summary>Scores the trained weights at <paramref name="trainerStage"/> and posts the figures as an event.</summary>
+    /// <exception cref="InvalidOperationException">The stage is not the next in <see cref="Plan"/>: the plan and the trainer disagree.</exception>
     public void EvaluateStage(string trainerStage, DecoderLM model, ITextTokenizer tokenizer)
     {
-        var stage = new StageReport(StageName(trainerStage), _evaluator.Evaluate(model, tokenizer, _accuracy, _cancellationToken));
+        var name = StageName(trainerStage);
+        var expected = Plan.TrainedStages.Count > _stages.Count ? Plan.TrainedStages[_stages.Count] : null;
+        if (name != expected)
+            throw new InvalidOperationException($"The trainer reached stage {name}, but the job's stage plan expects {expected ?? "no further stage"} "
+                                                + $"({string.Join(", ", Plan.TrainedStages)}).");
+        var stage = new StageReport(name, _evaluator.Evaluate(model, tokenizer, _accuracy, _cancellationToken));
         _stages.Add(stage);
         _lease.Post(Describe(stage), stage.Report.Errors.Count > 0 ? EventLevel.Warn : EventLevel.Info);
     }
