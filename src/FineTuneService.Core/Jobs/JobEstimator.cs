@@ -31,7 +31,7 @@ public sealed record JobEstimate(TrainingTokenCount Tokens, ResolvedHyperparamet
     EstimateBasis Basis, int MeasuredJobs);
 
 /// <summary>
-/// Estimates a supervised job before it exists: reads the training file, tokenizes it with the root base model's
+/// Estimates a supervised or preference (DPO) job before it exists: reads the training file, tokenizes it with the root base model's
 /// tokenizer and chat template (only the bundle's tokenizer files are read; torch-free) and counts the tokens the
 /// worker will train on (<see cref="TrainingTokenCount"/>, the same rows and schedule as the trainer). The duration
 /// is measured on the last <see cref="RecentJobs"/> succeeded jobs on the same root base model: the trained tokens at
@@ -69,12 +69,31 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
     public async Task<JobEstimate> EstimateAsync(FineTuneDbContext db, string rootModel, StoredFile trainingFile, JobMethod method,
         long seed, int evaluationStages, CancellationToken cancellationToken)
     {
-        var examples = await ReadExamplesAsync(trainingFile.Sha256, cancellationToken);
-        var hyperparameters = ResolvedHyperparameters.Resolve(method.Hyperparameters, examples.Count);
+        if (JobPromotion.FormatMismatch(trainingFile, "training_file", method.IsPreference) is { } mismatch) throw new InvalidDataException(mismatch);
         var root = await db.BaseModels.AsNoTracking().Where(m => m.Id == rootModel).Select(m => m.ArtifactSha256).SingleOrDefaultAsync(cancellationToken)
             ?? throw new InvalidDataException($"The root base model {rootModel} no longer exists.");
         var tokenizer = await TokenizerAsync(root, cancellationToken);
-        var tokens = TrainingTokenCount.Of(examples, tokenizer, MaxSequenceLength, hyperparameters.Epochs, hyperparameters.BatchSize, seed);
+        ResolvedHyperparameters hyperparameters;
+        TrainingTokenCount tokens;
+        if (method.IsPreference)
+        {
+            var pairs = await ReadPairsAsync(trainingFile.Sha256, cancellationToken);
+            hyperparameters = ResolvedHyperparameters.Resolve(method.Hyperparameters, pairs.Count);
+            try
+            {
+                tokens = TrainingTokenCount.OfPreference(pairs, tokenizer, MaxSequenceLength, hyperparameters.Epochs, hyperparameters.BatchSize, seed);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException(e.Message, e);
+            }
+        }
+        else
+        {
+            var examples = await ReadExamplesAsync(trainingFile.Sha256, cancellationToken);
+            hyperparameters = ResolvedHyperparameters.Resolve(method.Hyperparameters, examples.Count);
+            tokens = TrainingTokenCount.Of(examples, tokenizer, MaxSequenceLength, hyperparameters.Epochs, hyperparameters.BatchSize, seed);
+        }
 
         // Training and evaluation are measured apart: training scales with tokens, an evaluation stage does not.
         // Training ends at a job's last metrics event; what follows until it finished is its evaluation stages.
@@ -109,6 +128,18 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
         await using var stream = await artifacts.OpenReadAsync(sha256, cancellationToken)
             ?? throw new InvalidDataException("The file's content is missing.");
         return await ChatJsonl.ReadAsync(stream, cancellationToken).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>The file's preference pairs, as the worker reads them; a bad row throws <see cref="InvalidDataException"/>.</summary>
+    private async Task<List<PreferenceExample>> ReadPairsAsync(string sha256, CancellationToken cancellationToken)
+    {
+        await using var stream = await artifacts.OpenReadAsync(sha256, cancellationToken)
+            ?? throw new InvalidDataException("The file's content is missing.");
+        // The reader is synchronous: buffer the content first so no synchronous read hits the database stream.
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, cancellationToken);
+        buffer.Position = 0;
+        return [.. PreferenceJsonl.Read(buffer)];
     }
 
     /// <summary>The tokenizer of bundle <paramref name="sha256"/>: its tokenizer files unpacked into a scratch folder, loaded once per bundle.</summary>

@@ -58,11 +58,8 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
                 error ??= Error(FirstErrorCode(file) ?? "invalid_file", $"The {param} {fileId} is invalid: {file.StatusDetails}", param);
             else if (file.Status is FileStatus.Uploaded or FileStatus.AwaitingScreening)
                 pending = true;
-            else if (file.HoldsPreferencePairs != IsPreferenceMethod(job))
-                error ??= Error(param == "training_file" ? "invalid_training_file" : "invalid_validation_file", IsPreferenceMethod(job)
-                    ? $"The {param} {fileId} holds chat rows; method dpo trains on preference rows (input, preferred_output, non_preferred_output)."
-                    : $"The {param} {fileId} holds preference rows (input, preferred_output, non_preferred_output); they train with method dpo, not supervised.",
-                    param);
+            else if (FormatMismatch(file, param, IsPreferenceMethod(job)) is { } mismatch)
+                error ??= Error(param == "training_file" ? "invalid_training_file" : "invalid_validation_file", mismatch, param);
         }
 
         if (LocatedSafetyLayers.AreNeededBy(job.Safety))
@@ -90,6 +87,13 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
         new() { ["code"] = code, ["message"] = message, ["param"] = param };
 
     private static bool IsPreferenceMethod(FineTuningJob job) => job.Method.IsPreference;
+
+    /// <summary>Why <paramref name="file"/> (a processed file) cannot train with the method, or null when its rows fit it.</summary>
+    /// <param name="preference">The method trains on preference pairs (dpo).</param>
+    public static string? FormatMismatch(StoredFile file, string param, bool preference) =>
+        file.HoldsPreferencePairs == preference ? null
+        : preference ? $"The {param} {file.Id} holds chat rows; method dpo trains on preference rows (input, preferred_output, non_preferred_output)."
+        : $"The {param} {file.Id} holds preference rows (input, preferred_output, non_preferred_output); they train with method dpo, not supervised.";
 
     private static string? FirstErrorCode(StoredFile file) =>
         file.ValidationReport?["errors"] is JsonArray { Count: > 0 } errors ? errors[0]?["code"]?.GetValue<string>() : null;

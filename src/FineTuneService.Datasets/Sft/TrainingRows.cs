@@ -163,10 +163,17 @@ public sealed record TrainingSchedule(int RowCount, int BatchSize, int GradientA
     /// Tokens the run trains on, padding excluded: every row's length, once per step that takes it. This is the job's
     /// <c>trained_tokens</c> when it runs to the end.
     /// </summary>
-    public long TrainedTokens(IReadOnlyList<TrainingRow> rows, long seed)
+    public long TrainedTokens(IReadOnlyList<TrainingRow> rows, long seed) => TrainedTokens(rows.Select(r => (long)r.Length).ToArray(), seed);
+
+    /// <summary>
+    /// Tokens the run trains on when its batch units are not single rows (a preference pair's two rows): each unit's
+    /// tokens, indexed as the schedule's rows, once per step that takes it.
+    /// </summary>
+    public long TrainedTokens(IReadOnlyList<long> unitTokens, long seed)
     {
-        if (rows.Count != RowCount) throw new ArgumentException($"The schedule is for {RowCount} rows, got {rows.Count}.", nameof(rows));
-        var perEpoch = rows.Sum(r => (long)r.Length);
+        var rows = unitTokens;
+        if (rows.Count != RowCount) throw new ArgumentException($"The schedule is for {RowCount} rows, got {rows.Count}.", nameof(unitTokens));
+        var perEpoch = rows.Sum();
         var fullEpochs = TotalSteps / StepsPerEpoch;
         var tokens = fullEpochs * perEpoch;
         // A max_steps cut inside an epoch: count that epoch's first steps in its own order.
@@ -176,7 +183,7 @@ public sealed record TrainingSchedule(int RowCount, int BatchSize, int GradientA
             var order = DataOrder.Permutation(RowCount, seed, fullEpochs);
             var (_, _, end) = Step(fullEpochs * StepsPerEpoch + restSteps);
             var range = MicroBatch(end - 1);
-            tokens += order[..range.End.Value].Sum(i => (long)rows[i].Length);
+            tokens += order[..range.End.Value].Sum(i => rows[i]);
         }
         return tokens;
     }

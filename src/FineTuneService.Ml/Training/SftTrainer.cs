@@ -376,17 +376,8 @@ public sealed class SftTrainer(
         /// <summary>A batch unit: an example's row, or a pair's two rows under DPO.</summary>
         private int Units => beta is null ? trainRows.Count : trainRows.Count / 2;
 
-        /// <summary>Rows of interleaved (chosen, rejected) examples, unpacked and unfiltered so that row 2i and 2i+1 stay a pair.</summary>
-        private List<TrainingRow> PairRows(IReadOnlyList<TokenizedExample> examples, string what)
-        {
-            if (examples.Count % 2 != 0)
-                throw new ArgumentException($"Preference {what} data must hold whole pairs (chosen, rejected); got {examples.Count} rows.");
-            var rows = examples.Select((e, i) => TrainingRows.ToRow(e, options.MaxSequenceLength) with { Index = i }).ToList();
-            var empty = rows.FindIndex(r => r.TargetCount == 0);
-            if (empty >= 0)
-                throw new ArgumentException($"Preference {what} pair {empty / 2 + 1} has an answer with no token to score (after truncation to MaxSequenceLength).");
-            return rows;
-        }
+        private List<TrainingRow> PairRows(IReadOnlyList<TokenizedExample> examples, string what) =>
+            PreferenceRows.Build(examples, options.MaxSequenceLength, what);
 
         /// <summary>
         /// DPO loss of <paramref name="rows"/> (chosen rows, then the rejected rows of the same pairs) against the

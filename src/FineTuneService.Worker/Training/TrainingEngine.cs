@@ -114,7 +114,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
         }
 
         List<TokenizedPair> Pairs(IReadOnlyList<PreferenceExample> pairs) =>
-            [.. pairs.Select(p => new TokenizedPair(encoder.Encode(p.Chosen, maxLength), encoder.Encode(p.Rejected, maxLength)))];
+            [.. pairs.Select(p => TokenizedPair.Encode(encoder, p, maxLength))];
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using FineTuneService.Datasets;
+using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Training;
 using FineTuneService.Ml.Training.Preference;
 using TorchSharp;

@@ -72,6 +72,17 @@ public sealed class DpoSdkTests(PostgresServer server)
                 f => f.Status != FileStatus.Uploaded, TimeSpan.FromSeconds(30));
             Assert.True(file.Status == FileStatus.Processed, file.StatusDetails);
 
+            using var http = new HttpClient { BaseAddress = app.ServerAddress };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", key);
+            // The estimate of the same body counts the tokens the DPO trainer will train on: both answers of every pair.
+            var estimate = await http.PostJsonAsync("/v1/fine_tuning/jobs/estimate", new
+            {
+                model = TinyBaseModel.Id, training_file = file.Id, seed = 3,
+                method = new { type = "dpo", dpo = new { hyperparameters = new { batch_size = 2, n_epochs = 2 } } },
+            });
+            Assert.Equal(10, estimate["training_examples"]!.GetValue<int>());
+            Assert.Equal(10, estimate["steps"]!.GetValue<int>());
+
             // 10 pairs, 2 a batch, 2 epochs: 10 steps.
             var fineTuning = sdk.GetFineTuningClient();
             var job = await fineTuning.FineTuneAsync(TinyBaseModel.Id, file.Id, waitUntilCompleted: false, new FineTuningOptions
@@ -86,6 +97,7 @@ public sealed class DpoSdkTests(PostgresServer server)
             Assert.True(job.Status == FineTuningStatus.Succeeded, body.ToJsonString());
             Assert.Equal("dpo", body["method"]!["type"]!.GetValue<string>());
             Assert.Equal(0.1, body["method"]!["dpo"]!["hyperparameters"]!["beta"]!.GetValue<double>()); // "auto" resolved
+            Assert.Equal(estimate["trained_tokens"]!.GetValue<long>(), body["trained_tokens"]!.GetValue<long>());
 
             var events = new List<FineTuningEvent>();
             await foreach (var e in job.GetEventsAsync(new GetEventsOptions { PageSize = 50 })) events.Add(e);
@@ -101,8 +113,6 @@ public sealed class DpoSdkTests(PostgresServer server)
             Assert.NotEmpty(checkpoints);
 
             // projected_gradients acts on the DPO gradients as on SFT ones: the job runs to the end.
-            using var http = new HttpClient { BaseAddress = app.ServerAddress };
-            http.DefaultRequestHeaders.Authorization = new("Bearer", key);
             var created = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", JsonNode.Parse($$$$"""
                 {"model": "{{{{TinyBaseModel.Id}}}}", "training_file": "{{{{file.Id}}}}", "seed": 3,
                  "method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1, "batch_size": 4}}},

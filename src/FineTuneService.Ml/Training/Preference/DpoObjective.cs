@@ -5,13 +5,6 @@ using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Training.Preference;
 
-/// <summary>A preference pair, tokenized: each side is the conversation with its answer, the loss mask on the answer.</summary>
-public sealed record TokenizedPair(TokenizedExample Chosen, TokenizedExample Rejected)
-{
-    /// <summary>chosen₀, rejected₀, chosen₁, … : the trainer's row order for pairs.</summary>
-    public static List<TokenizedExample> Interleave(IEnumerable<TokenizedPair> pairs) => [.. pairs.SelectMany(p => new[] { p.Chosen, p.Rejected })];
-}
-
 /// <summary>One DPO step's loss (with its graph) and the figures logged beside it.</summary>
 /// <param name="RewardMargin">Mean of β·(policy − reference log-ratio) of the chosen minus that of the rejected answer.</param>
 /// <param name="RewardAccuracy">Share of pairs whose margin is positive.</param>
