@@ -1,5 +1,8 @@
 using System.Reflection;
 using FineTuneService.Cli;
+using FineTuneService.Ml.Runtime;
+
+CpuThreadWaits.UsePassiveWaits(); // before libtorch loads: its OpenMP threads sleep between operations, not spin
 
 var commands = typeof(ICliCommand).Assembly.GetTypes()
     .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(ICliCommand).IsAssignableFrom(t))

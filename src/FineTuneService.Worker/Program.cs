@@ -1,4 +1,5 @@
 using FineTuneService.Core.Hosting;
+using FineTuneService.Ml.Runtime;
 using FineTuneService.Worker.Hosting;
 using FineTuneService.Worker.Inference;
 using Microsoft.AspNetCore.Builder;
@@ -6,6 +7,8 @@ using Microsoft.AspNetCore.Builder;
 // Worker host: trains fine-tuning jobs from the gpu queue, one Hangfire server per configured device. Its HTTP port
 // serves health (/healthz, /readyz) and, optionally, Prometheus metrics; chat completions have their own Kestrel
 // endpoint (Inference:Listen).
+CpuThreadWaits.UsePassiveWaits(); // before libtorch loads: its OpenMP threads sleep between operations, not spin
+
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddSecretFiles();        // key-per-file configuration from /run/secrets (connection strings)
