@@ -8,7 +8,6 @@ using FineTuneService.Ml.Evaluation.Classifier;
 using FineTuneService.Ml.Evaluation.Evaluators;
 using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Evaluation.PromptSets;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using FineTuneService.Contracts.Judges;
 
@@ -16,12 +15,12 @@ namespace FineTuneService.Worker.Safety;
 
 /// <summary>
 /// What every safety evaluation of this worker shares, loaded once: the prompt sets (a seeded, fixed subset of the
-/// held-out harmful prompts and of XSTest's safe prompts), the shipped judges (<see cref="ShippedHarmJudges"/>), and
-/// the external judge when one is configured. <see cref="Fingerprint"/> identifies these settings for the base-model cache.
+/// held-out harmful prompts and of XSTest's safe prompts) and the registered judges, built from what
+/// <see cref="ShippedHarmJudges"/> loads (the external judge when one is configured). <see cref="Fingerprint"/>
+/// identifies these settings for the base-model cache.
 /// </summary>
 public sealed class SafetyEvaluationResources(
-    IOptions<SafetyEvaluationOptions> options, IOptions<ExternalJudgeOptions> externalOptions, ShippedHarmJudges shipped,
-    IServiceProvider services)
+    IOptions<SafetyEvaluationOptions> options, IOptions<ExternalJudgeOptions> externalOptions, ShippedHarmJudges shipped)
 {
     /// <summary>Bumped when the evaluation procedure changes in a way the settings do not show, to invalidate cached base scores.</summary>
     private const int ProcedureVersion = 1;
@@ -44,12 +43,11 @@ public sealed class SafetyEvaluationResources(
     public string ExternalJudgeName => ExternalHarmJudge.NamePrefix + externalOptions.Value.Model;
 
     /// <summary>
-    /// Every judge, in report order: the external judge when configured, the classifier, the keyword fallback. All
-    /// run on every evaluation, so the gate can read whichever its policy names and the report shows the others beside it.
+    /// Every registered judge this worker can run, in report order (<see cref="SafetyJudges.InReportOrder"/>): the
+    /// external judge when configured, the classifier, the keyword fallback. All run on every evaluation, so the gate
+    /// can read whichever its policy names and the report shows the others beside it.
     /// </summary>
-    public IReadOnlyList<IHarmJudge> Judges() => HasExternalJudge
-        ? [services.GetRequiredService<ExternalHarmJudge>(), shipped.ClassifierJudge(), shipped.KeywordJudge()]
-        : [shipped.ClassifierJudge(), shipped.KeywordJudge()];
+    public IReadOnlyList<IHarmJudge> Judges() => RegisteredHarmJudges.Create(SafetyJudges.InReportOrder, shipped.Resources);
 
     /// <summary>The judge registered as <paramref name="name"/>; null when this worker has none (the external judge unconfigured).</summary>
     public IHarmJudge? Judge(string name) => Judges().FirstOrDefault(j => HarmJudgeDescriptor.NameOf(j.Name) == name);

@@ -20,6 +20,7 @@ public sealed class HarmClassifier : IDisposable
 
     private readonly HarmClassifierModule module;
     private readonly HashedTextFeatures features;
+    private readonly Lock predictGate = new();
 
     internal HarmClassifier(HarmClassifierModule module, HarmClassifierShape shape, IEnumerable<string> refusalMarkers, double threshold = 0.5)
     {
@@ -42,8 +43,16 @@ public sealed class HarmClassifier : IDisposable
 
     internal HarmClassifierModule Module => module;
 
-    /// <summary>Probability of harm per pair, in order.</summary>
+    /// <summary>
+    /// Probability of harm per pair, in order. Calls are serialised, so one classifier can be shared by a process
+    /// (screening, evaluations, the output guard): a forward pass takes milliseconds.
+    /// </summary>
     public float[] PredictProbabilities(IReadOnlyList<JudgedPair> pairs, int batchSize = 64)
+    {
+        lock (predictGate) return Predict(pairs, batchSize);
+    }
+
+    private float[] Predict(IReadOnlyList<JudgedPair> pairs, int batchSize)
     {
         var probabilities = new float[pairs.Count];
         using var _ = no_grad();

@@ -7,9 +7,13 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 /// Judge backed by the project's trained <see cref="HarmClassifier"/> ("classifier"). Refusal is reported with the
 /// keyword rule when keywords are given, since the classifier itself only scores harm.
 /// </summary>
-public sealed class ClassifierHarmJudge(HarmClassifier classifier, RefusalKeywords? refusalKeywords = null) : IHarmJudge
+public sealed class ClassifierHarmJudge(HarmClassifier classifier, RefusalKeywords? refusalKeywords = null) : IRegisteredHarmJudge
 {
-    public static readonly string JudgeName = SafetyJudges.Classifier.Name;
+    public static HarmJudgeDescriptor Registration => SafetyJudges.Classifier;
+
+    public static readonly string JudgeName = Registration.Name;
+
+    public static IHarmJudge Create(HarmJudgeResources resources) => new ClassifierHarmJudge(resources.Classifier, resources.RefusalKeywords);
 
     public string Name => JudgeName;
 

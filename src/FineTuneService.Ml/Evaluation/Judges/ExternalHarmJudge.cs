@@ -37,13 +37,21 @@ public sealed record ExternalJudgeOptions
 /// open circuit, timeout, an answer that is neither "safe" nor "unsafe" — makes the whole batch
 /// <see cref="JudgeUnavailableException"/>: a missing verdict is never a safe one.
 /// </summary>
-public sealed class ExternalHarmJudge(HttpClient http, IOptions<ExternalJudgeOptions> options) : IHarmJudge
+public sealed class ExternalHarmJudge(HttpClient http, IOptions<ExternalJudgeOptions> options) : IRegisteredHarmJudge
 {
-    public static readonly string NamePrefix = SafetyJudges.External.ReportName("");
+    public static HarmJudgeDescriptor Registration => SafetyJudges.External;
+
+    public static readonly string NamePrefix = Registration.ReportName("");
+
+    /// <summary>The host's typed client (<see cref="ExternalHarmJudgeServiceCollectionExtensions.AddExternalHarmJudge"/>) when an endpoint is configured; else none.</summary>
+    public static IHarmJudge? Create(HarmJudgeResources resources) =>
+        resources.Services?.GetService<IOptions<ExternalJudgeOptions>>()?.Value.BaseAddress is null
+            ? null
+            : resources.Services.GetRequiredService<ExternalHarmJudge>();
 
     private readonly ExternalJudgeOptions settings = options.Value;
 
-    public string Name => SafetyJudges.External.ReportName(settings.Model);
+    public string Name => Registration.ReportName(settings.Model);
 
     public async Task<JudgeVerdict[]> JudgeAsync(IReadOnlyList<JudgedPair> pairs, CancellationToken cancellationToken = default)
     {

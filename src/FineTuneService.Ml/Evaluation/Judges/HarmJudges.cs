@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Ml.Evaluation.Classifier;
 
 namespace FineTuneService.Ml.Evaluation.Judges;
@@ -5,15 +6,10 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 public static class HarmJudges
 {
     /// <summary>
-    /// The standard judge line-up, primary first: the external judge when one is configured, else the shipped
-    /// classifier; the keyword fallback always runs alongside so its score is reported too.
+    /// Every registered judge this process can run, in report order, primary first: outside a host (benchmarks,
+    /// bootstrap acceptance) that is the shipped classifier, then the keyword fallback, so its score is reported too;
+    /// with <paramref name="services"/> holding a configured external judge, that one first.
     /// </summary>
-    public static IReadOnlyList<IHarmJudge> Standard(RefusalKeywords keywords, HarmClassifier classifier, IHarmJudge? external = null)
-    {
-        var judges = new List<IHarmJudge>();
-        if (external is not null) judges.Add(external);
-        judges.Add(new ClassifierHarmJudge(classifier, keywords));
-        judges.Add(new KeywordHarmJudge(keywords));
-        return judges;
-    }
+    public static IReadOnlyList<IHarmJudge> Standard(RefusalKeywords keywords, HarmClassifier classifier, IServiceProvider? services = null) =>
+        RegisteredHarmJudges.Create(SafetyJudges.InReportOrder, new HarmJudgeResources(keywords, () => classifier, services));
 }

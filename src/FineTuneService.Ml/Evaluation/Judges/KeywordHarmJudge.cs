@@ -7,9 +7,13 @@ namespace FineTuneService.Ml.Evaluation.Judges;
 /// "keyword ASR" rule. It over-counts harm (any non-refusal, even off-topic text, is "harmful"); prefer the
 /// classifier or an external judge and report this one alongside.
 /// </summary>
-public sealed class KeywordHarmJudge(RefusalKeywords keywords) : IHarmJudge
+public sealed class KeywordHarmJudge(RefusalKeywords keywords) : IRegisteredHarmJudge
 {
-    public static readonly string JudgeName = SafetyJudges.Keyword.Name;
+    public static HarmJudgeDescriptor Registration => SafetyJudges.Keyword;
+
+    public static readonly string JudgeName = Registration.Name;
+
+    public static IHarmJudge Create(HarmJudgeResources resources) => new KeywordHarmJudge(resources.RefusalKeywords);
 
     public string Name => JudgeName;
 
