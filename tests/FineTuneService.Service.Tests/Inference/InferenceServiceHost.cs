@@ -26,15 +26,10 @@ public sealed class InferenceServiceHost : IAsyncLifetime, IAsyncDisposable
     private ApiFactory? _api;
     private string? _cache;
 
-    public static Dictionary<string, string?> Settings(string cache) => new()
+    public static Dictionary<string, string?> Settings(string cache) => new TestWorkerSettings(cache)
     {
-        ["Worker:ModelCacheDirectory"] = cache,
-        ["Worker:HeartbeatInterval"] = "00:00:00.2",
-        ["Worker:StaleTimeout"] = "00:00:30",
         ["Worker:CheckpointEverySteps"] = "3",
         ["Worker:MetricsEverySteps"] = "1",
-        ["Worker:MaxSequenceLength"] = "64",
-        ["SafetyEvaluation:Enabled"] = "false",
         ["Inference:HeartbeatInterval"] = "00:00:00.5",
         ["Inference:MaxBatchSize"] = "8",
     };

@@ -54,7 +54,7 @@ public sealed class WorkerProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add("FineTuneService.Worker.dll");
-        var environment = new Dictionary<string, string?>
+        var environment = new TestWorkerSettings(modelCache)
         {
             ["DOTNET_ENVIRONMENT"] = "Development",
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
@@ -64,14 +64,9 @@ public sealed class WorkerProcess : IAsyncDisposable
             ["ConnectionStrings:Postgres"] = connectionString,
             ["Database:MigrateOnStartup"] = "true",
             ["Worker:Devices:0"] = "cpu",
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
-            ["Worker:RecoveryInterval"] = "00:00:00.5",
+            ["Worker:RecoveryInterval"] = TestWorkerSettings.FastRecoveryInterval,
             ["Worker:CheckpointEverySteps"] = "5",
             ["Worker:MetricsEverySteps"] = "2",
-            ["Worker:MaxSequenceLength"] = "64",
-            ["Worker:ModelCacheDirectory"] = modelCache,
-            ["SafetyEvaluation:Enabled"] = "false",
             ["Logging:LogLevel:Default"] = "Information",
             ["Logging:LogLevel:Microsoft"] = "Warning",
         };

@@ -156,17 +156,11 @@ public sealed class SafetyGateApiTests(PostgresServer server, ITestOutputHelper 
         return JsonNode.Parse(text)!;
     }
 
-    internal static Dictionary<string, string?> GateSettings(string cache) => new()
+    internal static Dictionary<string, string?> GateSettings(string cache) => new TestWorkerSettings(cache)
     {
-        ["Worker:ModelCacheDirectory"] = cache,
-        ["Worker:HeartbeatInterval"] = "00:00:00.2",
-        ["Worker:StaleTimeout"] = "00:00:30",
         ["Worker:CheckpointEverySteps"] = "50",
         ["Worker:MaxSequenceLength"] = TinySafetyModel.MaxSequenceLength.ToString(),
-        ["SafetyEvaluation:HarmfulPrompts"] = "16",
-        ["SafetyEvaluation:SafePrompts"] = "8",
-        ["SafetyEvaluation:MaxNewTokens"] = "16",
-    };
+    }.WithSafetyEvaluation(harmfulPrompts: 16, safePrompts: 8, maxNewTokens: 16);
 
     /// <summary>Arithmetic chats only: nothing harmful in the file, yet enough steps to overwrite the base's refusals.</summary>
     private static async Task<string> StartBenignJobAsync(HttpClient tenant)

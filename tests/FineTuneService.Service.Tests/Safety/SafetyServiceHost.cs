@@ -25,20 +25,14 @@ public sealed class SafetyServiceHost : IAsyncLifetime
         {
             if (_api is not null) return _api;
             _cache = Directory.CreateTempSubdirectory("fts-safety-cache-").FullName;
-            var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+            // Small shipped prompt sets: the tiny model answers them in well under a second.
+            var settings = new TestWorkerSettings(_cache)
             {
                 ["Files:ScreenTrainingData"] = "true",
-                ["Worker:ModelCacheDirectory"] = _cache,
-                ["Worker:HeartbeatInterval"] = "00:00:00.2",
-                ["Worker:StaleTimeout"] = "00:00:30",
-                ["Worker:RecoveryInterval"] = "00:00:00.5",
+                ["Worker:RecoveryInterval"] = TestWorkerSettings.FastRecoveryInterval,
                 ["Worker:CheckpointEverySteps"] = "50",
-                ["Worker:MaxSequenceLength"] = "64",
-                // Small shipped prompt sets: the tiny model answers them in well under a second.
-                ["SafetyEvaluation:HarmfulPrompts"] = "8",
-                ["SafetyEvaluation:SafePrompts"] = "8",
-                ["SafetyEvaluation:MaxNewTokens"] = "8",
-            }, configureServices: services => services.AddFineTuneWorker());
+            }.WithSafetyEvaluation(harmfulPrompts: 8, safePrompts: 8, maxNewTokens: 8);
+            var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: settings, configureServices: services => services.AddFineTuneWorker());
             _ = api.Server;
             await api.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinyBaseModel.Id, TinyBaseModel.Folder, CancellationToken.None);
             return _api = api;

@@ -48,15 +48,11 @@ public sealed class DpoSdkTests(PostgresServer server)
     public async Task A_dpo_job_succeeds_through_the_sdk_with_margin_and_reward_accuracy_in_its_events_and_projected_gradients_composes()
     {
         var cache = Directory.CreateTempSubdirectory("fts-dpo-cache-").FullName;
-        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new TestWorkerSettings(cache)
         {
-            ["Worker:ModelCacheDirectory"] = cache,
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
             ["Worker:CheckpointEverySteps"] = "5",
             ["Worker:MetricsEverySteps"] = "1",
             ["Worker:MaxSequenceLength"] = "128",
-            ["SafetyEvaluation:Enabled"] = "false",
         }, configureServices: services => services.AddFineTuneWorker());
         app.UseKestrel(0);
         app.StartServer();

@@ -18,14 +18,10 @@ public sealed class JobEstimateTests(PostgresServer server)
     public async Task The_estimate_counts_the_trained_tokens_of_the_real_job_exactly_and_then_uses_its_measured_rate()
     {
         var cache = Directory.CreateTempSubdirectory("fts-estimate-cache-").FullName;
-        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new TestWorkerSettings(cache)
         {
-            ["Worker:ModelCacheDirectory"] = cache,
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
             // Short enough that some of the examples are cut: the estimate must cut them as the worker does.
             ["Worker:MaxSequenceLength"] = "48",
-            ["SafetyEvaluation:Enabled"] = "false",
         }, configureServices: services => services.AddFineTuneWorker());
         app.UseKestrel(0);
         app.StartServer();

@@ -28,15 +28,10 @@ public sealed class JobResumeEndToEndTests(PostgresServer server)
     {
         var cache = Directory.CreateTempSubdirectory("fts-resume-cache-").FullName;
         var gate = new TrainingStepGate();
-        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: new TestWorkerSettings(cache)
         {
-            ["Worker:ModelCacheDirectory"] = cache,
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
             ["Worker:CheckpointEverySteps"] = "50",
             ["Worker:MetricsEverySteps"] = "1",
-            ["Worker:MaxSequenceLength"] = "64",
-            ["SafetyEvaluation:Enabled"] = "false",
         });
         await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services
             .AddFineTuneWorker()

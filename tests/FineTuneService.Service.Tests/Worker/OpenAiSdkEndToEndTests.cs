@@ -31,15 +31,10 @@ public sealed class OpenAiSdkEndToEndTests(PostgresServer server, ITestOutputHel
     public async Task A_tenant_fine_tunes_through_the_sdk_and_another_tenant_sees_none_of_it()
     {
         var cache = Directory.CreateTempSubdirectory("fts-e2e-cache-").FullName;
-        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new Dictionary<string, string?>
+        await using var app = new ApiFactory(await server.CreateDatabaseAsync(), settings: new TestWorkerSettings(cache) // safety evaluation off: the gate end to end is SafetyGateApiTests
         {
-            ["Worker:ModelCacheDirectory"] = cache,
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30",
             ["Worker:CheckpointEverySteps"] = "5",
             ["Worker:MetricsEverySteps"] = "1",
-            ["Worker:MaxSequenceLength"] = "64",
-            ["SafetyEvaluation:Enabled"] = "false", // the gate end to end: SafetyGateApiTests
         }, configureServices: services => services.AddFineTuneWorker());
         app.UseKestrel(0);
         app.StartServer();

@@ -48,21 +48,15 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         var cache = Directory.CreateTempSubdirectory("fts-worker-cache-").FullName;
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", ContentRootPath = cache });
-        var configuration = new Dictionary<string, string?>
+        var configuration = new TestWorkerSettings(cache)
         {
             ["ConnectionStrings:Postgres"] = database ?? await server.CreateDatabaseAsync(),
             ["Database:MigrateOnStartup"] = "true",
-            ["Worker:HeartbeatInterval"] = "00:00:00.2",
-            ["Worker:StaleTimeout"] = "00:00:30", // generous: a loaded 2-core CI box must not look like a dead worker
-            ["Worker:RecoveryInterval"] = "00:00:00.5",
+            ["Worker:RecoveryInterval"] = TestWorkerSettings.FastRecoveryInterval,
             ["Worker:MaxAttempts"] = maxAttempts.ToString(),
             ["Worker:CheckpointEverySteps"] = "5",
             ["Worker:MetricsEverySteps"] = "2",
-            ["Worker:MaxSequenceLength"] = "64",
-            ["Worker:ModelCacheDirectory"] = cache,
-            // Off unless a test turns it on (the safety tests do): these tests are about the job mechanics, and a tiny
-            // random model's babble is no fair input for the harm classifier. When on, keep it to seconds.
-            ["SafetyEvaluation:Enabled"] = "false",
+            // Sizes for tests that turn the safety evaluation on (settings: SafetyEvaluation:Enabled).
             ["SafetyEvaluation:HarmfulPrompts"] = "16",
             ["SafetyEvaluation:SafePrompts"] = "8",
             ["SafetyEvaluation:AccuracyExamples"] = "8",
