@@ -27,24 +27,37 @@ public sealed record StageScores(string Stage, int Step, double? HarmfulScore, d
 /// The job's metrics file (purpose <c>fine-tune-results</c>, as OpenAI's <c>step_metrics.csv</c>): one row per step
 /// with <c>step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy</c> (validation columns empty where not
 /// measured; accuracies are token accuracies), then one row per safety stage, whose training columns are empty and whose
-/// extra columns carry the stage and its scores.
+/// extra columns carry the stage and its scores. A DPO run (its steps carry a reward margin) has three more step columns
+/// after the validation ones: <c>reward_margin,reward_accuracy,valid_reward_accuracy</c>.
 /// </summary>
 public static class MetricsCsv
 {
     public const string FileName = "step_metrics.csv";
 
-    public const string Header =
-        "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,stage,harmful_score,keyword_harmful_score,over_refusal_rate,fine_tune_accuracy";
+    private const string StepColumns = "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy";
+    private const string PreferenceColumns = "reward_margin,reward_accuracy,valid_reward_accuracy";
+    private const string StageColumns = "stage,harmful_score,keyword_harmful_score,over_refusal_rate,fine_tune_accuracy";
+
+    /// <summary>Header of a supervised job's file.</summary>
+    public const string Header = StepColumns + "," + StageColumns;
+
+    /// <summary>Header of a DPO job's file.</summary>
+    public const string PreferenceHeader = StepColumns + "," + PreferenceColumns + "," + StageColumns;
 
     public static byte[] Write(IEnumerable<StepMetrics> steps, IEnumerable<StageScores> stages)
     {
-        var csv = new StringBuilder(Header).Append('\n');
-        foreach (var s in steps)
-            csv.AppendJoin(',', s.Step.ToString(CultureInfo.InvariantCulture), Number(s.TrainLoss), Number(s.TrainTokenAccuracy),
-                Number(s.ValidationLoss), Number(s.ValidationTokenAccuracy), "", "", "", "", "").Append('\n');
+        var rows = steps.ToList();
+        var preference = rows.Any(s => s.RewardMargin is not null);
+        var csv = new StringBuilder(preference ? PreferenceHeader : Header).Append('\n');
+        string[] noPreference = preference ? ["", "", ""] : [];
+        foreach (var s in rows)
+            csv.AppendJoin(',', [s.Step.ToString(CultureInfo.InvariantCulture), Number(s.TrainLoss), Number(s.TrainTokenAccuracy),
+                Number(s.ValidationLoss), Number(s.ValidationTokenAccuracy),
+                .. preference ? [Number(s.RewardMargin), Number(s.RewardAccuracy), Number(s.ValidationRewardAccuracy)] : noPreference,
+                "", "", "", "", ""]).Append('\n');
         foreach (var s in stages)
-            csv.AppendJoin(',', s.Step.ToString(CultureInfo.InvariantCulture), "", "", "", "", s.Stage, Number(s.HarmfulScore),
-                Number(s.KeywordHarmfulScore), Number(s.OverRefusalRate), Number(s.FineTuneAccuracy)).Append('\n');
+            csv.AppendJoin(',', [s.Step.ToString(CultureInfo.InvariantCulture), "", "", "", "", .. noPreference, s.Stage, Number(s.HarmfulScore),
+                Number(s.KeywordHarmfulScore), Number(s.OverRefusalRate), Number(s.FineTuneAccuracy)]).Append('\n');
         return Encoding.UTF8.GetBytes(csv.ToString());
     }
 

@@ -84,6 +84,8 @@ public sealed class DpoSdkTests(PostgresServer server)
             var job = await fineTuning.FineTuneAsync(TinyBaseModel.Id, file.Id, waitUntilCompleted: false, new FineTuningOptions
             {
                 Seed = 3,
+                // The same pairs held back: enough to see the validation pass fill valid_reward_accuracy.
+                ValidationFile = file.Id,
                 TrainingMethod = FineTuningTrainingMethod.CreateDirectPreferenceOptimization(
                     betaFactor: HyperparameterBetaFactor.CreateAuto(), batchSize: 2, epochCount: 2, learningRate: HyperparameterLearningRate.CreateAuto()),
             });
@@ -107,6 +109,25 @@ public sealed class DpoSdkTests(PostgresServer server)
             var checkpoints = new List<FineTuningCheckpoint>();
             await foreach (var c in job.GetCheckpointsAsync(new GetCheckpointsOptions { PageSize = 10 })) checkpoints.Add(c);
             Assert.NotEmpty(checkpoints);
+
+            // The result file (step_metrics.csv) carries the same reward figures per step as the events.
+            var resultFile = Assert.Single(body["result_files"]!.AsArray())!.GetValue<string>();
+            var csv = (await http.GetStringAsync($"/v1/files/{resultFile}/content")).TrimEnd('\n').Split('\n').Select(l => l.Split(',')).ToList();
+            var header = csv[0];
+            Assert.Equal(["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy", "reward_margin", "reward_accuracy", "valid_reward_accuracy"],
+                header[..8]);
+            var stepRows = csv.Skip(1).Where(r => r[Array.IndexOf(header, "stage")] == "").ToList();
+            Assert.Equal(Enumerable.Range(1, 10).Select(s => s.ToString()), stepRows.Select(r => r[0]));
+            static double Number(string text) => double.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var m in metrics)
+            {
+                var row = stepRows.Single(r => r[0] == m["step"]!.GetValue<int>().ToString());
+                Assert.Equal(m["reward_margin"]!.GetValue<double>(), Number(row[5]), 5);
+                Assert.Equal(m["reward_accuracy"]!.GetValue<double>(), Number(row[6]), 5);
+            }
+            // Validated every 5 steps (Worker:CheckpointEverySteps): the held-back reward accuracy is filled there only.
+            Assert.Equal(["5", "10"], stepRows.Where(r => r[7] != "").Select(r => r[0]));
+            Assert.All(stepRows.Where(r => r[7] != ""), r => Assert.InRange(Number(r[7]), 0, 1));
 
             // projected_gradients acts on the DPO gradients as on SFT ones: the job runs to the end.
             var created = await http.PostAsJsonAsync("/v1/fine_tuning/jobs", JsonNode.Parse($$$$"""
