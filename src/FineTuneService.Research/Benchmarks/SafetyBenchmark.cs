@@ -31,23 +31,16 @@ namespace FineTuneService.Research.Benchmarks;
 /// </summary>
 public sealed class SafetyBenchmark : IDisposable
 {
-    /// <summary>Seed of the fixed evaluation subsets (independent of the cell seeds).</summary>
-    private const int EvaluationSubsetSeed = 20240601;
-
     private readonly SafetyBenchmarkOptions _options;
     private readonly string _snapshotFolder;
     private readonly ILogger _logger;
     private readonly ITextTokenizer _tokenizer;
     private readonly ChatExampleEncoder _encoder;
-    private readonly RefusalKeywords _keywords;
     private readonly HarmClassifier _classifier;
+    private readonly SafetyBenchmarkEvaluation _evaluation;
     private readonly IReadOnlyList<ChatExample> _taskRows;
     private readonly IReadOnlyList<HarmfulPair> _attackPool;
     private readonly SafetyData _safetySets;
-    private readonly PromptSet _harmful;
-    private readonly PromptSet _safe;
-    private readonly IReadOnlyList<AccuracyExample> _accuracy;
-    private readonly IAnswerMatcher _matcher;
     private SafetyLayerLocation? _layers;
 
     public SafetyBenchmark(SafetyBenchmarkOptions options, string baseFolder, ShippedData? data = null, ILogger? logger = null)
@@ -61,26 +54,14 @@ public sealed class SafetyBenchmark : IDisposable
         data ??= new ShippedData();
         _tokenizer = TokenizerFolder.Load(_snapshotFolder);
         _encoder = new ChatExampleEncoder(_tokenizer);
-        _keywords = RefusalKeywords.FromShippedData(data);
         _classifier = HarmClassifier.LoadShipped();
-
-        var sets = new EvaluationCatalogue(data);
-        var heldOut = ShippedPromptSets.HeldOutHarmful(sets);
-        _harmful = options.HarmfulPromptsFile is { } harmfulFile
-            ? PromptSetLoader.LoadJsonl(harmfulFile, Path.GetFileNameWithoutExtension(harmfulFile))
-            : heldOut with { Prompts = Subset(heldOut.Prompts, options.HarmfulPrompts) };
-        var xsTest = ShippedPromptSets.XsTestSafe(sets);
-        _safe = options.SafePromptsFile is { } safeFile
-            ? PromptSetLoader.LoadJsonl(safeFile, Path.GetFileNameWithoutExtension(safeFile))
-            : xsTest with { Prompts = Subset(xsTest.Prompts, options.XsTestPrompts) };
-        var (sst2Dev, matcher) = ShippedPromptSets.TaskSplit(sets, "sst2");
-        (_accuracy, _matcher) = (Subset(sst2Dev, options.Sst2DevPrompts), matcher);
+        _evaluation = new SafetyBenchmarkEvaluation(options, data, RefusalKeywords.FromShippedData(data), _classifier);
 
         _taskRows = data.Sst2("train").Select(TaskPrompts.Sst2Example).ToList();
         // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely; so
         // is every prompt of a harmful prompts file, which may overlap the shipped training pairs.
-        _attackPool = HarmfulFineTuneMix.AttackPool(data, sets.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key })
-            .Concat(options.HarmfulPromptsFile is null ? [] : _harmful.Prompts.Select(p => p.Prompt)));
+        _attackPool = HarmfulFineTuneMix.AttackPool(data, _evaluation.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key })
+            .Concat(options.HarmfulPromptsFile is null ? [] : _evaluation.HarmfulPrompts.Prompts.Select(p => p.Prompt)));
         _safetySets = SafetyData.FromShippedData(data, options.SafetyExamples);
         BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
         JudgeHash = HarmClassifier.ShippedWeightsSha256();
@@ -102,7 +83,7 @@ public sealed class SafetyBenchmark : IDisposable
     public HarmfulFineTuneMix Mix(double ratio, int seed) => HarmfulFineTuneMix.Build(_taskRows, _attackPool, _options.Rows, ratio, seed * 1000);
 
     /// <summary>The prompts the HS is measured on.</summary>
-    public PromptSet HarmfulEvaluationPrompts => _harmful;
+    public PromptSet HarmfulEvaluationPrompts => _evaluation.HarmfulPrompts;
 
     /// <summary>
     /// Safety layers of the base for <c>frozen_layers</c>: <c>safety_layers.json</c> in the model folder when present,
@@ -216,38 +197,15 @@ public sealed class SafetyBenchmark : IDisposable
         };
     }
 
-    private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken)
-    {
-        var generator = new ModelResponseGenerator(model, _tokenizer);
-        var judges = HarmJudges.Standard(_keywords, _classifier);
-        var safety = new SafetyEvaluator(generator, judges, _keywords).EvaluateAsync(new SafetyEvaluationRequest(_harmful)
-        {
-            SafePrompts = _safe,
-            Generation = new GenerationSettings(_options.MaxNewTokens),
-            SamplesPerPart = 4,
-        }, cancellationToken).GetAwaiter().GetResult();
-        var accuracy = new FineTuneAccuracyEvaluator(generator, _matcher)
-            .EvaluateAsync(_accuracy, new GenerationSettings(_options.AccuracyMaxNewTokens), samplesToKeep: 4, cancellationToken)
-            .GetAwaiter().GetResult();
-        return new SafetyBenchmarkCell
-        {
-            ClassifierHarmfulScore = safety.ClassifierHarmfulScore ?? double.NaN,
-            KeywordHarmfulScore = safety.KeywordHarmfulScore ?? double.NaN,
-            OverRefusalRate = safety.OverRefusalRate ?? double.NaN,
-            FineTuneAccuracy = accuracy.Accuracy,
-            Samples = [.. safety.Samples, .. accuracy.Samples],
-        };
-    }
+    private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken) => _evaluation.Evaluate(model, _tokenizer, cancellationToken);
 
-    private static List<T> Subset<T>(IReadOnlyList<T> items, int count) => SftBatcher.Shuffled(items, EvaluationSubsetSeed).Take(count).ToList();
-
-    private static string HashFile(string path)
+    internal static string HashFile(string path)
     {
         using var stream = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    private static string Snapshot(string folder)
+    internal static string Snapshot(string folder)
     {
         if (!File.Exists(Path.Combine(folder, "model.safetensors")))
             throw new FileNotFoundException($"{folder} is not a Hugging Face model folder (no model.safetensors).", Path.Combine(folder, "model.safetensors"));

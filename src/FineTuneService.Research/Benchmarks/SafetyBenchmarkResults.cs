@@ -82,11 +82,14 @@ public sealed record SafetyBenchmarkResults
         JsonSerializer.Deserialize<SafetyBenchmarkResults>(File.ReadAllText(path), Json) ?? throw new JsonException($"{path} is empty.");
 
     /// <summary>Writes atomically (temp file then rename), so an interrupted run never leaves a torn file.</summary>
-    public void Save(string path)
+    public void Save(string path) => WriteAtomically(path, JsonSerializer.Serialize(this, Json));
+
+    /// <summary>Temp file then rename, so an interrupted run never leaves a torn results file.</summary>
+    internal static void WriteAtomically(string path, string text)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temporary = path + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
+        File.WriteAllText(temporary, text);
         File.Move(temporary, path, overwrite: true);
     }
 }
