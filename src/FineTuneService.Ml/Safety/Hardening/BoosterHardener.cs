@@ -25,7 +25,8 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
 
     public string Method => Name;
 
-    public HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default)
+    public HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default,
+        Action<HardeningStep>? onStep = null)
     {
         if (data.Alignment.Count == 0 || data.Harmful.Count == 0)
             throw new ArgumentException("Booster needs alignment (refusal) and harmful pairs.", nameof(data));
@@ -64,6 +65,7 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
                 var drop = harmfulLoss - perturbedLoss;
                 if (step == 0) (firstAlignment, firstDrop) = (alignmentLoss, drop);
                 (lastAlignment, lastDrop) = (alignmentLoss, drop);
+                onStep?.Invoke(new HardeningStep(step + 1, _options.Steps, alignmentLoss, drop));
             }
         }
         finally

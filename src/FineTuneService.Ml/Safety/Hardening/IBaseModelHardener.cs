@@ -13,7 +13,8 @@ public interface IBaseModelHardener
     string Method { get; }
 
     /// <summary>Hardens <paramref name="model"/>: its weights change in place.</summary>
-    HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default);
+    /// <param name="onStep">Called after each optimizer step with its losses (the service posts them as progress events).</param>
+    HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default, Action<HardeningStep>? onStep = null);
 }
 
 /// <summary>
@@ -21,6 +22,9 @@ public interface IBaseModelHardener
 /// answer), both from the shipped training sets, never an evaluation prompt.
 /// </summary>
 public sealed record HardeningData(IReadOnlyList<TokenizedExample> Alignment, IReadOnlyList<TokenizedExample> Harmful, int MaxSequenceLength);
+
+/// <summary>One finished step (1-based) of <see cref="HardeningReport.Steps"/>, with its alignment loss and harmful-loss drop.</summary>
+public sealed record HardeningStep(int Step, int Steps, double AlignmentLoss, double HarmfulLossDrop);
 
 /// <summary>The first and last step's alignment loss and harmful-loss drop, for the job's events and the model's lineage.</summary>
 public sealed record HardeningReport(string Method, int Steps, double FirstAlignmentLoss, double LastAlignmentLoss,

@@ -25,7 +25,7 @@ public static class ModelFolderHardening
 
     public static HardeningReport Harden(string sourceFolder, string targetFolder, string sourceModelId, HardeningMethodDescriptor method,
         IHardeningParams parameters, ShippedData data, long seed = 1, Device? device = null, Action<string>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, Action<HardeningStep>? onStep = null)
     {
         if (Path.GetFullPath(sourceFolder) == Path.GetFullPath(targetFolder))
             throw new ArgumentException("The hardened model needs a folder of its own.", nameof(targetFolder));
@@ -37,7 +37,7 @@ public static class ModelFolderHardening
         progress?.Invoke($"Hardening {sourceModelId} with {method.Name} on {encoded.Alignment.Count} refusal pairs and {encoded.Harmful.Count} harmful pairs "
                          + "(prompts of the held-out evaluation share excluded)");
 
-        var report = BaseModelHardeners.Create(parameters, seed).Harden(model, encoded, cancellationToken);
+        var report = BaseModelHardeners.Create(parameters, seed).Harden(model, encoded, cancellationToken, onStep);
         progress?.Invoke($"{method.Name}: {report.Steps} steps, alignment loss {report.FirstAlignmentLoss:F4} -> {report.LastAlignmentLoss:F4}, "
                          + $"harmful-loss drop after one step {report.FirstHarmfulLossDrop:F4} -> {report.LastHarmfulLossDrop:F4}");
 
