@@ -40,6 +40,7 @@ app.MapTelemetryEndpoints();       // /metrics (Telemetry:Prometheus)
 app.MapAdmin();
 app.MapApiKeys();
 app.MapAdminSafety();
+app.MapAdminHardening();
 app.MapFiles();
 app.MapFineTuningJobs();
 app.MapChatCompletions();

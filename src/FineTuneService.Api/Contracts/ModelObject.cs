@@ -6,12 +6,16 @@ namespace FineTuneService.Api.Contracts;
 /// <summary>
 /// OpenAI "model" object. <paramref name="Lineage"/> (an extension) is set on a hardened base model: the base it was
 /// hardened from, the method and its parameters (<c>{"hardened_from", "method", "params"}</c>).
+/// <paramref name="SafetyScores"/> (an extension) is a base model's scores, measured once when its weights were
+/// registered: <c>{judge, harmful_score, judges, refusal_rate, over_refusal_rate, scored_at}</c>; null until scored.
 /// </summary>
-public sealed record ModelObject(string Id, long Created, string OwnedBy, JsonObject? Lineage = null)
+public sealed record ModelObject(string Id, long Created, string OwnedBy, JsonObject? Lineage = null, JsonObject? SafetyScores = null)
 {
     public string Object => "model";
 
-    internal static ModelObject From(UsableModel model) => new(model.Id, UnixTime.Seconds(model.CreatedAt), model.OwnedBy,
+    internal static ModelObject From(UsableModel model) => From(model, null);
+
+    internal static ModelObject From(UsableModel model, JsonObject? safetyScores) => new(model.Id, UnixTime.Seconds(model.CreatedAt), model.OwnedBy,
         model.Hardening is { } hardening
             ? new JsonObject
             {
@@ -19,7 +23,8 @@ public sealed record ModelObject(string Id, long Created, string OwnedBy, JsonOb
                 ["method"] = hardening["method"]?.DeepClone(),
                 ["params"] = hardening["params"]?.DeepClone(),
             }
-            : null);
+            : null,
+        safetyScores);
 }
 
 /// <summary>Answer to <c>DELETE /v1/models/{model}</c>, as OpenAI's.</summary>

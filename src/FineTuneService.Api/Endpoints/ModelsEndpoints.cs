@@ -6,6 +6,7 @@ using FineTuneService.Api.Errors;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Models;
+using FineTuneService.Core.Safety;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.EntityFrameworkCore;
@@ -40,13 +41,24 @@ public static class ModelsEndpoints
     /// </summary>
     internal static async Task<Ok<ListResponse<ModelObject>>> ListModels(ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
     {
-        var models = (await ModelAccess.ListAsync(db, user.TenantId(), cancellationToken)).Select(ModelObject.From).ToList();
+        var usable = await ModelAccess.ListAsync(db, user.TenantId(), cancellationToken);
+        var scores = await BaseScoresAsync(db, usable, cancellationToken);
+        var models = usable.Select(m => ModelObject.From(m, scores.GetValueOrDefault(m.Id))).ToList();
         return TypedResults.Ok(new ListResponse<ModelObject>(models, false, models.FirstOrDefault()?.Id, models.LastOrDefault()?.Id));
     }
 
     /// <summary>Retrieve one model; a model the caller may not use is a 404, as one that never existed.</summary>
-    internal static async Task<Ok<ModelObject>> RetrieveModel(string modelId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken) =>
-        TypedResults.Ok(ModelObject.From(await FindAsync(db, user, modelId, cancellationToken)));
+    internal static async Task<Ok<ModelObject>> RetrieveModel(string modelId, ClaimsPrincipal user, FineTuneDbContext db, CancellationToken cancellationToken)
+    {
+        var model = await FindAsync(db, user, modelId, cancellationToken);
+        var scores = await BaseScoresAsync(db, [model], cancellationToken);
+        return TypedResults.Ok(ModelObject.From(model, scores.GetValueOrDefault(model.Id)));
+    }
+
+    /// <summary>The base models' registration scores (fine-tuned models carry theirs on their job).</summary>
+    private static Task<IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonObject>> BaseScoresAsync(FineTuneDbContext db,
+        IReadOnlyList<UsableModel> models, CancellationToken cancellationToken) =>
+        BaseModelScores.LatestAsync(db, models.Where(m => m.Kind == ModelKind.Base).Select(m => (m.Id, m.WeightsSha256)).ToList(), cancellationToken);
 
     /// <summary>
     /// Download a model as a tar archive of its Hugging Face folder, streamed: <c>config.json</c>,
@@ -131,7 +143,7 @@ public static class ModelsEndpoints
     {
         if (model.JobId is null)
             return new ModelSafetyReport(model.Id, "base", null, null, null,
-                "A base model: its scores are measured once per job that fine-tunes it (the job's base stage), or with POST /v1/safety/evaluations.",
+                "A base model: its scores are measured once when its weights are registered (safety_scores of GET /v1/models/{model}), reused as the base stage of every job on it; or use POST /v1/safety/evaluations.",
                 null, []);
         var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == model.JobId, cancellationToken);
         var reports = await db.SafetyReports.AsNoTracking().Where(r => r.JobId == job.Id).OrderBy(r => r.Sequence).ToListAsync(cancellationToken);

@@ -21,6 +21,8 @@ public sealed class FineTuneDbContext(DbContextOptions<FineTuneDbContext> option
     public DbSet<BaseModelSafetyScore> BaseModelSafetyScores => Set<BaseModelSafetyScore>();
     public DbSet<SafetyDecision> SafetyDecisions => Set<SafetyDecision>();
     public DbSet<SafetyEvaluation> SafetyEvaluations => Set<SafetyEvaluation>();
+    public DbSet<HardeningRun> HardeningRuns => Set<HardeningRun>();
+    public DbSet<HardeningRunEvent> HardeningRunEvents => Set<HardeningRunEvent>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<InferenceEndpoint> InferenceEndpoints => Set<InferenceEndpoint>();
     public DbSet<OutboxMessage> Outbox => Set<OutboxMessage>();

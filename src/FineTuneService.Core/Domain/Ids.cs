@@ -15,4 +15,6 @@ public static class Ids
     public static string Event() => New("ftevent-");
     public static string Checkpoint() => New("ftckpt-");
     public static string Evaluation() => New("safeval-");
+    public static string HardeningRun() => New("hardrun-");
+    public static string HardeningEvent() => New("hardevent-");
 }

@@ -1,7 +1,7 @@
 namespace FineTuneService.Core.Domain;
 
 /// <summary>The Hangfire queue a row is handed to (see <c>Outbox</c>).</summary>
-public enum Dispatch { None, Training, FileValidation, FileScreening, SafetyEvaluation }
+public enum Dispatch { None, Training, FileValidation, FileScreening, SafetyEvaluation, Hardening }
 
 /// <summary>
 /// A row waiting to be put on a Hangfire queue. It is written in the same transaction as the change that needs the

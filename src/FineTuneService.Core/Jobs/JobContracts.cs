@@ -59,3 +59,24 @@ public interface ISafetyLayerLocationJob
 {
     Task RunAsync(string baseModelId, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Runs one hardening run (<c>POST /v1/admin/models/{base}/harden</c>) on the device of the gpu-queue server that
+/// dequeued it: hardens the base model's weights, registers the result as a new base model with its lineage and scores
+/// it once. Implemented by the worker host; idempotent (a finished run is left alone, an interrupted one starts over,
+/// and one whose model is already registered only finishes).
+/// </summary>
+public interface IHardeningJob
+{
+    Task RunAsync(string runId, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Scores a newly registered base model once (harmful score by every judge, refusals, over-refusal) and caches the
+/// scores every job on it then reuses. Implemented by the worker host; idempotent (scores already cached for the
+/// model's weights and the worker's evaluation settings are left alone).
+/// </summary>
+public interface IBaseModelScoringJob
+{
+    Task RunAsync(string baseModelId, CancellationToken cancellationToken);
+}

@@ -25,6 +25,12 @@ public interface IJobScheduler
 
     /// <summary>Queues the safety-layer locator for a base model on the gpu queue (it generates on a device).</summary>
     string EnqueueSafetyLayerLocation(string baseModelId);
+
+    /// <summary>Queues a base model's hardening run on the gpu queue (it trains on a device).</summary>
+    string EnqueueHardening(string runId);
+
+    /// <summary>Queues the one-time safety scoring of a newly registered base model on the gpu queue (it generates on a device).</summary>
+    string EnqueueBaseModelScoring(string baseModelId);
 }
 
 internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobScheduler
@@ -57,4 +63,10 @@ internal sealed class HangfireJobScheduler(IBackgroundJobClient client) : IJobSc
 
     public string EnqueueSafetyLayerLocation(string baseModelId) =>
         Retry.Execute(() => client.Enqueue<ISafetyLayerLocationJob>(Queues.Gpu, job => job.RunAsync(baseModelId, CancellationToken.None)));
+
+    public string EnqueueHardening(string runId) =>
+        Retry.Execute(() => client.Enqueue<IHardeningJob>(Queues.Gpu, job => job.RunAsync(runId, CancellationToken.None)));
+
+    public string EnqueueBaseModelScoring(string baseModelId) =>
+        Retry.Execute(() => client.Enqueue<IBaseModelScoringJob>(Queues.Gpu, job => job.RunAsync(baseModelId, CancellationToken.None)));
 }

@@ -106,6 +106,7 @@ public sealed class Outbox(
         Dispatch.FileValidation => scheduler.EnqueueFileValidation(message.TargetId),
         Dispatch.FileScreening => scheduler.EnqueueFileScreening(message.TargetId),
         Dispatch.SafetyEvaluation => scheduler.EnqueueSafetyEvaluation(message.TargetId),
+        Dispatch.Hardening => scheduler.EnqueueHardening(message.TargetId),
         _ => throw new ArgumentOutOfRangeException(nameof(message), message.Dispatch, "Nothing to send."),
     };
 }

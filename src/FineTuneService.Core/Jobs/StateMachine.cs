@@ -11,7 +11,8 @@ namespace FineTuneService.Core.Jobs;
 /// A named, guarded change of one row's state: one conditional <c>UPDATE … WHERE id = @id AND <see cref="From"/></c>,
 /// so when two actors race (a request and a worker, two workers, two recovery passes) exactly one wins and the others
 /// see false. Every transition of every stateful row is listed in this file: <see cref="JobStateMachine"/>,
-/// <see cref="FileStateMachine"/> and <see cref="EvaluationStateMachine"/>; nothing else writes a status.
+/// <see cref="FileStateMachine"/>, <see cref="EvaluationStateMachine"/> and <see cref="HardeningStateMachine"/>; nothing
+/// else writes a status.
 /// </summary>
 public sealed record Transition<T>(string Name, Expression<Func<T, bool>> From, Action<UpdateSettersBuilder<T>> Set)
     where T : class, ICreatedRow
@@ -393,6 +394,71 @@ public static class EvaluationStateMachine
         set.SetProperty(e => e.Status, status)
             .SetProperty(e => e.FinishedAt, now)
             .SetProperty(e => e.WorkerId, (string?)null);
+}
+
+/// <summary>
+/// Every legal change of a hardening run's <see cref="HardeningRunStatus"/>, held by a worker like a safety evaluation:
+/// queued → running (claim), running → succeeded | failed (its worker), queued (release, when its worker shuts down;
+/// requeue_orphan, when its worker died), failed (fail_orphan, after too many starts). A run has no checkpoints: a
+/// run started again starts over.
+/// </summary>
+public static class HardeningStateMachine
+{
+    /// <summary>A worker starts the run: a queued one, or a running one whose worker stopped beating.</summary>
+    public static Transition<HardeningRun> Claim(string workerId, DateTime now, DateTime staleBefore, int maxAttempts) => new("claim",
+        r => (r.Status == HardeningRunStatus.Queued
+              || (r.Status == HardeningRunStatus.Running && (r.HeartbeatAt == null || r.HeartbeatAt < staleBefore)))
+             && r.Attempts < maxAttempts,
+        set => set.SetProperty(r => r.Status, HardeningRunStatus.Running)
+            .SetProperty(r => r.WorkerId, workerId)
+            .SetProperty(r => r.HeartbeatAt, now)
+            .SetProperty(r => r.Attempts, r => r.Attempts + 1)
+            .SetProperty(r => r.StartedAt, now));
+
+    /// <summary>The hardened model is stored, registered and scored.</summary>
+    public static Transition<HardeningRun> Succeed(string workerId, JsonObject report, DateTime now) => new("succeed",
+        Held(workerId),
+        set => Finish(set, HardeningRunStatus.Succeeded, now).SetProperty(r => r.Report, report));
+
+    public static Transition<HardeningRun> Fail(string workerId, JsonObject error, DateTime now) => new("fail",
+        Held(workerId),
+        set => Finish(set, HardeningRunStatus.Failed, now).SetProperty(r => r.Error, error));
+
+    /// <summary>The worker is shutting down: Hangfire delivers the run again, which starts it over.</summary>
+    public static Transition<HardeningRun> Release(string workerId) => new("release",
+        Held(workerId),
+        set => set.SetProperty(r => r.Status, HardeningRunStatus.Queued)
+            .SetProperty(r => r.StartedAt, (DateTime?)null)
+            .SetProperty(r => r.WorkerId, (string?)null)
+            .SetProperty(r => r.HeartbeatAt, (DateTime?)null)
+            .SetProperty(r => r.Attempts, r => r.Attempts > 0 ? r.Attempts - 1 : 0));
+
+    /// <summary>Its worker stopped beating: queued again for any worker.</summary>
+    public static Transition<HardeningRun> RequeueOrphan(string? workerId, DateTime? heartbeatAt) => new("requeue_orphan",
+        Orphaned(workerId, heartbeatAt),
+        set => set.SetProperty(r => r.Status, HardeningRunStatus.Queued)
+            .SetProperty(r => r.StartedAt, (DateTime?)null)
+            .SetProperty(r => r.WorkerId, (string?)null)
+            .SetProperty(r => r.HeartbeatAt, (DateTime?)null))
+    {
+        Dispatch = Dispatch.Hardening,
+    };
+
+    /// <summary>Its worker stopped beating and it has used all its starts: it fails with <c>worker_lost</c>.</summary>
+    public static Transition<HardeningRun> FailOrphan(string? workerId, DateTime? heartbeatAt, JsonObject error, DateTime now) => new("fail_orphan",
+        Orphaned(workerId, heartbeatAt),
+        set => Finish(set, HardeningRunStatus.Failed, now).SetProperty(r => r.Error, error));
+
+    private static Expression<Func<HardeningRun, bool>> Held(string workerId) =>
+        r => r.Status == HardeningRunStatus.Running && r.WorkerId == workerId;
+
+    private static Expression<Func<HardeningRun, bool>> Orphaned(string? workerId, DateTime? heartbeatAt) =>
+        r => r.Status == HardeningRunStatus.Running && r.WorkerId == workerId && r.HeartbeatAt == heartbeatAt;
+
+    private static UpdateSettersBuilder<HardeningRun> Finish(UpdateSettersBuilder<HardeningRun> set, HardeningRunStatus status, DateTime now) =>
+        set.SetProperty(r => r.Status, status)
+            .SetProperty(r => r.FinishedAt, now)
+            .SetProperty(r => r.WorkerId, (string?)null);
 }
 
 /// <summary>

@@ -24,6 +24,8 @@ public sealed record ModelsOptions
 /// Imports Hugging Face model folders as base models: bundle, store by hash, upsert the registry row. A folder that
 /// ships its <c>safety_layers.json</c> is ready for every strategy at once; for any other, a worker job locates the
 /// safety layers (<see cref="ISafetyLayerLocationJob"/>) and <c>frozen_layers</c> jobs without a layer range wait for it.
+/// Every registered weights are scored once by a worker (<see cref="IBaseModelScoringJob"/>), so the model is listed
+/// with its base scores before any tenant fine-tunes it.
 /// </summary>
 public sealed class BaseModelRegistry(
     IDbContextFactory<FineTuneDbContext> contexts, IArtifactStore artifacts, IJobScheduler scheduler, ILogger<BaseModelRegistry> logger)
@@ -81,6 +83,8 @@ public sealed class BaseModelRegistry(
             logger.LogInformation("Base model {Model} registered from {Folder} as artifact {Sha256}; safety layers {Status}",
                 id, folder, stored.Sha256, model.SafetyLayers is null ? "to be located by a worker" : $"shipped in {SafetyLayersFile}");
             if (model.SafetyLayersStatus == SafetyLayersStatus.Pending) scheduler.EnqueueSafetyLayerLocation(id);
+            // New weights are scored once now rather than at the first tenant job on them (a cached score is kept).
+            scheduler.EnqueueBaseModelScoring(id);
             return true;
         }
         finally

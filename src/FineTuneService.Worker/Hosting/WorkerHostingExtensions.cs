@@ -1,5 +1,6 @@
 using FineTuneService.Core.Hosting;
 using FineTuneService.Core.Jobs;
+using FineTuneService.Core.Models;
 using FineTuneService.Worker.Jobs;
 using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Safety;
@@ -60,7 +61,7 @@ public static class WorkerHostingExtensions
         services.AddSingleton<BaseModelCache>();
         services.AddSingleton<JobClaims>();
         services.AddSingleton<JobLeases>();
-        services.AddSingleton<EvaluationLeases>();
+        services.AddSingleton<RunLeases>();
         services.AddSingleton<TrainingEngine>();
         services.AddSingleton<WorkerPrecision>();
 
@@ -72,6 +73,8 @@ public static class WorkerHostingExtensions
         services.AddExternalHarmJudge(_ => { }); // resolved only when ExternalJudge:BaseAddress is set
         services.AddSingleton<SafetyEvaluationResources>();
         services.AddSingleton<ModelSafetyEvaluator>();
+        services.AddSingleton<BaseModelScoreCache>();
+        services.AddSingleton<BaseModelScoring>();
         services.AddSingleton<JobSafetyPipeline>();
         services.AddScoped<CurrentWorkerSlot>();
         services.AddScoped<IFineTuneJobRunner, FineTuneJobRunner>();
@@ -80,6 +83,9 @@ public static class WorkerHostingExtensions
         services.AddScoped<IFileScreeningJob, FileScreeningJob>();
         services.AddScoped<ISafetyEvaluationJob, SafetyEvaluationRunner>();
         services.AddScoped<ISafetyLayerLocationJob, SafetyLayerLocationJob>();
+        services.AddScoped<IBaseModelScoringJob, BaseModelScoringJob>();
+        services.AddScoped<IHardeningJob, HardeningRunner>();
+        services.TryAddSingleton<BaseModelRegistry>(); // hardening runs register their model (the API host has it already)
 
         services.AddSingleton<DeviceServers>();
         services.AddHostedService(provider => provider.GetRequiredService<DeviceServers>());

@@ -91,6 +91,24 @@ public sealed class StaleJobMonitor(
                 evaluation.Id, transition.Name, evaluation.WorkerId, evaluation.Attempts);
             handled.Add(evaluation.Id);
         }
+
+        // Hardening runs likewise: a requeued one starts over.
+        var orphanedRuns = await db.HardeningRuns.AsNoTracking()
+            .Where(r => r.Status == HardeningRunStatus.Running && (r.HeartbeatAt == null || r.HeartbeatAt < staleBefore))
+            .Select(r => new { r.Id, r.WorkerId, r.Attempts, r.HeartbeatAt })
+            .ToListAsync(cancellationToken);
+        foreach (var run in orphanedRuns)
+        {
+            var transition = run.Attempts >= options.Value.MaxAttempts
+                ? HardeningStateMachine.FailOrphan(run.WorkerId, run.HeartbeatAt, JobFailureException.Error("worker_lost",
+                    $"The worker running this hardening ({run.WorkerId}) stopped responding, and it has been started " +
+                    $"{run.Attempts} times (limit {options.Value.MaxAttempts}); giving up.", null), now)
+                : HardeningStateMachine.RequeueOrphan(run.WorkerId, run.HeartbeatAt);
+            if (!await states.TryAsync(db, run.Id, transition, cancellationToken)) continue;
+            logger.LogWarning("Hardening run {RunId}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
+                run.Id, transition.Name, run.WorkerId, run.Attempts);
+            handled.Add(run.Id);
+        }
         return handled;
     }
 }

@@ -11,19 +11,20 @@ using FineTuneService.Worker.Models;
 using FineTuneService.Worker.Training;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Worker.Safety;
 
 /// <summary>
 /// Starts a job's safety evaluation before training: resolves the tenant's effective policy and scores the base
-/// model — once per (base model, weights, evaluation settings), kept in <c>base_model_safety_scores</c> — plus,
+/// model — once per (base model, weights, evaluation settings), kept in <c>base_model_safety_scores</c>
+/// (<see cref="BaseModelScoreCache"/>; usually scored at registration already) — plus,
 /// per job, its FA on the job's validation examples, which depend on the job.
 /// </summary>
 public sealed class JobSafetyPipeline(
     SafetyEvaluationResources resources,
     ModelSafetyEvaluator evaluator,
+    BaseModelScoreCache scoreCache,
     IDbContextFactory<FineTuneDbContext> contexts,
     WorkerPrecision precision,
     ILogger<JobSafetyPipeline> logger)
@@ -71,19 +72,14 @@ public sealed class JobSafetyPipeline(
     private async Task<(EvaluationReport Report, bool Cached)> ScoreAsync(ResolvedModel model, string title, string device,
         AccuracySet? accuracy, JobLease lease, CancellationToken cancellationToken)
     {
-        BaseModelSafetyScore? cached;
-        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
-            cached = await db.BaseModelSafetyScores.AsNoTracking().SingleOrDefaultAsync(
-                s => s.BaseModelId == model.Id && s.ArtifactSha256 == model.Sha256 && s.ConfigFingerprint == resources.Fingerprint,
-                cancellationToken);
-
-        if (cached is null) lease.Post($"Safety evaluation of the {title}: scoring harmful prompts and XSTest (first job on this model)");
+        var cached = await scoreCache.FindAsync(model.Id, model.Sha256, cancellationToken);
+        if (cached is null) lease.Post($"Safety evaluation of the {title}: scoring harmful prompts and XSTest (not scored yet on this worker's settings)");
         await lease.FlushAsync(cancellationToken);
 
-        var report = cached is not null ? EvaluationReport.FromJson(cached.Report.ToJsonString()) : null;
+        var report = cached;
         if (report is null || accuracy is not null)
             report = EvaluateBase(model.Folder, device, report, accuracy, cancellationToken);
-        if (cached is null) await CacheAsync(model, report, cancellationToken);
+        if (cached is null) await scoreCache.StoreAsync(model.Id, model.Sha256, report, cancellationToken);
         return (report, cached is not null);
     }
 
@@ -104,44 +100,6 @@ public sealed class JobSafetyPipeline(
             Samples = [.. cached.Samples, .. fa.Samples],
         };
     }
-
-    /// <summary>
-    /// Stores the base report without its job-specific FA. A report with an unavailable judge is not cached, so the
-    /// next job asks the judge again; a concurrent worker that stored the same key first wins.
-    /// </summary>
-    private async Task CacheAsync(ResolvedModel model, EvaluationReport report, CancellationToken cancellationToken)
-    {
-        // A long fine-tuned or checkpoint id does not fit the key column; such a parent is scored again next time.
-        if (report.Errors.Count > 0 || model.Id.Length > BaseModelIdMaxLength) return;
-        var shared = report with
-        {
-            FineTuneAccuracy = null,
-            FineTuneAccuracyMatcher = null,
-            Samples = report.Samples.Where(s => s.Kind != FineTuneAccuracyEvaluator.SampleKind).ToList(),
-        };
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        db.BaseModelSafetyScores.Add(new BaseModelSafetyScore
-        {
-            BaseModelId = model.Id,
-            ArtifactSha256 = model.Sha256,
-            ConfigFingerprint = resources.Fingerprint,
-            Judge = shared.Judge ?? "",
-            HarmfulScore = shared.HarmfulScore,
-            JudgeScores = new JudgeHarmfulScores(shared.HarmfulScores),
-            OverRefusalRate = shared.OverRefusalRate,
-            Report = shared.ToJsonObject(),
-        });
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            logger.LogInformation("Base model {Model} safety scores were cached by another worker meanwhile", model.Id);
-        }
-    }
-
-    private const int BaseModelIdMaxLength = 128;
 
     /// <summary>FA examples: the job's validation file, else the configured task split, else none.</summary>
     private AccuracySet? AccuracyFor(IReadOnlyList<ChatExample> validation)

@@ -26,7 +26,7 @@ namespace FineTuneService.Worker.Safety;
 /// that dequeued it: resolves the model (a base model from the cache, a fine-tuned one from its job's result bundle),
 /// loads the prompt set (the uploaded file, or the shipped held-out harmful prompts), generates greedily and judges
 /// the answers with the requested judge first. It claims the evaluation and beats a heartbeat while it runs
-/// (<see cref="EvaluationLease"/>), so a dead worker's evaluation is recovered like a training job
+/// (<see cref="RunLease"/>), so a dead worker's evaluation is recovered like a training job
 /// (<see cref="StaleJobMonitor"/>); a finished or live-held evaluation is left alone, an interrupted one starts over.
 /// </summary>
 public sealed class SafetyEvaluationRunner(
@@ -36,7 +36,7 @@ public sealed class SafetyEvaluationRunner(
     ArtifactTransfer transfer,
     SafetyEvaluationResources resources,
     StateMachine states,
-    EvaluationLeases leases,
+    RunLeases leases,
     IOptions<WorkerOptions> options,
     TimeProvider clock,
     WorkerPrecision precision,
@@ -55,7 +55,7 @@ public sealed class SafetyEvaluationRunner(
         var evaluation = await db.SafetyEvaluations.AsNoTracking().SingleAsync(e => e.Id == evaluationId, cancellationToken);
         logger.LogInformation("Safety evaluation {EvaluationId} claimed by {WorkerId} (attempt {Attempt})", evaluationId, workerId, evaluation.Attempts);
 
-        await using var lease = leases.Start(evaluationId, workerId);
+        await using var lease = leases.StartEvaluation(evaluationId, workerId);
         using var running = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
         Transition<SafetyEvaluation> outcome;
         try

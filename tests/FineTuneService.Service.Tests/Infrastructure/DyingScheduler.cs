@@ -32,6 +32,10 @@ public sealed class DyingScheduler(IJobScheduler real, params Dispatch[] dying) 
     // Not sent through the outbox: the API queues every pending model again at start.
     public string EnqueueSafetyLayerLocation(string baseModelId) => real.EnqueueSafetyLayerLocation(baseModelId);
 
+    public string EnqueueHardening(string runId) => Send(Dispatch.Hardening, () => real.EnqueueHardening(runId));
+
+    public string EnqueueBaseModelScoring(string baseModelId) => real.EnqueueBaseModelScoring(baseModelId);
+
     private string Send(Dispatch dispatch, Func<string> enqueue)
     {
         if (!dying.Contains(dispatch)) return enqueue();

@@ -31,6 +31,12 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
     {
         await using var worker = await StartAsync();
         var file = await worker.UploadFileAsync(TinySafetyModel.HarmfulJsonl(48));
+        // The base model is scored once when registered, before any job on it.
+        await Eventually.UntilAsync(async () =>
+        {
+            await using var db = await worker.CreateDbContextAsync();
+            return await db.BaseModelSafetyScores.CountAsync(s => s.BaseModelId == TinySafetyModel.Id);
+        }, count => count == 1, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(200));
 
         var attacked = await RunAsync(worker, file, SafetyPlan.None);
         var scores = attacked.SafetyScores!;
@@ -47,7 +53,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         Assert.NotEmpty(scores["gate"]!["violations"]!.AsArray());
         Assert.NotNull(attacked.ResultArtifactSha256); // weights kept for inspection
         Assert.Null(attacked.FineTunedModel);
-        Assert.False(scores["base"]!["cached"]!.GetValue<bool>());
+        Assert.True(scores["base"]!["cached"]!.GetValue<bool>()); // the registration's scores
 
         var events = (await worker.EventsAsync(attacked.Id)).Select(e => e.Message).ToList();
         Assert.Contains(events, m => m.StartsWith("Safety evaluation of the base model: HS", StringComparison.Ordinal));
@@ -76,7 +82,7 @@ public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelp
         Assert.True(mergedHs < trainedHs, $"merge: {trainedHs} → {mergedHs}");
         Assert.Equal(mergedHs, defendedScores["final"]!["harmful_score"]!.GetValue<double>());
 
-        // The base model was scored once: the second job reused the cached scores.
+        // The base model was scored once: both jobs reused the registration's scores.
         Assert.True(defendedScores["base"]!["cached"]!.GetValue<bool>());
         Assert.Equal(baseHs, defendedScores["base"]!["harmful_score"]!.GetValue<double>());
         await using (var db = await worker.CreateDbContextAsync())

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
@@ -98,7 +99,9 @@ public sealed class SafetyLayerLocationTests(PostgresServer server)
         Assert.Equal(SafetyLayersStatus.Ready, model.SafetyLayersStatus);
         Assert.Equal(1, model.SafetyLayers!["first_layer"]!.GetValue<int>());
         var queued = api.Services.GetRequiredService<JobStorage>().GetMonitoringApi().EnqueuedJobs("gpu", 0, 1000);
-        Assert.DoesNotContain(queued, j => j.Value.Job.Args[0] as string == "tiny-shipped"); // no locator run queued for it
+        // No locator run queued for it (its registration scoring is queued, as for every new weights).
+        Assert.DoesNotContain(queued, j => j.Value.Job.Type == typeof(ISafetyLayerLocationJob) && j.Value.Job.Args[0] as string == "tiny-shipped");
+        Assert.Contains(queued, j => j.Value.Job.Type == typeof(IBaseModelScoringJob) && j.Value.Job.Args[0] as string == "tiny-shipped");
 
         // So a frozen_layers job without a range is queued at once.
         var (_, _, client) = await api.CreateTenantAsync("layers-shipped");
