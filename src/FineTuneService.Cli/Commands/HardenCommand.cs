@@ -48,7 +48,12 @@ public sealed class HardenCommand : ICliCommand
         }
 
         var report = ModelFolderHardening.Harden(baseFolder, output, baseId, request.Method, request.Params, new ShippedData(),
-            seed: arguments.GetLong("seed", 1), progress: Console.WriteLine, cancellationToken: cancellationToken);
+            seed: arguments.GetLong("seed", 1), progress: Console.WriteLine, cancellationToken: cancellationToken, onStep: step =>
+            {
+                if (step.Step % 10 == 0 || step.Step == step.Steps)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"step {step.Step}/{step.Steps}: alignment loss {step.AlignmentLoss:F4}, harmful-loss drop {step.HarmfulLossDrop:F4}"));
+            });
         Console.WriteLine($"wrote {output} ({request.Method.Name}, {report.Steps} steps; lineage in {ModelFolderHardening.LineageFile}). "
                           + $"Import it as a base model by putting it under Models:Directory (POST /v1/admin/models/import).");
         return Task.FromResult(0);
