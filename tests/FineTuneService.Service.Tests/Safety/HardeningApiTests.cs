@@ -2,10 +2,12 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
 using static FineTuneService.Service.Tests.Safety.SafetyGateApiTests;
 
@@ -89,6 +91,23 @@ public sealed class HardeningApiTests(PostgresServer server, SafetyServiceHost h
         Assert.StartsWith($"ft:{Hardened}:", trained["fine_tuned_model"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.True(trained["safety"]!["scores"]!["base"]!["cached"]!.GetValue<bool>());
         Assert.Equal(1, await api.WithDbAsync(db => db.BaseModelSafetyScores.CountAsync(s => s.BaseModelId == Hardened)));
+
+        // At least once: a delivery of a run whose model it registered already (a worker that died after the import)
+        // only finishes it, with the same weights; a delivery of a finished run does nothing.
+        var sha = await api.WithDbAsync(db => db.BaseModels.Where(m => m.Id == Hardened).Select(m => m.ArtifactSha256).SingleAsync());
+        await api.WithDbAsync(db => db.HardeningRuns.Where(r => r.Id == runId)
+            .ExecuteUpdateAsync(set => set.SetProperty(r => r.Status, HardeningRunStatus.Queued).SetProperty(r => r.Report, (JsonObject?)null)));
+        var scheduler = api.Services.GetRequiredService<IJobScheduler>();
+        scheduler.EnqueueHardening(runId);
+        var redone = await Eventually.UntilAsync(() => admin.GetJsonAsync($"/v1/admin/hardening_runs/{runId}"),
+            r => r["status"]!.GetValue<string>() is "succeeded" or "failed", TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(250));
+        Assert.True(redone["status"]!.GetValue<string>() == "succeeded", redone.ToJsonString());
+        Assert.Equal(sha, redone["report"]!["artifact_sha256"]!.GetValue<string>());
+        var messages = (await admin.GetJsonAsync($"/v1/admin/hardening_runs/{runId}/events?limit=100"))["data"]!.AsArray()
+            .Select(e => e!["message"]!.GetValue<string>()).ToList();
+        Assert.Contains(messages, m => m.Contains("was registered by this run already", StringComparison.Ordinal));
+        Assert.Single(messages, m => m.StartsWith("Step 4/4:", StringComparison.Ordinal)); // not hardened again
+        Assert.Equal(sha, await api.WithDbAsync(db => db.BaseModels.Where(m => m.Id == Hardened).Select(m => m.ArtifactSha256).SingleAsync()));
     }
 
     [Theory]
