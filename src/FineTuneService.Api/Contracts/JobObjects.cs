@@ -128,15 +128,19 @@ public sealed record FineTuningJobCheckpointObject(
 /// <param name="StepsPerEpoch">Optimizer steps per epoch.</param>
 /// <param name="Hyperparameters">The hyperparameters with "auto" resolved as the worker resolves them.</param>
 /// <param name="EstimatedDurationSeconds">Run time from start to finish: training plus the safety evaluation stages.</param>
-/// <param name="EstimateBasis"><c>measured</c>: the training time per token and the time per evaluation stage of the last finished jobs on the same root base model; <c>default</c>: none yet, so an assumed throughput and time per evaluation stage.</param>
+/// <param name="EstimateBasis"><c>measured</c>: the training time per token and the time per evaluation stage of the last finished jobs on the same root base model and device kind; <c>default</c>: none yet, so an assumed throughput and time per evaluation stage.</param>
+/// <param name="MeasuredBaseModel">The root base model the measured jobs trained (<paramref name="RootModel"/>); null for <c>default</c>.</param>
+/// <param name="MeasuredDeviceKind">The device kind (<c>cpu</c>, <c>cuda</c>) they trained on; null for <c>default</c>.</param>
 /// <param name="MeasuredJobs">Finished jobs behind a measured estimate.</param>
+/// <param name="PoolDeviceKinds">The device kinds of the live workers: the kinds whose measurements count (every recorded kind when this is empty).</param>
 /// <param name="EvaluationStages">Safety evaluation stages counted (base model, trained model, each post-training step).</param>
 /// <param name="QueuePosition">The place a job created now would take in the queue (1: next).</param>
 /// <param name="EstimatedStart">Unix seconds: when a worker should pick a job created now.</param>
 /// <param name="EstimatedFinish">Unix seconds: <paramref name="EstimatedStart"/> plus the estimated duration.</param>
 public sealed record FineTuningJobEstimateObject(
     string Model, string RootModel, long TrainedTokens, int TrainingExamples, int Steps, int StepsPerEpoch, JsonObject Hyperparameters,
-    double EstimatedDurationSeconds, string EstimateBasis, int MeasuredJobs, int EvaluationStages,
+    double EstimatedDurationSeconds, EstimateBasis EstimateBasis, string? MeasuredBaseModel, string? MeasuredDeviceKind, int MeasuredJobs,
+    IReadOnlyCollection<string> PoolDeviceKinds, int EvaluationStages,
     int QueuePosition, long EstimatedStart, long EstimatedFinish)
 {
     public string Object => "fine_tuning.job.estimate";

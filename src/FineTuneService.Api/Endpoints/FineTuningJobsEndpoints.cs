@@ -135,7 +135,8 @@ public static class FineTuningJobsEndpoints
         return TypedResults.Ok(new FineTuningJobEstimateObject(
             request.Model!, lineage.RootModel, estimate.Tokens.TrainedTokens, estimate.Tokens.Examples, estimate.Tokens.TotalSteps,
             estimate.Tokens.StepsPerEpoch, estimate.Hyperparameters.AsRequested().ToJson(), Math.Round(estimate.Duration.TotalSeconds, 1),
-            estimate.Basis == EstimateBasis.Measured ? "measured" : "default", estimate.MeasuredJobs, stages,
+            estimate.Basis, estimate.Basis == EstimateBasis.Measured ? lineage.RootModel : null, estimate.MeasuredDeviceKind, estimate.MeasuredJobs,
+            [.. estimate.PoolDeviceKinds.Order(StringComparer.Ordinal)], stages,
             standing.Position, UnixTime.Seconds(standing.EstimatedStart), UnixTime.Seconds(standing.EstimatedStart + estimate.Duration)));
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Reflection;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Documentation;
 using FineTuneService.Api.Errors;
@@ -29,6 +30,8 @@ public static class ApiHostingExtensions
         {
             options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             options.SerializerOptions.DictionaryKeyPolicy = null;
+            // Enum members on the wire as their snake_case names (EstimateBasis.Measured → "measured"), never numbers.
+            options.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
         });
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         return builder;
@@ -129,6 +132,7 @@ public static class ApiHostingExtensions
     public static IHostApplicationBuilder AddFineTuningJobs(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<JobPromotion>();
+        builder.Services.AddSingleton<WorkerPool>();
         builder.Services.AddSingleton<JobEstimator>();
         builder.Services.AddScoped<JobTransitions>();
         return builder;

@@ -59,6 +59,11 @@ public sealed class FineTuningJob : ICreatedRow
     public string? IdempotencyKey { get; init; }
     /// <summary>Which worker (host/device) holds the job, and when it last reported; a stale heartbeat means the worker died.</summary>
     public string? WorkerId { get; set; }
+    /// <summary>
+    /// The kind of device (<c>cpu</c>, <c>cuda</c>) the job last trained on, set when a worker claims it and kept once
+    /// it finishes: the estimate's measured throughput is per root base model and device kind. Null until claimed.
+    /// </summary>
+    public string? DeviceKind { get; set; }
     public DateTime? HeartbeatAt { get; set; }
     /// <summary>How many times a worker has started this job.</summary>
     public int Attempts { get; set; }

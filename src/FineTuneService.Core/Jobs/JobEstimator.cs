@@ -13,12 +13,12 @@ using Microsoft.Extensions.Configuration;
 
 namespace FineTuneService.Core.Jobs;
 
-/// <summary>Where an estimate's duration comes from.</summary>
+/// <summary>Where an estimate's duration comes from; on the wire as its snake_case name.</summary>
 public enum EstimateBasis
 {
-    /// <summary>The run time per trained token of jobs on the same root base model that finished on this pool.</summary>
+    /// <summary>The training time per token and time per evaluation stage of jobs on the same root base model and device kind that finished on this pool.</summary>
     Measured,
-    /// <summary>No finished job on this root base model yet: <see cref="JobEstimator.DefaultTokensPerSecond"/> and <see cref="JobEstimator.DefaultEvaluationStage"/>.</summary>
+    /// <summary>No such finished job yet: <see cref="JobEstimator.DefaultTokensPerSecond"/> and <see cref="JobEstimator.DefaultEvaluationStage"/>.</summary>
     Default,
 }
 
@@ -27,18 +27,25 @@ public enum EstimateBasis
 /// <param name="Hyperparameters">The hyperparameters with "auto" resolved as the worker resolves them.</param>
 /// <param name="Duration">Run time from start to finish: training plus the safety evaluation stages.</param>
 /// <param name="MeasuredJobs">Finished jobs the measured rate comes from (0 for <see cref="EstimateBasis.Default"/>).</param>
+/// <param name="MeasuredDeviceKind">The device kind those jobs trained on; null for <see cref="EstimateBasis.Default"/>.</param>
+/// <param name="PoolDeviceKinds">The device kinds of the live workers when the estimate was made (empty: none up).</param>
 public sealed record JobEstimate(TrainingTokenCount Tokens, ResolvedHyperparameters Hyperparameters, TimeSpan Duration,
-    EstimateBasis Basis, int MeasuredJobs);
+    EstimateBasis Basis, int MeasuredJobs, string? MeasuredDeviceKind, IReadOnlyCollection<string> PoolDeviceKinds);
 
 /// <summary>
 /// Estimates a supervised or preference (DPO) job before it exists: reads the training file, tokenizes it with the root base model's
 /// tokenizer and chat template (only the bundle's tokenizer files are read; torch-free) and counts the tokens the
 /// worker will train on (<see cref="TrainingTokenCount"/>, the same rows and schedule as the trainer). The duration
-/// is measured on the last <see cref="RecentJobs"/> succeeded jobs on the same root base model: the trained tokens at
-/// their training time per token (start to last metrics event), plus each evaluation stage at their time per stage
-/// (last metrics event to finish, over their stored safety reports); else the stated defaults.
+/// is measured on the last <see cref="RecentJobs"/> succeeded jobs on the same root base model and device kind: the
+/// trained tokens at their training time per token (start to last metrics event), plus each evaluation stage at their
+/// time per stage (last metrics event to finish, over their stored safety reports).
+/// <para>
+/// Which device kinds count: those of the live gpu-queue servers (<see cref="WorkerPool"/>), or every recorded kind
+/// when no worker is up. Each kind with measured jobs gives an estimate and the longest is returned, since Hangfire
+/// may hand the job to any live server. No measured job on those kinds: the stated defaults.
+/// </para>
 /// </summary>
-public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration configuration)
+public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration configuration, WorkerPool pool)
 {
     /// <summary>Training throughput assumed before any job on the root base model has finished.</summary>
     public const double DefaultTokensPerSecond = 2_000;
@@ -46,8 +53,11 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
     /// <summary>Time assumed per safety evaluation stage (base model, trained model, each weight-changing post-training step) before any measurement.</summary>
     public static readonly TimeSpan DefaultEvaluationStage = TimeSpan.FromSeconds(30);
 
-    /// <summary>Finished jobs the measured rate averages over.</summary>
+    /// <summary>Finished jobs the measured rate averages over, per device kind.</summary>
     public const int RecentJobs = 20;
+
+    /// <summary>Device kinds read at once (cpu and cuda today), which bounds the jobs read to <see cref="RecentJobs"/> times this.</summary>
+    private const int MaxDeviceKinds = 4;
 
     /// <summary>The worker's default cut of training rows (<c>Worker:MaxSequenceLength</c>).</summary>
     public const int DefaultMaxSequenceLength = 512;
@@ -97,30 +107,42 @@ public sealed class JobEstimator(IArtifactStore artifacts, IConfiguration config
 
         // Training and evaluation are measured apart: training scales with tokens, an evaluation stage does not.
         // Training ends at a job's last metrics event; what follows until it finished is its evaluation stages.
+        var live = pool.LiveDeviceKinds();
+        string[] kinds = [.. live];
         var recent = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.Succeeded && (j.RootModel ?? j.Model) == rootModel
+            .Where(j => j.Status == JobStatus.Succeeded && (j.RootModel ?? j.Model) == rootModel && j.DeviceKind != null
                 && j.StartedAt != null && j.FinishedAt != null && j.TrainedTokens > 0)
-            .OrderByDescending(j => j.FinishedAt).Take(RecentJobs)
+            .Where(j => kinds.Length == 0 || kinds.Contains(j.DeviceKind!))
+            .OrderByDescending(j => j.FinishedAt).Take(RecentJobs * MaxDeviceKinds)
             .Select(j => new
             {
-                StartedAt = j.StartedAt!.Value, FinishedAt = j.FinishedAt!.Value, TrainedTokens = j.TrainedTokens!.Value,
+                DeviceKind = j.DeviceKind!, StartedAt = j.StartedAt!.Value, FinishedAt = j.FinishedAt!.Value, TrainedTokens = j.TrainedTokens!.Value,
                 TrainingEnd = db.JobEvents.Where(e => e.JobId == j.Id && e.Type == JobEvents.MetricsType).Max(e => (DateTime?)e.CreatedAt),
                 Stages = db.SafetyReports.Count(r => r.JobId == j.Id),
             })
             .ToListAsync(cancellationToken);
-        var measured = recent.Where(j => j.TrainingEnd is { } end && end >= j.StartedAt && end <= j.FinishedAt).ToList();
-        if (measured.Count == 0)
-        {
-            var duration = TimeSpan.FromSeconds(tokens.TrainedTokens / DefaultTokensPerSecond) + DefaultEvaluationStage * evaluationStages;
-            return new JobEstimate(tokens, hyperparameters, duration, EstimateBasis.Default, 0);
-        }
-        var trainingSecondsPerToken = measured.Sum(j => (j.TrainingEnd!.Value - j.StartedAt).TotalSeconds) / measured.Sum(j => (double)j.TrainedTokens);
-        var stages = measured.Sum(j => j.Stages);
-        var perStage = stages > 0
-            ? TimeSpan.FromSeconds(measured.Sum(j => (j.FinishedAt - j.TrainingEnd!.Value).TotalSeconds) / stages)
-            : DefaultEvaluationStage;
-        var estimate = TimeSpan.FromSeconds(trainingSecondsPerToken * tokens.TrainedTokens) + perStage * evaluationStages;
-        return new JobEstimate(tokens, hyperparameters, estimate, EstimateBasis.Measured, measured.Count);
+
+        // Per device kind, the last RecentJobs finished there; a job may go to any live server, so the slowest kind's
+        // estimate is the one given (an estimate to plan on, not the best case).
+        var bases = recent
+            .Where(j => j.TrainingEnd is { } end && end >= j.StartedAt && end <= j.FinishedAt)
+            .GroupBy(j => j.DeviceKind)
+            .Select(kind =>
+            {
+                var measured = kind.Take(RecentJobs).ToList();
+                var trainingSecondsPerToken = measured.Sum(j => (j.TrainingEnd!.Value - j.StartedAt).TotalSeconds) / measured.Sum(j => (double)j.TrainedTokens);
+                var stages = measured.Sum(j => j.Stages);
+                var perStage = stages > 0
+                    ? TimeSpan.FromSeconds(measured.Sum(j => (j.FinishedAt - j.TrainingEnd!.Value).TotalSeconds) / stages)
+                    : DefaultEvaluationStage;
+                var duration = TimeSpan.FromSeconds(trainingSecondsPerToken * tokens.TrainedTokens) + perStage * evaluationStages;
+                return new JobEstimate(tokens, hyperparameters, duration, EstimateBasis.Measured, measured.Count, kind.Key, live);
+            })
+            .ToList();
+        return bases.MaxBy(b => b.Duration)
+               ?? new JobEstimate(tokens, hyperparameters,
+                   TimeSpan.FromSeconds(tokens.TrainedTokens / DefaultTokensPerSecond) + DefaultEvaluationStage * evaluationStages,
+                   EstimateBasis.Default, 0, null, live);
     }
 
     private async Task<List<ChatExample>> ReadExamplesAsync(string sha256, CancellationToken cancellationToken)

@@ -123,13 +123,15 @@ public static class JobStateMachine
     /// A worker takes a queued job, or a running one whose worker stopped beating (presumed dead), while starts are
     /// left. Only one worker can win: the heartbeat stamp makes the job look alive to everyone else.
     /// </summary>
-    public static Transition<FineTuningJob> Claim(string workerId, DateTime now, DateTime staleBefore, int maxAttempts) => new("claim",
+    /// <param name="deviceKind">The kind of device the worker trains on (<see cref="DeviceKinds"/>): the job's throughput is recorded under it.</param>
+    public static Transition<FineTuningJob> Claim(string workerId, string deviceKind, DateTime now, DateTime staleBefore, int maxAttempts) => new("claim",
         j => (j.Status == JobStatus.Queued || j.Status == JobStatus.Running)
              && j.Control == JobControl.None
              && j.Attempts < maxAttempts
              && (j.WorkerId == null || j.HeartbeatAt == null || j.HeartbeatAt < staleBefore),
         set => set.SetProperty(j => j.Status, JobStatus.Running)
             .SetProperty(j => j.WorkerId, workerId)
+            .SetProperty(j => j.DeviceKind, deviceKind)
             .SetProperty(j => j.HeartbeatAt, now)
             .SetProperty(j => j.Attempts, j => j.Attempts + 1)
             .SetProperty(j => j.StartedAt, j => j.StartedAt ?? now));

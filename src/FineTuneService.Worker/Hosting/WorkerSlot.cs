@@ -1,3 +1,5 @@
+using FineTuneService.Core.Jobs;
+
 namespace FineTuneService.Worker.Hosting;
 
 /// <summary>
@@ -8,8 +10,11 @@ public sealed record WorkerSlot(string Device)
 {
     public string WorkerId { get; } = $"{Environment.MachineName}:{Device}:{Environment.ProcessId}";
 
-    /// <summary>Hangfire server name; Hangfire appends the process id and a unique suffix.</summary>
-    public string ServerName => $"{Environment.MachineName}:{Device}";
+    /// <summary>The device's kind (<c>cpu</c>, <c>cuda</c>), recorded on the jobs it trains. A CUDA slot that falls back to the CPU keeps its configured kind, as its server name does.</summary>
+    public string DeviceKind => DeviceKinds.Of(Device);
+
+    /// <summary>Hangfire server name; Hangfire appends a unique suffix. The API reads the pool's device kinds from it (<see cref="DeviceKinds.OfServer"/>).</summary>
+    public string ServerName => DeviceKinds.ServerName(Environment.MachineName, Device);
 }
 
 /// <summary>

@@ -39,7 +39,7 @@ public sealed class FineTuneJobRunner(
     /// <param name="cancellationToken">Hangfire's shutdown token: the job checkpoints, is released and re-queued.</param>
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
-        var job = await claims.TryClaimAsync(jobId, slot.Slot.WorkerId, cancellationToken);
+        var job = await claims.TryClaimAsync(jobId, slot.Slot.WorkerId, slot.Slot.DeviceKind, cancellationToken);
         if (job is null) return;
 
         logger.LogInformation("Job {JobId} claimed by {WorkerId} (attempt {Attempt})", job.Id, slot.Slot.WorkerId, job.Attempts);

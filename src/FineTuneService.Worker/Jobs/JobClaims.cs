@@ -22,7 +22,8 @@ public sealed class JobClaims(
     /// running, heartbeat now, Attempts + 1. Returns the claimed job, or null when there is nothing to do (terminal,
     /// paused, held by a live worker, gone, or cancelled or paused before it started, which is recorded here).
     /// </summary>
-    public async Task<FineTuningJob?> TryClaimAsync(string jobId, string workerId, CancellationToken cancellationToken)
+    /// <param name="deviceKind">The kind of the worker's device, recorded on the job (<see cref="FineTuningJob.DeviceKind"/>).</param>
+    public async Task<FineTuningJob?> TryClaimAsync(string jobId, string workerId, string deviceKind, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         // The retrying execution strategy replays the whole unit, so the transaction must live inside it.
@@ -34,7 +35,7 @@ public sealed class JobClaims(
             var staleBefore = now - options.Value.StaleTimeout;
 
             var wasQueued = await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Queued, cancellationToken);
-            if (await StateMachine.ApplyAsync(db, jobId, JobStateMachine.Claim(workerId, now, staleBefore, options.Value.MaxAttempts), now, cancellationToken))
+            if (await StateMachine.ApplyAsync(db, jobId, JobStateMachine.Claim(workerId, deviceKind, now, staleBefore, options.Value.MaxAttempts), now, cancellationToken))
             {
                 var claimed = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, cancellationToken);
                 if (wasQueued)

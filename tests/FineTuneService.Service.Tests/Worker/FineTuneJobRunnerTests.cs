@@ -224,7 +224,7 @@ public sealed partial class FineTuneJobRunnerTests(PostgresServer server, ITestO
         Assert.Equal(done.ResultArtifactSha256, after.ResultArtifactSha256);
         Assert.Equal(done.FinishedAt, after.FinishedAt);
         Assert.Equal(eventsBefore.Count, (await worker.EventsAsync(job.Id)).Count);
-        Assert.Null(await worker.Services.GetRequiredService<JobClaims>().TryClaimAsync(job.Id, "another-worker", CancellationToken.None));
+        Assert.Null(await worker.Services.GetRequiredService<JobClaims>().TryClaimAsync(job.Id, "another-worker", "cpu", CancellationToken.None));
     }
 
     [Fact]

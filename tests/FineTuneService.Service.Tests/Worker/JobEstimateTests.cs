@@ -1,11 +1,14 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FineTuneService.Api.Auth;
+using FineTuneService.Core.Domain;
+using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Worker.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace FineTuneService.Service.Tests.Worker;
@@ -46,6 +49,9 @@ public sealed class JobEstimateTests(PostgresServer server)
             var estimate = await client.PostJsonAsync("/v1/fine_tuning/jobs/estimate", body);
             Assert.Equal("fine_tuning.job.estimate", estimate["object"]!.GetValue<string>());
             Assert.Equal("default", estimate["estimate_basis"]!.GetValue<string>());
+            Assert.Null(estimate["measured_device_kind"]);
+            // The in-process worker's device server is the pool: one cpu slot.
+            Assert.Equal(["cpu"], estimate["pool_device_kinds"]!.AsArray().Select(k => k!.GetValue<string>()));
             Assert.Equal(10, estimate["training_examples"]!.GetValue<int>());
             Assert.True(estimate["steps"]!.GetValue<int>() == 9, estimate.ToJsonString()); // 10 rows in batches of 4: 3 steps an epoch, 3 epochs
             Assert.Equal(3, estimate["hyperparameters"]!["n_epochs"]!.GetValue<int>());
@@ -60,11 +66,31 @@ public sealed class JobEstimateTests(PostgresServer server)
             Assert.True(done["status"]!.GetValue<string>() == "succeeded", done.ToJsonString());
             Assert.Equal(estimate["trained_tokens"]!.GetValue<long>(), done["trained_tokens"]!.GetValue<long>());
 
-            // The finished job is now the record for its base model.
+            Assert.Equal("cpu", (await app.WithDbAsync(db => db.Jobs.SingleAsync(j => j.Id == id))).DeviceKind);
+
+            // A job that finished on a cuda device (recorded directly: no such device here) is no basis while no cuda worker is live.
+            await app.WithDbAsync(async db =>
+            {
+                var started = DateTime.UtcNow.AddHours(-2);
+                var slow = new FineTuningJob
+                {
+                    Id = Ids.Job(), TenantId = (await db.Jobs.SingleAsync(j => j.Id == id)).TenantId, Model = TinyBaseModel.Id, RootModel = TinyBaseModel.Id,
+                    TrainingFileId = file["id"]!.GetValue<string>(), Status = JobStatus.Succeeded, DeviceKind = "cuda", TrainedTokens = 10,
+                    CreatedAt = started, StartedAt = started, FinishedAt = started.AddHours(1),
+                };
+                db.Jobs.Add(slow);
+                db.JobEvents.Add(JobEvents.Metrics(slow.Id, "Step 1/1", new JsonObject { ["step"] = 1 }, started.AddMinutes(59)));
+                return await db.SaveChangesAsync();
+            });
+
+            // The finished job is now the record for its base model on the pool's device kind.
             var again = await client.PostJsonAsync("/v1/fine_tuning/jobs/estimate", body);
             Assert.Equal("measured", again["estimate_basis"]!.GetValue<string>());
+            Assert.Equal(TinyBaseModel.Id, again["measured_base_model"]!.GetValue<string>());
+            Assert.Equal("cpu", again["measured_device_kind"]!.GetValue<string>());
             Assert.Equal(1, again["measured_jobs"]!.GetValue<int>());
             Assert.Equal(estimate["trained_tokens"]!.GetValue<long>(), again["trained_tokens"]!.GetValue<long>());
+            Assert.True(again["estimated_duration_seconds"]!.GetValue<double>() < 600, again.ToJsonString()); // not the cuda job's hour for 10 tokens
         }
         finally
         {

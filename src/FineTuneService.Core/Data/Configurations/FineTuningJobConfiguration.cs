@@ -23,6 +23,7 @@ internal sealed class FineTuningJobConfiguration : IEntityTypeConfiguration<Fine
         builder.HasIndex(j => j.FineTunedModel);
         builder.Property(j => j.IdempotencyKey).HasMaxLength(256);
         builder.Property(j => j.WorkerId).HasMaxLength(256);
+        builder.Property(j => j.DeviceKind).HasMaxLength(16);
         builder.Property(j => j.ResultArtifactSha256).HasMaxLength(64);
         builder.Property(j => j.AdapterArtifactSha256).HasMaxLength(64);
         builder.Property(j => j.ResultFiles).HasColumnType("text[]");
