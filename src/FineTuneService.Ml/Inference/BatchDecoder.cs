@@ -34,8 +34,8 @@ public sealed record SequenceOptions
 public readonly record struct DecodedToken(long SequenceId, int? TokenId, FinishReason? Finished);
 
 /// <summary>
-/// The running batch of continuous batching: sequences join (<see cref="Add"/>: their prompt is prefilled alone and
-/// their first token sampled) and leave (stop token, limit, <see cref="Remove"/>) between decode steps, and each
+/// The running batch of continuous batching: sequences join (<see cref="AddRange"/>: their prompts are prefilled together
+/// and their first tokens sampled) and leave (stop token, limit, <see cref="Remove"/>) between decode steps, and each
 /// <see cref="Step"/> decodes one token for every running sequence in one forward pass over a shared KV cache.
 /// Every row keeps its last token in the cache's last column (shorter rows are padded on the left and masked), so
 /// each sequence sees exactly the positions it would see alone. Not thread-safe: one thread drives it, under
@@ -69,7 +69,54 @@ public sealed class BatchDecoder : IDisposable
     /// Prefills <paramref name="promptTokenIds"/> and samples its first token (returned; when that token ends the
     /// sequence at once, the sequence never joins the batch). The sequence decodes with the following steps.
     /// </summary>
-    public (long SequenceId, DecodedToken First) Add(IReadOnlyList<int> promptTokenIds, SequenceOptions options)
+    public (long SequenceId, DecodedToken First) Add(IReadOnlyList<int> promptTokenIds, SequenceOptions options) =>
+        AddRange([(promptTokenIds, options)])[0];
+
+    /// <summary>
+    /// Prefills several prompts together, in one forward pass over a left-padded batch, and joins them to the running
+    /// batch with one re-layout of the cache; returns each one's id and first token, in order (as <see cref="Add"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">A prompt is empty, has ids outside the vocabulary, or is too long with its limit; none joins.</exception>
+    public IReadOnlyList<(long SequenceId, DecodedToken First)> AddRange(IReadOnlyList<(IReadOnlyList<int> PromptTokenIds, SequenceOptions Options)> prompts)
+    {
+        if (prompts.Count == 0) return [];
+        foreach (var (prompt, options) in prompts) Check(prompt, options);
+
+        var joining = prompts.Select(p => new Sequence(_nextId++, p.Options,
+            p.Options.Temperature > 0 ? new Random(unchecked((int)(p.Options.Seed ^ (p.Options.Seed >> 32)))) : null)).ToList();
+        var longest = prompts.Max(p => p.PromptTokenIds.Count);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var joiner = new KvCache(_model.Config, prompts.Count, longest, _model.DType, _model.Device);
+        try
+        {
+            // Left padding (id 0, masked): every prompt's last token sits in the last column.
+            var ids = new long[prompts.Count * longest];
+            var real = new bool[prompts.Count * longest];
+            for (var row = 0; row < prompts.Count; row++)
+            {
+                var prompt = prompts[row].PromptTokenIds;
+                for (var i = 0; i < prompt.Count; i++)
+                {
+                    ids[row * longest + longest - prompt.Count + i] = prompt[i];
+                    real[row * longest + longest - prompt.Count + i] = true;
+                }
+            }
+            var input = tensor(ids, [prompts.Count, longest], ScalarType.Int64, _model.Device);
+            var mask = prompts.Count == 1 ? null : tensor(real, [prompts.Count, longest], ScalarType.Bool, _model.Device);
+            using var output = _model.Forward(input, new DecoderForwardOptions { AttentionMask = mask, Cache = joiner, Logits = LogitsMode.LastPosition });
+            var next = Sample(output.Logits!.select(1, 0), joining);
+            var firsts = joining.Select((sequence, row) => (sequence.Id, Accept(sequence, next[row]))).ToList();
+            Join(joining, prompts.Select(p => p.PromptTokenIds.Count).ToList(), joiner);
+            return firsts;
+        }
+        finally
+        {
+            joiner.Dispose();
+        }
+    }
+
+    private void Check(IReadOnlyList<int> promptTokenIds, SequenceOptions options)
     {
         options.Validate();
         if (promptTokenIds.Count == 0) throw new ArgumentException("A prompt needs at least one token.", nameof(promptTokenIds));
@@ -78,23 +125,6 @@ public sealed class BatchDecoder : IDisposable
         var vocabulary = _model.Config.VocabSize;
         if (promptTokenIds.Any(id => id < 0 || id >= vocabulary))
             throw new ArgumentException($"Prompt token ids must be in [0, {vocabulary}).", nameof(promptTokenIds));
-
-        var sequence = new Sequence(_nextId++, options, options.Temperature > 0 ? new Random(unchecked((int)(options.Seed ^ (options.Seed >> 32)))) : null);
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var joiner = new KvCache(_model.Config, 1, promptTokenIds.Count, _model.DType, _model.Device);
-        try
-        {
-            var input = tensor(promptTokenIds.Select(id => (long)id).ToArray(), [1, promptTokenIds.Count], ScalarType.Int64, _model.Device);
-            using var output = _model.Forward(input, new DecoderForwardOptions { Cache = joiner, Logits = LogitsMode.LastPosition });
-            var first = Accept(sequence, Sample(output.Logits!.select(1, 0), [sequence])[0]);
-            if (first.Finished is null) Join(sequence, joiner);
-            return (sequence.Id, first);
-        }
-        finally
-        {
-            joiner.Dispose();
-        }
     }
 
     /// <summary>One decode step: a token (or the end) for every running sequence; finished sequences leave the batch.</summary>
@@ -165,16 +195,20 @@ public sealed class BatchDecoder : IDisposable
         return Array.FindLastIndex(probabilities, p => p > 0);
     }
 
-    private void Join(Sequence sequence, KvCache joiner)
+    /// <summary>Joins the prefilled sequences that did not end at their first token; <paramref name="joiner"/> holds one row each.</summary>
+    private void Join(IReadOnlyList<Sequence> prefilled, IReadOnlyList<int> promptLengths, KvCache joiner)
     {
+        var joinerRows = Enumerable.Range(0, prefilled.Count).Where(row => !prefilled[row].Finished).ToList();
+        if (joinerRows.Count == 0) return;
+        var joining = joinerRows.Select(row => prefilled[row]).ToList();
         var kept = _running.Select(s => (long)s.Row).ToList();
         var drop = _running.Count > 0 ? _running.Min(s => s.StartColumn) : 0;
         _cache ??= new KvCache(_model.Config, 0, 1, _model.DType, _model.Device);
         var length = Math.Max(_cache.Length - drop, joiner.Length);
-        var shift = _cache.Relayout(kept, drop, [joiner], Capacity(length, [.. _running, sequence]));
+        var shift = _cache.Relayout(kept, drop, joiner, joinerRows.Select(row => (long)row).ToList(), Capacity(length, [.. _running, .. joining]));
         foreach (var running in _running) running.StartColumn += shift - drop;
-        sequence.StartColumn = _cache.Length - joiner.Length;
-        _running.Add(sequence);
+        foreach (var row in joinerRows) prefilled[row].StartColumn = _cache.Length - promptLengths[row];
+        _running.AddRange(joining);
         Renumber();
     }
 
@@ -194,7 +228,7 @@ public sealed class BatchDecoder : IDisposable
         var cache = _cache!;
         var kept = _running.Select(s => (long)s.Row).ToList();
         var drop = _running.Min(s => s.StartColumn);
-        cache.Relayout(kept, drop, [], Capacity(cache.Length - drop, _running));
+        cache.Relayout(kept, drop, null, [], Capacity(cache.Length - drop, _running));
         foreach (var running in _running) running.StartColumn -= drop;
         Renumber();
     }

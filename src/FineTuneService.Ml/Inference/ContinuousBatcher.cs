@@ -8,8 +8,9 @@ namespace FineTuneService.Ml.Inference;
 
 /// <summary>
 /// Continuous batching over one loaded model: a dedicated thread drives a <see cref="BatchDecoder"/>; requests wait in
-/// a queue and join the running batch between decode steps (up to <c>maxBatchSize</c> sequences), each step's tokens
-/// go straight to their callers, and a caller that goes away leaves the batch at the next step.
+/// a queue and join the running batch between decode steps (up to <c>maxBatchSize</c> sequences; those that arrived
+/// during one step are prefilled together), each step's tokens go straight to their callers, and a caller that goes
+/// away leaves the batch at the next step.
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
@@ -82,12 +83,13 @@ public sealed class ContinuousBatcher : IDisposable
                     decoder.Remove(gone.Key);
                     active.Remove(gone.Key);
                 }
-                while (active.Count < _maxBatchSize && _incoming.Reader.TryRead(out var pending))
+                var joining = new List<Pending>();
+                while (active.Count + joining.Count < _maxBatchSize && _incoming.Reader.TryRead(out var pending))
                 {
                     Interlocked.Decrement(ref _waiting);
-                    if (pending.Abandoned) continue;
-                    Join(decoder, active, pending);
+                    if (!pending.Abandoned) joining.Add(pending);
                 }
+                if (joining.Count > 0) Join(decoder, active, joining);
                 if (active.Count == 0) continue;
 
                 IReadOnlyList<DecodedToken> tokens;
@@ -125,20 +127,30 @@ public sealed class ContinuousBatcher : IDisposable
         }
     }
 
-    private void Join(BatchDecoder decoder, Dictionary<long, Pending> active, Pending pending)
+    /// <summary>Prefills everything that arrived since the last step together; a prompt the decoder rejects fails alone.</summary>
+    private void Join(BatchDecoder decoder, Dictionary<long, Pending> active, IReadOnlyList<Pending> joining)
     {
         try
         {
-            var (id, first) = decoder.Add(pending.Prompt, pending.Options);
-            pending.Output.Writer.TryWrite(first);
-            if (first.Finished is null) active[id] = pending;
-            else pending.Output.Writer.TryComplete();
-            Volatile.Write(ref _running, active.Count);
+            var firsts = decoder.AddRange(joining.Select(p => (p.Prompt, p.Options)).ToList());
+            for (var i = 0; i < joining.Count; i++) Started(active, joining[i], firsts[i].SequenceId, firsts[i].First);
+        }
+        catch (ArgumentException) when (joining.Count > 1)
+        {
+            foreach (var pending in joining) Join(decoder, active, [pending]);
         }
         catch (Exception e)
         {
-            pending.Output.Writer.TryComplete(e);
+            foreach (var pending in joining) pending.Output.Writer.TryComplete(e);
         }
+        Volatile.Write(ref _running, active.Count);
+    }
+
+    private static void Started(Dictionary<long, Pending> active, Pending pending, long id, DecodedToken first)
+    {
+        pending.Output.Writer.TryWrite(first);
+        if (first.Finished is null) active[id] = pending;
+        else pending.Output.Writer.TryComplete();
     }
 
     /// <summary>Blocks this thread until a request arrives; false when the batcher is stopping.</summary>

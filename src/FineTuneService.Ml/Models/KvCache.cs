@@ -52,43 +52,44 @@ public sealed class KvCache : IDisposable
     /// <summary>
     /// Re-lays the cache for continuous batching, in which every row's last token sits in the last column
     /// (<see cref="Length"/> - 1) and shorter rows are padded on the left. Keeps <paramref name="rows"/> (in that
-    /// order), drops the first <paramref name="dropColumns"/> columns (padding of every kept row), and appends each
-    /// joiner's single row right-aligned; when a joiner is longer than the kept columns, the kept rows move right.
+    /// order), drops the first <paramref name="dropColumns"/> columns (padding of every kept row), and appends the
+    /// <paramref name="joinerRows"/> of <paramref name="joiner"/> (a prefilled batch, itself left-padded) right-aligned;
+    /// when the joiner is longer than the kept columns, the kept rows move right.
     /// </summary>
     /// <returns>How many columns the kept rows moved right (after the drop).</returns>
-    internal int Relayout(IReadOnlyList<long> rows, int dropColumns, IReadOnlyList<KvCache> joiners, int capacity)
+    internal int Relayout(IReadOnlyList<long> rows, int dropColumns, KvCache? joiner, IReadOnlyList<long> joinerRows, int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(dropColumns);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(dropColumns, Length);
-        if (joiners.Any(j => j.Rows != 1)) throw new ArgumentException("Each joiner holds exactly one sequence.", nameof(joiners));
+        var joining = joiner is null ? 0 : joinerRows.Count;
         var kept = Length - dropColumns;
-        var length = Math.Max(rows.Count > 0 ? kept : 0, joiners.Count > 0 ? joiners.Max(j => j.Length) : 0);
+        var length = Math.Max(rows.Count > 0 ? kept : 0, joining > 0 ? joiner!.Length : 0);
         var shift = rows.Count > 0 ? length - kept : 0;
         if (length > capacity) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"The re-laid cache needs {length} columns.");
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var rowIndex = rows.Count > 0 ? tensor(rows.ToArray(), ScalarType.Int64, _keys[0].device) : null;
+        var device = _keys[0].device;
+        var rowIndex = rows.Count > 0 ? tensor(rows.ToArray(), ScalarType.Int64, device) : null;
+        var joinerIndex = joining > 0 ? tensor(joinerRows.ToArray(), ScalarType.Int64, device) : null;
         for (var layer = 0; layer < _keys.Length; layer++)
         {
-            _keys[layer] = Relaid(_keys[layer], joiners.Select(j => j._keys[layer]).ToList());
-            _values[layer] = Relaid(_values[layer], joiners.Select(j => j._values[layer]).ToList());
+            _keys[layer] = Relaid(_keys[layer], joiner?._keys[layer]);
+            _values[layer] = Relaid(_values[layer], joiner?._values[layer]);
         }
         Length = length;
         Capacity = capacity;
         return shift;
 
-        Tensor Relaid(Tensor old, IReadOnlyList<Tensor> joining)
+        Tensor Relaid(Tensor old, Tensor? joined)
         {
             var shape = old.shape;
-            var fresh = zeros([rows.Count + joining.Count, shape[1], capacity, shape[3]], old.dtype, old.device);
+            var fresh = zeros([rows.Count + joining, shape[1], capacity, shape[3]], old.dtype, old.device);
             if (rowIndex is not null && kept > 0)
                 fresh.narrow(0, 0, rows.Count).narrow(2, shift, kept).copy_(old.index_select(0, rowIndex).narrow(2, dropColumns, kept));
-            for (var j = 0; j < joining.Count; j++)
-            {
-                var joinerLength = joiners[j].Length;
-                fresh.narrow(0, rows.Count + j, 1).narrow(2, length - joinerLength, joinerLength).copy_(joining[j].narrow(2, 0, joinerLength));
-            }
+            if (joinerIndex is not null)
+                fresh.narrow(0, rows.Count, joining).narrow(2, length - joiner!.Length, joiner.Length)
+                    .copy_(joined!.index_select(0, joinerIndex).narrow(2, 0, joiner.Length));
             old.Dispose();
             return fresh.DetachFromDisposeScope();
         }

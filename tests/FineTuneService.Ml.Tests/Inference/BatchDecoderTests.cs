@@ -13,7 +13,10 @@ public sealed class BatchDecoderTests
 
     private static SequenceOptions Greedy(int maxNewTokens) => new() { MaxNewTokens = maxNewTokens, StopTokenIds = new HashSet<int>() };
 
-    /// <summary>Runs the decoder, adding prompt i before step joinAt[i]; returns every sequence's tokens and finish reason.</summary>
+    /// <summary>
+    /// Runs the decoder, adding prompt i before step joinAt[i] (the prompts of one step prefilled together); returns
+    /// every sequence's tokens and finish reason.
+    /// </summary>
     private static List<(List<int> Tokens, FinishReason Reason)> Decode(BatchDecoder decoder, IReadOnlyList<IReadOnlyList<int>> prompts,
         IReadOnlyList<int> joinAt, Func<int, SequenceOptions> options)
     {
@@ -26,12 +29,12 @@ public sealed class BatchDecoderTests
         }
         for (var step = 0; results.Any(r => r.Reason is null); step++)
         {
-            for (var i = 0; i < prompts.Count; i++)
+            var joining = Enumerable.Range(0, prompts.Count).Where(i => joinAt[i] == step).ToList();
+            var firsts = decoder.AddRange(joining.Select(i => (prompts[i], options(i))).ToList());
+            for (var j = 0; j < joining.Count; j++)
             {
-                if (joinAt[i] != step) continue;
-                var (id, first) = decoder.Add(prompts[i], options(i));
-                ids[id] = i;
-                Record(i, first);
+                ids[firsts[j].SequenceId] = joining[j];
+                Record(joining[j], firsts[j].First);
             }
             foreach (var token in decoder.Step()) Record(ids[token.SequenceId], token);
             Assert.True(step < 500, "the decoder never finished");

@@ -57,7 +57,12 @@ public sealed class ContinuousBatcherTests
         using var batcher = new ContinuousBatcher(model, maxBatchSize: 4, name: "test");
         var tooLong = Enumerable.Repeat(5, model.Config.MaxPositionEmbeddings).ToArray();
 
-        await Assert.ThrowsAsync<ArgumentException>(() => CollectAsync(batcher.GenerateAsync(tooLong, Greedy(4))));
+        // Sent together, so that they are likely to be prefilled as one group: the bad one must not take the other down.
+        var bad = CollectAsync(batcher.GenerateAsync(tooLong, Greedy(4)));
+        var good = CollectAsync(batcher.GenerateAsync([9, 10], Greedy(4)));
+
+        await Assert.ThrowsAsync<ArgumentException>(() => bad);
+        Assert.Equal(4, (await good).Tokens.Count);
         Assert.Equal(4, (await CollectAsync(batcher.GenerateAsync([9, 10], Greedy(4)))).Tokens.Count);
     }
 
