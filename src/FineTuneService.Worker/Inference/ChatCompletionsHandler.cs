@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Threading.Channels;
 using FineTuneService.Core.Data;
@@ -155,16 +156,21 @@ public sealed class ChatCompletionsHandler(IDbContextFactory<FineTuneDbContext> 
         if (request.IncludeUsage)
             await WriteEventAsync(http, new ChatCompletionChunk(id, created, request.Model, [],
                 usage.Where(u => u is not null).DefaultIfEmpty(new UsageObject(0, 0, 0)).Aggregate((a, b) => a.Plus(b))), cancellationToken);
-        await http.Response.WriteAsync("data: [DONE]\n\n", cancellationToken);
-        await http.Response.Body.FlushAsync(cancellationToken);
+        http.Response.BodyWriter.Write("data: [DONE]\n\n"u8);
+        await http.Response.BodyWriter.FlushAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// One event, written whole into the response pipe and flushed once: one HTTP chunk and one send per token, so the
+    /// API's forwarder relays one read per event rather than one per piece.
+    /// </summary>
     private static async Task WriteEventAsync<T>(HttpContext http, T payload, CancellationToken cancellationToken)
     {
-        await http.Response.WriteAsync("data: ", cancellationToken);
-        await JsonSerializer.SerializeAsync(http.Response.Body, payload, ChatWire.Json, cancellationToken);
-        await http.Response.WriteAsync("\n\n", cancellationToken);
-        await http.Response.Body.FlushAsync(cancellationToken);
+        var body = http.Response.BodyWriter;
+        body.Write("data: "u8);
+        using (var json = new Utf8JsonWriter(body)) JsonSerializer.Serialize(json, payload, ChatWire.Json);
+        body.Write("\n\n"u8);
+        await body.FlushAsync(cancellationToken);
     }
 
     private static async Task WriteErrorAsync(HttpContext http, InferenceException error)
