@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Core.Data;
+using FineTuneService.Core.Domain;
 using Microsoft.EntityFrameworkCore;
 
 namespace FineTuneService.Core.Models;
@@ -10,13 +11,23 @@ public static class BaseModelFacts
 {
     /// <summary>
     /// The layer count of the root base model <paramref name="rootModel"/> (<see cref="ModelLineage.RootModel"/>):
-    /// continued training keeps the root's architecture. Unknown when that base model is gone.
+    /// continued training keeps the root's architecture; and whether its safety layers are located: known once the
+    /// locator has run (ready or failed), unknown while it is pending (the job then waits for it). Unknown when that
+    /// base model is gone.
     /// </summary>
     public static async Task<ModelFacts> OfAsync(FineTuneDbContext db, string rootModel, CancellationToken cancellationToken)
     {
-        var config = await db.BaseModels.AsNoTracking().Where(m => m.Id == rootModel).Select(m => m.Config).FirstOrDefaultAsync(cancellationToken);
-        return config is null ? ModelFacts.Unknown : new ModelFacts(LayerCount(config));
+        var model = await db.BaseModels.AsNoTracking().Where(m => m.Id == rootModel)
+            .Select(m => new { m.Config, m.SafetyLayersStatus }).FirstOrDefaultAsync(cancellationToken);
+        return model is null ? ModelFacts.Unknown : new ModelFacts(LayerCount(model.Config), SafetyLayersLocated(model.SafetyLayersStatus));
     }
+
+    private static bool? SafetyLayersLocated(SafetyLayersStatus status) => status switch
+    {
+        SafetyLayersStatus.Ready => true,
+        SafetyLayersStatus.Failed => false,
+        _ => null,
+    };
 
     private static int? LayerCount(JsonObject config) =>
         config["num_hidden_layers"] is JsonValue value && value.TryGetValue<int>(out var layers) ? layers : null;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Net.Http.Json;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
 using FineTuneService.Core.Models;
@@ -83,6 +84,21 @@ public sealed class SafetyLayerLocationTests(PostgresServer server)
         Assert.Equal("safety.params.frozen_layers", done.Error!["param"]!.GetValue<string>());
         Assert.Contains("first_layer and last_layer", done.Error!["message"]!.GetValue<string>());
         Assert.Equal(SafetyLayersStatus.Failed, await LayersStatusAsync(api, "tiny-broken"));
+
+        // Now that the API knows the layers cannot be located, the same request is refused at create time; a job
+        // that names the range is still accepted.
+        var refused = await (await client.PostAsJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = "tiny-broken", training_file = file["id"]!.GetValue<string>(), safety = FrozenWithoutRange,
+        })).ErrorAsync(400);
+        Assert.Equal("safety.params.frozen_layers", refused["param"]!.GetValue<string>());
+        Assert.Contains("first_layer and last_layer", refused["message"]!.GetValue<string>());
+        var ranged = await client.PostJsonAsync("/v1/fine_tuning/jobs", new
+        {
+            model = "tiny-broken", training_file = file["id"]!.GetValue<string>(),
+            safety = new { strategy = "frozen_layers", @params = new { frozen_layers = new { first_layer = 0, last_layer = 0 } } },
+        });
+        Assert.Equal("queued", ranged["status"]!.GetValue<string>());
         Directory.Delete(folder, recursive: true);
     }
 
