@@ -76,10 +76,11 @@ public sealed class MergeAndPatchApiTests(PostgresServer server, ITestOutputHelp
     private async Task RunAsync(Func<HttpClient, Task> test)
     {
         var cache = Directory.CreateTempSubdirectory("fts-merge-cache-").FullName;
-        await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: GateSettings(cache));
-        await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
         try
         {
+            // Disposed inside the try, so the worker has stopped (and cleaned its job folders) before the cache goes.
+            await using var api = new ApiFactory(await server.CreateDatabaseAsync(), settings: GateSettings(cache));
+            await using var app = api.WithWebHostBuilder(web => web.ConfigureServices(services => services.AddFineTuneWorker()));
             await app.Services.GetRequiredService<BaseModelRegistry>().ImportAsync(TinySafetyModel.Id, TinySafetyModel.Folder, CancellationToken.None);
             var admin = Client(app, AuthOptions.DevelopmentAdminKey);
             var (tenantId, tenant) = await CreateTenantAsync(app, admin, "merge-and-patch");
