@@ -27,7 +27,7 @@ public sealed class SafetyOverheadBenchCommand : ICliCommand
         var loadBefore = LoadAverage();
         var results = SafetyOverheadBenchmark.Run(options, Console.WriteLine);
         var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, " +
-                          $"load average {loadBefore} before / {LoadAverage()} after, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+                          $"load average {loadBefore} before / {LoadAverage()} after, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         File.WriteAllText(output, SafetyOverheadBenchmark.ToMarkdown(results, options, environment));
         Console.WriteLine($"wrote {output}");

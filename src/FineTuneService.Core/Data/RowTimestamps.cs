@@ -6,7 +6,7 @@ namespace FineTuneService.Core.Data;
 /// <summary>
 /// Stamps rows from the host's <see cref="TimeProvider"/>: <c>CreatedAt</c> of every added row that did not set it,
 /// <c>UpdatedAt</c> of every added or changed row. Rows take their time from one clock that tests can replace, not
-/// from a <c>DateTime.UtcNow</c> default in each entity.
+/// from a wall-clock default in each entity.
 /// </summary>
 internal sealed class RowTimestamps(TimeProvider clock) : SaveChangesInterceptor
 {

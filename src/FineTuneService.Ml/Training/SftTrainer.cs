@@ -568,6 +568,7 @@ public sealed class SftTrainer(
                 RewardAccuracies = [.. allRewardAccuracies],
                 ReferenceLogProbs = [.. referenceLogProbs],
                 ValidationReferenceLogProbs = [.. validationReferenceLogProbs],
+                CreatedAt = options.Clock.GetUtcNow(),
             };
             TrainingCheckpoint.Write(directory, state, optimized, optimizer);
             trainer.observer.OnCheckpoint(new CheckpointWritten(step, directory, allLosses.LastOrDefault(double.NaN), lastValidationLoss,

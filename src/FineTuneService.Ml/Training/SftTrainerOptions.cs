@@ -88,6 +88,9 @@ public sealed record SftTrainerOptions
     /// <summary>Report progress every N optimizer steps.</summary>
     public int ProgressEverySteps { get; init; } = 1;
 
+    /// <summary>The clock that dates checkpoints (<see cref="TrainerState.CreatedAt"/>); the host's, where there is one.</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
     internal void Validate()
     {
         Require(Epochs >= 1, "Epochs must be at least 1.");

@@ -135,7 +135,8 @@ public sealed record TrainerState
     public IReadOnlyList<double> RewardAccuracies { get; init; } = [];
     public IReadOnlyList<float> ReferenceLogProbs { get; init; } = [];
     public IReadOnlyList<float> ValidationReferenceLogProbs { get; init; } = [];
-    public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
+    /// <summary>When the checkpoint was written (<see cref="SftTrainerOptions.Clock"/>).</summary>
+    public DateTimeOffset CreatedAt { get; init; }
 }
 
 /// <summary>A validation measured after <paramref name="Step"/>.</summary>

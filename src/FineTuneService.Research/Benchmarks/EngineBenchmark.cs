@@ -41,7 +41,7 @@ public static class EngineBenchmark
         if (settings.Quick) settings = settings with { MatmulRepeats = 2, MatmulSeconds = 0.2, TrainSeconds = 1, TrainSteps = 2 };
         if (settings.Threads > 0) torch.set_num_threads(settings.Threads);
         Directory.CreateDirectory(settings.OutputDirectory);
-        var log = (string line) => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}");
+        var log = (string line) => Console.WriteLine($"[{TimeProvider.System.GetUtcNow():HH:mm:ss}] {line}");
 
         var machine = Machine();
         log($"machine: {machine["cpu"]}, {machine["logical_cores"]} cores ({machine["cpu_flags"]}), torch threads {torch.get_num_threads()}, load {machine["load_average"]}");
@@ -73,7 +73,7 @@ public static class EngineBenchmark
                 generation.Add(MeasureGeneration(name, config, batch, newTokens: settings.Quick || config.HiddenSize > 512 ? 16 : 32, log));
         var leak = LiveTensors(steps: settings.Quick ? 200 : 1000, log);
 
-        var report = new EngineReport(DateTimeOffset.UtcNow, machine, torch.get_num_threads(), settings, float32, bfloat16, precision, anchor,
+        var report = new EngineReport(TimeProvider.System.GetUtcNow(), machine, torch.get_num_threads(), settings, float32, bfloat16, precision, anchor,
             training, generation, leak);
         var stamp = (settings.Quick ? "engine-quick" : "engine") + (settings.Threads > 0 ? $"-threads{settings.Threads}" : "");
         File.WriteAllText(Path.Combine(settings.OutputDirectory, $"{stamp}.json"), report.ToJson().ToJsonString(Json) + "\n");

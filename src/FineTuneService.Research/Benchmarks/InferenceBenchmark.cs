@@ -261,7 +261,7 @@ public static class InferenceBenchmark
         File.WriteAllText(Path.Combine(settings.Output, "results.json"), JsonSerializer.Serialize(new
         {
             settings.Model, settings.MaxTokens, settings.Rounds, machine = Environment.ProcessorCount + " cores", threads = torch.get_num_threads(),
-            load, engine, engine_same_requests = sameRequests, omp_wait_policy = CpuThreadWaits.NativePolicy(), memory, measured_at = DateTimeOffset.UtcNow,
+            load, engine, engine_same_requests = sameRequests, omp_wait_policy = CpuThreadWaits.NativePolicy(), memory, measured_at = TimeProvider.System.GetUtcNow(),
         }, json));
 
         var top = settings.Concurrency.Max();

@@ -51,7 +51,7 @@ public sealed record PreferenceTraining(IReadOnlyList<PreferenceExample> Trainin
 /// with the model's tokenizer and chat template, runs <see cref="SftTrainer"/> synchronously, and on completion
 /// saves the trained model as a Hugging Face folder (tokenizer files copied along).
 /// </summary>
-public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecision precision, ILoggerFactory loggers)
+public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecision precision, ILoggerFactory loggers, TimeProvider clock)
 {
     private readonly ILogger _logger = loggers.CreateLogger<TrainingEngine>();
 
@@ -92,6 +92,7 @@ public sealed class TrainingEngine(IOptions<WorkerOptions> options, WorkerPrecis
             EvalEverySteps = validation.Count > 0 || request.Preference?.Validation.Count > 0 ? options.Value.CheckpointEverySteps : 0,
             ProgressEverySteps = 1, // the observer reads the control flag after every step
             Precision = precision.Training(device),
+            Clock = clock,
         };
 
         var strategies = SafetyStrategies(request, model.Config.NumHiddenLayers, encoder, maxLength);

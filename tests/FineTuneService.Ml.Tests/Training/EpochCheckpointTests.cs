@@ -46,6 +46,24 @@ public sealed class EpochCheckpointTests : IDisposable
         Assert.Equal(ArgmaxAccuracy(lm, validation), evaluations[^1].ValidationTokenAccuracy, 1e-9);
     }
 
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    [Fact]
+    public void Checkpoints_are_dated_by_the_trainers_clock()
+    {
+        var now = new DateTimeOffset(2031, 5, 6, 7, 8, 9, TimeSpan.Zero);
+        var checkpoints = new List<CheckpointWritten>();
+        using var lm = TrainerTestData.Decoder();
+
+        new SftTrainer(lm, Options(root) with { Epochs = 1, Clock = new FixedClock(now) },
+            observer: new DelegateObserver(checkpoint: checkpoints.Add)).Train(TrainerTestData.ReverseTask(10));
+
+        Assert.Equal(now, TrainingCheckpoint.ReadState(Assert.Single(checkpoints).Directory).CreatedAt);
+    }
+
     [Fact]
     public void A_resumed_run_reports_the_metrics_history_of_the_uninterrupted_one()
     {
