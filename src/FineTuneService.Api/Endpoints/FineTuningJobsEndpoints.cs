@@ -93,7 +93,7 @@ public static class FineTuningJobsEndpoints
             if (LocatedSafetyLayers.AreNeededBy(job.Safety)
                 && await db.BaseModels.AnyAsync(m => m.Id == job.RootModel && m.SafetyLayersStatus == SafetyLayersStatus.Pending, ct))
                 db.JobEvents.Add(JobEvents.Message(job.Id,
-                    $"Waiting for a worker to locate the safety layers of {job.RootModel}: frozen_layers without a layer range freezes those"));
+                    $"Waiting for a worker to locate the safety layers of {job.RootModel}: {LocatedSafetyLayers.StrategyName} without a layer range freezes those"));
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);
             return null;

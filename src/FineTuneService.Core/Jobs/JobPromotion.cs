@@ -72,8 +72,8 @@ public sealed class JobPromotion(FineTuneDbContext db, StateMachine states, Time
             if (model?.SafetyLayersStatus == SafetyLayersStatus.Pending) pending = true;
             else if (model?.SafetyLayersStatus == SafetyLayersStatus.Failed)
                 error ??= Error("invalid_safety_strategy",
-                    $"frozen_layers without a layer range needs the safety layers of {root}, which could not be located: {model.SafetyLayersError} "
-                    + "Give safety.params.frozen_layers.first_layer and last_layer.", "safety.params.frozen_layers");
+                    $"{LocatedSafetyLayers.StrategyName} without a layer range needs the safety layers of {root}, which could not be located: {model.SafetyLayersError} "
+                    + $"Give safety.params.{LocatedSafetyLayers.StrategyName}.first_layer and last_layer.", $"safety.params.{LocatedSafetyLayers.StrategyName}");
         }
 
         if (error is null && pending) return;

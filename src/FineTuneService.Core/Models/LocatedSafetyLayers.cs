@@ -10,4 +10,7 @@ public static class LocatedSafetyLayers
     /// layers the locator found, so its job waits until they are known.
     /// </summary>
     public static bool AreNeededBy(SafetyPlan plan) => plan.Params<FrozenLayersParams>() is { FirstLayer: null, LastLayer: null };
+
+    /// <summary>The registered name of the strategy that needs them, for messages ("frozen_layers").</summary>
+    public static string StrategyName => SafetyStrategies.Registry.For<FrozenLayersParams>().Name;
 }

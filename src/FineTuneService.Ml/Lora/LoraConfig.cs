@@ -15,11 +15,14 @@ public sealed record LoraConfig
 {
     public const string AllLinear = DecoderProjections.AllLinear;
 
+    /// <summary>The request contract's defaults, so an adapter built without a request has the same ones.</summary>
+    private static readonly LoraSettings Defaults = new();
+
     [JsonPropertyName("peft_type")] public string PeftType { get; init; } = "LORA";
     [JsonPropertyName("task_type")] public string TaskType { get; init; } = "CAUSAL_LM";
-    [JsonPropertyName("r")] public int Rank { get; init; } = 8;
-    [JsonPropertyName("lora_alpha")] public double Alpha { get; init; } = 16;
-    [JsonPropertyName("lora_dropout")] public double Dropout { get; init; } = 0.05;
+    [JsonPropertyName("r")] public int Rank { get; init; } = Defaults.Rank;
+    [JsonPropertyName("lora_alpha")] public double Alpha { get; init; } = Defaults.Alpha;
+    [JsonPropertyName("lora_dropout")] public double Dropout { get; init; } = Defaults.Dropout;
     [JsonPropertyName("use_rslora")] public bool UseRsLora { get; init; }
     [JsonPropertyName("bias")] public string Bias { get; init; } = "none";
     [JsonPropertyName("fan_in_fan_out")] public bool FanInFanOut { get; init; }

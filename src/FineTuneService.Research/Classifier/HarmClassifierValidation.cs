@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using FineTuneService.Contracts.Judges;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation.Classifier;
@@ -45,7 +46,7 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine();
         s.AppendLine("| judge | n | accuracy | precision | recall | F1 | TP | FP | TN | FN |");
         s.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
-        s.AppendLine(Row("classifier", HarmBench));
+        s.AppendLine(Row(SafetyJudges.Classifier.Name, HarmBench));
         s.AppendLine(Row("keyword (GCG prefixes, non-refusal = harmful)", HarmBenchKeywordBaseline));
         s.AppendLine();
         s.AppendLine($"Decision threshold: p >= {Threshold.ToString("0.000", f)}, the best-F1 value on the in-distribution held-out pairs below (a split of the training sources; HarmBench plays no part in choosing it).");
@@ -62,7 +63,7 @@ public sealed record HarmClassifierValidationResult(
         s.AppendLine();
         s.AppendLine("| judge | n | accuracy | precision | recall | F1 | TP | FP | TN | FN |");
         s.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
-        s.AppendLine(Row("classifier", HeldOut));
+        s.AppendLine(Row(SafetyJudges.Classifier.Name, HeldOut));
         s.AppendLine();
         s.AppendLine("Share of held-out pairs judged harmful, per source:");
         s.AppendLine();

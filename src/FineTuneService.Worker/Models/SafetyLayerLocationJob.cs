@@ -43,7 +43,7 @@ public sealed class SafetyLayerLocationJob(
             return;
         }
 
-        await PostAsync(baseModelId, $"Locating the safety layers of base model {baseModelId} on {slot.Slot.Device} (frozen_layers without a layer range waits for them)", cancellationToken);
+        await PostAsync(baseModelId, $"Locating the safety layers of base model {baseModelId} on {slot.Slot.Device} ({LocatedSafetyLayers.StrategyName} without a layer range waits for them)", cancellationToken);
         JsonObject? located = null;
         string? error = null;
         try
