@@ -51,7 +51,7 @@ public sealed class DpoBenchCommand : ICliCommand
         using var benchmark = new DpoBenchmark(options, baseFolder, logger: logging.CreateLogger("bench"));
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
-        var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, load average {LoadAverage()} at start, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+        var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, load average {LoadAverage()} at start, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
         Console.WriteLine($"fingerprint {benchmark.Fingerprint}; {benchmark.TrainingPairCount} training pairs; results in {resultsPath}");
 
         DpoBenchmarkResults results;
