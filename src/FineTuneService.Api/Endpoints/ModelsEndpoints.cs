@@ -3,6 +3,7 @@ using System.Text.Json;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Contracts;
 using FineTuneService.Api.Errors;
+using FineTuneService.Api.Inference;
 using FineTuneService.Core.Artifacts;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Models;
@@ -104,7 +105,7 @@ public static class ModelsEndpoints
     /// and its result files stay. Base models are shared and cannot be deleted with a tenant key.
     /// </summary>
     internal static async Task<Ok<ModelDeleted>> DeleteModel(string modelId, ClaimsPrincipal user, FineTuneDbContext db,
-        TimeProvider time, CancellationToken cancellationToken)
+        ModelRoutes routes, TimeProvider time, CancellationToken cancellationToken)
     {
         var model = await FindAsync(db, user, modelId, cancellationToken);
         switch (model.Kind)
@@ -130,6 +131,7 @@ public static class ModelsEndpoints
             await transaction.CommitAsync(ct);
             return rows == 1;
         }, cancellationToken);
+        routes.Forget(user.TenantId(), model.Id);
         return deleted ? TypedResults.Ok(new ModelDeleted(model.Id, true)) : throw ApiException.ModelNotFound(modelId);
     }
 

@@ -37,7 +37,7 @@ public static class ChatCompletionsEndpoints
     /// <c>safety</c> verdict, and under <c>block</c> a harmful answer is replaced by a refusal with
     /// <c>finish_reason: "content_filter"</c>.
     /// </summary>
-    internal static async Task<EmptyHttpResult> CreateChatCompletion(HttpContext http, ClaimsPrincipal user, FineTuneDbContext db,
+    internal static async Task<EmptyHttpResult> CreateChatCompletion(HttpContext http, ClaimsPrincipal user, ModelRoutes routes,
         InferenceForwarder forwarder, CancellationToken cancellationToken)
     {
         http.Request.EnableBuffering(bufferThreshold: 64 * 1024, bufferLimit: MaxBodyBytes);
@@ -56,9 +56,9 @@ public static class ChatCompletionsEndpoints
         }
 
         var tenantId = user.TenantId();
-        var model = await ModelAccess.FindAsync(db, tenantId, request.Model, cancellationToken)
+        var weightsKey = await routes.WeightsKeyAsync(tenantId, request.Model, cancellationToken)
             ?? throw ApiException.ModelNotFound(request.Model);
-        await forwarder.ForwardAsync(http, tenantId, model.WeightsSha256, cancellationToken);
+        await forwarder.ForwardAsync(http, tenantId, weightsKey, cancellationToken);
         return TypedResults.Empty;
     }
 
@@ -77,12 +77,14 @@ public static class ChatCompletionsEndpoints
     public static IHostApplicationBuilder AddChatCompletions(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<InferenceRoutingOptions>().BindConfiguration(InferenceRoutingOptions.SectionName)
-            .Validate(o => o.EndpointTimeout > TimeSpan.Zero && o.EndpointRefresh >= TimeSpan.Zero && o.ActivityTimeout > TimeSpan.Zero,
-                "Inference:EndpointTimeout and Inference:ActivityTimeout must be positive.")
+            .Validate(o => o.EndpointTimeout > TimeSpan.Zero && o.EndpointRefresh >= TimeSpan.Zero && o.ActivityTimeout > TimeSpan.Zero
+                    && o.ModelRouteLifetime >= TimeSpan.Zero,
+                "Inference:EndpointTimeout and Inference:ActivityTimeout must be positive, and Inference:ModelRouteLifetime not negative.")
             .ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<InferenceEndpointDirectory>();
+        builder.Services.AddSingleton<ModelRoutes>();
         builder.Services.AddSingleton<InferenceForwarder>();
         return builder;
     }

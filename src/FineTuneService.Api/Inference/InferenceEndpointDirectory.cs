@@ -20,6 +20,9 @@ public sealed record InferenceRoutingOptions
     /// <summary>How long an endpoint that refused a connection is passed over.</summary>
     public TimeSpan FailedEndpointPause { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long the weights a model name routes to are reused (<see cref="ModelRoutes"/>; access is checked again by the inference server).</summary>
+    public TimeSpan ModelRouteLifetime { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Longest silence on a forwarded request (a long non-streamed completion on a CPU).</summary>
     public TimeSpan ActivityTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
