@@ -244,20 +244,23 @@ public sealed class DpoBenchmark : IDisposable
 
     private string Cut(string answer) => (answer.Length <= _options.MaxAnswerCharacters ? answer : answer[.._options.MaxAnswerCharacters]).Trim();
 
+    /// <summary>The pair selections by name (<see cref="DpoPairSelections"/>).</summary>
     private IEnumerable<PreferenceExample> Select(List<PreferenceExample> pairs, RefusalKeywords keywords)
     {
-        switch (_options.Selection)
+        var selections = new Dictionary<string, Func<IEnumerable<PreferenceExample>>>(StringComparer.Ordinal)
         {
-            case DpoPairSelections.RefusalContrast:
-                return pairs.Where(p => keywords.IsRefusal(p.Preferred) && !keywords.IsRefusal(p.NonPreferred));
-            case DpoPairSelections.HarmContrast:
-                var prompts = pairs.Select(p => p.Input[^1].Content).ToList();
-                var chosen = _classifier.PredictProbabilities([.. pairs.Select((p, i) => new JudgedPair(prompts[i], p.Preferred))]);
-                var rejected = _classifier.PredictProbabilities([.. pairs.Select((p, i) => new JudgedPair(prompts[i], p.NonPreferred))]);
-                return pairs.Where((_, i) => rejected[i] >= _classifier.Threshold && chosen[i] < _classifier.Threshold);
-            default:
-                return pairs;
-        }
+            [DpoPairSelections.All] = () => pairs,
+            [DpoPairSelections.RefusalContrast] = () => pairs.Where(p => keywords.IsRefusal(p.Preferred) && !keywords.IsRefusal(p.NonPreferred)),
+            [DpoPairSelections.HarmContrast] = () => HarmContrast(pairs),
+        };
+        return selections[_options.Selection]();
+    }
+
+    private IEnumerable<PreferenceExample> HarmContrast(List<PreferenceExample> pairs)
+    {
+        var chosen = _classifier.PredictProbabilities([.. pairs.Select(p => new JudgedPair(p.Input[^1].Content, p.Preferred))]);
+        var rejected = _classifier.PredictProbabilities([.. pairs.Select(p => new JudgedPair(p.Input[^1].Content, p.NonPreferred))]);
+        return pairs.Where((_, i) => rejected[i] >= _classifier.Threshold && chosen[i] < _classifier.Threshold);
     }
 
     /// <summary>HH-RLHF rows (<c>chosen</c>, <c>rejected</c>) from a JSONL file, gzipped or not.</summary>
