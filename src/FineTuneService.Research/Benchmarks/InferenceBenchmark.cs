@@ -207,7 +207,7 @@ public static class InferenceBenchmark
             return tokens;
         }
 
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(RoundsAsync)); // warm-up, as the HTTP paths get
+        for (var warmUp = 0; warmUp < WarmUpRounds; warmUp++) await Task.WhenAll(Enumerable.Range(0, concurrency).Select(RoundsAsync)); // as the HTTP paths get
         var clock = Stopwatch.StartNew();
         var total = (await Task.WhenAll(Enumerable.Range(0, concurrency).Select(RoundsAsync))).Sum();
         var seconds = clock.Elapsed.TotalSeconds;
