@@ -12,7 +12,7 @@ public enum SafetyLayersStatus { Pending, Ready, Failed }
 /// A base model tenants can fine-tune (OpenAI "model" owned by the system). Its Hugging Face folder is stored as a
 /// tar bundle in the artifact store; workers fetch it by hash into their local cache.
 /// </summary>
-public sealed class BaseModel
+public sealed class BaseModel : ICreatedRow
 {
     /// <summary>Model id as clients send it, e.g. "safetune-tiny".</summary>
     public required string Id { get; init; }

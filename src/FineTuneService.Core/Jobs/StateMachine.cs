@@ -11,8 +11,8 @@ namespace FineTuneService.Core.Jobs;
 /// A named, guarded change of one row's state: one conditional <c>UPDATE … WHERE id = @id AND <see cref="From"/></c>,
 /// so when two actors race (a request and a worker, two workers, two recovery passes) exactly one wins and the others
 /// see false. Every transition of every stateful row is listed in this file: <see cref="JobStateMachine"/>,
-/// <see cref="FileStateMachine"/>, <see cref="EvaluationStateMachine"/> and <see cref="HardeningStateMachine"/>; nothing
-/// else writes a status.
+/// <see cref="FileStateMachine"/>, <see cref="EvaluationStateMachine"/>, <see cref="HardeningStateMachine"/> and
+/// <see cref="BaseModelStateMachine"/> (a base model's located safety layers); nothing else writes a status.
 /// </summary>
 public sealed record Transition<T>(string Name, Expression<Func<T, bool>> From, Action<UpdateSettersBuilder<T>> Set)
     where T : class, ICreatedRow
@@ -461,6 +461,24 @@ public static class HardeningStateMachine
         set.SetProperty(r => r.Status, status)
             .SetProperty(r => r.FinishedAt, now)
             .SetProperty(r => r.WorkerId, (string?)null);
+}
+
+/// <summary>
+/// The one change of a base model's <see cref="SafetyLayersStatus"/> after its import: pending → ready (located) or
+/// failed, stored by the locator run of the weights it measured. An import of new weights starts it at pending again
+/// (or ready, when the folder ships its layers): that is the row's first state, written with the row.
+/// </summary>
+public static class BaseModelStateMachine
+{
+    /// <summary>
+    /// The locator's result for the weights <paramref name="artifactSha256"/>: loses when the model was re-imported
+    /// meanwhile (its own run follows) or another delivery stored first.
+    /// </summary>
+    public static Transition<BaseModel> SafetyLayersLocated(string artifactSha256, JsonObject? located, string? error) => new("safety_layers_located",
+        m => m.ArtifactSha256 == artifactSha256 && m.SafetyLayersStatus == SafetyLayersStatus.Pending,
+        set => set.SetProperty(m => m.SafetyLayersStatus, located is null ? SafetyLayersStatus.Failed : SafetyLayersStatus.Ready)
+            .SetProperty(m => m.SafetyLayers, located)
+            .SetProperty(m => m.SafetyLayersError, error));
 }
 
 /// <summary>

@@ -26,6 +26,7 @@ public sealed class SafetyLayerLocationJob(
     IDbContextFactory<FineTuneDbContext> contexts,
     BaseModelCache models,
     JobPromotion promotion,
+    TimeProvider clock,
     ILogger<SafetyLayerLocationJob> logger) : ISafetyLayerLocationJob
 {
     /// <summary>Longest locator error kept on the model row and in the waiting jobs' errors.</summary>
@@ -62,15 +63,11 @@ public sealed class SafetyLayerLocationJob(
             error = e.Message.Length > MaxErrorLength ? e.Message[..MaxErrorLength] : e.Message;
         }
 
-        int stored;
+        bool stored;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
-            stored = await db.BaseModels
-                .Where(m => m.Id == baseModelId && m.ArtifactSha256 == model.ArtifactSha256 && m.SafetyLayersStatus == SafetyLayersStatus.Pending)
-                .ExecuteUpdateAsync(set => set
-                    .SetProperty(m => m.SafetyLayersStatus, located is null ? SafetyLayersStatus.Failed : SafetyLayersStatus.Ready)
-                    .SetProperty(m => m.SafetyLayers, located)
-                    .SetProperty(m => m.SafetyLayersError, error), cancellationToken);
-        if (stored == 0) return; // re-imported meanwhile (its own run follows), or another delivery stored first
+            stored = await StateMachine.ApplyAsync(db, baseModelId, BaseModelStateMachine.SafetyLayersLocated(model.ArtifactSha256, located, error),
+                clock.GetUtcNow().UtcDateTime, cancellationToken);
+        if (!stored) return; // re-imported meanwhile (its own run follows), or another delivery stored first
 
         await PostAsync(baseModelId, located is null
             ? $"The safety layers of base model {baseModelId} could not be located: {error}"
