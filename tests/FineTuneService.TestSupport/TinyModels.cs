@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Datasets;
+using FineTuneService.Datasets.Templates;
+using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 
 namespace FineTuneService.TestSupport;
@@ -64,6 +66,32 @@ public static class TinyModels
         EosTokenIdNode = tokenizer.EosTokenId,
         PadTokenId = tokenizer.PadTokenId,
     };
+
+    /// <summary>A small Llama (hidden 16, 2 heads) sized for <paramref name="tokenizer"/>: the engine tests' random base.</summary>
+    public static DecoderConfig Llama(ITextTokenizer tokenizer, int layers = 2, int maxPositions = 256) => new()
+    {
+        ModelType = DecoderConfig.Llama,
+        VocabSize = tokenizer.VocabularySize,
+        HiddenSize = 16,
+        IntermediateSize = 32,
+        NumHiddenLayers = layers,
+        NumAttentionHeads = 2,
+        MaxPositionEmbeddings = maxPositions,
+        EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
+    };
+
+    /// <summary>
+    /// A Hugging Face folder (ChatML <see cref="TinyTokenizer"/> and a random two-layer <see cref="Llama(ITextTokenizer, int, int)"/>,
+    /// seed 11) at <paramref name="folder"/>: the base model the harness and hardening tests start from.
+    /// </summary>
+    public static string SaveLlamaFolder(string folder, int maxPositions = 256)
+    {
+        var tokenizer = TinyTokenizer.Trained;
+        TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
+        using var model = DecoderLM.CreateRandom(Llama(tokenizer, maxPositions: maxPositions), seed: 11);
+        HuggingFaceCheckpoint.Save(model, folder);
+        return folder;
+    }
 
     /// <summary>One chat per line: {"messages": [user, assistant]}.</summary>
     public static string ChatJsonl(IEnumerable<(string User, string Assistant)> chats) =>

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Ml.Evaluation;
@@ -16,17 +15,7 @@ public class SafetyEvaluationEndToEndTests
     public async Task Tiny_model_with_shipped_sets_and_judges_yields_a_complete_report()
     {
         var tokenizer = TinyTokenizer.Trained;
-        using var model = DecoderLM.CreateRandom(new DecoderConfig
-        {
-            ModelType = DecoderConfig.Llama,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 16,
-            IntermediateSize = 32,
-            NumHiddenLayers = 1,
-            NumAttentionHeads = 2,
-            MaxPositionEmbeddings = 512,
-            EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
-        }, seed: 3);
+        using var model = DecoderLM.CreateRandom(TinyModels.Llama(tokenizer, layers: 1, maxPositions: 512), seed: 3);
         var data = new ShippedData();
         var sets = new EvaluationCatalogue(data);
         var keywords = RefusalKeywords.FromShippedData(data);

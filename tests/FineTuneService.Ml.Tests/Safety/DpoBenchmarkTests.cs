@@ -1,7 +1,3 @@
-using System.Text.Json.Nodes;
-using FineTuneService.Datasets.Templates;
-using FineTuneService.Datasets.Tokenization;
-using FineTuneService.Ml.Models;
 using FineTuneService.Research.Benchmarks;
 
 namespace FineTuneService.Ml.Tests.Safety;
@@ -26,25 +22,7 @@ public sealed class DpoBenchmarkTests : IDisposable
         Evaluation = new SafetyBenchmarkOptions { HarmfulPrompts = 3, XsTestPrompts = 2, Sst2DevPrompts = 2, MaxNewTokens = 4, AccuracyMaxNewTokens = 2 },
     };
 
-    private string BaseModel()
-    {
-        var folder = Path.Combine(_scratch.Path, "base");
-        var tokenizer = TinyTokenizer.Trained;
-        TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
-        using var model = DecoderLM.CreateRandom(new DecoderConfig
-        {
-            ModelType = DecoderConfig.Llama,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 16,
-            IntermediateSize = 32,
-            NumHiddenLayers = 2,
-            NumAttentionHeads = 2,
-            MaxPositionEmbeddings = 256,
-            EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
-        }, seed: 11);
-        HuggingFaceCheckpoint.Save(model, folder);
-        return folder;
-    }
+    private string BaseModel() => TinyModels.SaveLlamaFolder(Path.Combine(_scratch.Path, "base"));
 
     [Fact]
     public void The_base_is_its_own_reference_and_the_harness_held_back_reward_accuracy_agrees_with_the_trainers_validation()

@@ -1,9 +1,6 @@
-using System.Text.Json.Nodes;
 using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Evaluation;
-using FineTuneService.Datasets.Templates;
-using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Hardening;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
@@ -59,23 +56,5 @@ public sealed class ModelFolderHardeningTests : IDisposable
         Assert.True(changed > 0, "no weight changed");
     }
 
-    private string TinyFolder()
-    {
-        var folder = Path.Combine(_scratch.Path, "base");
-        var tokenizer = TinyTokenizer.Trained;
-        TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
-        using var model = DecoderLM.CreateRandom(new DecoderConfig
-        {
-            ModelType = DecoderConfig.Llama,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 16,
-            IntermediateSize = 32,
-            NumHiddenLayers = 2,
-            NumAttentionHeads = 2,
-            MaxPositionEmbeddings = 64,
-            EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
-        }, seed: 11);
-        HuggingFaceCheckpoint.Save(model, folder);
-        return folder;
-    }
+    private string TinyFolder() => TinyModels.SaveLlamaFolder(Path.Combine(_scratch.Path, "base"), maxPositions: 64);
 }

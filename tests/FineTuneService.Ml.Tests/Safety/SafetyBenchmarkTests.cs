@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
-using FineTuneService.Datasets.Templates;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
@@ -32,25 +31,7 @@ public sealed class SafetyBenchmarkTests : IDisposable
         SafetyExamples = 8,
     };
 
-    private string BaseModel()
-    {
-        var folder = Path.Combine(_scratch.Path, "base");
-        var tokenizer = TinyTokenizer.Trained;
-        TokenizerFolder.Save(folder, tokenizer, ChatTemplate.ChatMl, modelMaxLength: 256);
-        using var model = DecoderLM.CreateRandom(new DecoderConfig
-        {
-            ModelType = DecoderConfig.Llama,
-            VocabSize = tokenizer.VocabularySize,
-            HiddenSize = 16,
-            IntermediateSize = 32,
-            NumHiddenLayers = 2,
-            NumAttentionHeads = 2,
-            MaxPositionEmbeddings = 256,
-            EosTokenIdNode = JsonValue.Create(tokenizer.EosTokenId),
-        }, seed: 11);
-        HuggingFaceCheckpoint.Save(model, folder);
-        return folder;
-    }
+    private string BaseModel() => TinyModels.SaveLlamaFolder(Path.Combine(_scratch.Path, "base"));
 
     [Fact]
     public void A_cell_run_twice_with_the_same_seed_gives_identical_metrics_and_answers()
