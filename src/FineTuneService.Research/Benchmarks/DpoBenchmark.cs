@@ -196,10 +196,10 @@ public sealed class DpoBenchmark : IDisposable
         return HeldBackLogProbs(model);
     }
 
-    /// <summary>Summed answer log-probabilities of the held-back pairs, chosen₀, rejected₀, chosen₁, … (eval mode, no_grad).</summary>
+    /// <summary>Summed answer log-probabilities of the held-back pairs in the trainer's preference rows, chosen₀, rejected₀, chosen₁, … (eval mode, no_grad).</summary>
     private float[] HeldBackLogProbs(DecoderLM model)
     {
-        var rows = TokenizedPair.Interleave(_heldBackTokens).Select(e => TrainingRows.ToRow(e, _options.MaxSequenceLength)).ToList();
+        var rows = PreferenceRows.Build(TokenizedPair.Interleave(_heldBackTokens), _options.MaxSequenceLength, "held-back");
         var result = new float[rows.Count];
         var wasTraining = model.training;
         model.eval();
@@ -222,7 +222,7 @@ public sealed class DpoBenchmark : IDisposable
     {
         var encoder = new ChatExampleEncoder(_tokenizer);
         return [.. pairs.Select(p => flipped ? p with { Preferred = p.NonPreferred, NonPreferred = p.Preferred } : p)
-            .Select(p => new TokenizedPair(encoder.Encode(p.Chosen, _options.MaxSequenceLength), encoder.Encode(p.Rejected, _options.MaxSequenceLength)))];
+            .Select(p => TokenizedPair.Encode(encoder, p, _options.MaxSequenceLength))];
     }
 
     /// <summary>Single-turn dialogues with two different, non-empty answers, cut to the configured lengths.</summary>
