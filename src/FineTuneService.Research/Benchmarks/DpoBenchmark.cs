@@ -27,7 +27,7 @@ namespace FineTuneService.Research.Benchmarks;
 public sealed class DpoBenchmark : IDisposable
 {
     private readonly DpoBenchmarkOptions _options;
-    private readonly string _snapshotFolder;
+    private readonly BaseModelSnapshot _snapshot;
     private readonly ILogger _logger;
     private readonly ITextTokenizer _tokenizer;
     private readonly HarmClassifier _classifier;
@@ -43,10 +43,10 @@ public sealed class DpoBenchmark : IDisposable
     {
         _options = Checks.Require(options, options.Errors(), "dpo benchmark");
         BaseModel = Path.GetFullPath(baseFolder);
-        _snapshotFolder = SafetyBenchmark.Snapshot(BaseModel);
+        _snapshot = BaseModelSnapshot.Take(BaseModel);
         _logger = logger ?? NullLogger.Instance;
         data ??= new ShippedData();
-        _tokenizer = TokenizerFolder.Load(_snapshotFolder);
+        _tokenizer = TokenizerFolder.Load(_snapshot.Folder);
         _classifier = HarmClassifier.LoadShipped();
         var keywords = RefusalKeywords.FromShippedData(data);
         _evaluation = new SafetyBenchmarkEvaluation(options.Evaluation, data, keywords, _classifier);
@@ -63,7 +63,7 @@ public sealed class DpoBenchmark : IDisposable
         _heldBack = [.. shuffled.Take(options.HeldBackPairs)];
         _training = [.. shuffled.Skip(options.HeldBackPairs).Take(options.TrainingPairs)];
         _heldBackTokens = Tokenize(_heldBack, flipped: false);
-        BaseModelHash = SafetyBenchmark.HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
+        BaseModelHash = _snapshot.WeightsSha256;
         PairsHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
             System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(_training.Concat(_heldBack).Select(p => new[] { p.Input[^1].Content, p.Preferred, p.NonPreferred })))));
     }
@@ -111,7 +111,7 @@ public sealed class DpoBenchmark : IDisposable
     public DpoBenchmarkRun EvaluateBase(CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         return Measure("base", model, cancellationToken) with { WallSeconds = clock.Elapsed.TotalSeconds };
     }
 
@@ -119,7 +119,7 @@ public sealed class DpoBenchmark : IDisposable
     public DpoBenchmarkRun RunOne(string name, CancellationToken cancellationToken = default)
     {
         var wall = Stopwatch.StartNew();
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         var observed = new PeakMemoryObserver();
         var trainer = new SftTrainer(model, new SftTrainerOptions
         {
@@ -192,7 +192,7 @@ public sealed class DpoBenchmark : IDisposable
     /// <summary>The reference figures when the base was evaluated by an earlier, resumed process.</summary>
     private float[] BaseHeldBackLogProbs()
     {
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         return HeldBackLogProbs(model);
     }
 
@@ -282,14 +282,7 @@ public sealed class DpoBenchmark : IDisposable
     public void Dispose()
     {
         _classifier.Dispose();
-        try
-        {
-            Directory.Delete(_snapshotFolder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A memory-mapped weights file still open; the temp cleaner takes it.
-        }
+        _snapshot.Dispose();
     }
 
     /// <summary>Keeps the last progress report and the largest resident set size seen at a step.</summary>

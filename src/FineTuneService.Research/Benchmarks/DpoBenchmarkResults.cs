@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
@@ -65,19 +63,12 @@ public sealed record DpoBenchmarkResults
 
     public DpoBenchmarkRun? Find(string name) => Runs.FirstOrDefault(r => r.Name == name);
 
-    public static DpoBenchmarkResults LoadOrCreate(string path, DpoBenchmarkResults fresh)
-    {
-        if (!File.Exists(path)) return fresh;
-        var stored = Load(path);
-        if (stored.Fingerprint != fresh.Fingerprint)
-            throw new InvalidOperationException(
-                $"{path} holds results of another setting or base model (fingerprint {stored.Fingerprint}, this run {fresh.Fingerprint}). " +
-                "Use another --out folder, or delete the file to start over.");
-        return stored with { Options = fresh.Options };
-    }
+    public static DpoBenchmarkResults LoadOrCreate(string path, DpoBenchmarkResults fresh) =>
+        BenchmarkResultsFile.LoadResumable<DpoBenchmarkResults>(path, fresh.Fingerprint, r => r.Fingerprint) is { } stored
+            ? stored with { Options = fresh.Options }
+            : fresh;
 
-    public static DpoBenchmarkResults Load(string path) =>
-        JsonSerializer.Deserialize<DpoBenchmarkResults>(File.ReadAllText(path), SafetyBenchmarkResults.Json) ?? throw new JsonException($"{path} is empty.");
+    public static DpoBenchmarkResults Load(string path) => BenchmarkResultsFile.Load<DpoBenchmarkResults>(path);
 
-    public void Save(string path) => SafetyBenchmarkResults.WriteAtomically(path, JsonSerializer.Serialize(this, SafetyBenchmarkResults.Json));
+    public void Save(string path) => BenchmarkResultsFile.Save(path, this);
 }

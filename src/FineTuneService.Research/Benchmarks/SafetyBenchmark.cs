@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using FineTuneService.Contracts;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Datasets;
@@ -32,7 +31,7 @@ namespace FineTuneService.Research.Benchmarks;
 public sealed class SafetyBenchmark : IDisposable
 {
     private readonly SafetyBenchmarkOptions _options;
-    private readonly string _snapshotFolder;
+    private readonly BaseModelSnapshot _snapshot;
     private readonly ILogger _logger;
     private readonly ITextTokenizer _tokenizer;
     private readonly ChatExampleEncoder _encoder;
@@ -49,10 +48,10 @@ public sealed class SafetyBenchmark : IDisposable
         BaseModel = Path.GetFullPath(baseFolder);
         // Every cell loads this private snapshot, so a model rebuilt in place during a long run cannot slip in
         // under the fingerprint of the weights the run started with.
-        _snapshotFolder = Snapshot(BaseModel);
+        _snapshot = BaseModelSnapshot.Take(BaseModel);
         _logger = logger ?? NullLogger.Instance;
         data ??= new ShippedData();
-        _tokenizer = TokenizerFolder.Load(_snapshotFolder);
+        _tokenizer = TokenizerFolder.Load(_snapshot.Folder);
         _encoder = new ChatExampleEncoder(_tokenizer);
         _classifier = HarmClassifier.LoadShipped();
         _evaluation = new SafetyBenchmarkEvaluation(options, data, RefusalKeywords.FromShippedData(data), _classifier);
@@ -63,7 +62,7 @@ public sealed class SafetyBenchmark : IDisposable
         _attackPool = HarmfulFineTuneMix.AttackPool(data, _evaluation.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key })
             .Concat(options.HarmfulPromptsFile is null ? [] : _evaluation.HarmfulPrompts.Prompts.Select(p => p.Prompt)));
         _safetySets = SafetyData.FromShippedData(data, options.SafetyExamples);
-        BaseModelHash = HashFile(Path.Combine(_snapshotFolder, "model.safetensors"));
+        BaseModelHash = _snapshot.WeightsSha256;
         JudgeHash = HarmClassifier.ShippedWeightsSha256();
     }
 
@@ -92,10 +91,10 @@ public sealed class SafetyBenchmark : IDisposable
     public SafetyLayerLocation SafetyLayers(ShippedData? data = null)
     {
         if (_layers is not null) return _layers;
-        var stored = Path.Combine(_snapshotFolder, DecoderSafetyLayers.FileName);
+        var stored = Path.Combine(_snapshot.Folder, DecoderSafetyLayers.FileName);
         if (File.Exists(stored)) return _layers = SafetyLayerLocation.FromJson(File.ReadAllText(stored));
         _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, BaseModel);
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         return _layers = DecoderSafetyLayers.LocateShipped(model, _tokenizer, data ?? new ShippedData());
     }
 
@@ -137,7 +136,7 @@ public sealed class SafetyBenchmark : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         var cell = Evaluate(model, cancellationToken);
         return cell with { Strategy = "base", HarmfulRatio = 0, Seed = 0, EvaluationSeconds = clock.Elapsed.TotalSeconds, WallSeconds = clock.Elapsed.TotalSeconds,
             CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds };
@@ -151,7 +150,7 @@ public sealed class SafetyBenchmark : IDisposable
         var plan = SafetyBenchmarkStrategies.Plan(strategy);
         var mix = Mix(ratio, seed);
         var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
-        using var model = HuggingFaceCheckpoint.Load(_snapshotFolder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
         var data = _safetySets.Encode(_encoder, _options.MaxSequenceLength,
             plan.Params<FrozenLayersParams>() is not null ? SafetyLayers() : null);
         var hooks = SafetyTrainingStrategies.Create(plan, data);
@@ -199,32 +198,9 @@ public sealed class SafetyBenchmark : IDisposable
 
     private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken) => _evaluation.Evaluate(model, _tokenizer, cancellationToken);
 
-    internal static string HashFile(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
-
-    internal static string Snapshot(string folder)
-    {
-        if (!File.Exists(Path.Combine(folder, "model.safetensors")))
-            throw new FileNotFoundException($"{folder} is not a Hugging Face model folder (no model.safetensors).", Path.Combine(folder, "model.safetensors"));
-        var snapshot = Path.Combine(Path.GetTempPath(), "fts-safety-bench", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(snapshot);
-        foreach (var file in Directory.EnumerateFiles(folder)) File.Copy(file, Path.Combine(snapshot, Path.GetFileName(file)));
-        return snapshot;
-    }
-
     public void Dispose()
     {
         _classifier.Dispose();
-        try
-        {
-            Directory.Delete(_snapshotFolder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A memory-mapped weights file still open; the temp cleaner takes it.
-        }
+        _snapshot.Dispose();
     }
 }

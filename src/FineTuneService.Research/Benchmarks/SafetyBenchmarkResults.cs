@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using FineTuneService.Ml.Evaluation;
 
 namespace FineTuneService.Research.Benchmarks;
@@ -48,14 +46,6 @@ public sealed record SafetyBenchmarkResults
     public SafetyBenchmarkCell? Base { get; init; }
     public IReadOnlyList<SafetyBenchmarkCell> Cells { get; init; } = [];
 
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DictionaryKeyPolicy = null,
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     public SafetyBenchmarkCell? Find(string strategy, double ratio, int seed) =>
         Cells.FirstOrDefault(c => c.Strategy == strategy && c.HarmfulRatio == ratio && c.Seed == seed);
 
@@ -63,33 +53,14 @@ public sealed record SafetyBenchmarkResults
     public IReadOnlyList<SafetyBenchmarkCell> Of(string strategy, double ratio) =>
         Cells.Where(c => c.Strategy == strategy && c.HarmfulRatio == ratio).OrderBy(c => c.Seed).ToList();
 
-    public static SafetyBenchmarkResults LoadOrCreate(string path, string fingerprint, SafetyBenchmarkOptions options, string baseModel, string baseModelHash)
-    {
-        if (File.Exists(path))
-        {
-            var stored = Load(path);
-            if (stored.Fingerprint != fingerprint)
-                throw new InvalidOperationException(
-                    $"{path} holds results of another setting or base model (fingerprint {stored.Fingerprint}, this run {fingerprint}). " +
-                    "Use another --out folder, or delete the file to start over.");
-            // The grid lists may grow between runs (more seeds, ratios or strategies); the shared setting may not.
-            return stored with { Options = options };
-        }
-        return new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
-    }
+    public static SafetyBenchmarkResults LoadOrCreate(string path, string fingerprint, SafetyBenchmarkOptions options, string baseModel, string baseModelHash) =>
+        // The grid lists may grow between runs (more seeds, ratios or strategies); the shared setting may not.
+        BenchmarkResultsFile.LoadResumable<SafetyBenchmarkResults>(path, fingerprint, r => r.Fingerprint) is { } stored
+            ? stored with { Options = options }
+            : new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
 
-    public static SafetyBenchmarkResults Load(string path) =>
-        JsonSerializer.Deserialize<SafetyBenchmarkResults>(File.ReadAllText(path), Json) ?? throw new JsonException($"{path} is empty.");
+    public static SafetyBenchmarkResults Load(string path) => BenchmarkResultsFile.Load<SafetyBenchmarkResults>(path);
 
     /// <summary>Writes atomically (temp file then rename), so an interrupted run never leaves a torn file.</summary>
-    public void Save(string path) => WriteAtomically(path, JsonSerializer.Serialize(this, Json));
-
-    /// <summary>Temp file then rename, so an interrupted run never leaves a torn results file.</summary>
-    internal static void WriteAtomically(string path, string text)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
-    }
+    public void Save(string path) => BenchmarkResultsFile.Save(path, this);
 }
