@@ -30,7 +30,7 @@ public sealed class BootstrapBuildCommand : ICliCommand
         };
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("models", options.Name)));
 
-        using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+        using var logging = BenchCommandSupport.ConsoleLogging();
         var result = new BootstrapModelBuilder(options, logging.CreateLogger("bootstrap")).Build(output, firstPhaseDirectory: arguments.Get("first-phase") is { } cache ? Path.GetFullPath(cache) : null,
             cancellationToken: cancellationToken);
         Console.WriteLine($"{options.Name}: {result.Parameters:N0} parameters, {result.Steps} steps, loss {result.FirstLoss:F3} -> {result.FinalLoss:F3}, " +

@@ -22,7 +22,7 @@ public sealed class BootstrapEvaluateCommand : ICliCommand
             TaskLearningRate = arguments.GetDouble("task-lr", defaults.TaskLearningRate),
         };
 
-        using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+        using var logging = BenchCommandSupport.ConsoleLogging();
         var result = await new BootstrapAcceptance(options, logging.CreateLogger("acceptance")).RunAsync(modelDirectory, cancellationToken: cancellationToken);
 
         Directory.CreateDirectory(output);

@@ -23,11 +23,9 @@ public sealed class DpoBenchCommand : ICliCommand
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "dpo")));
         var pairs = arguments.Get("pairs") ?? (File.Exists(SharedPairsFile) ? SharedPairsFile : "shipped");
         var defaults = new DpoBenchmarkOptions();
-        var evaluation = defaults.Evaluation with
+        var evaluation = BenchCommandSupport.WithPromptCounts(defaults.Evaluation, arguments) with
         {
             HarmfulPrompts = arguments.GetInt("harmful-prompts", defaults.Evaluation.HarmfulPrompts),
-            XsTestPrompts = arguments.GetInt("xstest-prompts", defaults.Evaluation.XsTestPrompts),
-            Sst2DevPrompts = arguments.GetInt("sst2-prompts", defaults.Evaluation.Sst2DevPrompts),
         };
         var options = defaults with
         {
@@ -35,7 +33,7 @@ public sealed class DpoBenchCommand : ICliCommand
             Selection = arguments.Get("selection", defaults.Selection),
             TrainingPairs = arguments.GetInt("train-pairs", defaults.TrainingPairs),
             HeldBackPairs = arguments.GetInt("held-back", defaults.HeldBackPairs),
-            Runs = arguments.Get("runs") is { } runs ? runs.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : defaults.Runs,
+            Runs = arguments.Get("runs") is { } runs ? BenchCommandSupport.List(runs) : defaults.Runs,
             Epochs = arguments.GetInt("epochs", defaults.Epochs),
             BatchSize = arguments.GetInt("batch", defaults.BatchSize),
             LearningRate = arguments.GetDouble("lr", defaults.LearningRate),
@@ -43,27 +41,17 @@ public sealed class DpoBenchCommand : ICliCommand
             Evaluation = evaluation,
             Threads = arguments.GetInt("threads", defaults.Threads),
         };
-        var problems = options.Errors().ToArray();
-        if (problems.Length > 0) throw new CliUsageException(string.Join(" ", problems));
-        if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
+        BenchCommandSupport.RequireValid(options.Errors());
+        BenchCommandSupport.UseThreads(options.Threads);
 
-        using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+        using var logging = BenchCommandSupport.ConsoleLogging();
         using var benchmark = new DpoBenchmark(options, baseFolder, logger: logging.CreateLogger("bench"));
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
-        var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, load average {LoadAverage()} at start, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
+        var environment = BenchCommandSupport.EnvironmentAtStart();
         Console.WriteLine($"fingerprint {benchmark.Fingerprint}; {benchmark.TrainingPairCount} training pairs; results in {resultsPath}");
 
-        DpoBenchmarkResults results;
-        try
-        {
-            results = benchmark.Run(resultsPath, environment, cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            Console.WriteLine("stopped; re-run the same command to continue");
-            results = DpoBenchmarkResults.Load(resultsPath);
-        }
+        var results = BenchCommandSupport.RunOrLoadStored(() => benchmark.Run(resultsPath, environment, cancellationToken), () => DpoBenchmarkResults.Load(resultsPath));
         results = WithGate(results);
         results.Save(resultsPath);
         var markdown = DpoBenchmarkReport.ToMarkdown(results, arguments.Get("label"));
@@ -92,7 +80,4 @@ public sealed class DpoBenchCommand : ICliCommand
     }
 
     private static double? Finite(double value) => double.IsFinite(value) ? value : null;
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 }

@@ -22,11 +22,11 @@ public sealed class SafetyBenchCommand : ICliCommand
         var baseFolder = Path.GetFullPath(arguments.Get("base") ?? throw new CliUsageException("--base is required (a Hugging Face model folder)."));
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "safety")));
         var defaults = new SafetyBenchmarkOptions();
-        var options = defaults with
+        var options = BenchCommandSupport.WithPromptCounts(defaults, arguments) with
         {
             Rows = arguments.GetInt("rows", defaults.Rows),
-            Ratios = arguments.Has("ratios") ? List(arguments.Get("ratios")!).Select(r => Number(r, "ratios")).ToList() : defaults.Ratios,
-            Strategies = arguments.Has("strategies") ? List(arguments.Get("strategies")!) : defaults.Strategies,
+            Ratios = arguments.Has("ratios") ? BenchCommandSupport.List(arguments.Get("ratios")!).Select(r => Number(r, "ratios")).ToList() : defaults.Ratios,
+            Strategies = arguments.Has("strategies") ? BenchCommandSupport.List(arguments.Get("strategies")!) : defaults.Strategies,
             Seeds = arguments.GetInt("seeds", defaults.Seeds),
             LearningRate = arguments.GetDouble("lr", defaults.LearningRate),
             Epochs = arguments.GetInt("epochs", defaults.Epochs),
@@ -35,32 +35,20 @@ public sealed class SafetyBenchCommand : ICliCommand
             HarmfulPrompts = HarmfulPromptsFile(arguments) is null ? arguments.GetInt("harmful-prompts", defaults.HarmfulPrompts) : defaults.HarmfulPrompts,
             HarmfulPromptsFile = HarmfulPromptsFile(arguments),
             SafePromptsFile = arguments.Get("safe-prompts") is { } safe ? Path.GetFullPath(safe) : null,
-            XsTestPrompts = arguments.GetInt("xstest-prompts", defaults.XsTestPrompts),
-            Sst2DevPrompts = arguments.GetInt("sst2-prompts", defaults.Sst2DevPrompts),
             MaxNewTokens = arguments.GetInt("max-new-tokens", defaults.MaxNewTokens),
             Threads = arguments.GetInt("threads", defaults.Threads),
         };
-        var problems = options.Errors().ToArray();
-        if (problems.Length > 0) throw new CliUsageException(string.Join(" ", problems));
-        if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
+        BenchCommandSupport.RequireValid(options.Errors());
+        BenchCommandSupport.UseThreads(options.Threads);
 
-        using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+        using var logging = BenchCommandSupport.ConsoleLogging();
         using var benchmark = new SafetyBenchmark(options, baseFolder, logger: logging.CreateLogger("bench"));
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
-        var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, load average {LoadAverage()} at start, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
+        var environment = BenchCommandSupport.EnvironmentAtStart();
         Console.WriteLine($"fingerprint {benchmark.Fingerprint}; attack pool {benchmark.AttackPoolSize} harmful pairs; results in {resultsPath}");
 
-        SafetyBenchmarkResults results;
-        try
-        {
-            results = benchmark.Run(resultsPath, environment, cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            Console.WriteLine("stopped; re-run the same command to continue");
-            results = SafetyBenchmarkResults.Load(resultsPath);
-        }
+        var results = BenchCommandSupport.RunOrLoadStored(() => benchmark.Run(resultsPath, environment, cancellationToken), () => SafetyBenchmarkResults.Load(resultsPath));
         Write(results, output, arguments.Get("label"));
         return Task.FromResult(0);
     }
@@ -92,11 +80,6 @@ public sealed class SafetyBenchCommand : ICliCommand
             ? Path.GetFullPath(value)
             : null;
 
-    private static List<string> List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-
     private static double Number(string text, string option) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : throw new CliUsageException($"--{option}: '{text}' is not a number.");
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 }

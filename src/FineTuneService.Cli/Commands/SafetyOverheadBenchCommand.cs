@@ -24,16 +24,13 @@ public sealed class SafetyOverheadBenchCommand : ICliCommand
 
         // One intra-op thread: per-step CPU time then measures work, not thread spinning on a shared machine.
         TorchSharp.torch.set_num_threads(1);
-        var loadBefore = LoadAverage();
+        var loadBefore = BenchCommandSupport.LoadAverage();
         var results = SafetyOverheadBenchmark.Run(options, Console.WriteLine);
         var environment = $"{Environment.ProcessorCount} logical CPUs, torch threads {TorchSharp.torch.get_num_threads()}, " +
-                          $"load average {loadBefore} before / {LoadAverage()} after, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
+                          $"load average {loadBefore} before / {BenchCommandSupport.LoadAverage()} after, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         File.WriteAllText(output, SafetyOverheadBenchmark.ToMarkdown(results, options, environment));
         Console.WriteLine($"wrote {output}");
         return Task.FromResult(0);
     }
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 }
