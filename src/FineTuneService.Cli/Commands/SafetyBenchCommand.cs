@@ -1,4 +1,5 @@
 using System.Globalization;
+using FineTuneService.Ml.Training;
 using FineTuneService.Research.Benchmarks;
 using Microsoft.Extensions.Logging;
 
@@ -15,7 +16,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
     public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
                            "[--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
-                           "[--max-new-tokens 32] [--threads 0] [--label text] [--out docs/benchmarks/safety]";
+                           "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
@@ -37,6 +38,12 @@ public sealed class SafetyBenchCommand : ICliCommand
             SafePromptsFile = arguments.Get("safe-prompts") is { } safe ? Path.GetFullPath(safe) : null,
             MaxNewTokens = arguments.GetInt("max-new-tokens", defaults.MaxNewTokens),
             Threads = arguments.GetInt("threads", defaults.Threads),
+            Precision = arguments.Get("precision", "fp32") switch
+            {
+                "fp32" => TrainingPrecision.Float32,
+                "bf16" => TrainingPrecision.BFloat16,
+                var other => throw new CliUsageException($"--precision takes fp32 or bf16, not '{other}'."),
+            },
         };
         BenchCommandSupport.RequireValid(options.Errors());
         BenchCommandSupport.UseThreads(options.Threads);

@@ -166,7 +166,7 @@ public sealed class SafetyBenchmark : IDisposable
                 MaxSequenceLength = _options.MaxSequenceLength,
                 PadTokenId = _tokenizer.PadTokenId,
                 Seed = seed,
-                Precision = TrainingPrecision.Float32,
+                Precision = _options.Precision,
                 ProgressEverySteps = 1000,
             }, hooks, tokenizer: _tokenizer).Train(examples, cancellationToken: cancellationToken);
         }

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using FineTuneService.Contracts.Safety;
+using FineTuneService.Ml.Training;
 
 namespace FineTuneService.Research.Benchmarks;
 
@@ -73,6 +75,10 @@ public sealed record SafetyBenchmarkOptions
     /// <summary>Torch intra-op threads (0 leaves torch's default).</summary>
     public int Threads { get; init; }
 
+    /// <summary>Fine-tuning compute: fp32, or bf16 with fp32 master weights (what <c>Worker:CpuMixedPrecision=Auto</c> picks on a CPU where bf16 pays). Evaluation stays fp32.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<TrainingPrecision>))]
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+
     public IEnumerable<string> Errors()
     {
         if (Rows < 1) yield return "rows must be >= 1.";
@@ -84,6 +90,7 @@ public sealed record SafetyBenchmarkOptions
         if (HarmfulPrompts < 1 || XsTestPrompts < 1 || Sst2DevPrompts < 1) yield return "evaluation sizes must be >= 1.";
         if (HarmfulPromptsFile is { } harmful && !File.Exists(harmful)) yield return $"harmful prompts file {harmful} does not exist.";
         if (SafePromptsFile is { } safe && !File.Exists(safe)) yield return $"safe prompts file {safe} does not exist.";
+        if (Precision is not (TrainingPrecision.Float32 or TrainingPrecision.BFloat16)) yield return "precision must be fp32 or bf16.";
     }
 
     /// <summary>
@@ -99,7 +106,10 @@ public sealed record SafetyBenchmarkOptions
             HarmfulPromptsSha256 = FileHash(HarmfulPromptsFile), SafePromptsSha256 = FileHash(SafePromptsFile),
             Strategies = SafetyBenchmarkStrategies.Plans.ToDictionary(p => p.Key, p => p.Value.ToJsonString()), baseModelHash, judgeHash,
         };
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(shared))))[..16];
+        var json = JsonSerializer.Serialize(shared);
+        // fp32 runs keep the fingerprints they had before the setting existed, so their stored cells stay resumable.
+        if (Precision != TrainingPrecision.Float32) json += $"|precision={Precision}";
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)))[..16];
     }
 
     /// <summary>Prompt files count by content, not by path: another file under the same name is another benchmark.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using FineTuneService.Ml.Training;
 
 namespace FineTuneService.Research.Benchmarks;
 
@@ -101,7 +102,7 @@ public static class SafetyBenchmarkReport
         var cell = results.Cells.FirstOrDefault();
         var layers = results.SafetyLayers is { } l ? $"layers {l.FirstLayer}..{l.LastLayer} of {l.Layers}" : "not located";
         return string.Create(inv, $"""
-            - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`), full fine-tune in fp32.
+            - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`), full fine-tune in {(results.Options.Precision == TrainingPrecision.BFloat16 ? "bf16 compute with fp32 master weights" : "fp32")}.
             - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
             - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
             - Strategies, as the service's safety plans with its default parameters: {string.Join("; ", SafetyBenchmarkStrategies.Plans.Select(p => $"{p.Key} = `{p.Value.ToJsonString()}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
