@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using FineTuneService.Core.Data;
 using FineTuneService.Core.Domain;
 using FineTuneService.Core.Jobs;
@@ -74,41 +75,40 @@ public sealed class StaleJobMonitor(
             handled.Add(job.Id);
         }
 
-        // Stand-alone safety evaluations are held the same way; they have no checkpoints, so a requeued one starts over.
-        var orphanedEvaluations = await db.SafetyEvaluations.AsNoTracking()
-            .Where(e => e.Status == SafetyEvaluationStatus.Running && (e.HeartbeatAt == null || e.HeartbeatAt < staleBefore))
-            .Select(e => new { e.Id, e.WorkerId, e.Attempts, e.HeartbeatAt })
-            .ToListAsync(cancellationToken);
-        foreach (var evaluation in orphanedEvaluations)
-        {
-            var transition = evaluation.Attempts >= options.Value.MaxAttempts
-                ? EvaluationStateMachine.FailOrphan(evaluation.WorkerId, evaluation.HeartbeatAt, JobFailureException.Error("worker_lost",
-                    $"The worker running this evaluation ({evaluation.WorkerId}) stopped responding, and it has been started " +
-                    $"{evaluation.Attempts} times (limit {options.Value.MaxAttempts}); giving up.", null), now)
-                : EvaluationStateMachine.RequeueOrphan(evaluation.WorkerId, evaluation.HeartbeatAt);
-            if (!await states.TryAsync(db, evaluation.Id, transition, cancellationToken)) continue;
-            logger.LogWarning("Safety evaluation {EvaluationId}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
-                evaluation.Id, transition.Name, evaluation.WorkerId, evaluation.Attempts);
-            handled.Add(evaluation.Id);
-        }
-
-        // Hardening runs likewise: a requeued one starts over.
-        var orphanedRuns = await db.HardeningRuns.AsNoTracking()
-            .Where(r => r.Status == HardeningRunStatus.Running && (r.HeartbeatAt == null || r.HeartbeatAt < staleBefore))
-            .Select(r => new { r.Id, r.WorkerId, r.Attempts, r.HeartbeatAt })
-            .ToListAsync(cancellationToken);
-        foreach (var run in orphanedRuns)
-        {
-            var transition = run.Attempts >= options.Value.MaxAttempts
-                ? HardeningStateMachine.FailOrphan(run.WorkerId, run.HeartbeatAt, JobFailureException.Error("worker_lost",
-                    $"The worker running this hardening ({run.WorkerId}) stopped responding, and it has been started " +
-                    $"{run.Attempts} times (limit {options.Value.MaxAttempts}); giving up.", null), now)
-                : HardeningStateMachine.RequeueOrphan(run.WorkerId, run.HeartbeatAt);
-            if (!await states.TryAsync(db, run.Id, transition, cancellationToken)) continue;
-            logger.LogWarning("Hardening run {RunId}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
-                run.Id, transition.Name, run.WorkerId, run.Attempts);
-            handled.Add(run.Id);
-        }
+        // Stand-alone safety evaluations and hardening runs are held the same way; they have no checkpoints, so a
+        // requeued one starts over.
+        await RecoverStartingOverAsync(db, db.SafetyEvaluations.AsNoTracking()
+                .Where(e => e.Status == SafetyEvaluationStatus.Running && (e.HeartbeatAt == null || e.HeartbeatAt < staleBefore))
+                .Select(e => new Orphan(e.Id, e.WorkerId, e.Attempts, e.HeartbeatAt)),
+            "evaluation", "Safety evaluation", EvaluationStateMachine.FailOrphan, EvaluationStateMachine.RequeueOrphan, now, handled, cancellationToken);
+        await RecoverStartingOverAsync(db, db.HardeningRuns.AsNoTracking()
+                .Where(r => r.Status == HardeningRunStatus.Running && (r.HeartbeatAt == null || r.HeartbeatAt < staleBefore))
+                .Select(r => new Orphan(r.Id, r.WorkerId, r.Attempts, r.HeartbeatAt)),
+            "hardening", "Hardening run", HardeningStateMachine.FailOrphan, HardeningStateMachine.RequeueOrphan, now, handled, cancellationToken);
         return handled;
+    }
+
+    /// <summary>A running row whose worker is presumed dead.</summary>
+    private sealed record Orphan(string Id, string? WorkerId, int Attempts, DateTime? HeartbeatAt);
+
+    /// <summary>Fails each orphan past the attempt limit with <c>worker_lost</c> and re-queues the others to start over.</summary>
+    /// <param name="what">The row in the failure message: "The worker running this {what} …".</param>
+    /// <param name="logName">The row in the log line, e.g. "Hardening run".</param>
+    private async Task RecoverStartingOverAsync<T>(FineTuneDbContext db, IQueryable<Orphan> orphans, string what, string logName,
+        Func<string?, DateTime?, JsonObject, DateTime, Transition<T>> failOrphan, Func<string?, DateTime?, Transition<T>> requeueOrphan,
+        DateTime now, List<string> handled, CancellationToken cancellationToken) where T : class, ICreatedRow
+    {
+        foreach (var orphan in await orphans.ToListAsync(cancellationToken))
+        {
+            var transition = orphan.Attempts >= options.Value.MaxAttempts
+                ? failOrphan(orphan.WorkerId, orphan.HeartbeatAt, JobFailureException.Error("worker_lost",
+                    $"The worker running this {what} ({orphan.WorkerId}) stopped responding, and it has been started " +
+                    $"{orphan.Attempts} times (limit {options.Value.MaxAttempts}); giving up.", null), now)
+                : requeueOrphan(orphan.WorkerId, orphan.HeartbeatAt);
+            if (!await states.TryAsync(db, orphan.Id, transition, cancellationToken)) continue;
+            logger.LogWarning("{Row} {Id}: {Transition}, worker {WorkerId} lost after {Attempts} attempts",
+                logName, orphan.Id, transition.Name, orphan.WorkerId, orphan.Attempts);
+            handled.Add(orphan.Id);
+        }
     }
 }
