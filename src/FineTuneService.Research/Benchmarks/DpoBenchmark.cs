@@ -310,17 +310,18 @@ public sealed class DpoBenchmark : IDisposable
         public static PeakMemory Start()
         {
             GC.Collect();
-            var memory = new PeakMemory { Before = CurrentRss() };
+            var reset = false;
             try
             {
                 File.WriteAllText("/proc/self/clear_refs", "5");
-                memory._reset = true;
+                reset = true;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // Not Linux, or not allowed: the observer's per-step samples stand in.
             }
-            return memory;
+            // Read after the reset, so the peak from here on can never be below it.
+            return new PeakMemory { _reset = reset, Before = CurrentRss() };
         }
 
         public (long Bytes, string Source) Peak()
