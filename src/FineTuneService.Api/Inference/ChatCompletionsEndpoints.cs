@@ -1,9 +1,7 @@
 using System.Security.Claims;
 using FineTuneService.Api.Auth;
 using FineTuneService.Api.Errors;
-using FineTuneService.Core.Data;
 using FineTuneService.Core.Inference;
-using FineTuneService.Core.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
