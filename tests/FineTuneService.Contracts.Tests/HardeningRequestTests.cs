@@ -14,6 +14,7 @@ public sealed class HardeningRequestTests
         var request = Parse("booster");
         var booster = Assert.IsType<BoosterParams>(request.Params);
         Assert.Equal((5.0, 0.1), (booster.Lambda, booster.Alpha));
+        Assert.Equal(BoosterParams.BaseAnswers, booster.AlignmentAnswers);
         Assert.Equal("safetune-tiny-booster", request.HardenedModel);
         Assert.Equal(5.0, request.Method.ToJson(booster)["lambda"]!.GetValue<double>());
     }
@@ -32,6 +33,8 @@ public sealed class HardeningRequestTests
     [InlineData("booster", """{"steps": 0}""", null, "params.steps")]
     [InlineData("booster", """{"lambda": "five"}""", null, "params.lambda")]
     [InlineData("booster", """{"rho": 1}""", null, "params.rho")]
+    [InlineData("booster", """{"alignment_answers": "own"}""", null, "params.alignment_answers")]
+    [InlineData("booster", """{"alignment_answers": 1}""", null, "params.alignment_answers")]
     [InlineData("booster", "[1]", null, "params")]
     [InlineData("booster", null, "Has Space", "suffix")]
     [InlineData("booster", null, "", "suffix")]

@@ -117,6 +117,7 @@ public sealed class HardeningApiTests(PostgresServer server, SafetyServiceHost h
     [InlineData("""{"method": "booster", "params": {"lambda": -1}}""", 400, "params.lambda")]
     [InlineData("""{"method": "booster", "params": {"steps": "many"}}""", 400, "params.steps")]
     [InlineData("""{"method": "booster", "params": {"rho": 1}}""", 400, "params.rho")]
+    [InlineData("""{"method": "booster", "params": {"alignment_answers": "mine"}}""", 400, "params.alignment_answers")]
     [InlineData("""{"method": "booster", "params": [1]}""", 400, "params")]
     [InlineData("""{"method": "booster", "suffix": "Not Valid"}""", 400, "suffix")]
     [InlineData("""{"method": "booster", "suffix": "booster-with-a-suffix-far-too-long-for-a-model-id"}""", 400, "suffix")]

@@ -14,8 +14,19 @@ public sealed record BoosterParams(
     [property: Description("Size α of the simulated normalised harmful-gradient step (the paper's default 0.1).")] double Alpha = 0.1,
     [property: Description("Optimizer steps of the hardening.")] int Steps = 100,
     [property: Description("Learning rate (AdamW, constant, as the paper's alignment script).")] double LearningRate = 1e-4,
-    [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8) : IHardeningParams
+    [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8,
+    [property: Description("Alignment targets: \"base\" (default) aligns on the base model's own greedy answers to the shipped refusal prompts, "
+                           + "keeping the prompts it refuses by the keyword refusal rule; \"shipped\" on the shipped Safety-Tuned LLaMAs refusals.")]
+    string AlignmentAnswers = BoosterParams.BaseAnswers) : IHardeningParams
 {
+    /// <summary>Align on the base model's own refusals, in the form it already produces.</summary>
+    public const string BaseAnswers = "base";
+
+    /// <summary>Align on the shipped Safety-Tuned LLaMAs refusals (long explanations).</summary>
+    public const string ShippedAnswers = "shipped";
+
+    public static IReadOnlyList<string> AlignmentAnswerSources { get; } = [BaseAnswers, ShippedAnswers];
+
     public IEnumerable<ParamError> Errors()
     {
         if (!(Lambda is >= 0 and <= 100)) yield return new("lambda", $"lambda must be in [0, 100], got {Lambda}.");
@@ -23,5 +34,7 @@ public sealed record BoosterParams(
         if (Steps is < 1 or > 100_000) yield return new("steps", $"steps must be in [1, 100000], got {Steps}.");
         if (!(LearningRate is > 0 and <= 1)) yield return new("learning_rate", $"learning_rate must be in (0, 1], got {LearningRate}.");
         if (BatchSize is < 1 or > 256) yield return new("batch_size", $"batch_size must be in [1, 256], got {BatchSize}.");
+        if (!AlignmentAnswerSources.Contains(AlignmentAnswers))
+            yield return new("alignment_answers", $"alignment_answers must be one of {string.Join(", ", AlignmentAnswerSources)}, got '{AlignmentAnswers}'.");
     }
 }

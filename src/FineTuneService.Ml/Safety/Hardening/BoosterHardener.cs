@@ -25,6 +25,11 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
 
     public string Method => Name;
 
+    public SafetyData TrainingSets(SafetyData shipped, BaseModelRefusals baseAnswers, CancellationToken cancellationToken = default) =>
+        _options.AlignmentAnswers == BoosterParams.BaseAnswers
+            ? shipped with { Refusals = baseAnswers.Answer(shipped.Refusals, cancellationToken) }
+            : shipped;
+
     public HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default,
         Action<HardeningStep>? onStep = null)
     {

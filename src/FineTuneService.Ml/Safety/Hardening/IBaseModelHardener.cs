@@ -1,5 +1,6 @@
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Strategies;
 
 namespace FineTuneService.Ml.Safety.Hardening;
 
@@ -11,6 +12,10 @@ public interface IBaseModelHardener
 {
     /// <summary>Wire name of the method, e.g. "booster".</summary>
     string Method { get; }
+
+    /// <summary>The pairs this method trains on, from the shipped sets: as shipped unless the method says otherwise.</summary>
+    /// <param name="baseAnswers">The base model's own answers, for a method that aligns on them.</param>
+    SafetyData TrainingSets(SafetyData shipped, BaseModelRefusals baseAnswers, CancellationToken cancellationToken = default) => shipped;
 
     /// <summary>Hardens <paramref name="model"/>: its weights change in place.</summary>
     /// <param name="onStep">Called after each optimizer step with its losses (the service posts them as progress events).</param>

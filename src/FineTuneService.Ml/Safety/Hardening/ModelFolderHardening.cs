@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Tokenization;
+using FineTuneService.Ml.Evaluation.Judges;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 using static TorchSharp.torch;
@@ -32,12 +33,14 @@ public static class ModelFolderHardening
         var loaded = HuggingFaceCheckpoint.Load(sourceFolder, ScalarType.Float32, device);
         using var model = loaded.Model;
         var tokenizer = TokenizerFolder.Load(sourceFolder);
-        var sets = ShippedHardeningData.Load(data);
+        var hardener = BaseModelHardeners.Create(parameters, seed);
+        var sets = hardener.TrainingSets(ShippedHardeningData.Load(data),
+            new BaseModelRefusals(model, tokenizer, RefusalKeywords.FromShippedData(data)), cancellationToken);
         var encoded = ShippedHardeningData.Encode(sets, tokenizer, Math.Min(DefaultMaxSequenceLength, model.Config.MaxPositionEmbeddings));
         progress?.Invoke($"Hardening {sourceModelId} with {method.Name} on {encoded.Alignment.Count} refusal pairs and {encoded.Harmful.Count} harmful pairs "
                          + "(prompts of the held-out evaluation share excluded)");
 
-        var report = BaseModelHardeners.Create(parameters, seed).Harden(model, encoded, cancellationToken, onStep);
+        var report = hardener.Harden(model, encoded, cancellationToken, onStep);
         progress?.Invoke($"{method.Name}: {report.Steps} steps, alignment loss {report.FirstAlignmentLoss:F4} -> {report.LastAlignmentLoss:F4}, "
                          + $"harmful-loss drop after one step {report.FirstHarmfulLossDrop:F4} -> {report.LastHarmfulLossDrop:F4}");
 
