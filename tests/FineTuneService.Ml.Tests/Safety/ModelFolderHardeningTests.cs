@@ -34,7 +34,7 @@ public sealed class ModelFolderHardeningTests : IDisposable
         var source = TinyFolder();
         File.WriteAllText(Path.Combine(source, DecoderSafetyLayers.FileName), """{"first_layer": 0, "last_layer": 1}""");
         var target = Path.Combine(_scratch.Path, "hardened");
-        var request = HardeningRequest.Parse("tiny", "booster", System.Text.Json.JsonDocument.Parse("""{"steps": 3, "batch_size": 2, "learning_rate": 0.01}""").RootElement, null);
+        var request = HardeningRequest.Parse("tiny", "booster", System.Text.Json.JsonDocument.Parse("""{"steps": 3, "batch_size": 2, "learning_rate": 0.01, "alignment_answers": "shipped"}""").RootElement, null);
         var events = new List<string>();
 
         var report = ModelFolderHardening.Harden(source, target, "tiny", request.Method, request.Params, new ShippedData(), progress: events.Add);

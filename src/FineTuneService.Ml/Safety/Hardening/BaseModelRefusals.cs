@@ -23,7 +23,7 @@ public sealed class BaseModelRefusals(DecoderLM model, ITextTokenizer tokenizer,
     {
         var prompts = pairs.Select(p => p.Messages.Last(m => m.Role == ChatMessage.User).Content).ToArray();
         var answers = new ModelResponseGenerator(model, tokenizer)
-            .GenerateAsync(prompts, new GenerationSettings(maxNewTokens), cancellationToken).GetAwaiter().GetResult();
+            .GenerateAsync(prompts, new GenerationSettings(Math.Min(maxNewTokens, model.Config.MaxPositionEmbeddings / 2)), cancellationToken).GetAwaiter().GetResult();
         return pairs.Select((pair, i) => (pair, answer: answers[i]))
             .Where(p => keywords.IsRefusal(p.answer))
             .Select(p => p.pair with { Messages = [.. p.pair.Messages.TakeWhile(m => m.Role != ChatMessage.Assistant), new ChatMessage(ChatMessage.Assistant, p.answer)] })
