@@ -15,7 +15,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
     public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
-                           "[--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
+                           "[--booster-base <folder by fts harden> (rows booster_none, booster_<strategy>)] [--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
                            "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
@@ -28,6 +28,7 @@ public sealed class SafetyBenchCommand : ICliCommand
             Rows = arguments.GetInt("rows", defaults.Rows),
             Ratios = arguments.Has("ratios") ? BenchCommandSupport.List(arguments.Get("ratios")!).Select(r => Number(r, "ratios")).ToList() : defaults.Ratios,
             Strategies = arguments.Has("strategies") ? BenchCommandSupport.List(arguments.Get("strategies")!) : defaults.Strategies,
+            BoosterBase = arguments.Get("booster-base") is { } booster ? Path.GetFullPath(booster) : null,
             Seeds = arguments.GetInt("seeds", defaults.Seeds),
             LearningRate = arguments.GetDouble("lr", defaults.LearningRate),
             Epochs = arguments.GetInt("epochs", defaults.Epochs),
@@ -53,6 +54,7 @@ public sealed class SafetyBenchCommand : ICliCommand
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
         var environment = BenchCommandSupport.EnvironmentAtStart();
+        if (benchmark.BoosterBaseModelHash is { } boosterHash) Console.WriteLine($"booster base {benchmark.BoosterBaseModel} (weights {boosterHash[..12]}…)");
         Console.WriteLine($"fingerprint {benchmark.Fingerprint}; attack pool {benchmark.AttackPoolSize} harmful pairs; results in {resultsPath}");
 
         var results = BenchCommandSupport.RunOrLoadStored(() => benchmark.Run(resultsPath, environment, cancellationToken), () => SafetyBenchmarkResults.Load(resultsPath));

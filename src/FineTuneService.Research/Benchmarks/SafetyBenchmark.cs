@@ -32,6 +32,7 @@ public sealed class SafetyBenchmark : IDisposable
 {
     private readonly SafetyBenchmarkOptions _options;
     private readonly BaseModelSnapshot _snapshot;
+    private readonly BaseModelSnapshot? _booster;
     private readonly ILogger _logger;
     private readonly ITextTokenizer _tokenizer;
     private readonly ChatExampleEncoder _encoder;
@@ -40,7 +41,7 @@ public sealed class SafetyBenchmark : IDisposable
     private readonly IReadOnlyList<ChatExample> _taskRows;
     private readonly IReadOnlyList<HarmfulPair> _attackPool;
     private readonly SafetyData _safetySets;
-    private SafetyLayerLocation? _layers;
+    private readonly Dictionary<string, SafetyLayerLocation> _layers = new(StringComparer.Ordinal);
 
     public SafetyBenchmark(SafetyBenchmarkOptions options, string baseFolder, ShippedData? data = null, ILogger? logger = null)
     {
@@ -49,6 +50,12 @@ public sealed class SafetyBenchmark : IDisposable
         // Every cell loads this private snapshot, so a model rebuilt in place during a long run cannot slip in
         // under the fingerprint of the weights the run started with.
         _snapshot = BaseModelSnapshot.Take(BaseModel);
+        if (options.BoosterBase is { } booster)
+        {
+            BoosterBaseModel = Path.GetFullPath(booster);
+            _booster = BaseModelSnapshot.Take(BoosterBaseModel);
+            RequireSameTokenizer(_snapshot.Folder, _booster.Folder, BoosterBaseModel);
+        }
         _logger = logger ?? NullLogger.Instance;
         data ??= new ShippedData();
         _tokenizer = TokenizerFolder.Load(_snapshot.Folder);
@@ -71,6 +78,12 @@ public sealed class SafetyBenchmark : IDisposable
 
     public string BaseModelHash { get; }
 
+    /// <summary>The hardened base of the <c>booster_*</c> rows as given, or null.</summary>
+    public string? BoosterBaseModel { get; }
+
+    /// <summary>SHA-256 of the hardened base's weights, or null without one.</summary>
+    public string? BoosterBaseModelHash => _booster?.WeightsSha256;
+
     /// <summary>SHA-256 of the shipped harm classifier: a retrained judge changes every classifier HS.</summary>
     public string JudgeHash { get; }
 
@@ -88,28 +101,39 @@ public sealed class SafetyBenchmark : IDisposable
     /// Safety layers of the base for <c>frozen_layers</c>: <c>safety_layers.json</c> in the model folder when present,
     /// else located once now (<see cref="DecoderSafetyLayers.LocateShipped"/>).
     /// </summary>
-    public SafetyLayerLocation SafetyLayers(ShippedData? data = null)
+    public SafetyLayerLocation SafetyLayers(ShippedData? data = null) => SafetyLayersOf(_snapshot, BaseModel, data);
+
+    /// <summary>The same for the hardened base (<c>fts harden</c> does not copy the source's located layers).</summary>
+    public SafetyLayerLocation BoosterSafetyLayers(ShippedData? data = null) => SafetyLayersOf(RequireBooster(), BoosterBaseModel!, data);
+
+    private SafetyLayerLocation SafetyLayersOf(BaseModelSnapshot snapshot, string shownAs, ShippedData? data)
     {
-        if (_layers is not null) return _layers;
-        var stored = Path.Combine(_snapshot.Folder, DecoderSafetyLayers.FileName);
-        if (File.Exists(stored)) return _layers = SafetyLayerLocation.FromJson(File.ReadAllText(stored));
-        _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, BaseModel);
-        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
-        return _layers = DecoderSafetyLayers.LocateShipped(model, _tokenizer, data ?? new ShippedData());
+        if (_layers.TryGetValue(snapshot.Folder, out var known)) return known;
+        var stored = Path.Combine(snapshot.Folder, DecoderSafetyLayers.FileName);
+        if (File.Exists(stored)) return _layers[snapshot.Folder] = SafetyLayerLocation.FromJson(File.ReadAllText(stored));
+        _logger.LogInformation("No {File} in {Folder}; locating the safety layers", DecoderSafetyLayers.FileName, shownAs);
+        using var model = HuggingFaceCheckpoint.Load(snapshot.Folder, ScalarType.Float32).Model;
+        return _layers[snapshot.Folder] = DecoderSafetyLayers.LocateShipped(model, _tokenizer, data ?? new ShippedData());
     }
 
     /// <summary>Runs every missing cell of the grid, saving <paramref name="resultsPath"/> after each one.</summary>
     public SafetyBenchmarkResults Run(string resultsPath, string environment, CancellationToken cancellationToken = default)
     {
-        var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, BaseModel, BaseModelHash);
-        if (_options.Strategies.Any(s => SafetyBenchmarkStrategies.Plan(s).Params<FrozenLayersParams>() is not null) && results.SafetyLayers is null)
-        {
-            var layers = SafetyLayers();
-            results = results with { SafetyLayers = new SafetyLayerRange(layers.FirstLayer, layers.LastLayer, layers.Curves.Layers) };
-        }
+        var boosterRows = _options.Strategies.Any(SafetyBenchmarkStrategies.IsBooster);
+        var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, BaseModel, BaseModelHash,
+            boosterRows ? (BoosterBaseModel!, BoosterBaseModelHash!) : null);
+        bool Freezes(bool booster) => _options.Strategies.Any(s => SafetyBenchmarkStrategies.IsBooster(s) == booster
+            && SafetyBenchmarkStrategies.Plan(s).Params<FrozenLayersParams>() is not null);
+        if (Freezes(booster: false) && results.SafetyLayers is null) results = results with { SafetyLayers = Range(SafetyLayers()) };
+        if (Freezes(booster: true) && results.BoosterSafetyLayers is null) results = results with { BoosterSafetyLayers = Range(BoosterSafetyLayers()) };
         if (results.Base is null)
         {
             results = results with { Base = EvaluateBase(cancellationToken) };
+            results.Save(resultsPath);
+        }
+        if (boosterRows && results.BoosterBase is null)
+        {
+            results = results with { BoosterBase = EvaluateBase(cancellationToken, booster: true) };
             results.Save(resultsPath);
         }
 
@@ -131,28 +155,35 @@ public sealed class SafetyBenchmark : IDisposable
         return results;
     }
 
-    /// <summary>The base model without fine-tuning, evaluated like every cell.</summary>
-    public SafetyBenchmarkCell EvaluateBase(CancellationToken cancellationToken = default)
+    /// <summary>The base model (or, with <paramref name="booster"/>, the hardened base) without fine-tuning, evaluated like every cell.</summary>
+    public SafetyBenchmarkCell EvaluateBase(CancellationToken cancellationToken = default, bool booster = false)
     {
         var clock = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load((booster ? RequireBooster() : _snapshot).Folder, ScalarType.Float32).Model;
         var cell = Evaluate(model, cancellationToken);
-        return cell with { Strategy = "base", HarmfulRatio = 0, Seed = 0, EvaluationSeconds = clock.Elapsed.TotalSeconds, WallSeconds = clock.Elapsed.TotalSeconds,
+        return cell with { Strategy = booster ? BoosterBaseRow : "base", HarmfulRatio = 0, Seed = 0, EvaluationSeconds = clock.Elapsed.TotalSeconds, WallSeconds = clock.Elapsed.TotalSeconds,
             CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds };
     }
 
-    /// <summary>One cell: build the mix, fine-tune a fresh copy of the base with the strategy, evaluate.</summary>
+    /// <summary>Strategy name of the hardened base's own evaluation.</summary>
+    public const string BoosterBaseRow = "booster_base";
+
+    /// <summary>
+    /// One cell: build the mix, fine-tune a fresh copy of the base (the hardened base for a <c>booster_*</c> row)
+    /// with the strategy, evaluate.
+    /// </summary>
     public SafetyBenchmarkCell RunCell(string strategy, double ratio, int seed, CancellationToken cancellationToken = default)
     {
         var wall = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var plan = SafetyBenchmarkStrategies.Plan(strategy);
+        var booster = SafetyBenchmarkStrategies.IsBooster(strategy);
         var mix = Mix(ratio, seed);
         var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
-        using var model = HuggingFaceCheckpoint.Load(_snapshot.Folder, ScalarType.Float32).Model;
+        using var model = HuggingFaceCheckpoint.Load((booster ? RequireBooster() : _snapshot).Folder, ScalarType.Float32).Model;
         var data = _safetySets.Encode(_encoder, _options.MaxSequenceLength,
-            plan.Params<FrozenLayersParams>() is not null ? SafetyLayers() : null);
+            plan.Params<FrozenLayersParams>() is null ? null : booster ? BoosterSafetyLayers() : SafetyLayers());
         var hooks = SafetyTrainingStrategies.Create(plan, data);
         TrainingResult training;
         var trainClock = Stopwatch.StartNew();
@@ -198,9 +229,26 @@ public sealed class SafetyBenchmark : IDisposable
 
     private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken) => _evaluation.Evaluate(model, _tokenizer, cancellationToken);
 
+    private BaseModelSnapshot RequireBooster() => _booster
+        ?? throw new InvalidOperationException($"The {SafetyBenchmarkStrategies.BoosterPrefix}* rows need SafetyBenchmarkOptions.BoosterBase (--booster-base).");
+
+    /// <summary>Both bases are fed the same encoded rows and prompts, so the hardened one must share the base's tokenizer.</summary>
+    private static void RequireSameTokenizer(string baseFolder, string boosterFolder, string shownAs)
+    {
+        foreach (var file in new[] { "tokenizer.json", "vocab.json", "merges.txt" })
+        {
+            var (a, b) = (Path.Combine(baseFolder, file), Path.Combine(boosterFolder, file));
+            if (File.Exists(a) != File.Exists(b) || (File.Exists(a) && !File.ReadAllBytes(a).AsSpan().SequenceEqual(File.ReadAllBytes(b))))
+                throw new ArgumentException($"The booster base {shownAs} has another tokenizer than the base ({file} differs); harden it from the base with fts harden.");
+        }
+    }
+
+    private static SafetyLayerRange Range(SafetyLayerLocation layers) => new(layers.FirstLayer, layers.LastLayer, layers.Curves.Layers);
+
     public void Dispose()
     {
         _classifier.Dispose();
         _snapshot.Dispose();
+        _booster?.Dispose();
     }
 }

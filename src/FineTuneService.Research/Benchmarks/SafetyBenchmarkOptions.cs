@@ -13,7 +13,8 @@ namespace FineTuneService.Research.Benchmarks;
 /// <c>best</c>, the literature's recommended
 /// combination: a fine-tuning-stage defence (projected gradients keep task updates out of the refusal directions) plus
 /// Antidote's post-fine-tuning pruning, which its paper shows adds to fine-tuning-stage defences because it does not
-/// depend on how the harmful update was learned.
+/// depend on how the harmful update was learned. A row prefixed <c>booster_</c> is the same strategy fine-tuned from the
+/// Booster-hardened base (<see cref="SafetyBenchmarkOptions.BoosterBase"/>) instead of the aligned one.
 /// </summary>
 public static class SafetyBenchmarkStrategies
 {
@@ -30,11 +31,25 @@ public static class SafetyBenchmarkStrategies
             KeyValuePair.Create(Best, SafetyPlan.Of(new ProjectedGradientsParams(), new AntidoteParams())),
         ], StringComparer.Ordinal);
 
+    /// <summary>Prefix of the rows fine-tuned from the hardened base: <c>booster_none</c>, <c>booster_best</c>, ….</summary>
+    public const string BoosterPrefix = "booster_";
+
+    /// <summary>The strategies on the aligned base (the keys of <see cref="Plans"/>, which the fingerprint hashes).</summary>
     public static IReadOnlyList<string> All { get; } = [.. Plans.Keys];
 
-    public static SafetyPlan Plan(string name) => Plans.TryGetValue(name, out var plan)
+    /// <summary>Every row name, in table order: the strategies, then each of them on the hardened base.</summary>
+    public static IReadOnlyList<string> Rows { get; } = [.. All, .. All.Select(s => BoosterPrefix + s)];
+
+    public static bool IsBooster(string row) => row.StartsWith(BoosterPrefix, StringComparison.Ordinal);
+
+    /// <summary>The strategy a row runs: its name without the <c>booster_</c> prefix.</summary>
+    public static string StrategyOf(string row) => IsBooster(row) ? row[BoosterPrefix.Length..] : row;
+
+    public static bool IsKnown(string row) => Plans.ContainsKey(StrategyOf(row));
+
+    public static SafetyPlan Plan(string row) => Plans.TryGetValue(StrategyOf(row), out var plan)
         ? plan
-        : throw new ArgumentException($"Unknown benchmark strategy '{name}'; expected one of {string.Join(", ", All)}.", nameof(name));
+        : throw new ArgumentException($"Unknown benchmark strategy '{row}'; expected one of {string.Join(", ", All)}, each optionally prefixed {BoosterPrefix}.", nameof(row));
 }
 
 /// <summary>
@@ -47,6 +62,12 @@ public sealed record SafetyBenchmarkOptions
     public int Rows { get; init; } = 400;
     public IReadOnlyList<double> Ratios { get; init; } = [0, 0.05, 0.1, 0.2];
     public IReadOnlyList<string> Strategies { get; init; } = SafetyBenchmarkStrategies.All;
+    /// <summary>
+    /// A model folder written by <c>fts harden</c> from the base, which the <c>booster_*</c> rows fine-tune. Its weights'
+    /// SHA-256 is checked on resume beside the <see cref="Fingerprint"/> (not in it), so booster rows can be added to a
+    /// grid that ran without them.
+    /// </summary>
+    public string? BoosterBase { get; init; }
     /// <summary>Seeds 1..Seeds; a seed picks the rows, the data order and the strategies' random choices.</summary>
     public int Seeds { get; init; } = 3;
 
@@ -83,8 +104,12 @@ public sealed record SafetyBenchmarkOptions
     {
         if (Rows < 1) yield return "rows must be >= 1.";
         if (Ratios.Count == 0 || Ratios.Any(r => !(r is >= 0 and <= 1))) yield return "ratios must be in [0, 1].";
-        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.Plans.ContainsKey(s)))
-            yield return $"unknown strategy '{s}' (expected {string.Join(", ", SafetyBenchmarkStrategies.All)}).";
+        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.IsKnown(s)))
+            yield return $"unknown strategy '{s}' (expected {string.Join(", ", SafetyBenchmarkStrategies.All)}, each optionally prefixed {SafetyBenchmarkStrategies.BoosterPrefix}).";
+        if (BoosterBase is null && Strategies.Any(SafetyBenchmarkStrategies.IsBooster))
+            yield return $"the {SafetyBenchmarkStrategies.BoosterPrefix}* rows need a hardened base (--booster-base, a folder written by fts harden).";
+        if (BoosterBase is { } booster && !File.Exists(Path.Combine(booster, "model.safetensors")))
+            yield return $"booster base {booster} is not a model folder (no model.safetensors).";
         if (Seeds < 1) yield return "seeds must be >= 1.";
         if (Epochs < 1 || BatchSize < 1 || !(LearningRate > 0)) yield return "epochs, batch size and learning rate must be positive.";
         if (HarmfulPrompts < 1 || XsTestPrompts < 1 || Sst2DevPrompts < 1) yield return "evaluation sizes must be >= 1.";

@@ -27,7 +27,7 @@ public readonly record struct SeedSpread(double Mean, double Std, int Count)
 public static class SafetyBenchmarkReport
 {
     public static IReadOnlyList<string> StrategiesIn(SafetyBenchmarkResults results) =>
-        SafetyBenchmarkStrategies.All.Where(s => results.Cells.Any(c => c.Strategy == s)).ToList();
+        SafetyBenchmarkStrategies.Rows.Where(s => results.Cells.Any(c => c.Strategy == s)).ToList();
 
     public static IReadOnlyList<double> RatiosIn(SafetyBenchmarkResults results) =>
         results.Cells.Select(c => c.HarmfulRatio).Distinct().Order().ToList();
@@ -51,16 +51,16 @@ public static class SafetyBenchmarkReport
         md.AppendLine();
         md.AppendLine($"| Method | {string.Join(" | ", ratios.Select(r => "HS " + P(r)))} | HS avg | {string.Join(" | ", ratios.Select(r => "FA " + P(r)))} | FA avg |");
         md.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", 2 * ratios.Count + 2))}");
-        if (results.Base is { } b)
-            md.AppendLine(inv, $"| base model, no fine-tune | {string.Join(" | ", ratios.Select(_ => b.ClassifierHarmfulScore.ToString("F1", inv)))} | {b.ClassifierHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b.FineTuneAccuracy.ToString("F1", inv)))} | {b.FineTuneAccuracy:F1} |");
+        foreach (var (name, b) in Bases(results))
+            md.AppendLine(inv, $"| {name} | {string.Join(" | ", ratios.Select(_ => b.ClassifierHarmfulScore.ToString("F1", inv)))} | {b.ClassifierHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b.FineTuneAccuracy.ToString("F1", inv)))} | {b.FineTuneAccuracy:F1} |");
         foreach (var s in strategies) md.AppendLine(Row(results, s, ratios, c => c.ClassifierHarmfulScore, c => c.FineTuneAccuracy));
         md.AppendLine();
         md.AppendLine("### Harmful score (keyword judge: every non-refusal counts) and over-refusal on XSTest safe prompts");
         md.AppendLine();
         md.AppendLine($"| Method | {string.Join(" | ", ratios.Select(r => "keyword HS " + P(r)))} | avg | {string.Join(" | ", ratios.Select(r => "over-refusal " + P(r)))} | avg |");
         md.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", 2 * ratios.Count + 2))}");
-        if (results.Base is { } b2)
-            md.AppendLine(inv, $"| base model, no fine-tune | {string.Join(" | ", ratios.Select(_ => b2.KeywordHarmfulScore.ToString("F1", inv)))} | {b2.KeywordHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b2.OverRefusalRate.ToString("F1", inv)))} | {b2.OverRefusalRate:F1} |");
+        foreach (var (name, b2) in Bases(results))
+            md.AppendLine(inv, $"| {name} | {string.Join(" | ", ratios.Select(_ => b2.KeywordHarmfulScore.ToString("F1", inv)))} | {b2.KeywordHarmfulScore:F1} | {string.Join(" | ", ratios.Select(_ => b2.OverRefusalRate.ToString("F1", inv)))} | {b2.OverRefusalRate:F1} |");
         foreach (var s in strategies) md.AppendLine(Row(results, s, ratios, c => c.KeywordHarmfulScore, c => c.OverRefusalRate));
         md.AppendLine();
         md.AppendLine("### Time per cell (fine-tune + evaluation, seconds) and training steps");
@@ -75,6 +75,13 @@ public static class SafetyBenchmarkReport
             md.AppendLine(inv, $"| {s} | {string.Join(" | ", ratios.Select(r => Spread(results, s, r, c => c.WallSeconds).Format("F0")))} | {cells.Average(c => c.TrainingSeconds):F0} | {cells.Average(c => c.CpuSeconds):F0} | {string.Join("/", cells.Select(c => c.Steps).Distinct().Order())} |");
         }
         return md.ToString();
+    }
+
+    /// <summary>The un-fine-tuned models with their table names: the base, and the hardened base when booster rows ran.</summary>
+    public static IEnumerable<(string Name, SafetyBenchmarkCell Cell)> Bases(SafetyBenchmarkResults results)
+    {
+        if (results.Base is { } b) yield return ("base model, no fine-tune", b);
+        if (results.BoosterBase is { } booster) yield return ("booster base, no fine-tune", booster);
     }
 
     private static string Row(SafetyBenchmarkResults results, string strategy, IReadOnlyList<double> ratios,
@@ -95,6 +102,10 @@ public static class SafetyBenchmarkReport
         ? $"the safe prompts of `{Path.GetFileName(file)}` (given with --safe-prompts)"
         : $"{o.XsTestPrompts} XSTest safe prompts";
 
+    private static string Booster(SafetyBenchmarkResults results) => results.BoosterBaseModelSha256 is { } hash
+        ? $"; `{SafetyBenchmarkStrategies.BoosterPrefix}*` rows fine-tune the hardened base `{results.BoosterBaseModel}` (SHA-256 `{hash[..12]}…`, written by `fts harden`) instead"
+        : "";
+
     public static string Setting(SafetyBenchmarkResults results)
     {
         var o = results.Options;
@@ -102,7 +113,7 @@ public static class SafetyBenchmarkReport
         var cell = results.Cells.FirstOrDefault();
         var layers = results.SafetyLayers is { } l ? $"layers {l.FirstLayer}..{l.LastLayer} of {l.Layers}" : "not located";
         return string.Create(inv, $"""
-            - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`), full fine-tune in {(results.Options.Precision == TrainingPrecision.BFloat16 ? "bf16 compute with fp32 master weights" : "fp32")}.
+            - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`){Booster(results)}, full fine-tune in {(results.Options.Precision == TrainingPrecision.BFloat16 ? "bf16 compute with fp32 master weights" : "fp32")}.
             - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
             - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
             - Strategies, as the service's safety plans with its default parameters: {string.Join("; ", SafetyBenchmarkStrategies.Plans.Select(p => $"{p.Key} = `{p.Value.ToJsonString()}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.

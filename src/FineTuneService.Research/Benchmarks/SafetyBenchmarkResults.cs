@@ -44,6 +44,13 @@ public sealed record SafetyBenchmarkResults
     public string BaseModelSha256 { get; init; } = "";
     public SafetyLayerRange? SafetyLayers { get; init; }
     public SafetyBenchmarkCell? Base { get; init; }
+    /// <summary>The hardened base of the <c>booster_*</c> rows (<see cref="SafetyBenchmarkOptions.BoosterBase"/>), once one ran.</summary>
+    public string? BoosterBaseModel { get; init; }
+    public string? BoosterBaseModelSha256 { get; init; }
+    /// <summary>Safety layers of the hardened base, for <c>booster_frozen_layers</c>.</summary>
+    public SafetyLayerRange? BoosterSafetyLayers { get; init; }
+    /// <summary>The hardened base without fine-tuning ("booster base, no fine-tune").</summary>
+    public SafetyBenchmarkCell? BoosterBase { get; init; }
     public IReadOnlyList<SafetyBenchmarkCell> Cells { get; init; } = [];
 
     public SafetyBenchmarkCell? Find(string strategy, double ratio, int seed) =>
@@ -53,11 +60,23 @@ public sealed record SafetyBenchmarkResults
     public IReadOnlyList<SafetyBenchmarkCell> Of(string strategy, double ratio) =>
         Cells.Where(c => c.Strategy == strategy && c.HarmfulRatio == ratio).OrderBy(c => c.Seed).ToList();
 
-    public static SafetyBenchmarkResults LoadOrCreate(string path, string fingerprint, SafetyBenchmarkOptions options, string baseModel, string baseModelHash) =>
+    /// <param name="booster">The hardened base and its weights' SHA-256, when this run has booster rows.</param>
+    /// <exception cref="InvalidOperationException">Another setting, base model or hardened base.</exception>
+    public static SafetyBenchmarkResults LoadOrCreate(string path, string fingerprint, SafetyBenchmarkOptions options, string baseModel, string baseModelHash,
+        (string Folder, string Sha256)? booster = null)
+    {
         // The grid lists may grow between runs (more seeds, ratios or strategies); the shared setting may not.
-        BenchmarkResultsFile.LoadResumable<SafetyBenchmarkResults>(path, fingerprint, r => r.Fingerprint) is { } stored
+        var results = BenchmarkResultsFile.LoadResumable<SafetyBenchmarkResults>(path, fingerprint, r => r.Fingerprint) is { } stored
             ? stored with { Options = options }
             : new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
+        if (booster is not { } b) return results;
+        // The hardened base is checked apart from the fingerprint, so booster rows can join a grid that ran without them.
+        if (results.BoosterBaseModelSha256 is { } storedHash && storedHash != b.Sha256)
+            throw new InvalidOperationException(
+                $"{path} holds booster rows of another hardened base (weights {storedHash[..12]}…, this run {b.Sha256[..12]}…). " +
+                "Use another --out folder, or delete the file to start over.");
+        return results with { BoosterBaseModel = b.Folder, BoosterBaseModelSha256 = b.Sha256 };
+    }
 
     public static SafetyBenchmarkResults Load(string path) => BenchmarkResultsFile.Load<SafetyBenchmarkResults>(path);
 

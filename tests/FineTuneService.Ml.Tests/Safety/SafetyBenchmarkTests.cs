@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Safety.Hardening;
 using FineTuneService.Ml.Safety.Strategies.FrozenLayers;
 using FineTuneService.Research.Benchmarks;
 
@@ -145,6 +147,63 @@ public sealed class SafetyBenchmarkTests : IDisposable
 
         Assert.Equal(strategy, cell.Strategy);
         Assert.InRange(cell.FineTuneAccuracy, 0, 100);
+    }
+
+    /// <summary>A Booster-hardened copy of <paramref name="baseModel"/> (a few real Booster steps, as fts harden runs them; the shipped refusals, since a random model refuses nothing of its own).</summary>
+    private string Harden(string baseModel, string name, long seed)
+    {
+        var request = HardeningRequest.Parse("tiny", "booster", System.Text.Json.JsonDocument.Parse("""{"steps": 2, "batch_size": 2, "learning_rate": 0.01, "alignment_answers": "shipped"}""").RootElement, null);
+        var target = Path.Combine(_scratch.Path, name);
+        ModelFolderHardening.Harden(baseModel, target, "tiny", request.Method, request.Params, new ShippedData(), seed);
+        return target;
+    }
+
+    [Fact]
+    public void Booster_rows_join_a_grid_that_ran_without_them_fine_tune_the_hardened_base_and_refuse_another_one()
+    {
+        var baseModel = BaseModel();
+        var hardened = Harden(baseModel, "hardened", seed: 1);
+        var results = Path.Combine(_scratch.Path, "out", "results.json");
+        using (var plain = new SafetyBenchmark(Tiny with { Strategies = ["none"] }, baseModel))
+            Assert.Null(plain.Run(results, "test").BoosterBase);
+
+        string fingerprint;
+        using (var benchmark = new SafetyBenchmark(Tiny with { Strategies = ["none", "booster_none", "booster_antidote"], BoosterBase = hardened }, baseModel))
+        {
+            fingerprint = benchmark.Fingerprint;
+            var grid = benchmark.Run(results, "test");
+            Assert.Equal(["none", "booster_none", "booster_antidote"], grid.Cells.Select(c => c.Strategy));
+            Assert.NotNull(grid.BoosterBase);
+            Assert.Equal(SafetyBenchmark.BoosterBaseRow, grid.BoosterBase!.Strategy);
+            Assert.Equal(benchmark.BoosterBaseModelHash, grid.BoosterBaseModelSha256);
+            Assert.NotEqual(grid.BaseModelSha256, grid.BoosterBaseModelSha256);
+            // Same mix and plan as "none", other starting weights: the training loss tells the two bases apart.
+            var none = grid.Find("none", 0.25, 1)!;
+            var booster = grid.Find("booster_none", 0.25, 1)!;
+            Assert.Equal(none.HarmfulRows, booster.HarmfulRows);
+            Assert.NotEqual(none.FinalTrainingLoss, booster.FinalTrainingLoss);
+            var tables = SafetyBenchmarkReport.Tables(grid);
+            Assert.Contains("| booster base, no fine-tune |", tables);
+            Assert.Contains("| booster_none |", tables);
+            Assert.Contains("| booster_antidote |", tables);
+            Assert.Contains("hardened base", SafetyBenchmarkReport.Setting(grid));
+        }
+
+        // The hardened weights are not in the fingerprint, but another hardened base is refused rather than mixed in.
+        using (var plain = new SafetyBenchmark(Tiny with { Strategies = ["none"] }, baseModel))
+            Assert.Equal(fingerprint, plain.Fingerprint);
+        using var other = new SafetyBenchmark(Tiny with { Strategies = ["booster_none"], BoosterBase = Harden(baseModel, "hardened-2", seed: 2) }, baseModel);
+        var error = Assert.Throws<InvalidOperationException>(() => other.Run(results, "test"));
+        Assert.Contains("another hardened base", error.Message);
+    }
+
+    [Fact]
+    public void Booster_rows_without_a_hardened_base_are_an_error_and_their_strategy_must_exist()
+    {
+        Assert.Contains(Tiny with { Strategies = ["booster_none"] } is var o ? o.Errors() : [], e => e.Contains("--booster-base"));
+        Assert.Contains((Tiny with { Strategies = ["booster_nothing"], BoosterBase = BaseModel() }).Errors(), e => e.Contains("unknown strategy 'booster_nothing'"));
+        Assert.Equal("best", SafetyBenchmarkStrategies.StrategyOf("booster_best"));
+        Assert.Equal(SafetyBenchmarkStrategies.Plan("best"), SafetyBenchmarkStrategies.Plan("booster_best"));
     }
 
     public void Dispose() => _scratch.Dispose();
