@@ -3,6 +3,7 @@ using FineTuneService.Cli;
 using FineTuneService.Ml.Runtime;
 
 CpuThreadWaits.UsePassiveWaits(); // before libtorch loads: its OpenMP threads sleep between operations, not spin
+NativeHeap.ReuseFreedMemory(); // training steps reuse freed heap instead of faulting in fresh mappings
 
 var commands = typeof(ICliCommand).Assembly.GetTypes()
     .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(ICliCommand).IsAssignableFrom(t))

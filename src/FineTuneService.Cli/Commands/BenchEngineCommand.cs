@@ -10,7 +10,7 @@ public sealed class BenchEngineCommand : ICliCommand
         "fp32 and bf16 matmul peaks with their spread, SFT tokens/s and MFU, the PyTorch eager anchor, peak memory, generation tokens/s, live tensors (about 25 minutes on 2 cores).";
     public string Usage =>
         "fts bench engine [--out docs/benchmarks/engine] [--threads N] [--repeats 5] [--matmul-seconds 1] [--train-seconds 10] [--train-steps 3] " +
-        "[--python /usr/bin/python3 | --no-anchor] [--quick]";
+        "[--python /usr/bin/python3 | --no-anchor] [--bootstrap-only] [--quick]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
@@ -22,7 +22,8 @@ public sealed class BenchEngineCommand : ICliCommand
             MatmulSeconds: arguments.GetDouble("matmul-seconds", 1.0),
             TrainSeconds: arguments.GetDouble("train-seconds", 10),
             TrainSteps: arguments.GetInt("train-steps", 3),
-            Python: arguments.Has("no-anchor") ? null : arguments.Get("python", TorchEagerAnchor.DebianPython)));
+            Python: arguments.Has("no-anchor") ? null : arguments.Get("python", TorchEagerAnchor.DebianPython),
+            BootstrapOnly: arguments.Has("bootstrap-only")));
         return Task.FromResult(0);
     }
 }

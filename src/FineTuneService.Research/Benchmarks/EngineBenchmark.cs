@@ -31,10 +31,11 @@ public static class EngineBenchmark
     /// <param name="TrainSeconds">Each training case times steps (after one warm-up step) for at least this long.</param>
     /// <param name="TrainSteps">… and at least this many steps.</param>
     /// <param name="Python">The interpreter of the PyTorch anchor; null skips the anchor.</param>
+    /// <param name="BootstrapOnly">Only the bootstrap model's training cases (no 100M model, no generation, no leak check).</param>
     public sealed record Settings(
         string OutputDirectory, int Threads, bool Quick,
         int MatmulRepeats = 5, double MatmulSeconds = 1.0, double TrainSeconds = 10, int TrainSteps = 3,
-        string? Python = TorchEagerAnchor.DebianPython);
+        string? Python = TorchEagerAnchor.DebianPython, bool BootstrapOnly = false);
 
     public static void Run(Settings settings)
     {
@@ -54,7 +55,7 @@ public static class EngineBenchmark
         var anchor = TorchEagerAnchor.Probe(settings.Python);
         log(anchor.SkippedBecause is null ? $"PyTorch anchor: torch {anchor.TorchVersion}" : $"PyTorch anchor skipped: {anchor.SkippedBecause}");
         var training = new List<TrainingFigures>();
-        foreach (var (name, config, seq, batches, anchored) in TrainingCases(settings.Quick))
+        foreach (var (name, config, seq, batches, anchored) in TrainingCases(settings.Quick).Take(settings.BootstrapOnly ? 1 : int.MaxValue))
         {
             foreach (var batch in batches)
             {
@@ -68,10 +69,10 @@ public static class EngineBenchmark
             }
         }
         var generation = new List<GenerationFigures>();
-        foreach (var (name, config, _, _, _) in TrainingCases(settings.Quick))
+        foreach (var (name, config, _, _, _) in TrainingCases(settings.Quick).Take(settings.BootstrapOnly ? 0 : int.MaxValue))
             foreach (var batch in new[] { 1, 8 })
                 generation.Add(MeasureGeneration(name, config, batch, newTokens: settings.Quick || config.HiddenSize > 512 ? 16 : 32, log));
-        var leak = LiveTensors(steps: settings.Quick ? 200 : 1000, log);
+        var leak = settings.BootstrapOnly ? null : LiveTensors(steps: settings.Quick ? 200 : 1000, log);
 
         var report = new EngineReport(TimeProvider.System.GetUtcNow(), machine, torch.get_num_threads(), settings, float32, bfloat16, precision, anchor,
             training, generation, leak);
@@ -87,7 +88,7 @@ public static class EngineBenchmark
     public sealed record EngineReport(
         DateTimeOffset CreatedAt, JsonObject Machine, int TorchThreads, Settings Settings, PeakFigures Float32, PeakFigures BFloat16,
         PrecisionFigures Precision, TorchEagerAnchor Anchor, IReadOnlyList<TrainingFigures> Training,
-        IReadOnlyList<GenerationFigures> Generation, LiveTensorFigures LiveTensors)
+        IReadOnlyList<GenerationFigures> Generation, LiveTensorFigures? LiveTensors)
     {
         public JsonObject ToJson() => new()
         {
@@ -157,6 +158,49 @@ public static class EngineBenchmark
 
         /// <summary>Engine tokens/s over PyTorch eager's, both from their median step, in the same run.</summary>
         [JsonPropertyName("engine_over_pytorch")] public double? EngineOverPyTorch { get; init; }
+
+        /// <summary>Every timed step, in order, with what the process did in it.</summary>
+        public IReadOnlyList<StepSample> Steps { get; init; } = [];
+
+        /// <summary>(most − least) / median process CPU seconds per step: wall spread with a low CPU spread is other processes' doing.</summary>
+        public double MedianCpuSpread { get; init; }
+    }
+
+    /// <param name="MinorFaults">Page faults without I/O in the step: the allocator mapping fresh memory.</param>
+    /// <param name="Collections">.NET garbage collections (all generations) in the step.</param>
+    /// <param name="InvoluntarySwitches">Times the main (training) thread was preempted in the step.</param>
+    public sealed record StepSample(double Seconds, double CpuSeconds, long MinorFaults, long MajorFaults, int Collections, long InvoluntarySwitches);
+
+    /// <summary>Process counters read at a step boundary (Linux /proc; zeros elsewhere).</summary>
+    private readonly record struct StepCounters(long MinorFaults, long MajorFaults, int Collections, long InvoluntarySwitches)
+    {
+        public static StepCounters Now()
+        {
+            long minor = 0, major = 0, involuntary = 0;
+            if (File.Exists("/proc/self/stat"))
+            {
+                // Fields after the parenthesised command name: state is field 3, minflt 10, majflt 12.
+                var stat = File.ReadAllText("/proc/self/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                minor = long.Parse(fields[7], CultureInfo.InvariantCulture);
+                major = long.Parse(fields[9], CultureInfo.InvariantCulture);
+                var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal));
+                if (line is not null) involuntary = long.Parse(line.Split(':')[1].Trim(), CultureInfo.InvariantCulture);
+            }
+            return new StepCounters(minor, major, GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2), involuntary);
+        }
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? 0 : sorted[sorted.Length / 2];
+    }
+
+    private static double Spread(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 || sorted[sorted.Length / 2] <= 0 ? 0 : Math.Round((sorted[^1] - sorted[0]) / sorted[sorted.Length / 2], 3);
     }
 
     /// <summary>The bootstrap model's shape (with the PyTorch anchor) and a 100M-parameter Llama.</summary>
@@ -202,12 +246,12 @@ public static class EngineBenchmark
         // Embedding lookups are not FLOPs; a tied matrix still does the output projection, so it counts once.
         var flopParameters = parameters - (config.TieWordEmbeddings ? 0 : (long)config.VocabSize * config.HiddenSize);
         var examples = RandomExamples(batch * (maxSteps + 1), sequenceLength, config.VocabSize, seed: 5);
-        var stamps = new List<(TimeSpan At, double Cpu, long Tokens, double Loss)>();
+        var stamps = new List<(TimeSpan At, double Cpu, long Tokens, double Loss, StepCounters Counters)>();
         using var enough = new CancellationTokenSource();
         var clock = Stopwatch.StartNew();
         var observer = new StepObserver(p =>
         {
-            stamps.Add((clock.Elapsed, CpuSeconds(), p.TokensSeen, p.TrainLoss));
+            stamps.Add((clock.Elapsed, CpuSeconds(), p.TokensSeen, p.TrainLoss, StepCounters.Now()));
             var timed = stamps.Count - 1;
             if (timed >= maxSteps || (timed >= settings.TrainSteps && (stamps[^1].At - stamps[0].At).TotalSeconds >= settings.TrainSeconds))
                 enough.Cancel();
@@ -219,7 +263,10 @@ public static class EngineBenchmark
         };
         new SftTrainer(model, options, observer: observer).Train(examples, cancellationToken: enough.Token);
 
-        var steps = stamps.Zip(stamps.Skip(1), (a, b) => (b.At - a.At).TotalSeconds).Order().ToArray();
+        var series = stamps.Zip(stamps.Skip(1), (a, b) => new StepSample(Math.Round((b.At - a.At).TotalSeconds, 4), Math.Round(b.Cpu - a.Cpu, 4),
+            b.Counters.MinorFaults - a.Counters.MinorFaults, b.Counters.MajorFaults - a.Counters.MajorFaults,
+            b.Counters.Collections - a.Counters.Collections, b.Counters.InvoluntarySwitches - a.Counters.InvoluntarySwitches)).ToList();
+        var steps = series.Select(s => s.Seconds).Order().ToArray();
         var measured = steps.Length;
         var median = steps[measured / 2];
         var tokensPerStep = (double)(stamps[^1].Tokens - stamps[0].Tokens) / measured;
@@ -236,10 +283,16 @@ public static class EngineBenchmark
             Math.Round((flopsPerToken + attentionFlopsPerToken) * tokensPerSecond / peakFlops, 4),
             Math.Round(cpuSeconds / measured, 3), Math.Round(tokensPerStep * measured / cpuSeconds, 1),
             Math.Round(flopsPerToken * tokensPerStep * measured / cpuSeconds / (peak.GflopsPerCpuSecond * 1e9), 4),
-            Math.Round(PeakRssMiB(), 1), Math.Round(stamps[0].Loss, 4), Math.Round(stamps[^1].Loss, 4));
+            Math.Round(PeakRssMiB(), 1), Math.Round(stamps[0].Loss, 4), Math.Round(stamps[^1].Loss, 4))
+        {
+            Steps = series,
+            MedianCpuSpread = Spread(series.Select(s => s.CpuSeconds)),
+        };
         log($"train {name} ({parameters / 1e6:F1}M) B={batch} T={sequenceLength}: {figures.TokensPerSecond:F0} tok/s (median of {measured} steps, " +
             $"spread {figures.StepSpread:P0}), MFU {figures.Mfu:P1} (best step {figures.BestMfu:P1}, with attention {figures.MfuWithAttention:P1}), " +
-            $"CPU-time MFU {figures.CpuMfu:P1}, peak RSS {figures.PeakRssMiB:F0} MiB");
+            $"CPU-time MFU {figures.CpuMfu:P1}, peak RSS {figures.PeakRssMiB:F0} MiB; per step: CPU spread {figures.MedianCpuSpread:P0}, " +
+            $"minor faults {Median(series.Select(s => (double)s.MinorFaults)):F0}, GCs {series.Sum(s => s.Collections)}, " +
+            $"involuntary switches {Median(series.Select(s => (double)s.InvoluntarySwitches)):F0} (medians)");
         return figures;
     }
 
@@ -320,6 +373,8 @@ public static class EngineBenchmark
             ["os"] = RuntimeInformation.OSDescription,
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
             ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
+            ["malloc_tuning"] = Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal))
+                ? "operator's MALLOC_* variables" : "host default (NativeHeap: no mmap, deferred trim)",
             ["load_average"] = Read("/proc/loadavg").Split(' ').Take(3).Aggregate((a, b) => $"{a} {b}"),
         };
     }

@@ -66,7 +66,7 @@ internal static class EngineBenchmarkMarkdown
         md.AppendLine().AppendLine("## Generation (greedy, KV cache, 32-token prompts)").AppendLine();
         md.AppendLine("| model | batch | new tokens | seconds | tokens/s |").AppendLine("|---|---|---|---|---|");
         foreach (var g in report.Generation) md.AppendLine($"| {g.Model} | {g.BatchSize} | {g.NewTokens} | {g.Seconds:F2} | {g.TokensPerSecond:F1} |");
-        var leak = report.LiveTensors;
+        if (report.LiveTensors is not { } leak) return md.ToString();
         md.AppendLine().AppendLine($"## Live tensors over {leak.Steps} training steps ({leak.Model}, validation every 100 steps)").AppendLine();
         md.AppendLine("`DisposeScopeManager.Statistics.ThreadTotalLiveCount` after the step:").AppendLine();
         md.AppendLine("| step | live tensors |").AppendLine("|---|---|");
