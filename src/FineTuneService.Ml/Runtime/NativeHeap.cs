@@ -4,9 +4,9 @@ namespace FineTuneService.Ml.Runtime;
 
 /// <summary>
 /// Keeps glibc's malloc from mapping and unmapping libtorch's large activation buffers on every training step: with
-/// the defaults each step of the bootstrap model took about 37,000 minor page faults (B=8) and steps varied by up to
-/// 47 %; with mmap off and trimming deferred, about 8,000 (docs/benchmarks/engine/README.md). Freed memory stays
-/// in the process heap for the next step instead of going back to the kernel, so RSS stays near its peak.
+/// the defaults each step faults in its activations afresh, which made step times vary by up to half
+/// (docs/benchmarks/engine/malloc.md). Freed memory stays in the process heap for the next step instead of going back
+/// to the kernel, so RSS stays near its peak; that is why only the CLI host applies it for now.
 /// </summary>
 public static partial class NativeHeap
 {
