@@ -13,6 +13,7 @@ public class NativeHeapTests
         try
         {
             Assert.False(NativeHeap.ReuseFreedMemory());
+            Assert.False(NativeHeap.Applied);
         }
         finally
         {
@@ -25,5 +26,6 @@ public class NativeHeapTests
     {
         // The suite runs on Linux with glibc and no MALLOC_* variable set (deploy/dev/test.sh, .ci/run).
         Assert.True(NativeHeap.ReuseFreedMemory());
+        Assert.True(NativeHeap.Applied);
     }
 }

@@ -12,12 +12,15 @@ public static partial class NativeHeap
 {
     private const int TrimThreshold = -1, MmapMax = -4; // M_TRIM_THRESHOLD, M_MMAP_MAX from malloc.h
 
+    /// <summary>Whether this process runs with the tuning (the last <see cref="ReuseFreedMemory"/> applied it).</summary>
+    public static bool Applied { get; private set; }
+
     /// <summary>Applies the tuning unless the operator set any MALLOC_* variable; true when applied.</summary>
     public static bool ReuseFreedMemory()
     {
-        if (!OperatingSystem.IsLinux() || OperatorTuned()) return false;
+        if (!OperatingSystem.IsLinux() || OperatorTuned()) return Applied = false;
         // mallopt acts at once; the MALLOC_* environment variables are read only when malloc initialises.
-        return mallopt(MmapMax, 0) == 1 && mallopt(TrimThreshold, int.MaxValue) == 1;
+        return Applied = mallopt(MmapMax, 0) == 1 && mallopt(TrimThreshold, int.MaxValue) == 1;
     }
 
     private static bool OperatorTuned() =>

@@ -7,6 +7,7 @@ using System.Text.Json.Serialization;
 using FineTuneService.Datasets;
 using FineTuneService.Ml.Generation;
 using FineTuneService.Ml.Models;
+using FineTuneService.Ml.Runtime;
 using FineTuneService.Ml.Training;
 using FineTuneService.Research.Bootstrap;
 using TorchSharp;
@@ -276,7 +277,7 @@ public static class EngineBenchmark
         var attentionFlopsPerToken = 12.0 * config.NumHiddenLayers * config.HiddenSize * sequenceLength;
         var peakFlops = peak.GflopsPerSecond * 1e9;
         var figures = new TrainingFigures(name, parameters, flopParameters, sequenceLength, batch, measured,
-            Math.Round(median, 3), Math.Round(steps[0], 3), Math.Round((steps[^1] - steps[0]) / median, 3), Math.Round(tokensPerSecond, 1),
+            Math.Round(median, 3), Math.Round(steps[0], 3), Spread(steps), Math.Round(tokensPerSecond, 1),
             Math.Round(flopsPerToken * tokensPerSecond / 1e12, 4),
             Math.Round(flopsPerToken * tokensPerSecond / peakFlops, 4),
             Math.Round(flopsPerToken * tokensPerStep / steps[0] / peakFlops, 4),
@@ -373,8 +374,7 @@ public static class EngineBenchmark
             ["os"] = RuntimeInformation.OSDescription,
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
             ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
-            ["malloc_tuning"] = Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal))
-                ? "operator's MALLOC_* variables" : "host default (NativeHeap: no mmap, deferred trim)",
+            ["malloc_tuning"] = NativeHeap.Applied ? "NativeHeap: no mmap, deferred trim" : "glibc defaults or the operator's MALLOC_* settings",
             ["load_average"] = Read("/proc/loadavg").Split(' ').Take(3).Aggregate((a, b) => $"{a} {b}"),
         };
     }
