@@ -13,7 +13,8 @@ namespace FineTuneService.Research.Benchmarks;
 /// <c>best</c>, the literature's recommended
 /// combination: a fine-tuning-stage defence (projected gradients keep task updates out of the refusal directions) plus
 /// Antidote's post-fine-tuning pruning, which its paper shows adds to fine-tuning-stage defences because it does not
-/// depend on how the harmful update was learned. A row prefixed <c>booster_</c> is the same strategy fine-tuned from the
+/// depend on how the harmful update was learned; and <c>projected_gradients_merge</c>, the same fine-tuning-stage
+/// defence with the linear merge in Antidote's place (merging was the strongest single defence of the earlier grid). A row prefixed <c>booster_</c> is the same strategy fine-tuned from the
 /// Booster-hardened base (<see cref="SafetyBenchmarkOptions.BoosterBase"/>) instead of the aligned one.
 /// </summary>
 public static class SafetyBenchmarkStrategies
@@ -21,6 +22,7 @@ public static class SafetyBenchmarkStrategies
     public const string Best = "best";
     public const string MergeTies = "merge_ties";
     public const string MergePcb = "merge_pcb";
+    public const string ProjectedGradientsMerge = "projected_gradients_merge";
 
     public static IReadOnlyDictionary<string, SafetyPlan> Plans { get; } = new Dictionary<string, SafetyPlan>(
         [
@@ -29,6 +31,7 @@ public static class SafetyBenchmarkStrategies
             KeyValuePair.Create(MergeTies, SafetyPlan.Of(new MergeParams(Method: MergeMethods.Ties))),
             KeyValuePair.Create(MergePcb, SafetyPlan.Of(new MergeParams(Method: MergeMethods.Pcb))),
             KeyValuePair.Create(Best, SafetyPlan.Of(new ProjectedGradientsParams(), new AntidoteParams())),
+            KeyValuePair.Create(ProjectedGradientsMerge, SafetyPlan.Of(new ProjectedGradientsParams(), new MergeParams())),
         ], StringComparer.Ordinal);
 
     /// <summary>Prefix of the rows fine-tuned from the hardened base: <c>booster_none</c>, <c>booster_best</c>, ….</summary>
@@ -119,8 +122,10 @@ public sealed record SafetyBenchmarkOptions
     }
 
     /// <summary>
-    /// Hash of everything a cell's numbers depend on apart from its (ratio, strategy, seed) key: the shared settings,
-    /// the base model's weights and the harm classifier's weights. Cells stored under another fingerprint are never reused.
+    /// Hash of everything a cell's numbers depend on apart from its (ratio, strategy, seed) key and its row's plan: the
+    /// shared settings, the base model's weights and the harm classifier's weights. Cells stored under another
+    /// fingerprint are never reused. Each row's plan is checked on its own (<see cref="SafetyBenchmarkResults.RowPlans"/>),
+    /// so a row added to <see cref="SafetyBenchmarkStrategies.Plans"/> does not invalidate a grid that is under way.
     /// </summary>
     public string Fingerprint(string baseModelHash, string judgeHash)
     {
@@ -129,7 +134,7 @@ public sealed record SafetyBenchmarkOptions
             Rows, Epochs, BatchSize, LearningRate, MaxSequenceLength, HarmfulPrompts, XsTestPrompts, Sst2DevPrompts,
             MaxNewTokens, AccuracyMaxNewTokens, SafetyExamples,
             HarmfulPromptsSha256 = FileHash(HarmfulPromptsFile), SafePromptsSha256 = FileHash(SafePromptsFile),
-            Strategies = SafetyBenchmarkStrategies.Plans.ToDictionary(p => p.Key, p => p.Value.ToJsonString()), baseModelHash, judgeHash,
+            baseModelHash, judgeHash,
         };
         var json = JsonSerializer.Serialize(shared);
         // fp32 runs keep the fingerprints they had before the setting existed, so their stored cells stay resumable.

@@ -1,3 +1,4 @@
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Evaluation;
 
 namespace FineTuneService.Research.Benchmarks;
@@ -52,6 +53,8 @@ public sealed record SafetyBenchmarkResults
     /// <summary>The hardened base without fine-tuning ("booster base, no fine-tune").</summary>
     public SafetyBenchmarkCell? BoosterBase { get; init; }
     public IReadOnlyList<SafetyBenchmarkCell> Cells { get; init; } = [];
+    /// <summary>The plan (<see cref="SafetyPlan.ToJsonString"/>) each row of the grid ran with, by row name.</summary>
+    public IReadOnlyDictionary<string, string> RowPlans { get; init; } = new Dictionary<string, string>();
 
     public SafetyBenchmarkCell? Find(string strategy, double ratio, int seed) =>
         Cells.FirstOrDefault(c => c.Strategy == strategy && c.HarmfulRatio == ratio && c.Seed == seed);
@@ -69,6 +72,7 @@ public sealed record SafetyBenchmarkResults
         var results = BenchmarkResultsFile.LoadResumable<SafetyBenchmarkResults>(path, fingerprint, r => r.Fingerprint) is { } stored
             ? stored with { Options = options }
             : new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
+        results = results with { RowPlans = CheckedRowPlans(path, results.RowPlans, options.Strategies) };
         if (booster is not { } b) return results;
         // The hardened base is checked apart from the fingerprint, so booster rows can join a grid that ran without them.
         if (results.BoosterBaseModelSha256 is { } storedHash && storedHash != b.Sha256)
@@ -76,6 +80,21 @@ public sealed record SafetyBenchmarkResults
                 $"{path} holds booster rows of another hardened base (weights {storedHash[..12]}…, this run {b.Sha256[..12]}…). " +
                 "Use another --out folder, or delete the file to start over.");
         return results with { BoosterBaseModel = b.Folder, BoosterBaseModelSha256 = b.Sha256 };
+    }
+
+    /// <summary>The stored row plans plus this run's; a row whose plan changed since its cells ran is refused.</summary>
+    private static Dictionary<string, string> CheckedRowPlans(string path, IReadOnlyDictionary<string, string> stored, IEnumerable<string> rows)
+    {
+        var plans = new Dictionary<string, string>(stored, StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            var plan = SafetyBenchmarkStrategies.Plan(row).ToJsonString();
+            if (plans.TryGetValue(row, out var before) && before != plan)
+                throw new InvalidOperationException(
+                    $"{path} holds {row} cells of another plan ({before}; this run {plan}). Use another --out folder, or delete the file to start over.");
+            plans[row] = plan;
+        }
+        return plans;
     }
 
     public static SafetyBenchmarkResults Load(string path) => BenchmarkResultsFile.Load<SafetyBenchmarkResults>(path);

@@ -87,6 +87,24 @@ public sealed class SafetyBenchmarkTests : IDisposable
     }
 
     [Fact]
+    public void Each_row_keeps_the_plan_it_ran_with_and_a_row_whose_plan_changed_is_refused()
+    {
+        var baseModel = BaseModel();
+        var results = Path.Combine(_scratch.Path, "out", "results.json");
+        using (var benchmark = new SafetyBenchmark(Tiny with { Strategies = ["none"] }, baseModel))
+            Assert.Equal(SafetyBenchmarkStrategies.Plan("none").ToJsonString(), benchmark.Run(results, "test").RowPlans["none"]);
+
+        // What a changed default of a strategy would leave behind: cells of "none" under another plan.
+        var file = JsonNode.Parse(File.ReadAllText(results))!;
+        file["row_plans"]!["none"] = """{"strategies":[{"strategy":"antidote"}]}""";
+        File.WriteAllText(results, file.ToJsonString());
+
+        using var again = new SafetyBenchmark(Tiny with { Strategies = ["none"] }, baseModel);
+        var error = Assert.Throws<InvalidOperationException>(() => again.Run(results, "test"));
+        Assert.Contains("none cells of another plan", error.Message);
+    }
+
+    [Fact]
     public void Safety_layers_located_with_the_shipped_prompts_round_trip_through_the_json_file()
     {
         var folder = BaseModel();
