@@ -11,12 +11,14 @@ public sealed class SafetyBenchCommand : ICliCommand
     public const string ResultsFile = "results.json";
     public const string TablesFile = "results.md";
     public const string PlotFile = "hs_fa_vs_p.png";
+    /// <summary>First-phase weights, 23 MB per (base, ratio, seed, first phase): not for committing.</summary>
+    public const string FineTunesFolder = "fine-tunes";
 
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
     public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
                            "[--booster-base <folder by fts harden> (rows booster_none, booster_<strategy>)] [--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
-                           "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety]";
+                           "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety] [--fine-tunes <out>/fine-tunes]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
@@ -50,7 +52,11 @@ public sealed class SafetyBenchCommand : ICliCommand
         BenchCommandSupport.UseThreads(options.Threads);
 
         using var logging = BenchCommandSupport.ConsoleLogging();
-        using var benchmark = new SafetyBenchmark(options, baseFolder, logger: logging.CreateLogger("bench"));
+        // Rows that share a first phase (plain SFT for antidote, the merges and safety_patch) reuse its stored fine-tune.
+        using var benchmark = new SafetyBenchmark(options, baseFolder, logger: logging.CreateLogger("bench"))
+        {
+            FineTunes = new SafetyBenchmarkFineTunes(arguments.Get("fine-tunes", Path.Combine(output, FineTunesFolder))),
+        };
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
         var environment = BenchCommandSupport.EnvironmentAtStart();

@@ -75,6 +75,22 @@ public sealed class SftTrainer(
             cancellationToken, pauseToken);
     }
 
+    /// <summary>
+    /// The end of a completed <see cref="Train"/> without its steps, for callers that share one fine-tune between runs
+    /// that differ only in their post-training steps (the safety benchmark's first-phase cache). The strategies'
+    /// <see cref="ITrainingStrategy.BeforeTraining"/> sees the model as given (the starting weights), then
+    /// <paramref name="trainedWeights"/> replace every parameter and <see cref="ITrainingStrategy.AfterTraining"/> runs
+    /// as after the last step. Equal to <see cref="Train"/> when the weights come from a completed run of the same
+    /// examples and options whose strategies were these without their post-training steps.
+    /// </summary>
+    /// <param name="trainedWeights">A value for every parameter of the model, by its checkpoint name.</param>
+    /// <returns>A completed result with no steps run here: losses and tokens belong to the run that trained the weights.</returns>
+    public TrainingResult FinishFrom(
+        IReadOnlyList<TokenizedExample> trainingExamples,
+        IReadOnlyDictionary<string, Tensor> trainedWeights,
+        CancellationToken cancellationToken = default) =>
+        RunWith(trainingExamples, [], resumeFrom: null, preferenceBeta: null, cancellationToken, run => run.FinishWith(trainedWeights));
+
     private TrainingResult TrainCore(
         IReadOnlyList<TokenizedExample> trainingExamples,
         IReadOnlyList<TokenizedExample> validationExamples,
@@ -83,9 +99,20 @@ public sealed class SftTrainer(
         CancellationToken cancellationToken,
         CancellationToken pauseToken)
     {
-        options.Validate();
         if (pauseToken.CanBeCanceled && string.IsNullOrWhiteSpace(options.CheckpointDirectory))
             throw new ArgumentException("Pausing writes a checkpoint: set SftTrainerOptions.CheckpointDirectory.", nameof(pauseToken));
+        return RunWith(trainingExamples, validationExamples, resumeFrom, preferenceBeta, cancellationToken, run => run.Execute(pauseToken));
+    }
+
+    private TrainingResult RunWith(
+        IReadOnlyList<TokenizedExample> trainingExamples,
+        IReadOnlyList<TokenizedExample> validationExamples,
+        string? resumeFrom,
+        double? preferenceBeta,
+        CancellationToken cancellationToken,
+        Func<Run, TrainingResult> body)
+    {
+        options.Validate();
         var device = model.parameters().FirstOrDefault()?.device
             ?? throw new ArgumentException("The model has no parameters.", nameof(model));
         var context = new TrainingContext(model, device, options, tokenizer, logger, observer,
@@ -99,7 +126,7 @@ public sealed class SftTrainer(
         var run = new Run(this, context, resumeFrom);
         try
         {
-            return run.Execute(pauseToken);
+            return body(run);
         }
         finally
         {
@@ -278,21 +305,48 @@ public sealed class SftTrainer(
                     lastCheckpoint = WriteCheckpoint();
             }
 
-            if (outcome == TrainingOutcome.Completed)
-            {
-                if (validationRows.Count > 0 && lastEvaluatedStep != step) Evaluate();
-                trainer.observer.OnStage(TrainingStages.Training);
-                foreach (var strategy in trainer.strategies)
-                {
-                    strategy.AfterTraining(context);
-                    if (strategy.PostTrainingStep is { } postStep) trainer.observer.OnStage(postStep);
-                }
-            }
+            if (outcome == TrainingOutcome.Completed) Complete();
             context.Logger.LogInformation("SFT {Outcome} at step {Step}/{Total}", outcome, step, totalSteps);
             return new TrainingResult(outcome, step, totalSteps, runLosses, lastValidationLoss, tokensSeen, lastCheckpoint)
             {
                 Metrics = MetricsHistory(),
             };
+        }
+
+        /// <summary>What follows the last step: the final validation and the strategies' post-training steps.</summary>
+        private void Complete()
+        {
+            if (validationRows.Count > 0 && lastEvaluatedStep != step) Evaluate();
+            trainer.observer.OnStage(TrainingStages.Training);
+            foreach (var strategy in trainer.strategies)
+            {
+                strategy.AfterTraining(context);
+                if (strategy.PostTrainingStep is { } postStep) trainer.observer.OnStage(postStep);
+            }
+        }
+
+        /// <summary>Takes the weights of a completed run instead of training (<see cref="FinishFrom"/>), then completes.</summary>
+        public TrainingResult FinishWith(IReadOnlyDictionary<string, Tensor> trainedWeights)
+        {
+            using (no_grad())
+            {
+                foreach (var (name, parameter) in context.Model.named_parameters())
+                {
+                    if (!trainedWeights.TryGetValue(name, out var trained))
+                        throw new ArgumentException($"The trained weights have no tensor '{name}'.", nameof(trainedWeights));
+                    if (!trained.shape.SequenceEqual(parameter.shape))
+                        throw new ArgumentException($"Trained tensor '{name}' has shape [{string.Join(", ", trained.shape)}], the model [{string.Join(", ", parameter.shape)}].", nameof(trainedWeights));
+                    parameter.copy_(trained);
+                }
+                // Under bf16 the fp32 masters are what a completed run would hold; take them from the full-precision weights.
+                if (!ReferenceEquals(optimized, trainable))
+                    foreach (var (name, master) in optimized) master.copy_(trainedWeights[name]);
+            }
+            step = totalSteps;
+            context.Step = step;
+            Complete();
+            context.Logger.LogInformation("SFT finished from trained weights at step {Step}/{Total}", step, totalSteps);
+            return new TrainingResult(TrainingOutcome.Completed, step, totalSteps, [], lastValidationLoss, tokensSeen, null) { Metrics = MetricsHistory() };
         }
 
         /// <summary>One optimizer step (1-based <paramref name="stepNumber"/>) in its own dispose scope.</summary>

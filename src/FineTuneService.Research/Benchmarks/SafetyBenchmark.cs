@@ -170,61 +170,106 @@ public sealed class SafetyBenchmark : IDisposable
     public const string BoosterBaseRow = "booster_base";
 
     /// <summary>
-    /// One cell: build the mix, fine-tune a fresh copy of the base (the hardened base for a <c>booster_*</c> row)
-    /// with the strategy, evaluate.
+    /// One cell: build the mix, fine-tune a fresh copy of the base (the hardened base for a <c>booster_*</c> row) with
+    /// the row's first phase, apply its post-training steps, evaluate. With <see cref="FineTunes"/> the first phase is
+    /// trained once per (base, ratio, seed) and every row that shares it starts from the stored weights.
     /// </summary>
     public SafetyBenchmarkCell RunCell(string strategy, double ratio, int seed, CancellationToken cancellationToken = default)
     {
         var wall = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var plan = SafetyBenchmarkStrategies.Plan(strategy);
+        var firstPhase = SafetyBenchmarkFineTunes.FirstPhaseOf(plan);
         var booster = SafetyBenchmarkStrategies.IsBooster(strategy);
+        var baseFolder = (booster ? RequireBooster() : _snapshot).Folder;
         var mix = Mix(ratio, seed);
         var examples = _encoder.EncodeAll(mix.Examples, _options.MaxSequenceLength);
-        using var model = HuggingFaceCheckpoint.Load((booster ? RequireBooster() : _snapshot).Folder, ScalarType.Float32).Model;
         var data = _safetySets.Encode(_encoder, _options.MaxSequenceLength,
             plan.Params<FrozenLayersParams>() is null ? null : booster ? BoosterSafetyLayers() : SafetyLayers());
-        var hooks = SafetyTrainingStrategies.Create(plan, data);
-        TrainingResult training;
-        var trainClock = Stopwatch.StartNew();
+        var trainerOptions = TrainerOptions(seed);
+        var key = SafetyBenchmarkFineTunes.Key(Fingerprint, booster ? BoosterBaseModelHash! : BaseModelHash, firstPhase, ratio, seed);
+
+        var stored = FineTunes?.TryLoad(key);
+        var reused = stored is not null;
+        using var firstPhaseModel = reused ? null : HuggingFaceCheckpoint.Load(baseFolder, ScalarType.Float32).Model;
+        SafetyBenchmarkFineTune fineTune;
+        Dictionary<string, Tensor> trainedWeights;
+        if (stored is { } hit)
+        {
+            (fineTune, trainedWeights) = hit;
+        }
+        else
+        {
+            var trainClock = Stopwatch.StartNew();
+            var training = Train(firstPhaseModel!, trainerOptions, SafetyTrainingStrategies.Create(firstPhase, data), t => t.Train(examples, cancellationToken: cancellationToken));
+            // A stopped fine-tune must never be evaluated and stored as a finished cell.
+            if (training.Outcome != TrainingOutcome.Completed) throw new OperationCanceledException($"Fine-tuning stopped ({training.Outcome}).", cancellationToken);
+            fineTune = new SafetyBenchmarkFineTune(training.StepsDone, training.TokensSeen,
+                training.TrainLosses.Count > 0 ? training.TrainLosses[^1] : null, trainClock.Elapsed.TotalSeconds);
+            trainedWeights = firstPhaseModel!.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
+            FineTunes?.Save(key, fineTune, trainedWeights);
+        }
+
         try
         {
-            training = new SftTrainer(model, new SftTrainerOptions
+            var postClock = Stopwatch.StartNew();
+            using var finished = SafetyBenchmarkFineTunes.HasPostTraining(plan) || reused ? HuggingFaceCheckpoint.Load(baseFolder, ScalarType.Float32).Model : null;
+            if (finished is not null)
             {
-                Epochs = _options.Epochs,
-                BatchSize = _options.BatchSize,
-                LearningRate = _options.LearningRate,
-                MaxSequenceLength = _options.MaxSequenceLength,
-                PadTokenId = _tokenizer.PadTokenId,
+                // The post-training steps see the base as their starting weights, as in an uninterrupted run.
+                Train(finished, trainerOptions, SafetyTrainingStrategies.Create(plan, data), t => t.FinishFrom(examples, trainedWeights, cancellationToken));
+            }
+            var postSeconds = postClock.Elapsed.TotalSeconds;
+            var evalClock = Stopwatch.StartNew();
+            var cell = Evaluate(finished ?? firstPhaseModel!, cancellationToken);
+            return cell with
+            {
+                Strategy = strategy,
+                HarmfulRatio = ratio,
                 Seed = seed,
-                Precision = _options.Precision,
-                ProgressEverySteps = 1000,
-            }, hooks, tokenizer: _tokenizer).Train(examples, cancellationToken: cancellationToken);
+                HarmfulRows = mix.HarmfulRows,
+                TaskRows = mix.TaskRows,
+                Steps = fineTune.Steps,
+                TrainingTokens = fineTune.TrainingTokens,
+                FinalTrainingLoss = fineTune.FinalTrainingLoss,
+                TrainingSeconds = fineTune.TrainingSeconds + postSeconds,
+                ReusedFineTune = reused,
+                EvaluationSeconds = evalClock.Elapsed.TotalSeconds,
+                WallSeconds = wall.Elapsed.TotalSeconds,
+                CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds,
+            };
+        }
+        finally
+        {
+            if (reused) foreach (var tensor in trainedWeights.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>Where first-phase fine-tunes are kept and reused; null trains every cell from the base.</summary>
+    public SafetyBenchmarkFineTunes? FineTunes { get; init; }
+
+    private SftTrainerOptions TrainerOptions(int seed) => new()
+    {
+        Epochs = _options.Epochs,
+        BatchSize = _options.BatchSize,
+        LearningRate = _options.LearningRate,
+        MaxSequenceLength = _options.MaxSequenceLength,
+        PadTokenId = _tokenizer.PadTokenId,
+        Seed = seed,
+        Precision = _options.Precision,
+        ProgressEverySteps = 1000,
+    };
+
+    private TrainingResult Train(DecoderLM model, SftTrainerOptions options, IReadOnlyList<ITrainingStrategy> hooks, Func<SftTrainer, TrainingResult> run)
+    {
+        try
+        {
+            return run(new SftTrainer(model, options, hooks, tokenizer: _tokenizer));
         }
         finally
         {
             foreach (var hook in hooks.OfType<IDisposable>()) hook.Dispose();
         }
-        // A stopped fine-tune must never be evaluated and stored as a finished cell.
-        if (training.Outcome != TrainingOutcome.Completed) throw new OperationCanceledException($"Fine-tuning stopped ({training.Outcome}).", cancellationToken);
-        var trainSeconds = trainClock.Elapsed.TotalSeconds;
-        var evalClock = Stopwatch.StartNew();
-        var cell = Evaluate(model, cancellationToken);
-        return cell with
-        {
-            Strategy = strategy,
-            HarmfulRatio = ratio,
-            Seed = seed,
-            HarmfulRows = mix.HarmfulRows,
-            TaskRows = mix.TaskRows,
-            Steps = training.StepsDone,
-            TrainingTokens = training.TokensSeen,
-            FinalTrainingLoss = training.TrainLosses.Count > 0 ? training.TrainLosses[^1] : null,
-            TrainingSeconds = trainSeconds,
-            EvaluationSeconds = evalClock.Elapsed.TotalSeconds,
-            WallSeconds = wall.Elapsed.TotalSeconds,
-            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds,
-        };
     }
 
     private SafetyBenchmarkCell Evaluate(DecoderLM model, CancellationToken cancellationToken) => _evaluation.Evaluate(model, _tokenizer, cancellationToken);

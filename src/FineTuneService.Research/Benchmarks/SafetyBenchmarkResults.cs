@@ -20,7 +20,10 @@ public sealed record SafetyBenchmarkCell
     public int Steps { get; init; }
     public long TrainingTokens { get; init; }
     public double? FinalTrainingLoss { get; init; }
+    /// <summary>The first phase's fine-tune (whichever cell trained it) plus this cell's post-training steps.</summary>
     public double TrainingSeconds { get; init; }
+    /// <summary>The cell started from a first phase another cell had trained (<see cref="SafetyBenchmarkFineTunes"/>): its wall time holds no fine-tune.</summary>
+    public bool ReusedFineTune { get; init; }
     public double EvaluationSeconds { get; init; }
     public double WallSeconds { get; init; }
     /// <summary>Process CPU time (user + system) of the cell: less sensitive than wall time to other work on the machine.</summary>

@@ -152,6 +152,46 @@ public sealed class SafetyBenchmarkTests : IDisposable
 
     private static string UserTurn(ChatExample example) => example.Messages.First(m => m.Role == ChatMessage.User).Content;
 
+    [Fact]
+    public void Rows_that_share_a_first_phase_reuse_its_stored_fine_tune_and_measure_what_a_fresh_one_would()
+    {
+        var baseModel = BaseModel();
+        var store = Path.Combine(_scratch.Path, "fine-tunes");
+        SafetyBenchmarkCell none, merge;
+        using (var benchmark = new SafetyBenchmark(Tiny, baseModel) { FineTunes = new SafetyBenchmarkFineTunes(store) })
+        {
+            none = benchmark.RunCell("none", 0.25, seed: 1);
+            merge = benchmark.RunCell("merge", 0.25, seed: 1);
+        }
+        SafetyBenchmarkCell antidote;
+        // A later process (another benchmark over the same folder) reuses it too.
+        using (var benchmark = new SafetyBenchmark(Tiny, baseModel) { FineTunes = new SafetyBenchmarkFineTunes(store) })
+            antidote = benchmark.RunCell("antidote", 0.25, seed: 1);
+        using var fresh = new SafetyBenchmark(Tiny, baseModel);
+        var freshMerge = fresh.RunCell("merge", 0.25, seed: 1);
+        var freshAntidote = fresh.RunCell("antidote", 0.25, seed: 1);
+
+        Assert.False(none.ReusedFineTune);
+        Assert.True(merge.ReusedFineTune);
+        Assert.True(antidote.ReusedFineTune);
+        Assert.False(freshMerge.ReusedFineTune);
+        Assert.Single(Directory.GetFiles(store, "*.safetensors"));
+        foreach (var (shared, alone) in new[] { (merge, freshMerge), (antidote, freshAntidote) })
+        {
+            Assert.Equal(alone.Samples.Select(s => s.Response), shared.Samples.Select(s => s.Response));
+            Assert.Equal(alone.FineTuneAccuracy, shared.FineTuneAccuracy);
+            Assert.Equal(alone.KeywordHarmfulScore, shared.KeywordHarmfulScore);
+            Assert.Equal(alone.FinalTrainingLoss, shared.FinalTrainingLoss);
+            Assert.Equal(none.Steps, shared.Steps);
+        }
+        // Other settings and other seeds train their own first phase.
+        using (var benchmark = new SafetyBenchmark(Tiny with { LearningRate = 2e-3 }, baseModel) { FineTunes = new SafetyBenchmarkFineTunes(store) })
+            Assert.False(benchmark.RunCell("merge", 0.25, seed: 1).ReusedFineTune);
+        using (var benchmark = new SafetyBenchmark(Tiny, baseModel) { FineTunes = new SafetyBenchmarkFineTunes(store) })
+            Assert.False(benchmark.RunCell("merge", 0.25, seed: 2).ReusedFineTune);
+        Assert.Equal(3, Directory.GetFiles(store, "*.safetensors").Length);
+    }
+
     [Theory]
     [InlineData(SafetyBenchmarkStrategies.MergeTies)]
     [InlineData(SafetyBenchmarkStrategies.MergePcb)]

@@ -9,6 +9,7 @@ using FineTuneService.Ml.Safety.Strategies.ProjectedGradients;
 using FineTuneService.Ml.Tests.Models;
 using FineTuneService.Ml.Tests.Training;
 using FineTuneService.Ml.Training;
+using FineTuneService.Research.Benchmarks;
 using static TorchSharp.torch;
 
 namespace FineTuneService.Ml.Tests.Safety;
@@ -218,5 +219,48 @@ public sealed class SafetyTrainingStrategiesTests
         var error = Assert.Throws<SafetyStrategyConfigurationException>(() => TestPlans.Strategies("""{"strategy": "frozen_layers"}""", new EncodedSafetyData()));
         Assert.Contains("first_layer", error.Message);
         Assert.Empty(TestPlans.Strategies("""{"strategy": "none"}""", new EncodedSafetyData()));
+    }
+
+    /// <summary>Every post-training strategy alone, and a plan whose first phase freezes and projects.</summary>
+    public static TheoryData<string> PlansWithPostTrainingSteps => new(SafetyStrategies.Registry.All
+        .Where(s => s.Phase == SafetyPhase.AfterTraining)
+        .Select(s => $$"""{"strategy": ["{{s.Name}}"]}""")
+        .Append("""{"strategy": ["frozen_layers", "projected_gradients", "antidote", "merge"], "params": {"frozen_layers": {"first_layer": 1, "last_layer": 2}}}"""));
+
+    [Theory]
+    [MemberData(nameof(PlansWithPostTrainingSteps))]
+    public void Finishing_from_a_shared_first_phase_gives_the_weights_of_training_with_the_whole_plan(string json)
+    {
+        using var scope = NewDisposeScope();
+        var plan = TestPlans.Plan(json);
+        using var whole = Model();
+        new SftTrainer(whole, Options, SafetyTrainingStrategies.Create(plan, Resources)).Train(Task);
+        using var firstPhase = Model();
+        new SftTrainer(firstPhase, Options, SafetyTrainingStrategies.Create(SafetyBenchmarkFineTunes.FirstPhaseOf(plan), Resources)).Train(Task);
+
+        using var finished = Model();
+        var result = new SftTrainer(finished, Options, SafetyTrainingStrategies.Create(plan, Resources)).FinishFrom(Task, Weights(firstPhase));
+
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        Assert.Equal(3, result.StepsDone);
+        var expected = Weights(whole);
+        var trained = Weights(firstPhase);
+        var weights = Weights(finished);
+        Assert.All(weights, w => Assert.True(Same(expected[w.Key], w.Value), $"{w.Key} differs from the uninterrupted run"));
+        // Not vacuous: the post-training steps moved the weights away from the shared fine-tune.
+        Assert.Contains(weights, w => !Same(trained[w.Key], w.Value));
+    }
+
+    [Fact]
+    public void Finishing_refuses_weights_that_do_not_fit_the_model()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Model();
+        var weights = Weights(model);
+        weights.Remove(weights.Keys.First());
+
+        var error = Assert.Throws<ArgumentException>(() => new SftTrainer(model, Options).FinishFrom(Task, weights));
+
+        Assert.Contains("no tensor", error.Message);
     }
 }
