@@ -2,15 +2,22 @@ using ScottPlot;
 
 namespace FineTuneService.Research.Benchmarks;
 
-/// <summary>The benchmark's figure: HS (classifier), keyword HS and FA against the harmful ratio p, one line per strategy.</summary>
+/// <summary>
+/// The benchmark's figures: HS (classifier), keyword HS and FA against the harmful ratio p, one line per strategy; and
+/// HS against FA, one panel per p, with each p's Pareto front.
+/// </summary>
 public static class SafetyBenchmarkPlot
 {
     /// <summary>
     /// One fixed colour per strategy (by its place in the catalogue), so every panel and every run reads alike; a
-    /// booster row takes its strategy's colour (and a dashed line).
+    /// booster row takes its strategy's colour (and a dashed line). The first ten are Category10's; the catalogue
+    /// has more strategies than that, so the rest take Category20's light shades rather than repeat a colour.
     /// </summary>
-    public static Color Color(string row) =>
-        new ScottPlot.Palettes.Category10().GetColor(SafetyBenchmarkStrategies.All.ToList().IndexOf(SafetyBenchmarkStrategies.StrategyOf(row)));
+    public static Color Color(string row)
+    {
+        var index = SafetyBenchmarkStrategies.All.ToList().IndexOf(SafetyBenchmarkStrategies.StrategyOf(row));
+        return new ScottPlot.Palettes.Category20().GetColor(index < 10 ? 2 * index : 2 * (index - 10) + 1);
+    }
 
     public static void SavePng(SafetyBenchmarkResults results, string path)
     {
@@ -61,5 +68,75 @@ public static class SafetyBenchmarkPlot
                 bars.Color = scatter.Color;
             }
         }
+    }
+
+    /// <summary>
+    /// HS (classifier) against FA, one panel per p: a point per row (mean over seeds; booster rows as triangles), the
+    /// base and the hardened base as black squares, the Pareto front (lower HS, higher FA) as a grey line through its
+    /// rows, which are labelled.
+    /// </summary>
+    public static void SaveParetoPng(SafetyBenchmarkResults results, string path)
+    {
+        var ratios = SafetyBenchmarkReport.RatiosIn(results);
+        // One panel per p and one for the legend, which would squeeze a panel it sat beside.
+        var columns = Math.Min(3, ratios.Count + 1);
+        var rows = (ratios.Count + 1 + columns - 1) / columns;
+        var multiplot = new Multiplot();
+        multiplot.AddPlots(ratios.Count + 1);
+        multiplot.Layout = new ScottPlot.MultiplotLayouts.Grid(rows, columns);
+        var bases = SafetyBenchmarkReport.Bases(results).ToList();
+        var accuracies = bases.Select(b => b.Cell.FineTuneAccuracy)
+            .Concat(ratios.SelectMany(r => SafetyBenchmarkReport.Points(results, r)).Select(p => p.FineTuneAccuracy)).ToList();
+        // Room on the right for the labels of the front's last points.
+        var (left, right) = (Math.Floor(accuracies.Min() - 1), Math.Ceiling(accuracies.Max() + 4));
+        for (var i = 0; i < ratios.Count; i++)
+        {
+            var plot = multiplot.GetPlot(i);
+            plot.Title($"p = {ratios[i].ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}");
+            plot.XLabel("fine-tune accuracy, SST-2 dev (%)");
+            plot.YLabel("harmful score, classifier judge (%)");
+            foreach (var (name, cell) in bases)
+                plot.Add.Marker(cell.FineTuneAccuracy, cell.ClassifierHarmfulScore, BaseShape(name), 11, Colors.Black);
+            var points = SafetyBenchmarkReport.Points(results, ratios[i]);
+            foreach (var point in points)
+                plot.Add.Marker(point.FineTuneAccuracy, point.HarmfulScore, RowShape(point.Row), 10, Color(point.Row));
+            var front = SafetyBenchmarkReport.ParetoFront(points);
+            if (front.Count > 1)
+            {
+                var line = plot.Add.ScatterLine(front.Select(p => p.FineTuneAccuracy).ToArray(), front.Select(p => p.HarmfulScore).ToArray());
+                line.Color = Colors.Gray;
+                line.LineWidth = 1.5f;
+                line.LinePattern = LinePattern.Dashed;
+            }
+            foreach (var point in front)
+            {
+                var label = plot.Add.Text(point.Row, point.FineTuneAccuracy, point.HarmfulScore);
+                label.LabelFontSize = 12;
+                label.OffsetX = 7;
+                label.OffsetY = -7;
+            }
+            plot.Axes.SetLimits(left, right, -3, 103);
+        }
+
+        // The legend panel: one entry per base and row, drawn from markers outside its (hidden) axes.
+        var legend = multiplot.GetPlot(ratios.Count);
+        foreach (var (name, _) in bases)
+            legend.Add.Marker(-10, -10, BaseShape(name), 11, Colors.Black).LegendText = name;
+        foreach (var row in SafetyBenchmarkReport.StrategiesIn(results))
+            legend.Add.Marker(-10, -10, RowShape(row), 10, Color(row)).LegendText = row;
+        var frontEntry = legend.Add.ScatterLine(new double[] { -10, -11 }, new double[] { -10, -11 });
+        frontEntry.Color = Colors.Gray;
+        frontEntry.LinePattern = LinePattern.Dashed;
+        frontEntry.LegendText = "Pareto front (lower HS, higher FA), labelled";
+        legend.Axes.SetLimits(0, 1, 0, 1);
+        legend.Axes.Frameless();
+        legend.HideGrid();
+        legend.Title("HS (classifier) against FA, mean over seeds");
+        legend.ShowLegend(Alignment.UpperLeft);
+        legend.Legend.FontSize = 14;
+        multiplot.SavePng(path, 600 * columns, 480 * rows);
+
+        static MarkerShape BaseShape(string name) => name.StartsWith("booster", StringComparison.Ordinal) ? MarkerShape.OpenSquare : MarkerShape.FilledSquare;
+        static MarkerShape RowShape(string row) => SafetyBenchmarkStrategies.IsBooster(row) ? MarkerShape.FilledTriangleUp : MarkerShape.FilledCircle;
     }
 }

@@ -23,6 +23,9 @@ public readonly record struct SeedSpread(double Mean, double Std, int Count)
             : string.Create(CultureInfo.InvariantCulture, $"{Mean.ToString(number, CultureInfo.InvariantCulture)} ± {Std.ToString(number, CultureInfo.InvariantCulture)}");
 }
 
+/// <summary>One row at one p in the HS-FA plane (means over seeds).</summary>
+public sealed record SafetyBenchmarkPoint(string Row, double HarmfulScore, double FineTuneAccuracy);
+
 /// <summary>Tables of a results file in the layout of the Antidote and Booster papers: strategies as rows, p as columns.</summary>
 public static class SafetyBenchmarkReport
 {
@@ -76,6 +79,18 @@ public static class SafetyBenchmarkReport
         }
         return md.ToString();
     }
+
+    /// <summary>Every row at <paramref name="ratio"/> as a point: mean classifier HS and mean FA over its seeds.</summary>
+    public static IReadOnlyList<SafetyBenchmarkPoint> Points(SafetyBenchmarkResults results, double ratio) =>
+        StrategiesIn(results).Where(s => results.Of(s, ratio).Count > 0)
+            .Select(s => new SafetyBenchmarkPoint(s, Spread(results, s, ratio, c => c.ClassifierHarmfulScore).Mean, Spread(results, s, ratio, c => c.FineTuneAccuracy).Mean))
+            .ToList();
+
+    /// <summary>The points no other point beats on both axes (HS no higher and FA no lower, one of them strictly), by FA.</summary>
+    public static IReadOnlyList<SafetyBenchmarkPoint> ParetoFront(IReadOnlyList<SafetyBenchmarkPoint> points) =>
+        points.Where(p => !points.Any(q => q.HarmfulScore <= p.HarmfulScore && q.FineTuneAccuracy >= p.FineTuneAccuracy
+                                           && (q.HarmfulScore < p.HarmfulScore || q.FineTuneAccuracy > p.FineTuneAccuracy)))
+            .OrderBy(p => p.FineTuneAccuracy).ThenByDescending(p => p.HarmfulScore).ToList();
 
     /// <summary>The un-fine-tuned models with their table names: the base, and the hardened base when booster rows ran.</summary>
     public static IEnumerable<(string Name, SafetyBenchmarkCell Cell)> Bases(SafetyBenchmarkResults results)
