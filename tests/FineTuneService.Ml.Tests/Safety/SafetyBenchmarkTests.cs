@@ -81,6 +81,14 @@ public sealed class SafetyBenchmarkTests : IDisposable
             Assert.Contains("| base model, no fine-tune |", tables);
         }
 
+        // The report of a real run, rewritten without running anything.
+        File.Delete(Path.Combine(_scratch.Path, "out", SafetyBenchmarkReportFiles.TablesFile));
+        Assert.Equal(2, SafetyBenchmarkReportFiles.ReportOnly(Path.Combine(_scratch.Path, "out"), [], label: null).Cells.Count);
+        var report = File.ReadAllText(Path.Combine(_scratch.Path, "out", SafetyBenchmarkReportFiles.TablesFile));
+        Assert.Contains("| best |", report);
+        Assert.Contains("2 cells: 2 trained their fine-tune", report);
+        Assert.True(File.Exists(Path.Combine(_scratch.Path, "out", SafetyBenchmarkReportFiles.ParetoPlotFile)));
+
         using var changed = new SafetyBenchmark(Tiny with { LearningRate = 2e-3 }, baseModel);
         var error = Assert.Throws<InvalidOperationException>(() => changed.Run(results, "test"));
         Assert.Contains("another setting", error.Message);
