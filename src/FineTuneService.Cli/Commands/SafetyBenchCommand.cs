@@ -79,7 +79,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     private static int ReportOnly(CliArguments arguments)
     {
         var grid = new[] { "base", "booster-base", "rows", "ratios", "strategies", "seeds", "lr", "epochs", "batch", "fine-tunes" }.Where(arguments.Has).ToList();
-        if (grid.Count > 0) throw new CliUsageException($"--report-only runs nothing, so {string.Join(", ", grid.Select(g => "--" + g))} would be ignored; leave them out.");
+        if (grid.Count > 0) throw new CliUsageException($"--report-only runs nothing, so these options would be ignored: leave out {string.Join(", ", grid.Select(g => "--" + g))}.");
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "safety")));
         var sources = arguments.Get("from") is { } from ? BenchCommandSupport.List(from) : [];
         if (arguments.Has("from") && sources.Count == 0) throw new CliUsageException("--from takes a comma-separated list of results files.");
