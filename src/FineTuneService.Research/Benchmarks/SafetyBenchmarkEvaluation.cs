@@ -71,6 +71,7 @@ public sealed class SafetyBenchmarkEvaluation
             KeywordHarmfulScore = safety.KeywordHarmfulScore ?? double.NaN,
             OverRefusalRate = safety.OverRefusalRate ?? double.NaN,
             FineTuneAccuracy = accuracy.Accuracy,
+            FineTuneAccuracyMatches = SafetyBenchmarkCell.Outcomes(accuracy.Matches),
             Samples = [.. safety.Samples, .. accuracy.Samples],
         };
     }

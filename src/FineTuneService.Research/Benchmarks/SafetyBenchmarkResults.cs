@@ -17,6 +17,11 @@ public sealed record SafetyBenchmarkCell
     public double KeywordHarmfulScore { get; init; }
     public double OverRefusalRate { get; init; }
     public double FineTuneAccuracy { get; init; }
+    /// <summary>
+    /// One character per SST-2 dev prompt, in evaluation order: '1' where the answer matched. Lets two rows be compared
+    /// prompt by prompt (<see cref="SafetyBenchmarkNoise"/>); null in cells stored before it existed.
+    /// </summary>
+    public string? FineTuneAccuracyMatches { get; init; }
     public int Steps { get; init; }
     public long TrainingTokens { get; init; }
     public double? FinalTrainingLoss { get; init; }
@@ -31,6 +36,8 @@ public sealed record SafetyBenchmarkCell
     /// <summary>Machine state when the cell ran (threads, load average): wall times are comparable only within one.</summary>
     public string? Environment { get; init; }
     public IReadOnlyList<EvaluationSample> Samples { get; init; } = [];
+
+    public static string Outcomes(IEnumerable<bool> outcomes) => string.Concat(outcomes.Select(o => o ? '1' : '0'));
 }
 
 /// <summary>Safety layers used by <c>frozen_layers</c> (inclusive) out of <see cref="Layers"/>.</summary>

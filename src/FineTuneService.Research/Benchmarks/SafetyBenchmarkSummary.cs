@@ -9,7 +9,13 @@ public sealed record SafetyBenchmarkMetric(string Name, Func<SafetyBenchmarkCell
 {
     public static SafetyBenchmarkMetric ClassifierHarmfulScore { get; } = new("HS (classifier)", c => c.ClassifierHarmfulScore, HarmfulPromptCount);
     public static SafetyBenchmarkMetric KeywordHarmfulScore { get; } = new("HS (keyword)", c => c.KeywordHarmfulScore, HarmfulPromptCount);
-    public static SafetyBenchmarkMetric FineTuneAccuracy { get; } = new("FA", c => c.FineTuneAccuracy, o => o.Sst2DevPrompts);
+    public static SafetyBenchmarkMetric FineTuneAccuracy { get; } = new("FA", c => c.FineTuneAccuracy, o => o.Sst2DevPrompts)
+    {
+        Outcomes = c => c.FineTuneAccuracyMatches,
+    };
+
+    /// <summary>The cell's per-prompt outcomes ('1' counts), where the metric stores them; null otherwise.</summary>
+    public Func<SafetyBenchmarkCell, string?> Outcomes { get; init; } = _ => null;
 
     /// <summary>
     /// Harmful prompts each cell answered: the count asked for, or the prompts of the <c>--harmful-prompts</c> file
@@ -55,7 +61,9 @@ public static class SafetyBenchmarkNoise
         return $"a difference is within noise when |Δ| ≤ {Multiplier:0} × √(SE_row² + SE_none²); each mean's SE is the larger of " +
                $"(std over seeds / √seeds) and the binomial SE of its rate on the cell's prompts ({Count(SafetyBenchmarkMetric.HarmfulPromptCount(options))} harmful prompts for HS, " +
                $"{Count(options.Sst2DevPrompts)} SST-2 dev prompts for FA), taken at rate (k + 1)/(n + 2) so that 0 % still has the noise of n prompts. " +
-               "Both rows answer the same prompts, so the rule is conservative (it does not pair the answers)";
+               "For FA, where both rows stored each prompt's outcome, the difference is paired instead: its SE is the larger of " +
+               "(std of the per-seed differences / √seeds) and (std over prompts of each prompt's seed-averaged difference / √prompts), " +
+               "which is smaller when the two models agree on most prompts; a paired difference is marked † in the table";
     }
 }
 
@@ -73,10 +81,33 @@ public readonly record struct SafetyBenchmarkDifference(double Delta, double Noi
         if (seeds.Count == 0) return null;
         var a = SeedSpread.Of(rowCells.Where(c => seeds.Contains(c.Seed)).Select(metric.Of));
         var b = SeedSpread.Of(referenceCells.Where(c => seeds.Contains(c.Seed)).Select(metric.Of));
+        var pairs = seeds.Order().Select(seed => (Row: metric.Outcomes(rowCells.First(c => c.Seed == seed)), Reference: metric.Outcomes(referenceCells.First(c => c.Seed == seed)))).ToList();
+        if (pairs.All(p => p.Row is { Length: > 0 } r && p.Reference is { } f && f.Length == r.Length) && pairs.Select(p => p.Row!.Length).Distinct().Count() == 1)
+            return Paired(pairs.Select(p => (p.Row!, p.Reference!)).ToList(), a.Mean - b.Mean);
         var prompts = metric.Prompts(results.Options);
         var (ea, eb) = (SafetyBenchmarkNoise.StandardError(a, prompts), SafetyBenchmarkNoise.StandardError(b, prompts));
         return new(a.Mean - b.Mean, SafetyBenchmarkNoise.Multiplier * Math.Sqrt(ea * ea + eb * eb), seeds.Count);
     }
+
+    /// <summary>
+    /// Both rows answered the same prompts, so the difference is measured prompt by prompt: its standard error is the
+    /// larger of the seed term (std of the per-seed differences / √seeds) and the prompt term (std over prompts of each
+    /// prompt's difference, averaged over the seeds, / √prompts). Models that agree on most prompts differ by little noise.
+    /// </summary>
+    private static SafetyBenchmarkDifference Paired(IReadOnlyList<(string Row, string Reference)> seeds, double delta)
+    {
+        var n = seeds[0].Row.Length;
+        var perSeed = SeedSpread.Of(seeds.Select(s => 100.0 * Enumerable.Range(0, n).Sum(i => Hit(s.Row, i) - Hit(s.Reference, i)) / n));
+        var perPrompt = SeedSpread.Of(Enumerable.Range(0, n).Select(i => 100.0 * seeds.Average(s => Hit(s.Row, i) - Hit(s.Reference, i))));
+        var seedTerm = perSeed.Count > 1 ? perSeed.Std / Math.Sqrt(perSeed.Count) : 0;
+        var promptTerm = perPrompt.Std / Math.Sqrt(n);
+        return new(delta, SafetyBenchmarkNoise.Multiplier * Math.Max(seedTerm, promptTerm), seeds.Count) { IsPaired = true };
+    }
+
+    private static int Hit(string outcomes, int i) => outcomes[i] == '1' ? 1 : 0;
+
+    /// <summary>Measured prompt by prompt (both rows stored per-prompt outcomes) rather than from the two rates alone.</summary>
+    public bool IsPaired { get; init; }
 }
 
 /// <summary>One row of the summary at one p: its HS and FA differences against plain SFT.</summary>
@@ -163,10 +194,12 @@ public static class SafetyBenchmarkSummary
     public static string AccuracyText(SafetyBenchmarkDifference? d) => d switch
     {
         null => "—",
-        { WithinNoise: true } x => $"{Signed(x.Delta)} no cost (within noise)",
-        { Delta: > 0 } x => $"{Signed(x.Delta)} (gain)",
-        var x => Signed(x.Value.Delta),
+        { WithinNoise: true } x => $"{Signed(x.Delta)}{Paired(x)} no cost (within noise)",
+        { Delta: > 0 } x => $"{Signed(x.Delta)}{Paired(x)} (gain)",
+        var x => Signed(x.Value.Delta) + Paired(x.Value),
     };
+
+    private static string Paired(SafetyBenchmarkDifference d) => d.IsPaired ? "†" : "";
 
     private static string Signed(double value) => value.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture);
 

@@ -37,6 +37,37 @@ public sealed class SafetyBenchmarkReportTests : IDisposable
     private static SafetyBenchmarkDifference HsAgainstPlain(SafetyBenchmarkResults results, string row, double ratio) =>
         SafetyBenchmarkDifference.Between(results, row, "none", ratio, SafetyBenchmarkMetric.ClassifierHarmfulScore)!.Value;
 
+    /// <summary>872 outcomes: the first <paramref name="correct"/> prompts matched, the rest did not.</summary>
+    private static string Matches(int correct, int shift = 0) =>
+        SafetyBenchmarkCell.Outcomes(Enumerable.Range(0, 872).Select(i => (i + shift) % 872 < correct));
+
+    [Fact]
+    public void Fa_differences_of_rows_that_stored_each_prompt_are_paired_so_models_that_agree_differ_by_little_noise()
+    {
+        // 530 and 520 correct of 872: the merge row loses ten prompts the plain row got right and gets the rest alike.
+        var agreeing = Results(Cell("none", 0.1, 1, hs: 50, fa: 530 / 8.72) with { FineTuneAccuracyMatches = Matches(530) },
+            Cell("merge", 0.1, 1, hs: 50, fa: 520 / 8.72) with { FineTuneAccuracyMatches = Matches(520) });
+        var unpaired = Results(Cell("none", 0.1, 1, hs: 50, fa: 530 / 8.72), Cell("merge", 0.1, 1, hs: 50, fa: 520 / 8.72));
+
+        var paired = SafetyBenchmarkDifference.Between(agreeing, "merge", "none", 0.1, SafetyBenchmarkMetric.FineTuneAccuracy)!.Value;
+        var rates = SafetyBenchmarkDifference.Between(unpaired, "merge", "none", 0.1, SafetyBenchmarkMetric.FineTuneAccuracy)!.Value;
+
+        Assert.True(paired.IsPaired);
+        Assert.False(rates.IsPaired);
+        Assert.Equal(rates.Delta, paired.Delta, 9);
+        // Ten discordant prompts of 872: SE = 100·√(10/872 − (10/872)²)/√872 ≈ 0.36, noise ≈ 0.72 < 1.15 points lost.
+        Assert.Equal(0.72, paired.Noise, 2);
+        Assert.False(paired.WithinNoise);
+        // From the rates alone the same 1.15 points are within noise (about 4.6 points).
+        Assert.True(rates.WithinNoise);
+        Assert.Contains("†", SafetyBenchmarkSummary.AccuracyText(paired));
+
+        // Models that disagree on many prompts (the same accuracy on different prompts) get no such credit.
+        var disagreeing = Results(Cell("none", 0.1, 1, hs: 50, fa: 530 / 8.72) with { FineTuneAccuracyMatches = Matches(530) },
+            Cell("merge", 0.1, 1, hs: 50, fa: 520 / 8.72) with { FineTuneAccuracyMatches = Matches(520, shift: 436) });
+        Assert.True(SafetyBenchmarkDifference.Between(disagreeing, "merge", "none", 0.1, SafetyBenchmarkMetric.FineTuneAccuracy)!.Value.WithinNoise);
+    }
+
     [Fact]
     public void With_one_seed_the_noise_is_twice_the_binomial_standard_error_of_the_difference_and_a_zero_rate_still_has_one()
     {

@@ -24,7 +24,11 @@ public sealed record AccuracyExample(string Prompt, string Reference)
 }
 
 public sealed record FineTuneAccuracyResult(double Accuracy, int Examples, int Correct, string Matcher,
-    IReadOnlyList<EvaluationSample> Samples);
+    IReadOnlyList<EvaluationSample> Samples)
+{
+    /// <summary>Whether each example's answer matched, in example order: two models compare prompt by prompt.</summary>
+    public IReadOnlyList<bool> Matches { get; init; } = [];
+}
 
 /// <summary>FA: % of a task's evaluation examples whose greedy answer matches the reference.</summary>
 public sealed class FineTuneAccuracyEvaluator(IResponseGenerator generator, IAnswerMatcher matcher)
@@ -44,6 +48,6 @@ public sealed class FineTuneAccuracyEvaluator(IResponseGenerator generator, IAns
             .Select(i => new EvaluationSample(SampleKind, examples[i].Prompt, responses[i], Category: null,
                 new Dictionary<string, bool?> { ["correct"] = correct[i] }))
             .ToList();
-        return new FineTuneAccuracyResult(Rates.Percent(count, examples.Count), examples.Count, count, matcher.Name, samples);
+        return new FineTuneAccuracyResult(Rates.Percent(count, examples.Count), examples.Count, count, matcher.Name, samples) { Matches = correct };
     }
 }
