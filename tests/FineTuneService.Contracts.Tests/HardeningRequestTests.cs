@@ -15,6 +15,9 @@ public sealed class HardeningRequestTests
         var booster = Assert.IsType<BoosterParams>(request.Params);
         Assert.Equal((5.0, 0.1), (booster.Lambda, booster.Alpha));
         Assert.Equal(BoosterParams.BaseAnswers, booster.AlignmentAnswers);
+        Assert.Equal(BoosterParams.DefaultBenignShare, booster.BenignShare);
+        Assert.Equal(BoosterParams.DefaultBenignShare, request.Method.ToJson(booster)["benign_share"]!.GetValue<double>());
+        Assert.Equal(request.Method.Fields.Select(f => f.Name), request.Method.ToJson(booster).Select(p => p.Key)); // the echo binds again
         Assert.Equal("safetune-tiny-booster", request.HardenedModel);
         Assert.Equal(5.0, request.Method.ToJson(booster)["lambda"]!.GetValue<double>());
     }
@@ -35,6 +38,11 @@ public sealed class HardeningRequestTests
     [InlineData("booster", """{"rho": 1}""", null, "params.rho")]
     [InlineData("booster", """{"alignment_answers": "own"}""", null, "params.alignment_answers")]
     [InlineData("booster", """{"alignment_answers": 1}""", null, "params.alignment_answers")]
+    [InlineData("booster", """{"benign_share": -0.1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 0.05}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 0.5, "batch_size": 1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 0.95}""", null, "params.benign_share")]
     [InlineData("booster", "[1]", null, "params")]
     [InlineData("booster", null, "Has Space", "suffix")]
     [InlineData("booster", null, "", "suffix")]
@@ -43,6 +51,23 @@ public sealed class HardeningRequestTests
     {
         var violation = Assert.Throws<ContractViolation>(() => Parse(method, parameters, suffix));
         Assert.Equal(param, violation.Param);
+    }
+
+    [Theory]
+    [InlineData("""{"benign_share": 0}""", 0.0, 0)]
+    [InlineData("""{"benign_share": 0.25}""", 0.25, 2)]
+    [InlineData("""{"benign_share": 0.3, "batch_size": 4}""", 0.3, 1)]
+    public void A_benign_share_that_leaves_both_kinds_in_a_batch_is_accepted(string parameters, double share, int benignPerBatch)
+    {
+        var booster = Assert.IsType<BoosterParams>(Parse("booster", parameters).Params);
+        Assert.Equal((share, benignPerBatch), (booster.BenignShare, booster.BenignPairsPerBatch));
+    }
+
+    [Fact]
+    public void A_benign_share_that_rounds_to_no_benign_pair_says_so()
+    {
+        var violation = Assert.Throws<ContractViolation>(() => Parse("booster", """{"benign_share": 0.05}"""));
+        Assert.Contains("0 benign pairs per batch", violation.Message);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Text.Json.Serialization;
 
 namespace FineTuneService.Contracts.Safety.Hardening;
 
@@ -7,7 +8,9 @@ namespace FineTuneService.Contracts.Safety.Hardening;
 /// Models via Attenuating Harmful Perturbation"): minimise f(w) + λ (h(w) − h(w − α ∇h(w) / ‖∇h(w)‖)), with f the
 /// alignment loss (harmful prompts → refusals) and h the harmful loss (harmful prompts → harmful answers). The second
 /// term is the drop of the harmful loss after one normalised harmful-gradient step: making it small leaves a later
-/// harmful fine-tune little to gain per step. λ = 5 and α = 0.1 are the defaults of the paper's code.
+/// harmful fine-tune little to gain per step. λ = 5 and α = 0.1 are the defaults of the paper's code. A share of each
+/// alignment batch can be benign pairs (training-set prompts with the base's own answers), so that f does not push
+/// every prompt toward a refusal.
 /// </summary>
 public sealed record BoosterParams(
     [property: Description("Weight λ of the harmful-loss drop (the paper's default 5).")] double Lambda = 5,
@@ -17,8 +20,18 @@ public sealed record BoosterParams(
     [property: Description("Pairs per step from each of the alignment and harmful sets.")] int BatchSize = 8,
     [property: Description("Alignment targets: \"base\" (default) aligns on the base model's own greedy answers to the shipped refusal prompts, "
                            + "keeping the prompts it refuses by the keyword refusal rule; \"shipped\" on the shipped Safety-Tuned LLaMAs refusals.")]
-    string AlignmentAnswers = BoosterParams.BaseAnswers) : IHardeningParams
+    string AlignmentAnswers = BoosterParams.BaseAnswers,
+    [property: Description("Share of each alignment batch that is benign pairs: training-set instructions (Dolly, Self-Instruct, SST-2 train) with the base model's "
+                           + "own greedy answers, kept where the keyword refusal rule finds no refusal; 0 aligns on refusals only. "
+                           + "In [0, 1); round(benign_share × batch_size) benign pairs per batch, at least one of each kind when above 0.")]
+    double BenignShare = BoosterParams.DefaultBenignShare) : IHardeningParams
 {
+    public const double DefaultBenignShare = 0.5;
+
+    /// <summary>Benign pairs in each alignment batch of <see cref="BatchSize"/>; the rest are refusals.</summary>
+    [JsonIgnore]
+    public int BenignPairsPerBatch => (int)Math.Round(BenignShare * BatchSize, MidpointRounding.AwayFromZero);
+
     /// <summary>Align on the base model's own refusals, in the form it already produces.</summary>
     public const string BaseAnswers = "base";
 
@@ -36,5 +49,10 @@ public sealed record BoosterParams(
         if (BatchSize is < 1 or > 256) yield return new("batch_size", $"batch_size must be in [1, 256], got {BatchSize}.");
         if (!AlignmentAnswerSources.Contains(AlignmentAnswers))
             yield return new("alignment_answers", $"alignment_answers must be one of {string.Join(", ", AlignmentAnswerSources)}, got '{AlignmentAnswers}'.");
+        if (!(BenignShare is >= 0 and < 1))
+            yield return new("benign_share", $"benign_share must be in [0, 1), got {BenignShare}.");
+        else if (BenignShare > 0 && BatchSize >= 1 && BenignPairsPerBatch is var benign && (benign < 1 || benign >= BatchSize))
+            yield return new("benign_share", $"benign_share {BenignShare} of batch_size {BatchSize} gives {benign} benign pairs per batch; "
+                                             + "it must leave at least one benign pair and one refusal pair (or be 0).");
     }
 }
