@@ -40,9 +40,8 @@ public sealed class HardeningRequestTests
     [InlineData("booster", """{"alignment_answers": 1}""", null, "params.alignment_answers")]
     [InlineData("booster", """{"benign_share": -0.1}""", null, "params.benign_share")]
     [InlineData("booster", """{"benign_share": 1}""", null, "params.benign_share")]
-    [InlineData("booster", """{"benign_share": 0.05}""", null, "params.benign_share")]
     [InlineData("booster", """{"benign_share": 0.5, "batch_size": 1}""", null, "params.benign_share")]
-    [InlineData("booster", """{"benign_share": 0.95}""", null, "params.benign_share")]
+    [InlineData("booster", """{"batch_size": 1}""", null, "params.benign_share")]
     [InlineData("booster", "[1]", null, "params")]
     [InlineData("booster", null, "Has Space", "suffix")]
     [InlineData("booster", null, "", "suffix")]
@@ -57,17 +56,22 @@ public sealed class HardeningRequestTests
     [InlineData("""{"benign_share": 0}""", 0.0, 0)]
     [InlineData("""{"benign_share": 0.25}""", 0.25, 2)]
     [InlineData("""{"benign_share": 0.3, "batch_size": 4}""", 0.3, 1)]
-    public void A_benign_share_that_leaves_both_kinds_in_a_batch_is_accepted(string parameters, double share, int benignPerBatch)
+    [InlineData("""{"benign_share": 0.05}""", 0.05, 1)]
+    [InlineData("""{"benign_share": 0.95}""", 0.95, 7)]
+    [InlineData("""{"batch_size": 2}""", BoosterParams.DefaultBenignShare, 1)]
+    [InlineData("""{"benign_share": 0, "batch_size": 1}""", 0.0, 0)]
+    public void A_benign_share_is_accepted_and_leaves_both_kinds_in_a_batch(string parameters, double share, int benignPerBatch)
     {
         var booster = Assert.IsType<BoosterParams>(Parse("booster", parameters).Params);
         Assert.Equal((share, benignPerBatch), (booster.BenignShare, booster.BenignPairsPerBatch));
     }
 
     [Fact]
-    public void A_benign_share_that_rounds_to_no_benign_pair_says_so()
+    public void A_benign_share_with_batch_size_1_says_how_to_fix_it()
     {
-        var violation = Assert.Throws<ContractViolation>(() => Parse("booster", """{"benign_share": 0.05}"""));
-        Assert.Contains("0 benign pairs per batch", violation.Message);
+        var violation = Assert.Throws<ContractViolation>(() => Parse("booster", """{"batch_size": 1}"""));
+        Assert.Contains("batch_size 2 or more", violation.Message);
+        Assert.Contains("set benign_share to 0", violation.Message);
     }
 
     [Fact]

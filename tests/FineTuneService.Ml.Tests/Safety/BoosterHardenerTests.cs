@@ -48,9 +48,11 @@ public sealed class BoosterHardenerTests
     [InlineData(8, 0.5, 4)]
     [InlineData(8, 0.25, 2)]
     [InlineData(4, 0.3, 1)]
+    [InlineData(2, 0.75, 1)]
+    [InlineData(8, 0.95, 7)]
     public void Alignment_batches_hold_the_stated_share_of_benign_pairs_and_every_benign_pair_in_turn(int batchSize, double share, int benignPerBatch)
     {
-        var benign = TrainerTestData.ReverseTask(6, seed: 4);
+        var benign = TrainerTestData.ReverseTask(8, seed: 4);
         var data = Data with { Benign = benign };
         var batches = new BoosterHardener.AlignmentBatches(data, new BoosterParams(BatchSize: batchSize, BenignShare: share), seed: 1);
 

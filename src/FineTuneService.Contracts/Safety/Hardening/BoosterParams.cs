@@ -22,15 +22,20 @@ public sealed record BoosterParams(
                            + "keeping the prompts it refuses by the keyword refusal rule; \"shipped\" on the shipped Safety-Tuned LLaMAs refusals.")]
     string AlignmentAnswers = BoosterParams.BaseAnswers,
     [property: Description("Share of each alignment batch that is benign pairs: training-set instructions (Dolly, Self-Instruct, SST-2 train) with the base model's "
-                           + "own greedy answers, kept where the keyword refusal rule finds no refusal; 0 aligns on refusals only. "
-                           + "In [0, 1); round(benign_share × batch_size) benign pairs per batch, at least one of each kind when above 0.")]
+                           + "own greedy answers, kept where the keyword refusal rule finds no refusal; 0 aligns on refusals only. In [0, 1); each batch has "
+                           + "round(benign_share × batch_size) benign pairs, at least 1 and at most batch_size − 1 (so batch_size ≥ 2 when above 0).")]
     double BenignShare = BoosterParams.DefaultBenignShare) : IHardeningParams
 {
-    public const double DefaultBenignShare = 0.5;
+    /// <summary>On safetune-tiny 0.75 kept over-refusal at the base's and the refusals (docs/benchmarks/booster, third run).</summary>
+    public const double DefaultBenignShare = 0.75;
 
-    /// <summary>Benign pairs in each alignment batch of <see cref="BatchSize"/>; the rest are refusals.</summary>
+    /// <summary>
+    /// Benign pairs in each alignment batch of <see cref="BatchSize"/>, the rest refusals: the share rounded, kept
+    /// within [1, batch_size − 1] so that a small batch still holds both kinds (batch 2 at the default: one of each).
+    /// </summary>
     [JsonIgnore]
-    public int BenignPairsPerBatch => (int)Math.Round(BenignShare * BatchSize, MidpointRounding.AwayFromZero);
+    public int BenignPairsPerBatch => BenignShare <= 0 || BatchSize < 2 ? 0
+        : Math.Clamp((int)Math.Round(BenignShare * BatchSize, MidpointRounding.AwayFromZero), 1, BatchSize - 1);
 
     /// <summary>Align on the base model's own refusals, in the form it already produces.</summary>
     public const string BaseAnswers = "base";
@@ -51,8 +56,8 @@ public sealed record BoosterParams(
             yield return new("alignment_answers", $"alignment_answers must be one of {string.Join(", ", AlignmentAnswerSources)}, got '{AlignmentAnswers}'.");
         if (!(BenignShare is >= 0 and < 1))
             yield return new("benign_share", $"benign_share must be in [0, 1), got {BenignShare}.");
-        else if (BenignShare > 0 && BatchSize >= 1 && BenignPairsPerBatch is var benign && (benign < 1 || benign >= BatchSize))
-            yield return new("benign_share", $"benign_share {BenignShare} of batch_size {BatchSize} gives {benign} benign pairs per batch; "
-                                             + "it must leave at least one benign pair and one refusal pair (or be 0).");
+        else if (BenignShare > 0 && BatchSize == 1)
+            yield return new("benign_share", $"benign_share {BenignShare} needs batch_size 2 or more (one benign and one refusal pair per batch); "
+                                             + "with batch_size 1 set benign_share to 0.");
     }
 }
