@@ -45,7 +45,8 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
         if (data.Alignment.Count == 0 || data.Harmful.Count == 0)
             throw new ArgumentException("Booster needs alignment (refusal) and harmful pairs.", nameof(data));
         if (_options.BenignPairsPerBatch > 0 && data.BenignPairs.Count == 0)
-            throw new ArgumentException($"benign_share {_options.BenignShare} needs benign pairs; none are left (the base refused every benign prompt?).", nameof(data));
+            throw new ArgumentException($"benign_share {_options.BenignShare} needs benign pairs; none is left (the base's answers to the benign prompts were refusals, "
+                                        + "empty, or left no answer token within the sequence length). Set benign_share to 0 to align on refusals only.", nameof(data));
         var device = model.parameters().First().device;
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         using var optimizer = new AdamW(parameters, _options.LearningRate, weight_decay: 0);
