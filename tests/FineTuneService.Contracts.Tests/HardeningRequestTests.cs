@@ -15,6 +15,9 @@ public sealed class HardeningRequestTests
         var booster = Assert.IsType<BoosterParams>(request.Params);
         Assert.Equal((5.0, 0.1), (booster.Lambda, booster.Alpha));
         Assert.Equal(BoosterParams.BaseAnswers, booster.AlignmentAnswers);
+        Assert.Equal(BoosterParams.DefaultBenignShare, booster.BenignShare);
+        Assert.Equal(BoosterParams.DefaultBenignShare, request.Method.ToJson(booster)["benign_share"]!.GetValue<double>());
+        Assert.Equal(request.Method.Fields.Select(f => f.Name), request.Method.ToJson(booster).Select(p => p.Key)); // the echo binds again
         Assert.Equal("safetune-tiny-booster", request.HardenedModel);
         Assert.Equal(5.0, request.Method.ToJson(booster)["lambda"]!.GetValue<double>());
     }
@@ -35,6 +38,10 @@ public sealed class HardeningRequestTests
     [InlineData("booster", """{"rho": 1}""", null, "params.rho")]
     [InlineData("booster", """{"alignment_answers": "own"}""", null, "params.alignment_answers")]
     [InlineData("booster", """{"alignment_answers": 1}""", null, "params.alignment_answers")]
+    [InlineData("booster", """{"benign_share": -0.1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"benign_share": 0.5, "batch_size": 1}""", null, "params.benign_share")]
+    [InlineData("booster", """{"batch_size": 1}""", null, "params.benign_share")]
     [InlineData("booster", "[1]", null, "params")]
     [InlineData("booster", null, "Has Space", "suffix")]
     [InlineData("booster", null, "", "suffix")]
@@ -43,6 +50,28 @@ public sealed class HardeningRequestTests
     {
         var violation = Assert.Throws<ContractViolation>(() => Parse(method, parameters, suffix));
         Assert.Equal(param, violation.Param);
+    }
+
+    [Theory]
+    [InlineData("""{"benign_share": 0}""", 0.0, 0)]
+    [InlineData("""{"benign_share": 0.25}""", 0.25, 2)]
+    [InlineData("""{"benign_share": 0.3, "batch_size": 4}""", 0.3, 1)]
+    [InlineData("""{"benign_share": 0.05}""", 0.05, 1)]
+    [InlineData("""{"benign_share": 0.95}""", 0.95, 7)]
+    [InlineData("""{"batch_size": 2}""", BoosterParams.DefaultBenignShare, 1)]
+    [InlineData("""{"benign_share": 0, "batch_size": 1}""", 0.0, 0)]
+    public void A_benign_share_is_accepted_and_leaves_both_kinds_in_a_batch(string parameters, double share, int benignPerBatch)
+    {
+        var booster = Assert.IsType<BoosterParams>(Parse("booster", parameters).Params);
+        Assert.Equal((share, benignPerBatch), (booster.BenignShare, booster.BenignPairsPerBatch));
+    }
+
+    [Fact]
+    public void A_benign_share_with_batch_size_1_says_how_to_fix_it()
+    {
+        var violation = Assert.Throws<ContractViolation>(() => Parse("booster", """{"batch_size": 1}"""));
+        Assert.Contains("batch_size 2 or more", violation.Message);
+        Assert.Contains("set benign_share to 0", violation.Message);
     }
 
     [Fact]

@@ -10,10 +10,7 @@ public sealed record HardenModelRequest
     /// <summary>A registered hardening method: "booster".</summary>
     public string? Method { get; init; }
 
-    /// <summary>
-    /// The method's parameters; omitted fields keep their defaults. booster: lambda (5), alpha (0.1), steps (100),
-    /// learning_rate (1e-4), batch_size (8).
-    /// </summary>
+    /// <summary>The method's parameters; omitted fields keep their defaults (documented per method from the hardening registry).</summary>
     public JsonElement? Params { get; init; }
 
     /// <summary>The new model is named {base}-{suffix}; default the method's name (e.g. safetune-tiny-booster).</summary>

@@ -62,7 +62,7 @@ internal sealed class SafetySchemaFilter : ISchemaFilter
         Properties = strategy.Fields.ToDictionary(f => f.Name, f => (IOpenApiSchema)Field(f)),
     };
 
-    private static OpenApiSchema Field(SafetyParamField field)
+    internal static OpenApiSchema Field(SafetyParamField field)
     {
         var type = Nullable.GetUnderlyingType(field.Type) ?? field.Type;
         var kind = type == typeof(int) || type == typeof(long) ? JsonSchemaType.Integer

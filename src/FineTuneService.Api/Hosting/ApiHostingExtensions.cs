@@ -186,6 +186,7 @@ public static class ApiHostingExtensions
             options.OperationFilter<SecuritySchemesOperationFilter>();
             options.SchemaFilter<SafetySchemaFilter>(); // safety.strategy and safety.params from the strategy registry
             options.SchemaFilter<JudgeSchemaFilter>(); // judge names and descriptions from the judge registry
+            options.SchemaFilter<HardeningSchemaFilter>(); // the harden request's method and params from the hardening registry
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) options.IncludeXmlComments(xml);
         });

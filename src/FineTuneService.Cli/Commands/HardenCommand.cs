@@ -17,7 +17,8 @@ public sealed class HardenCommand : ICliCommand
     public string Name => "harden";
     public string Description => "Harden a base model folder (alignment-stage, e.g. Booster) into a new model folder.";
     public string Usage => "fts harden --base <hf folder> --method booster --out <folder> [--steps 100] [--lambda 5] [--alpha 0.1] "
-                           + "[--learning-rate 1e-4] [--batch-size 8] [--seed 1] [--model-id <id of the base, default its folder name>]";
+                           + "[--learning-rate 1e-4] [--batch-size 8] [--alignment-answers base|shipped] [--benign-share 0.5] [--seed 1] [--threads 0 (torch's default)] "
+                           + "[--model-id <id of the base, default its folder name>]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
@@ -47,6 +48,7 @@ public sealed class HardenCommand : ICliCommand
             throw new CliUsageException($"--{e.Param.Replace("params.", "").Replace('_', '-')}: {e.Message}");
         }
 
+        BenchCommandSupport.UseThreads(arguments.GetInt("threads", 0));
         var report = ModelFolderHardening.Harden(baseFolder, output, baseId, request.Method, request.Params, new ShippedData(),
             seed: arguments.GetLong("seed", 1), progress: Console.WriteLine, cancellationToken: cancellationToken, onStep: step =>
             {

@@ -40,7 +40,8 @@ public sealed class HardeningApiTests(PostgresServer server, SafetyServiceHost h
         var created = await admin.PostJsonAsync($"/v1/admin/models/{TinyBaseModel.Id}/harden", new
         {
             method = "booster",
-            @params = new { steps = 4, batch_size = 2, alignment_answers = "shipped" }, // a random tiny base refuses nothing of its own
+            // A random tiny base has no answers of its own to align on: no refusals, and no usable benign answers.
+            @params = new { steps = 4, batch_size = 2, alignment_answers = "shipped", benign_share = 0 },
         });
         var runId = created["id"]!.GetValue<string>();
         Assert.Equal(("hardening_run", "queued", Hardened), (created["object"]!.GetValue<string>(), created["status"]!.GetValue<string>(),
@@ -118,6 +119,8 @@ public sealed class HardeningApiTests(PostgresServer server, SafetyServiceHost h
     [InlineData("""{"method": "booster", "params": {"steps": "many"}}""", 400, "params.steps")]
     [InlineData("""{"method": "booster", "params": {"rho": 1}}""", 400, "params.rho")]
     [InlineData("""{"method": "booster", "params": {"alignment_answers": "mine"}}""", 400, "params.alignment_answers")]
+    [InlineData("""{"method": "booster", "params": {"benign_share": 1}}""", 400, "params.benign_share")]
+    [InlineData("""{"method": "booster", "params": {"benign_share": 0.5, "batch_size": 1}}""", 400, "params.benign_share")]
     [InlineData("""{"method": "booster", "params": [1]}""", 400, "params")]
     [InlineData("""{"method": "booster", "suffix": "Not Valid"}""", 400, "suffix")]
     [InlineData("""{"method": "booster", "suffix": "booster-with-a-suffix-far-too-long-for-a-model-id"}""", 400, "suffix")]
@@ -141,5 +144,21 @@ public sealed class HardeningApiTests(PostgresServer server, SafetyServiceHost h
         var forbidden = await tenant.PostAsJsonAsync($"/v1/admin/models/{TinyBaseModel.Id}/harden", new { method = "booster" });
         Assert.False(forbidden.IsSuccessStatusCode);
         await (await api.AdminClient().GetAsync("/v1/admin/hardening_runs/hardrun-none")).ErrorAsync(404);
+    }
+
+    [Fact]
+    public async Task Swagger_documents_each_methods_params_from_its_parameters_record()
+    {
+        var api = await host.GetAsync(server);
+        var swagger = JsonNode.Parse(await api.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var request = swagger["components"]!["schemas"]!["HardenModelRequest"]!["properties"]!;
+
+        Assert.Equal(["booster"], request["method"]!["enum"]!.AsArray().Select(m => m!.GetValue<string>()));
+        var booster = request["params"]!["oneOf"]!.AsArray().Single(m => m!["title"]!.GetValue<string>() == "booster")!["properties"]!;
+        var method = FineTuneService.Contracts.Safety.Hardening.HardeningMethods.Registry.Find("booster")!;
+        Assert.Equal(method.Fields.Select(f => f.Name), booster.AsObject().Select(p => p.Key));
+        var share = method.Fields.Single(f => f.Name == "benign_share");
+        Assert.Equal(share.Description, booster["benign_share"]!["description"]!.GetValue<string>());
+        Assert.Equal(share.Default, booster["benign_share"]!["default"]!.GetValue<double>());
     }
 }

@@ -25,20 +25,32 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
 
     public string Method => Name;
 
-    public SafetyData TrainingSets(SafetyData shipped, BaseModelRefusals baseAnswers, CancellationToken cancellationToken = default) =>
-        _options.AlignmentAnswers == BoosterParams.BaseAnswers
-            ? shipped with { Refusals = baseAnswers.Answer(shipped.Refusals, cancellationToken) }
-            : shipped;
+    /// <summary>
+    /// The alignment refusals in the base's own form (or as shipped), and, with a benign share, as many benign pairs
+    /// answered by the base as the steps will draw (the base's non-refusals only; at most the shipped candidates).
+    /// </summary>
+    public HardeningSets TrainingSets(HardeningSets shipped, BaseModelAnswers baseAnswers, CancellationToken cancellationToken = default)
+    {
+        var safety = _options.AlignmentAnswers == BoosterParams.BaseAnswers
+            ? shipped.Safety with { Refusals = baseAnswers.Refusals(shipped.Safety.Refusals, cancellationToken) }
+            : shipped.Safety;
+        var benignDrawn = (long)_options.Steps * _options.BenignPairsPerBatch;
+        var benign = benignDrawn == 0 ? [] : baseAnswers.NonRefusals(shipped.Benign.Take((int)Math.Min(benignDrawn, shipped.Benign.Count)).ToList(), cancellationToken);
+        return new HardeningSets(safety, benign);
+    }
 
     public HardeningReport Harden(DecoderLM model, HardeningData data, CancellationToken cancellationToken = default,
         Action<HardeningStep>? onStep = null)
     {
         if (data.Alignment.Count == 0 || data.Harmful.Count == 0)
             throw new ArgumentException("Booster needs alignment (refusal) and harmful pairs.", nameof(data));
+        if (_options.BenignPairsPerBatch > 0 && data.BenignPairs.Count == 0)
+            throw new ArgumentException($"benign_share {_options.BenignShare} needs benign pairs; none is left (the base's answers to the benign prompts were refusals, "
+                                        + "empty, or left no answer token within the sequence length). Set benign_share to 0 to align on refusals only.", nameof(data));
         var device = model.parameters().First().device;
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         using var optimizer = new AdamW(parameters, _options.LearningRate, weight_decay: 0);
-        var alignment = new BatchCycle(data.Alignment, _options.BatchSize, seed);
+        var alignment = new AlignmentBatches(data, _options, seed);
         var harmful = new BatchCycle(data.Harmful, _options.BatchSize, seed + 1);
         double firstAlignment = double.NaN, lastAlignment = double.NaN, firstDrop = double.NaN, lastDrop = double.NaN;
         var wasTraining = model.training;
@@ -95,6 +107,19 @@ public sealed class BoosterHardener(BoosterParams options, long seed = 1) : IBas
     {
         using var noGrad = no_grad();
         for (var i = 0; i < parameters.Length; i++) parameters[i].add_(direction[i], alpha: scale);
+    }
+
+    /// <summary>
+    /// The alignment batches f is computed on: <see cref="BoosterParams.BenignPairsPerBatch"/> benign pairs and the
+    /// rest refusals, each set drawn in its own seeded order. Without a benign share they are the refusal batches
+    /// alone, the same ones as before benign pairs existed.
+    /// </summary>
+    internal sealed class AlignmentBatches(HardeningData data, BoosterParams options, long seed)
+    {
+        private readonly BatchCycle _refusals = new(data.Alignment, options.BatchSize - options.BenignPairsPerBatch, seed);
+        private readonly BatchCycle? _benign = options.BenignPairsPerBatch > 0 ? new(data.BenignPairs, options.BenignPairsPerBatch, seed + 2) : null;
+
+        public IReadOnlyList<TokenizedExample> Next() => _benign is null ? _refusals.Next() : [.. _refusals.Next(), .. _benign.Next()];
     }
 
     /// <summary>Batches of a set in a seeded order, reshuffled each pass.</summary>

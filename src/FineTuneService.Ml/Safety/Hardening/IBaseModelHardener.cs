@@ -15,7 +15,7 @@ public interface IBaseModelHardener
 
     /// <summary>The pairs this method trains on, from the shipped sets: as shipped unless the method says otherwise.</summary>
     /// <param name="baseAnswers">The base model's own answers, for a method that aligns on them.</param>
-    SafetyData TrainingSets(SafetyData shipped, BaseModelRefusals baseAnswers, CancellationToken cancellationToken = default) => shipped;
+    HardeningSets TrainingSets(HardeningSets shipped, BaseModelAnswers baseAnswers, CancellationToken cancellationToken = default) => shipped;
 
     /// <summary>Hardens <paramref name="model"/>: its weights change in place.</summary>
     /// <param name="onStep">Called after each optimizer step with its losses (the service posts them as progress events).</param>
@@ -23,10 +23,22 @@ public interface IBaseModelHardener
 }
 
 /// <summary>
-/// What hardening trains on: alignment pairs (harmful prompt → refusal) and harmful pairs (harmful prompt → harmful
-/// answer), both from the shipped training sets, never an evaluation prompt.
+/// The chat pairs hardening draws on, from the shipped training sets, never an evaluation prompt: the safety pairs
+/// (refusals and harmful answers) and benign pairs (training-set instructions) for a method that mixes them into its
+/// alignment batches.
 /// </summary>
-public sealed record HardeningData(IReadOnlyList<TokenizedExample> Alignment, IReadOnlyList<TokenizedExample> Harmful, int MaxSequenceLength);
+public sealed record HardeningSets(SafetyData Safety, IReadOnlyList<ChatExample> Benign);
+
+/// <summary>
+/// What hardening trains on: alignment pairs (harmful prompt → refusal), harmful pairs (harmful prompt → harmful
+/// answer) and benign pairs (benign prompt → the base's own answer; empty unless the method mixes them into its
+/// alignment batches), all from the shipped training sets, never an evaluation prompt.
+/// </summary>
+public sealed record HardeningData(IReadOnlyList<TokenizedExample> Alignment, IReadOnlyList<TokenizedExample> Harmful, int MaxSequenceLength,
+    IReadOnlyList<TokenizedExample>? Benign = null)
+{
+    public IReadOnlyList<TokenizedExample> BenignPairs => Benign ?? [];
+}
 
 /// <summary>One finished step (1-based) of <see cref="HardeningReport.Steps"/>, with its alignment loss and harmful-loss drop.</summary>
 public sealed record HardeningStep(int Step, int Steps, double AlignmentLoss, double HarmfulLossDrop);

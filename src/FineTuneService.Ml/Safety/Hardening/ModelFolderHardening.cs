@@ -35,10 +35,10 @@ public static class ModelFolderHardening
         var tokenizer = TokenizerFolder.Load(sourceFolder);
         var hardener = BaseModelHardeners.Create(parameters, seed);
         var sets = hardener.TrainingSets(ShippedHardeningData.Load(data),
-            new BaseModelRefusals(model, tokenizer, RefusalKeywords.FromShippedData(data)), cancellationToken);
+            new BaseModelAnswers(model, tokenizer, RefusalKeywords.FromShippedData(data)), cancellationToken);
         var encoded = ShippedHardeningData.Encode(sets, tokenizer, Math.Min(DefaultMaxSequenceLength, model.Config.MaxPositionEmbeddings));
-        progress?.Invoke($"Hardening {sourceModelId} with {method.Name} on {encoded.Alignment.Count} refusal pairs and {encoded.Harmful.Count} harmful pairs "
-                         + "(prompts of the held-out evaluation share excluded)");
+        progress?.Invoke($"Hardening {sourceModelId} with {method.Name} on {encoded.Alignment.Count} refusal pairs, {encoded.BenignPairs.Count} benign pairs "
+                         + $"and {encoded.Harmful.Count} harmful pairs (evaluation prompts excluded)");
 
         var report = hardener.Harden(model, encoded, cancellationToken, onStep);
         progress?.Invoke($"{method.Name}: {report.Steps} steps, alignment loss {report.FirstAlignmentLoss:F4} -> {report.LastAlignmentLoss:F4}, "
