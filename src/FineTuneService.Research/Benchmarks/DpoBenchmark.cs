@@ -320,14 +320,15 @@ public sealed class DpoBenchmark : IDisposable
             {
                 // Not Linux, or not allowed: the observer's per-step samples stand in.
             }
-            // Read after the reset, so the peak from here on can never be below it.
             return new PeakMemory { _reset = reset, Before = CurrentRss() };
         }
 
         public (long Bytes, string Source) Peak()
         {
-            if (_reset && StatusKilobytes("VmHWM") is { } hwm) return (hwm * 1024, "VmHWM");
-            return (0, "sampled");
+            // The kernel folds per-thread RSS counters into the high-water mark lazily, so VmHWM can trail the VmRSS
+            // read at the start by a few pages; the peak of the span is never below its start.
+            if (_reset && StatusKilobytes("VmHWM") is { } hwm) return (Math.Max(hwm * 1024, Before), "VmHWM");
+            return (Before, "sampled");
         }
 
         public static long CurrentRss()
