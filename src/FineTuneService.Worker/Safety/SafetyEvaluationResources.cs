@@ -58,9 +58,14 @@ public sealed class SafetyEvaluationResources(
     /// <summary>SHA-256 of the settings that decide a score: prompts, generation, judges (the classifier by its weights) and the procedure version.</summary>
     public string Fingerprint => _fingerprint.Value;
 
-    private readonly Lazy<string> _fingerprint = new(() => ComputeFingerprint(options.Value, externalOptions.Value));
+    private readonly Lazy<string> _fingerprint = new(() =>
+        ComputeFingerprint(options.Value, externalOptions.Value, SafetyJudges.InReportOrder.Select(j => j.Name)));
 
-    private static string ComputeFingerprint(SafetyEvaluationOptions o, ExternalJudgeOptions external)
+    /// <summary>
+    /// The fingerprint of these settings with <paramref name="judges"/> registered: a new judge registration changes it,
+    /// so a cached base report always carries every registered judge's score.
+    /// </summary>
+    public static string ComputeFingerprint(SafetyEvaluationOptions o, ExternalJudgeOptions external, IEnumerable<string> judges)
     {
         var settings = JsonSerializer.Serialize(new
         {
@@ -72,6 +77,7 @@ public sealed class SafetyEvaluationResources(
             seed = SubsetSeed,
             external = external.BaseAddress is null ? null : $"{external.Api}:{external.Model}",
             classifier = HarmClassifier.ShippedWeightsSha256(),
+            judges = judges.ToArray(),
         });
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(settings)));
     }
