@@ -8,11 +8,17 @@ namespace FineTuneService.Core.Jobs;
 /// </summary>
 public static class DeviceKinds
 {
+    public const string Cpu = "cpu";
+
     /// <summary>The kind of device <paramref name="device"/> (<c>"cuda:1"</c> → <c>"cuda"</c>).</summary>
     public static string Of(string device) => device.Split(':')[0].Trim().ToLowerInvariant();
 
-    /// <summary>The Hangfire server name of the device server training on <paramref name="device"/>.</summary>
-    public static string ServerName(string machine, string device) => $"{machine}:{device}";
+    /// <summary>
+    /// The Hangfire server name of the device server for <paramref name="device"/>, training on a <paramref name="kind"/>
+    /// device: <c>host:cuda:0</c>, or <c>host:cpu:fallback-cuda-0</c> for a CUDA device that trains on the CPU.
+    /// </summary>
+    public static string ServerName(string machine, string device, string kind) =>
+        kind == Of(device) ? $"{machine}:{device}" : $"{machine}:{kind}:fallback-{device.Replace(':', '-')}";
 
     /// <summary>
     /// The device kind of a gpu-queue server from its Hangfire id: <see cref="ServerName"/> followed by what Hangfire

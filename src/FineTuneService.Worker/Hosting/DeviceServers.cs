@@ -19,6 +19,7 @@ internal sealed class DeviceServers(
     JobStorage storage,
     IServiceScopeFactory scopes,
     IServiceProvider services,
+    CudaPreflight preflight,
     ILogger<DeviceServers> logger) : IHostedService, IHealthCheck
 {
     private List<BackgroundJobServer> _servers = [];
@@ -34,7 +35,7 @@ internal sealed class DeviceServers(
         var servers = new List<BackgroundJobServer>();
         foreach (var device in options.Value.Devices)
         {
-            var slot = new WorkerSlot(device);
+            var slot = new WorkerSlot(device, preflight.Verdict.DeviceKindOf(device));
             var serverOptions = new BackgroundJobServerOptions
             {
                 ServerName = slot.ServerName,
@@ -47,8 +48,8 @@ internal sealed class DeviceServers(
                 ShutdownTimeout = options.Value.ShutdownTimeout,
             };
             servers.Add(new BackgroundJobServer(serverOptions, storage));
-            logger.LogInformation("Hangfire server {Server} started on device {Device} (queue {Queue}, 1 worker)",
-                slot.ServerName, device, Queues.Gpu);
+            logger.LogInformation("Hangfire server {Server} started on device {Device} ({Kind}; queue {Queue}, 1 worker)",
+                slot.ServerName, device, slot.DeviceKind, Queues.Gpu);
         }
         _servers = servers;
         return Task.CompletedTask;

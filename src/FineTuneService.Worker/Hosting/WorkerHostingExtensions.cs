@@ -51,7 +51,8 @@ public static class WorkerHostingExtensions
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) => host.ShutdownTimeout = worker.Value.ShutdownTimeout);
 
         // First of the worker's hosted services: CUDA is initialised before anything else touches torch.
-        services.AddHostedService<CudaPreflight>();
+        services.AddSingleton<CudaPreflight>();
+        services.AddHostedService(provider => provider.GetRequiredService<CudaPreflight>());
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddResiliencePipeline(ArtifactTransfer.PipelineKey, builder => ArtifactTransfer.Configure(builder));

@@ -5,16 +5,15 @@ namespace FineTuneService.Worker.Hosting;
 /// <summary>
 /// The device a Hangfire server trains on, and the identity its jobs carry in <c>FineTuningJob.WorkerId</c>
 /// (host, device and process, so a restarted process never mistakes a dead predecessor's lease for its own).
+/// <see cref="DeviceKind"/> is the kind it trains on (<c>cpu</c>, <c>cuda</c>), recorded on the jobs it trains: a
+/// configured CUDA device the preflight found missing trains on the CPU, and says so.
 /// </summary>
-public sealed record WorkerSlot(string Device)
+public sealed record WorkerSlot(string Device, string DeviceKind)
 {
     public string WorkerId { get; } = $"{Environment.MachineName}:{Device}:{Environment.ProcessId}";
 
-    /// <summary>The device's kind (<c>cpu</c>, <c>cuda</c>), recorded on the jobs it trains. A CUDA slot that falls back to the CPU keeps its configured kind, as its server name does.</summary>
-    public string DeviceKind => DeviceKinds.Of(Device);
-
     /// <summary>Hangfire server name; Hangfire appends a unique suffix. The API reads the pool's device kinds from it (<see cref="DeviceKinds.OfServer"/>).</summary>
-    public string ServerName => DeviceKinds.ServerName(Environment.MachineName, Device);
+    public string ServerName => DeviceKinds.ServerName(Environment.MachineName, Device, DeviceKind);
 }
 
 /// <summary>

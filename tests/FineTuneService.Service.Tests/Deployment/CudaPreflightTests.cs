@@ -1,3 +1,4 @@
+using FineTuneService.Core.Jobs;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Worker.Hosting;
 
@@ -46,6 +47,23 @@ public sealed class CudaPreflightTests
         var verdict = CudaPreflight.Decide(["cuda:0"], allowCpuFallback: true, Probe(new CudaProbe(false, 0)));
         Assert.True(verdict.Start);
         Assert.Single(verdict.Problems);
+    }
+
+    [Fact]
+    public void A_fallback_device_is_recorded_and_announced_as_the_cpu_it_trains_on()
+    {
+        var verdict = CudaPreflight.Decide(["cpu", "cuda:0", "cuda:1"], allowCpuFallback: true, Probe(new CudaProbe(true, 1)));
+        Assert.Equal(["cuda:1"], verdict.CpuFallbacks);
+        Assert.Equal(["cpu", "cuda", "cpu"], new[] { "cpu", "cuda:0", "cuda:1" }.Select(verdict.DeviceKindOf));
+
+        // The API counts the pool's device kinds from the server names: the fallback is a CPU server, and its name
+        // still tells the operator which configured device it stands for.
+        var fallback = new WorkerSlot("cuda:1", verdict.DeviceKindOf("cuda:1"));
+        Assert.Equal("cpu", fallback.DeviceKind);
+        Assert.EndsWith(":cpu:fallback-cuda-1", fallback.ServerName);
+        Assert.Equal("cpu", DeviceKinds.OfServer(fallback.ServerName + ":4f2a"));
+        Assert.Equal("cuda", DeviceKinds.OfServer(new WorkerSlot("cuda:0", "cuda").ServerName + ":4f2a"));
+        Assert.NotEqual(fallback.WorkerId, new WorkerSlot("cuda:2", "cpu").WorkerId);
     }
 
     [Fact]
