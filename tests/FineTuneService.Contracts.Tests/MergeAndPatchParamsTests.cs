@@ -74,4 +74,16 @@ public sealed class MergeAndPatchParamsTests
         plan.Validate(ModelFacts.Unknown);
         Assert.Equal(8, plan.Params<SafetyPatchParams>()!.Examples);
     }
+
+    [Fact]
+    public void A_plan_splits_at_training_into_what_a_shared_fine_tune_ran_and_the_steps_after_it()
+    {
+        var plan = Parse("""{"strategy": ["safety_patch", "projected_gradients", "merge", "frozen_layers"]}""");
+        Assert.Equal(["merge", "safety_patch"], plan.AfterTraining.Select(s => s.Strategy.Name));
+        var upToTraining = plan.UpToTraining();
+        Assert.Equal(["frozen_layers", "projected_gradients"], upToTraining.RunOrder.Select(s => s.Strategy.Name));
+        Assert.Empty(upToTraining.AfterTraining);
+        Assert.Equal(upToTraining, upToTraining.UpToTraining());
+        Assert.True(Parse("""{"strategy": ["antidote", "merge"]}""").UpToTraining().IsNone);
+    }
 }

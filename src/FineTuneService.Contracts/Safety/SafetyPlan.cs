@@ -37,6 +37,15 @@ public sealed class SafetyPlan : IEquatable<SafetyPlan>
 
     public bool IsNone => Strategies.Count == 0;
 
+    /// <summary>The strategies that act after training (<see cref="SafetyPhase.AfterTraining"/>), in run order.</summary>
+    public IReadOnlyList<SafetyStrategyChoice> AfterTraining => RunOrder.Where(s => s.Strategy.Phase == SafetyPhase.AfterTraining).ToArray();
+
+    /// <summary>
+    /// The plan without its post-training strategies: what acts before and during training, which is what two plans that
+    /// differ only after training share (plain SFT under antidote, merge and safety_patch).
+    /// </summary>
+    public SafetyPlan UpToTraining() => new(Strategies.Where(s => s.Strategy.Phase != SafetyPhase.AfterTraining).ToArray(), Registry);
+
     /// <summary>The parameters of the strategy that takes <typeparamref name="TParams"/>, or null when it was not requested.</summary>
     public TParams? Params<TParams>() where TParams : class, ISafetyStrategyParams =>
         Strategies.Select(s => s.Params).OfType<TParams>().FirstOrDefault();

@@ -34,7 +34,7 @@ public sealed class SafetyStagePlan
         List<string> trained =
         [
             SafetyStages.AfterTraining,
-            .. safety.RunOrder.Where(s => s.Strategy.Phase == SafetyPhase.AfterTraining).Select(s => SafetyStages.After(s.Strategy.Name)),
+            .. safety.AfterTraining.Select(s => SafetyStages.After(s.Strategy.Name)),
         ];
         List<string> all = [.. continuesTraining ? [SafetyStages.RootBase] : Array.Empty<string>(), SafetyStages.Base, .. trained];
         return new SafetyStagePlan(all, trained);

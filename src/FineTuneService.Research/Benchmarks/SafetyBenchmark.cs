@@ -179,7 +179,7 @@ public sealed class SafetyBenchmark : IDisposable
         var wall = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var plan = SafetyBenchmarkStrategies.Plan(strategy);
-        var firstPhase = SafetyBenchmarkFineTunes.FirstPhaseOf(plan);
+        var firstPhase = plan.UpToTraining();
         var booster = SafetyBenchmarkStrategies.IsBooster(strategy);
         var baseFolder = (booster ? RequireBooster() : _snapshot).Folder;
         var mix = Mix(ratio, seed);
@@ -213,7 +213,7 @@ public sealed class SafetyBenchmark : IDisposable
         try
         {
             var postClock = Stopwatch.StartNew();
-            using var finished = SafetyBenchmarkFineTunes.HasPostTraining(plan) || reused ? HuggingFaceCheckpoint.Load(baseFolder, ScalarType.Float32).Model : null;
+            using var finished = plan.AfterTraining.Count > 0 || reused ? HuggingFaceCheckpoint.Load(baseFolder, ScalarType.Float32).Model : null;
             if (finished is not null)
             {
                 // The post-training steps see the base as their starting weights, as in an uninterrupted run.

@@ -13,7 +13,7 @@ public sealed record SafetyBenchmarkFineTune(int Steps, long TrainingTokens, dou
 
 /// <summary>
 /// The fine-tunes the benchmark's rows start from, kept in a folder so that each is trained once. A row's first phase is
-/// its plan without the post-training strategies (<see cref="SafetyPhase.AfterTraining"/>): none, antidote, the merges
+/// its plan without the post-training strategies (<see cref="SafetyPlan.UpToTraining"/>): none, antidote, the merges
 /// and safety_patch all start from plain SFT; best and projected_gradients_merge from projected gradients. An entry is
 /// keyed by the benchmark's fingerprint, the base's weights, the first phase's plan, the ratio and the seed, so a
 /// changed setting never reuses one. The weights file is written first and its summary last, whose presence marks a
@@ -22,12 +22,6 @@ public sealed record SafetyBenchmarkFineTune(int Steps, long TrainingTokens, dou
 public sealed class SafetyBenchmarkFineTunes(string directory)
 {
     public string Directory { get; } = Path.GetFullPath(directory);
-
-    /// <summary>The part of <paramref name="plan"/> that acts while training, which is what a shared fine-tune ran.</summary>
-    public static SafetyPlan FirstPhaseOf(SafetyPlan plan) =>
-        new(plan.Strategies.Where(s => s.Strategy.Phase != SafetyPhase.AfterTraining).ToArray(), plan.Registry);
-
-    public static bool HasPostTraining(SafetyPlan plan) => plan.Strategies.Any(s => s.Strategy.Phase == SafetyPhase.AfterTraining);
 
     public static string Key(string fingerprint, string baseModelHash, SafetyPlan firstPhase, double ratio, int seed)
     {

@@ -236,7 +236,7 @@ public sealed class SafetyTrainingStrategiesTests
         using var whole = Model();
         new SftTrainer(whole, Options, SafetyTrainingStrategies.Create(plan, Resources)).Train(Task);
         using var firstPhase = Model();
-        new SftTrainer(firstPhase, Options, SafetyTrainingStrategies.Create(SafetyBenchmarkFineTunes.FirstPhaseOf(plan), Resources)).Train(Task);
+        new SftTrainer(firstPhase, Options, SafetyTrainingStrategies.Create(plan.UpToTraining(), Resources)).Train(Task);
 
         using var finished = Model();
         var result = new SftTrainer(finished, Options, SafetyTrainingStrategies.Create(plan, Resources)).FinishFrom(Task, Weights(firstPhase));
