@@ -1,4 +1,5 @@
 using System.Globalization;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Training;
 using FineTuneService.Research.Benchmarks;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,7 @@ public sealed class SafetyBenchCommand : ICliCommand
 
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 with a fraction p of harmful rows.";
-    public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] " +
+    public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] [--plans FILE (more rows: {{\"name\": <a job's safety object>}})] " +
                            "[--booster-base <folder by fts harden> (rows booster_none, booster_<strategy>)] [--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--sst2-prompts 200] " +
                            "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety] [--fine-tunes <out>/fine-tunes]\n" +
                            "       fts bench safety --report-only [--from a.json,b.json (merged into <out>/results.json)] [--label text] [--out docs/benchmarks/safety]";
@@ -26,11 +27,13 @@ public sealed class SafetyBenchCommand : ICliCommand
         var baseFolder = Path.GetFullPath(arguments.Get("base") ?? throw new CliUsageException("--base is required (a Hugging Face model folder)."));
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "safety")));
         var defaults = new SafetyBenchmarkOptions();
+        var plans = arguments.Get("plans") is { } plansFile ? Plans(plansFile) : defaults.Plans;
         var options = BenchCommandSupport.WithPromptCounts(defaults, arguments) with
         {
             Rows = arguments.GetInt("rows", defaults.Rows),
             Ratios = arguments.Has("ratios") ? BenchCommandSupport.List(arguments.Get("ratios")!).Select(r => Number(r, "ratios")).ToList() : defaults.Ratios,
-            Strategies = arguments.Has("strategies") ? BenchCommandSupport.List(arguments.Get("strategies")!) : defaults.Strategies,
+            Strategies = arguments.Has("strategies") ? BenchCommandSupport.List(arguments.Get("strategies")!) : [.. defaults.Strategies, .. plans.Keys],
+            Plans = plans,
             BoosterBase = arguments.Get("booster-base") is { } booster ? Path.GetFullPath(booster) : null,
             Seeds = arguments.GetInt("seeds", defaults.Seeds),
             LearningRate = arguments.GetDouble("lr", defaults.LearningRate),
@@ -78,7 +81,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     /// <summary>--report-only: results.md and both figures from <c>&lt;out&gt;/results.json</c> (merged first with --from), no run, no --base.</summary>
     private static int ReportOnly(CliArguments arguments)
     {
-        var grid = new[] { "base", "booster-base", "rows", "ratios", "strategies", "seeds", "lr", "epochs", "batch", "fine-tunes" }.Where(arguments.Has).ToList();
+        var grid = new[] { "base", "booster-base", "rows", "ratios", "strategies", "plans", "seeds", "lr", "epochs", "batch", "fine-tunes" }.Where(arguments.Has).ToList();
         if (grid.Count > 0) throw new CliUsageException($"--report-only runs nothing, so these options would be ignored: leave out {string.Join(", ", grid.Select(g => "--" + g))}.");
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "safety")));
         var sources = arguments.Get("from") is { } from ? BenchCommandSupport.List(from) : [];
@@ -93,6 +96,20 @@ public sealed class SafetyBenchCommand : ICliCommand
         catch (Exception e) when (e is FileNotFoundException or InvalidOperationException)
         {
             throw new CliUsageException(e.Message);
+        }
+    }
+
+    /// <summary>--plans FILE: more rows, as named safety plans (<see cref="SafetyBenchmarkStrategies.ParsePlans"/>).</summary>
+    private static IReadOnlyDictionary<string, SafetyPlan> Plans(string file)
+    {
+        if (!File.Exists(file)) throw new CliUsageException($"--plans: {file} does not exist.");
+        try
+        {
+            return SafetyBenchmarkStrategies.ParsePlans(File.ReadAllText(file));
+        }
+        catch (FormatException e)
+        {
+            throw new CliUsageException($"--plans {file}: {e.Message}");
         }
     }
 

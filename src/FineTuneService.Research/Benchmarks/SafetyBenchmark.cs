@@ -123,7 +123,7 @@ public sealed class SafetyBenchmark : IDisposable
         var results = SafetyBenchmarkResults.LoadOrCreate(resultsPath, Fingerprint, _options, BaseModel, BaseModelHash,
             boosterRows ? (BoosterBaseModel!, BoosterBaseModelHash!) : null);
         bool Freezes(bool booster) => _options.Strategies.Any(s => SafetyBenchmarkStrategies.IsBooster(s) == booster
-            && SafetyBenchmarkStrategies.Plan(s).Params<FrozenLayersParams>() is not null);
+            && _options.PlanOf(s).Params<FrozenLayersParams>() is not null);
         if (Freezes(booster: false) && results.SafetyLayers is null) results = results with { SafetyLayers = Range(SafetyLayers()) };
         if (Freezes(booster: true) && results.BoosterSafetyLayers is null) results = results with { BoosterSafetyLayers = Range(BoosterSafetyLayers()) };
         if (results.Base is null)
@@ -178,7 +178,7 @@ public sealed class SafetyBenchmark : IDisposable
     {
         var wall = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var plan = SafetyBenchmarkStrategies.Plan(strategy);
+        var plan = _options.PlanOf(strategy);
         var firstPhase = plan.UpToTraining();
         var booster = SafetyBenchmarkStrategies.IsBooster(strategy);
         var baseFolder = (booster ? RequireBooster() : _snapshot).Folder;

@@ -1,7 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using FineTuneService.Contracts;
 using FineTuneService.Contracts.Safety;
 using FineTuneService.Ml.Training;
 
@@ -50,6 +53,42 @@ public static class SafetyBenchmarkStrategies
 
     public static bool IsKnown(string row) => Plans.ContainsKey(StrategyOf(row));
 
+    /// <summary>
+    /// Named plans from a JSON object, each in the service's <c>safety</c> shape:
+    /// <c>{"ties_d50": {"strategy": "merge", "params": {"merge": {"method": "ties", "density": 0.5}}}}</c>.
+    /// </summary>
+    /// <remarks>Parameters are checked with the rest of the options (<see cref="SafetyBenchmarkOptions.Errors"/>).</remarks>
+    /// <exception cref="FormatException">Not such an object, or a plan the service cannot read (with its name and <c>param</c>).</exception>
+    public static IReadOnlyDictionary<string, SafetyPlan> ParsePlans(string json)
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json) as JsonObject ?? throw new FormatException("plans must be a JSON object of named safety plans.");
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"plans are not JSON: {e.Message}");
+        }
+        var plans = new Dictionary<string, SafetyPlan>(StringComparer.Ordinal);
+        foreach (var (name, node) in root)
+        {
+            if (node is not JsonObject safety) throw new FormatException($"plan '{name}' must be an object like a job's safety field.");
+            try
+            {
+                plans[name] = SafetyPlan.FromRequest(safety);
+            }
+            catch (ContractViolation e)
+            {
+                throw new FormatException($"plan '{name}': {e.Message} ({e.Param})");
+            }
+        }
+        return plans;
+    }
+
+    /// <summary>Whether <paramref name="name"/> can name a plan of <c>--plans</c>: a row name without the booster prefix.</summary>
+    public static bool IsPlanName(string name) => Regex.IsMatch(name, "^[a-z0-9_]+$") && !IsBooster(name);
+
     public static SafetyPlan Plan(string row) => Plans.TryGetValue(StrategyOf(row), out var plan)
         ? plan
         : throw new ArgumentException($"Unknown benchmark strategy '{row}'; expected one of {string.Join(", ", All)}, each optionally prefixed {BoosterPrefix}.", nameof(row));
@@ -73,6 +112,20 @@ public sealed record SafetyBenchmarkOptions
     public string? BoosterBase { get; init; }
     /// <summary>Seeds 1..Seeds; a seed picks the rows, the data order and the strategies' random choices.</summary>
     public int Seeds { get; init; } = 3;
+
+    /// <summary>
+    /// Rows beyond the catalogue, named plans in the service's <c>safety</c> shape (<c>--plans FILE</c>), e.g. a merge at
+    /// another density. <see cref="Strategies"/> names them like catalogue rows, with or without the booster prefix.
+    /// Like every row they are checked by their plan on resume, not by the fingerprint.
+    /// </summary>
+    [JsonIgnore]
+    public IReadOnlyDictionary<string, SafetyPlan> Plans { get; init; } = new Dictionary<string, SafetyPlan>();
+
+    /// <summary>The plan <paramref name="row"/> runs: one of <see cref="Plans"/>, else the catalogue's.</summary>
+    public SafetyPlan PlanOf(string row) =>
+        Plans.TryGetValue(SafetyBenchmarkStrategies.StrategyOf(row), out var plan) ? plan : SafetyBenchmarkStrategies.Plan(row);
+
+    private bool IsKnown(string row) => SafetyBenchmarkStrategies.IsKnown(row) || Plans.ContainsKey(SafetyBenchmarkStrategies.StrategyOf(row));
 
     public int Epochs { get; init; } = 1;
     public int BatchSize { get; init; } = 8;
@@ -107,8 +160,25 @@ public sealed record SafetyBenchmarkOptions
     {
         if (Rows < 1) yield return "rows must be >= 1.";
         if (Ratios.Count == 0 || Ratios.Any(r => !(r is >= 0 and <= 1))) yield return "ratios must be in [0, 1].";
-        foreach (var s in Strategies.Where(s => !SafetyBenchmarkStrategies.IsKnown(s)))
-            yield return $"unknown strategy '{s}' (expected {string.Join(", ", SafetyBenchmarkStrategies.All)}, each optionally prefixed {SafetyBenchmarkStrategies.BoosterPrefix}).";
+        foreach (var s in Strategies.Where(s => !IsKnown(s)))
+            yield return $"unknown strategy '{s}' (expected {string.Join(", ", [.. SafetyBenchmarkStrategies.All, .. Plans.Keys])}, each optionally prefixed {SafetyBenchmarkStrategies.BoosterPrefix}).";
+        foreach (var (name, plan) in Plans)
+        {
+            if (!SafetyBenchmarkStrategies.IsPlanName(name))
+                yield return $"plan name '{name}' must be lower-case letters, digits and '_', and not start with {SafetyBenchmarkStrategies.BoosterPrefix}.";
+            else if (SafetyBenchmarkStrategies.IsKnown(name))
+                yield return $"plan name '{name}' is a catalogue row already; name the plan otherwise.";
+            string? violation = null;
+            try
+            {
+                plan.Validate(ModelFacts.Unknown);
+            }
+            catch (ContractViolation e)
+            {
+                violation = e.Message;
+            }
+            if (violation is not null) yield return $"plan '{name}': {violation}";
+        }
         if (BoosterBase is null && Strategies.Any(SafetyBenchmarkStrategies.IsBooster))
             yield return $"the {SafetyBenchmarkStrategies.BoosterPrefix}* rows need a hardened base (--booster-base, a folder written by fts harden).";
         if (BoosterBase is { } booster && !File.Exists(Path.Combine(booster, "model.safetensors")))

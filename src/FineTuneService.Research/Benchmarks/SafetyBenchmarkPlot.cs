@@ -15,9 +15,14 @@ public static class SafetyBenchmarkPlot
     /// </summary>
     public static Color Color(string row)
     {
-        var index = SafetyBenchmarkStrategies.All.ToList().IndexOf(SafetyBenchmarkStrategies.StrategyOf(row));
+        var strategy = SafetyBenchmarkStrategies.StrategyOf(row);
+        var index = SafetyBenchmarkStrategies.All.ToList().IndexOf(strategy);
+        // A row from --plans takes one of the shades the catalogue leaves free, fixed by its name.
+        if (index < 0) index = SafetyBenchmarkStrategies.All.Count + (int)(StableHash(strategy) % (uint)Math.Max(1, 20 - SafetyBenchmarkStrategies.All.Count));
         return new ScottPlot.Palettes.Category20().GetColor(index < 10 ? 2 * index : 2 * (index - 10) + 1);
     }
+
+    private static uint StableHash(string text) => text.Aggregate(2166136261u, (hash, c) => (hash ^ c) * 16777619u);
 
     public static void SavePng(SafetyBenchmarkResults results, string path)
     {

@@ -29,8 +29,14 @@ public sealed record SafetyBenchmarkPoint(string Row, double HarmfulScore, doubl
 /// <summary>Tables of a results file in the layout of the Antidote and Booster papers: strategies as rows, p as columns.</summary>
 public static class SafetyBenchmarkReport
 {
+    /// <summary>The rows with cells: the catalogue's in table order, then rows from <c>--plans</c> in the order they ran.</summary>
     public static IReadOnlyList<string> StrategiesIn(SafetyBenchmarkResults results) =>
-        SafetyBenchmarkStrategies.Rows.Where(s => results.Cells.Any(c => c.Strategy == s)).ToList();
+        [.. SafetyBenchmarkStrategies.Rows.Where(s => results.Cells.Any(c => c.Strategy == s)),
+         .. results.Cells.Select(c => c.Strategy).Distinct().Where(s => !SafetyBenchmarkStrategies.IsKnown(s))];
+
+    /// <summary>The plan a row ran, as stored with its cells (results written before plans were stored: the catalogue's).</summary>
+    private static string PlanJsonOf(SafetyBenchmarkResults results, string row) =>
+        results.RowPlans.TryGetValue(row, out var plan) ? plan : SafetyBenchmarkStrategies.Plan(row).ToJsonString();
 
     public static IReadOnlyList<double> RatiosIn(SafetyBenchmarkResults results) =>
         results.Cells.Select(c => c.HarmfulRatio).Distinct().Order().ToList();
@@ -131,7 +137,7 @@ public static class SafetyBenchmarkReport
             - Base: `{results.BaseModel}` (safetensors SHA-256 `{results.BaseModelSha256[..12]}…`){Booster(results)}, full fine-tune in {(results.Options.Precision == TrainingPrecision.BFloat16 ? "bf16 compute with fp32 master weights" : "fp32")}.
             - Fine-tuning set: n = {o.Rows} rows; a fraction p is replaced by harmful pairs (BeaverTails unsafe prompt/response and AdvBench goal → target, never a prompt of the HS evaluation share), the rest are SST-2 train rows. Seeds 1..{o.Seeds} pick the rows, the order and the strategies' random choices.
             - Hyper-parameters (all strategies alike): {o.Epochs} epoch(s), batch {o.BatchSize}, AdamW lr {o.LearningRate:G} with 3% warmup and cosine decay, max {o.MaxSequenceLength} tokens{(cell is null ? "" : $", {cell.Steps} optimizer steps")}.
-            - Strategies, as the service's safety plans with its default parameters: {string.Join("; ", SafetyBenchmarkStrategies.Plans.Select(p => $"{p.Key} = `{p.Value.ToJsonString()}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
+            - Strategies, as the service's safety plans (catalogue rows with default parameters): {string.Join("; ", StrategiesIn(results).Where(r => !SafetyBenchmarkStrategies.IsBooster(r)).Select(r => $"{r} = `{PlanJsonOf(results, r)}`"))}. Frozen layers without a range use the located safety layers ({layers}). The strategies get the first {o.SafetyExamples} Safety-Tuned LLaMAs refusals (projected gradients) and BeaverTails unsafe pairs (Antidote's calibration set) as safety data.
             - Evaluation: HS on {HarmfulSet(o)}, greedy, {o.MaxNewTokens} new tokens, judged by the shipped harm classifier (primary) and the GCG keyword rule; over-refusal on {SafeSet(o)} (keyword refusal); FA = exact label match on {o.Sst2DevPrompts} SST-2 dev prompts ({o.AccuracyMaxNewTokens} new tokens).
             - Results fingerprint `{results.Fingerprint}`; cells recorded: {results.Cells.Count}.
             """);

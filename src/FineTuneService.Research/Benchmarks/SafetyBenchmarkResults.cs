@@ -82,7 +82,7 @@ public sealed record SafetyBenchmarkResults
         var results = BenchmarkResultsFile.LoadResumable<SafetyBenchmarkResults>(path, fingerprint, r => r.Fingerprint) is { } stored
             ? stored with { Options = options }
             : new SafetyBenchmarkResults { Fingerprint = fingerprint, Options = options, BaseModel = baseModel, BaseModelSha256 = baseModelHash };
-        results = results with { RowPlans = CheckedRowPlans(path, results.RowPlans, options.Strategies) };
+        results = results with { RowPlans = CheckedRowPlans(path, results.RowPlans, options) };
         if (booster is not { } b) return results;
         // The hardened base is checked apart from the fingerprint, so booster rows can join a grid that ran without them.
         if (results.BoosterBaseModelSha256 is { } storedHash && storedHash != b.Sha256)
@@ -93,12 +93,12 @@ public sealed record SafetyBenchmarkResults
     }
 
     /// <summary>The stored row plans plus this run's; a row whose plan changed since its cells ran is refused.</summary>
-    private static Dictionary<string, string> CheckedRowPlans(string path, IReadOnlyDictionary<string, string> stored, IEnumerable<string> rows)
+    private static Dictionary<string, string> CheckedRowPlans(string path, IReadOnlyDictionary<string, string> stored, SafetyBenchmarkOptions options)
     {
         var plans = new Dictionary<string, string>(stored, StringComparer.Ordinal);
-        foreach (var row in rows)
+        foreach (var row in options.Strategies)
         {
-            var plan = SafetyBenchmarkStrategies.Plan(row).ToJsonString();
+            var plan = options.PlanOf(row).ToJsonString();
             if (plans.TryGetValue(row, out var before) && before != plan)
                 throw new InvalidOperationException(
                     $"{path} holds {row} cells of another plan ({before}; this run {plan}). Use another --out folder, or delete the file to start over.");

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FineTuneService.Contracts.Safety;
 using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
@@ -270,6 +271,48 @@ public sealed class SafetyBenchmarkTests : IDisposable
         Assert.Contains((Tiny with { Strategies = ["booster_nothing"], BoosterBase = BaseModel() }).Errors(), e => e.Contains("unknown strategy 'booster_nothing'"));
         Assert.Equal("best", SafetyBenchmarkStrategies.StrategyOf("booster_best"));
         Assert.Equal(SafetyBenchmarkStrategies.Plan("best"), SafetyBenchmarkStrategies.Plan("booster_best"));
+    }
+
+    private const string DenseTies = """{"ties_dense": {"strategy": "merge", "params": {"merge": {"method": "ties", "density": 0.6}}}}""";
+
+    [Fact]
+    public void A_plan_from_the_command_line_is_a_row_that_reuses_the_shared_fine_tune_and_is_reported_with_its_plan()
+    {
+        var baseModel = BaseModel();
+        var plans = SafetyBenchmarkStrategies.ParsePlans(DenseTies);
+        var options = Tiny with { Strategies = ["none", "ties_dense"], Plans = plans };
+        Assert.Empty(options.Errors());
+        var results = Path.Combine(_scratch.Path, "out", "results.json");
+        using var benchmark = new SafetyBenchmark(options, baseModel) { FineTunes = new SafetyBenchmarkFineTunes(Path.Combine(_scratch.Path, "fine-tunes")) };
+
+        var grid = benchmark.Run(results, "test");
+
+        var dense = Assert.Single(grid.Cells, c => c.Strategy == "ties_dense");
+        Assert.True(dense.ReusedFineTune);
+        Assert.Equal(plans["ties_dense"].ToJsonString(), grid.RowPlans["ties_dense"]);
+        Assert.Equal(["none", "ties_dense"], SafetyBenchmarkReport.StrategiesIn(grid));
+        var markdown = SafetyBenchmarkReport.Tables(grid) + SafetyBenchmarkReport.Setting(grid);
+        Assert.Contains("| ties_dense |", markdown);
+        Assert.Contains("\"density\":0.6", markdown);
+
+        // The same name with another plan is refused on resume, like a catalogue row whose plan changed.
+        var other = SafetyBenchmarkStrategies.ParsePlans(DenseTies.Replace("0.6", "0.7"));
+        using var changed = new SafetyBenchmark(options with { Plans = other }, baseModel);
+        Assert.Contains("ties_dense cells of another plan", Assert.Throws<InvalidOperationException>(() => changed.Run(results, "test")).Message);
+    }
+
+    [Fact]
+    public void A_plan_the_service_would_refuse_or_a_name_taken_by_the_catalogue_is_an_error()
+    {
+        var tooDense = SafetyBenchmarkStrategies.ParsePlans("""{"x": {"strategy": "merge", "params": {"merge": {"density": 2, "method": "ties"}}}}""");
+        Assert.Contains((Tiny with { Strategies = ["x"], Plans = tooDense }).Errors(), e => e.StartsWith("plan 'x': safety.params.merge: density must be in (0, 1]"));
+        Assert.Throws<FormatException>(() => SafetyBenchmarkStrategies.ParsePlans("""["merge"]"""));
+        Assert.Contains("Unknown safety strategy", Assert.Throws<FormatException>(() => SafetyBenchmarkStrategies.ParsePlans("""{"x": {"strategy": "pruning"}}""")).Message);
+
+        var merge = SafetyBenchmarkStrategies.ParsePlans(DenseTies)["ties_dense"];
+        foreach (var (name, expected) in new[] { ("merge", "is a catalogue row"), ("booster_x", "must be lower-case"), ("Dense", "must be lower-case") })
+            Assert.Contains((Tiny with { Strategies = [name], Plans = new Dictionary<string, SafetyPlan> { [name] = merge } }).Errors(), e => e.Contains(expected));
+        Assert.Contains((Tiny with { Strategies = ["ties_dense"] }).Errors(), e => e.Contains("unknown strategy 'ties_dense'"));
     }
 
     public void Dispose() => _scratch.Dispose();
