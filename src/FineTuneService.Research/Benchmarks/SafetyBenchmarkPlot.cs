@@ -11,23 +11,27 @@ public static class SafetyBenchmarkPlot
     /// <summary>
     /// One fixed colour per strategy (by its place in the catalogue), so every panel and every run reads alike; a
     /// booster row takes its strategy's colour (and a dashed line). The first ten are Category10's; the catalogue
-    /// has more strategies than that, so the rest take Category20's light shades rather than repeat a colour.
+    /// has more strategies than that, so the rest take Category20's light shades rather than repeat a colour. Rows from
+    /// <c>--plans</c> take the shades after the catalogue's, in the order of <paramref name="planRows"/>.
     /// </summary>
-    public static Color Color(string row)
+    public static Color Color(string row, IReadOnlyList<string>? planRows = null)
     {
         var strategy = SafetyBenchmarkStrategies.StrategyOf(row);
         var index = SafetyBenchmarkStrategies.All.ToList().IndexOf(strategy);
-        // A row from --plans takes one of the shades the catalogue leaves free, fixed by its name.
-        if (index < 0) index = SafetyBenchmarkStrategies.All.Count + (int)(StableHash(strategy) % (uint)Math.Max(1, 20 - SafetyBenchmarkStrategies.All.Count));
+        if (index < 0) index = (SafetyBenchmarkStrategies.All.Count + Math.Max(0, planRows?.ToList().IndexOf(strategy) ?? 0)) % 20;
         return new ScottPlot.Palettes.Category20().GetColor(index < 10 ? 2 * index : 2 * (index - 10) + 1);
     }
 
-    private static uint StableHash(string text) => text.Aggregate(2166136261u, (hash, c) => (hash ^ c) * 16777619u);
+    /// <summary>The strategies of <paramref name="results"/>'s rows that are not in the catalogue, in table order.</summary>
+    private static IReadOnlyList<string> PlanRows(SafetyBenchmarkResults results) =>
+        SafetyBenchmarkReport.StrategiesIn(results).Select(SafetyBenchmarkStrategies.StrategyOf)
+            .Where(s => !SafetyBenchmarkStrategies.IsKnown(s)).Distinct().ToList();
 
     public static void SavePng(SafetyBenchmarkResults results, string path)
     {
         var strategies = SafetyBenchmarkReport.StrategiesIn(results);
         var ratios = SafetyBenchmarkReport.RatiosIn(results);
+        var planRows = PlanRows(results);
         var multiplot = new Multiplot();
         multiplot.AddPlots(3);
         Panel(multiplot.GetPlot(0), "Harmful score, classifier judge (%)");
@@ -60,7 +64,7 @@ public static class SafetyBenchmarkPlot
             }
             foreach (var strategy in strategies)
             {
-                var color = Color(strategy);
+                var color = Color(strategy, planRows);
                 var spreads = ratios.Select(r => SafetyBenchmarkReport.Spread(results, strategy, r, metric)).ToArray();
                 var present = Enumerable.Range(0, xs.Length).Where(i => spreads[i].Count > 0).ToArray();
                 if (present.Length == 0) continue;
@@ -83,6 +87,7 @@ public static class SafetyBenchmarkPlot
     public static void SaveParetoPng(SafetyBenchmarkResults results, string path)
     {
         var ratios = SafetyBenchmarkReport.RatiosIn(results);
+        var planRows = PlanRows(results);
         // One panel per p and one for the legend, which would squeeze a panel it sat beside.
         var columns = Math.Min(3, ratios.Count + 1);
         var rows = (ratios.Count + 1 + columns - 1) / columns;
@@ -104,7 +109,7 @@ public static class SafetyBenchmarkPlot
                 plot.Add.Marker(cell.FineTuneAccuracy, cell.ClassifierHarmfulScore, BaseShape(name), 11, Colors.Black);
             var points = SafetyBenchmarkReport.Points(results, ratios[i]);
             foreach (var point in points)
-                plot.Add.Marker(point.FineTuneAccuracy, point.HarmfulScore, RowShape(point.Row), 10, Color(point.Row));
+                plot.Add.Marker(point.FineTuneAccuracy, point.HarmfulScore, RowShape(point.Row), 10, Color(point.Row, planRows));
             var front = SafetyBenchmarkReport.ParetoFront(points);
             if (front.Count > 1)
             {
@@ -128,7 +133,7 @@ public static class SafetyBenchmarkPlot
         foreach (var (name, _) in bases)
             legend.Add.Marker(-10, -10, BaseShape(name), 11, Colors.Black).LegendText = name;
         foreach (var row in SafetyBenchmarkReport.StrategiesIn(results))
-            legend.Add.Marker(-10, -10, RowShape(row), 10, Color(row)).LegendText = row;
+            legend.Add.Marker(-10, -10, RowShape(row), 10, Color(row, planRows)).LegendText = row;
         var frontEntry = legend.Add.ScatterLine(new double[] { -10, -11 }, new double[] { -10, -11 });
         frontEntry.Color = Colors.Gray;
         frontEntry.LinePattern = LinePattern.Dashed;

@@ -315,5 +315,14 @@ public sealed class SafetyBenchmarkTests : IDisposable
         Assert.Contains((Tiny with { Strategies = ["ties_dense"] }).Errors(), e => e.Contains("unknown strategy 'ties_dense'"));
     }
 
+    [Fact]
+    public void Plan_rows_are_drawn_in_colours_of_their_own()
+    {
+        string[] plans = ["merge_l25", "ties_d35", "ties_d50", "pcb_r20", "pcb_r30"];
+        var colours = SafetyBenchmarkStrategies.All.Concat(plans).Select(row => SafetyBenchmarkPlot.Color(row, plans)).ToList();
+        Assert.Equal(colours.Count, colours.Distinct().Count());
+        Assert.Equal(SafetyBenchmarkPlot.Color("ties_d35", plans), SafetyBenchmarkPlot.Color("booster_ties_d35", plans));
+    }
+
     public void Dispose() => _scratch.Dispose();
 }
