@@ -17,14 +17,14 @@ internal sealed class HardeningSchemaFilter : ISchemaFilter
     {
         if (context.Type != typeof(HardenModelRequest) || schema is not OpenApiSchema { Properties: { } properties }) return;
         var registry = HardeningMethods.Registry;
-        if (Key(properties, nameof(HardenModelRequest.Method)) is { } method)
+        if (SchemaProperties.Key(properties, nameof(HardenModelRequest.Method)) is { } method)
             properties[method] = new OpenApiSchema
             {
                 Type = JsonSchemaType.String,
                 Enum = registry.Names.Select(n => (JsonNode)n).ToList(),
                 Description = string.Join(" ", ["A registered hardening method.", .. registry.All.Select(m => $"`{m.Name}`: {m.Description}")]),
             };
-        if (Key(properties, nameof(HardenModelRequest.Params)) is { } parameters)
+        if (SchemaProperties.Key(properties, nameof(HardenModelRequest.Params)) is { } parameters)
             properties[parameters] = new OpenApiSchema
             {
                 Description = "The method's parameters; omitted fields keep their defaults. Bounds are checked when the run is created (a 400 naming params.<field>).",
@@ -38,7 +38,4 @@ internal sealed class HardeningSchemaFilter : ISchemaFilter
                 }).ToList(),
             };
     }
-
-    private static string? Key(IDictionary<string, IOpenApiSchema> properties, string name) =>
-        properties.Keys.FirstOrDefault(k => k.Equals(name, StringComparison.OrdinalIgnoreCase));
 }

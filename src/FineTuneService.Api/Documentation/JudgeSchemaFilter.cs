@@ -17,7 +17,7 @@ internal sealed class JudgeSchemaFilter : ISchemaFilter
     public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
     {
         if (!Requests.Contains(context.Type) || schema is not OpenApiSchema { Properties: { } properties }) return;
-        var key = properties.Keys.FirstOrDefault(k => k.Equals("judge", StringComparison.OrdinalIgnoreCase));
+        var key = SchemaProperties.Key(properties, "judge");
         if (key is null) return;
         var summary = properties[key].Description;
         properties[key] = Schema(summary);

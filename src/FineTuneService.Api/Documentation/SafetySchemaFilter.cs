@@ -17,7 +17,7 @@ internal sealed class SafetySchemaFilter : ISchemaFilter
     public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
     {
         if (context.Type != typeof(CreateFineTuningJobRequest) || schema is not OpenApiSchema { Properties: { } properties }) return;
-        var key = properties.Keys.FirstOrDefault(k => k.Equals(nameof(CreateFineTuningJobRequest.Safety), StringComparison.OrdinalIgnoreCase));
+        var key = SchemaProperties.Key(properties, nameof(CreateFineTuningJobRequest.Safety));
         if (key is not null) properties[key] = Schema(SafetyStrategies.Registry);
     }
 
