@@ -6,11 +6,13 @@ namespace FineTuneService.Ml.Runtime;
 /// Keeps glibc's malloc from mapping and unmapping libtorch's large activation buffers on every training step: with
 /// the defaults each step faults in its activations afresh, which made step times vary by up to half
 /// (docs/benchmarks/engine/malloc.md). Freed memory stays in the process heap for the next step instead of going back
-/// to the kernel, so RSS stays near its peak; that is why only the CLI host applies it for now.
+/// to the kernel, so RSS stays near its peak; that is why only the CLI host applies it for now. One arena: with
+/// glibc's per-thread arenas the OpenMP threads' buffers still faulted in afresh on some runs and not on others,
+/// which moved the 100M model's MFU by 5 points between back-to-back runs (docs/benchmarks/engine/README.md).
 /// </summary>
 public static partial class NativeHeap
 {
-    private const int TrimThreshold = -1, MmapMax = -4; // M_TRIM_THRESHOLD, M_MMAP_MAX from malloc.h
+    private const int TrimThreshold = -1, MmapMax = -4, ArenaMax = -8; // M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX from malloc.h
 
     /// <summary>Whether this process runs with the tuning (the last <see cref="ReuseFreedMemory"/> applied it).</summary>
     public static bool Applied { get; private set; }
@@ -20,7 +22,7 @@ public static partial class NativeHeap
     {
         if (!OperatingSystem.IsLinux() || OperatorTuned()) return Applied = false;
         // mallopt acts at once; the MALLOC_* environment variables are read only when malloc initialises.
-        return Applied = mallopt(MmapMax, 0) == 1 && mallopt(TrimThreshold, int.MaxValue) == 1;
+        return Applied = mallopt(MmapMax, 0) == 1 && mallopt(TrimThreshold, int.MaxValue) == 1 && mallopt(ArenaMax, 1) == 1;
     }
 
     private static bool OperatorTuned() =>
