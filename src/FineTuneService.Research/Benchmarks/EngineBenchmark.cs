@@ -331,7 +331,10 @@ public static class EngineBenchmark
 
     // ---------------------------------------------------------------- live tensors
 
-    public sealed record LiveTensorFigures(string Model, int Steps, IReadOnlyList<(int Step, long Live)> Samples)
+    /// <summary>The live tensor count after one step; a record, since System.Text.Json writes a value tuple as <c>{}</c>.</summary>
+    public sealed record LiveTensorSample(int Step, long Live);
+
+    public sealed record LiveTensorFigures(string Model, int Steps, IReadOnlyList<LiveTensorSample> Samples)
     {
         public long Growth => Samples[^1].Live - Samples[0].Live;
     }
@@ -342,17 +345,17 @@ public static class EngineBenchmark
         using var model = DecoderLM.CreateRandom(config, seed: 1);
         var threads = torch.get_num_threads();
         torch.set_num_threads(1); // a tiny model gains nothing from intra-op threads
-        var samples = new List<(int, long)>();
+        var samples = new List<LiveTensorSample>();
         var observer = new StepObserver(p =>
         {
-            if (p.Step == 1 || p.Step % (steps / 10) == 0) samples.Add((p.Step, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
+            if (p.Step == 1 || p.Step % (steps / 10) == 0) samples.Add(new LiveTensorSample(p.Step, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
         });
         var options = new SftTrainerOptions { Epochs = steps, MaxSteps = steps, BatchSize = 4, MaxSequenceLength = 32, EvalEverySteps = 100 };
         new SftTrainer(model, options, observer: observer)
             .Train(RandomExamples(8, 32, config.VocabSize, seed: 9), RandomExamples(4, 32, config.VocabSize, seed: 10));
         torch.set_num_threads(threads);
         var figures = new LiveTensorFigures("tiny-llama-0.05M", steps, samples);
-        log($"live tensors over {steps} steps: {string.Join(", ", samples.Select(s => $"{s.Item1}:{s.Item2}"))}");
+        log($"live tensors over {steps} steps: {string.Join(", ", samples.Select(s => $"{s.Step}:{s.Live}"))}");
         return figures;
     }
 
@@ -374,7 +377,7 @@ public static class EngineBenchmark
             ["os"] = RuntimeInformation.OSDescription,
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
             ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
-            ["malloc_tuning"] = NativeHeap.Applied ? "NativeHeap: no mmap, deferred trim" : "glibc defaults or the operator's MALLOC_* settings",
+            ["malloc_tuning"] = NativeHeap.Applied ? "NativeHeap: no mmap, deferred trim, one arena" : "glibc defaults or the operator's MALLOC_* settings",
             ["load_average"] = Read("/proc/loadavg").Split(' ').Take(3).Aggregate((a, b) => $"{a} {b}"),
         };
     }
