@@ -4,7 +4,7 @@
 #   while it builds the two hosts it runs (API and worker, nothing else), serves the shipped base model
 #   models/safetune-tiny (with its located safety layers), starts the worker host in the background and serves the API
 #   at http://127.0.0.1:8080 (Development) in the foreground. Ctrl+C stops everything it started.
-#   Only when the models folder has no model at all does it build the bootstrap model (fts bootstrap build, ~20 min).
+#   Only when the models folder has no model at all does it build the bootstrap model (fts bootstrap build, ~15 min).
 # Settings (environment): FTS_PG_PORT (5544), FTS_URL (http://127.0.0.1:8080), FTS_WORKER_URL (the worker's health
 #   endpoints, http://127.0.0.1:8081), FTS_MODELS_DIR (models),
 #   FTS_BOOTSTRAP_SIZE (tiny; "test" builds a toy model in about a minute), FTS_KEEP_POSTGRES=1 leaves the cluster up.
@@ -74,7 +74,7 @@ dotnet build deploy/dev/run.slnf -c "$config" -v q -nologo
 
 if ! ls "$models"/*/config.json >/dev/null 2>&1; then
   size=${FTS_BOOTSTRAP_SIZE:-tiny}
-  say "no base model in $models: building the bootstrap model (size $size; about 20 minutes for tiny, once)"
+  say "no base model in $models: building the bootstrap model (size $size; about 15 minutes for tiny, once)"
   dotnet run --project src/FineTuneService.Cli -c "$config" -- bootstrap build --size "$size" --out "$models/safetune-tiny"
 fi
 
