@@ -23,12 +23,7 @@ public static class SafetyBenchmarkMerge
             Require(merged.Base is null || next.Base is null || SameMeasurement(merged.Base, next.Base), Pair("measured the base model differently"));
             Require(merged.BoosterBase is null || next.BoosterBase is null || SameMeasurement(merged.BoosterBase, next.BoosterBase), Pair("measured the hardened base differently"));
 
-            var plans = new Dictionary<string, string>(merged.RowPlans, StringComparer.Ordinal);
-            foreach (var (row, plan) in next.RowPlans)
-            {
-                Require(!plans.TryGetValue(row, out var before) || before == plan, Pair($"ran row {row} with other plans ({before}; {plan})"));
-                plans[row] = plan;
-            }
+            var plans = SafetyBenchmarkResults.UnionOfRowPlans(merged.RowPlans, next.RowPlans, (row, before, plan) => Pair($"ran row {row} with other plans ({before}; {plan})"));
             var cells = merged.Cells.ToList();
             foreach (var cell in next.Cells)
             {

@@ -93,15 +93,19 @@ public sealed record SafetyBenchmarkResults
     }
 
     /// <summary>The stored row plans plus this run's; a row whose plan changed since its cells ran is refused.</summary>
-    private static Dictionary<string, string> CheckedRowPlans(string path, IReadOnlyDictionary<string, string> stored, SafetyBenchmarkOptions options)
+    private static Dictionary<string, string> CheckedRowPlans(string path, IReadOnlyDictionary<string, string> stored, SafetyBenchmarkOptions options) =>
+        UnionOfRowPlans(stored, options.Strategies.Select(row => KeyValuePair.Create(row, options.PlanOf(row).ToJsonString())),
+            (row, before, plan) => $"{path} holds {row} cells of another plan ({before}; this run {plan}). Use another --out folder, or delete the file to start over.");
+
+    /// <summary>Both sets of row plans; a row planned two ways throws with <paramref name="conflict"/>(row, first plan, second plan).</summary>
+    /// <exception cref="InvalidOperationException">A row has two plans.</exception>
+    public static Dictionary<string, string> UnionOfRowPlans(IReadOnlyDictionary<string, string> first, IEnumerable<KeyValuePair<string, string>> second,
+        Func<string, string, string, string> conflict)
     {
-        var plans = new Dictionary<string, string>(stored, StringComparer.Ordinal);
-        foreach (var row in options.Strategies)
+        var plans = new Dictionary<string, string>(first, StringComparer.Ordinal);
+        foreach (var (row, plan) in second)
         {
-            var plan = options.PlanOf(row).ToJsonString();
-            if (plans.TryGetValue(row, out var before) && before != plan)
-                throw new InvalidOperationException(
-                    $"{path} holds {row} cells of another plan ({before}; this run {plan}). Use another --out folder, or delete the file to start over.");
+            if (plans.TryGetValue(row, out var before) && before != plan) throw new InvalidOperationException(conflict(row, before, plan));
             plans[row] = plan;
         }
         return plans;
