@@ -6,9 +6,8 @@ namespace FineTuneService.Ml.Runtime;
 /// Keeps glibc's malloc from mapping and unmapping libtorch's large activation buffers on every training step: with
 /// the defaults each step faults in its activations afresh, which made step times vary by up to half
 /// (docs/benchmarks/engine/malloc.md). Freed memory stays in the process heap for the next step instead of going back
-/// to the kernel, so RSS stays near its peak; that is why only the CLI host applies it for now. One arena: with
-/// glibc's per-thread arenas the OpenMP threads' buffers still faulted in afresh on some runs and not on others,
-/// which moved the 100M model's MFU by 5 points between back-to-back runs (docs/benchmarks/engine/README.md).
+/// to the kernel, so RSS stays near its peak; that is why only the CLI host applies it for now. One arena, because
+/// with per-thread arenas some runs still faulted their buffers in afresh and others did not.
 /// </summary>
 public static partial class NativeHeap
 {
