@@ -23,11 +23,19 @@ if (command is null)
     return args.Length == 0 || args[0] is "help" or "--help" ? 0 : 2;
 }
 
+// Options are read by name, so an unread --help would otherwise run the command with its defaults.
+var commandArguments = args.Skip(command.Name.Split(' ').Length).ToList();
+if (commandArguments.Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine($"fts {command.Name}: {command.Description}\nusage: {command.Usage}");
+    return 0;
+}
+
 using var cancellation = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancellation.Cancel(); };
 try
 {
-    return await command.RunAsync(new CliArguments(args.Skip(command.Name.Split(' ').Length)), cancellation.Token);
+    return await command.RunAsync(new CliArguments(commandArguments), cancellation.Token);
 }
 catch (CliUsageException ex)
 {

@@ -7,7 +7,7 @@ public sealed class BenchEngineCommand : ICliCommand
 {
     public string Name => "bench engine";
     public string Description =>
-        "fp32 and bf16 matmul peaks with their spread, SFT tokens/s and MFU, the PyTorch eager anchor, peak memory, generation tokens/s, live tensors (about 25 minutes on 2 cores).";
+        "fp32 and bf16 matmul peaks with their spread, SFT tokens/s and MFU, the PyTorch eager anchor, peak memory, generation tokens/s, live tensors (about 3 minutes on 2 cores).";
     public string Usage =>
         "fts bench engine [--out docs/benchmarks/engine] [--threads N] [--repeats 5] [--matmul-seconds 1] [--train-seconds 10] [--train-steps 3] " +
         "[--python /usr/bin/python3 | --no-anchor] [--bootstrap-only] [--quick]";
