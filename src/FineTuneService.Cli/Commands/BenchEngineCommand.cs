@@ -10,7 +10,7 @@ public sealed class BenchEngineCommand : ICliCommand
         "fp32 and bf16 matmul peaks with their spread, SFT tokens/s and MFU, the PyTorch eager anchor, peak memory, generation tokens/s, live tensors (about 3 minutes on 2 cores).";
     public string Usage =>
         "fts bench engine [--out docs/benchmarks/engine] [--threads N] [--repeats 5] [--matmul-seconds 1] [--train-seconds 10] [--train-steps 3] " +
-        "[--python /usr/bin/python3 | --no-anchor] [--bootstrap-only] [--quick]";
+        "[--python /usr/bin/python3 | --no-anchor] [--bootstrap-only] [--batches 8,16 (the bootstrap model's)] [--quick]";
 
     public Task<int> RunAsync(CliArguments arguments, CancellationToken cancellationToken)
     {
@@ -23,7 +23,11 @@ public sealed class BenchEngineCommand : ICliCommand
             TrainSeconds: arguments.GetDouble("train-seconds", 10),
             TrainSteps: arguments.GetInt("train-steps", 3),
             Python: arguments.Has("no-anchor") ? null : arguments.Get("python", TorchEagerAnchor.DebianPython),
-            BootstrapOnly: arguments.Has("bootstrap-only")));
+            BootstrapOnly: arguments.Has("bootstrap-only"),
+            BootstrapBatches: arguments.Get("batches") is { } batches ? [.. BenchCommandSupport.List(batches).Select(Batch)] : null));
         return Task.FromResult(0);
     }
+
+    private static int Batch(string text) =>
+        int.TryParse(text, out var batch) && batch > 0 ? batch : throw new CliUsageException($"--batches takes positive whole numbers, not '{text}'.");
 }

@@ -33,10 +33,11 @@ public static class EngineBenchmark
     /// <param name="TrainSteps">… and at least this many steps.</param>
     /// <param name="Python">The interpreter of the PyTorch anchor; null skips the anchor.</param>
     /// <param name="BootstrapOnly">Only the bootstrap model's training cases (no 100M model, no generation, no leak check).</param>
+    /// <param name="BootstrapBatches">The bootstrap model's batch sizes; null: half its build batch and the batch itself.</param>
     public sealed record Settings(
         string OutputDirectory, int Threads, bool Quick,
         int MatmulRepeats = 5, double MatmulSeconds = 1.0, double TrainSeconds = 10, int TrainSteps = 3,
-        string? Python = TorchEagerAnchor.DebianPython, bool BootstrapOnly = false);
+        string? Python = TorchEagerAnchor.DebianPython, bool BootstrapOnly = false, IReadOnlyList<int>? BootstrapBatches = null);
 
     public static void Run(Settings settings)
     {
@@ -56,7 +57,7 @@ public static class EngineBenchmark
         var anchor = TorchEagerAnchor.Probe(settings.Python);
         log(anchor.SkippedBecause is null ? $"PyTorch anchor: torch {anchor.TorchVersion}" : $"PyTorch anchor skipped: {anchor.SkippedBecause}");
         var training = new List<TrainingFigures>();
-        foreach (var (name, config, seq, batches, anchored) in TrainingCases(settings.Quick).Take(settings.BootstrapOnly ? 1 : int.MaxValue))
+        foreach (var (name, config, seq, batches, anchored) in TrainingCases(settings).Take(settings.BootstrapOnly ? 1 : int.MaxValue))
         {
             foreach (var batch in batches)
             {
@@ -70,7 +71,7 @@ public static class EngineBenchmark
             }
         }
         var generation = new List<GenerationFigures>();
-        foreach (var (name, config, _, _, _) in TrainingCases(settings.Quick).Take(settings.BootstrapOnly ? 0 : int.MaxValue))
+        foreach (var (name, config, _, _, _) in TrainingCases(settings).Take(settings.BootstrapOnly ? 0 : int.MaxValue))
             foreach (var batch in new[] { 1, 8 })
                 generation.Add(MeasureGeneration(name, config, batch, newTokens: settings.Quick || config.HiddenSize > 512 ? 16 : 32, log));
         var leak = settings.BootstrapOnly ? null : LiveTensors(steps: settings.Quick ? 200 : 1000, log);
@@ -205,12 +206,13 @@ public static class EngineBenchmark
     }
 
     /// <summary>The bootstrap model's shape (with the PyTorch anchor) and a 100M-parameter Llama.</summary>
-    private static IEnumerable<(string Name, DecoderConfig Config, int SequenceLength, int[] Batches, bool Anchored)> TrainingCases(bool quick)
+    private static IEnumerable<(string Name, DecoderConfig Config, int SequenceLength, IReadOnlyList<int> Batches, bool Anchored)> TrainingCases(Settings settings)
     {
+        var quick = settings.Quick;
         var tiny = BootstrapModelOptions.SafetuneTiny;
         // Tied embeddings, as the bootstrap build makes it (5.8M parameters).
         yield return (tiny.Name, Llama(tiny.VocabularySize, tiny.HiddenSize, tiny.IntermediateSize, tiny.Layers, tiny.AttentionHeads, tiny.KeyValueHeads, tied: true),
-            quick ? 64 : tiny.MaxSequenceLength, quick ? [4] : [tiny.BatchSize / 2, tiny.BatchSize], true);
+            quick ? 64 : tiny.MaxSequenceLength, settings.BootstrapBatches ?? (quick ? [4] : [tiny.BatchSize / 2, tiny.BatchSize]), true);
         if (!quick)
             yield return ("llama-100M", Llama(vocabulary: 16384, hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, tied: true), 256, [1, 2], false);
     }
