@@ -133,8 +133,8 @@ public sealed class DecoderLM : nn.Module<Tensor, Tensor>
 
         Tensor? logits = options.Logits switch
         {
-            LogitsMode.All => Project(hidden),
-            LogitsMode.LastPosition => Project(hidden.narrow(1, length - 1, 1)),
+            LogitsMode.All => VocabularyLogits(hidden),
+            LogitsMode.LastPosition => VocabularyLogits(hidden.narrow(1, length - 1, 1)),
             _ => null,
         };
 
@@ -144,7 +144,8 @@ public sealed class DecoderLM : nn.Module<Tensor, Tensor>
         return new DecoderOutput(logits, hidden, states);
     }
 
-    private Tensor Project(Tensor hidden) =>
+    /// <summary>The LM head: logits [..., V] for hidden states [..., hidden] taken after the final norm.</summary>
+    public Tensor VocabularyLogits(Tensor hidden) =>
         lm_head is not null ? lm_head.call(hidden) : nn.functional.linear(hidden, model.EmbedTokens.weight!);
 
     /// <summary>Every linear projection of every layer with its module path (q/k/v/o, gate/up/down).</summary>

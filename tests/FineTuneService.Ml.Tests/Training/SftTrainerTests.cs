@@ -249,6 +249,42 @@ public class SftTrainerTests
     }
 
     [Fact]
+    public void The_labelled_positions_only_head_trains_like_full_logits()
+    {
+        // A DecoderLM gets the LM head on labelled positions only; any other module is trained on its full logits.
+        var examples = TrainerTestData.ReverseTask(8, minLength: 3, maxLength: 6);
+        var options = TrainerTestData.Options() with { Packing = true, BatchSize = 2, Epochs = 3, LossAveraging = LossAveraging.PerExample };
+        using var direct = TrainerTestData.Decoder();
+        using var wrapped = new FullLogitsOnly(TrainerTestData.Decoder());
+
+        var headOnLabels = new SftTrainer(direct, options).Train(examples, examples);
+        var fullLogits = new SftTrainer(wrapped, options).Train(examples, examples);
+
+        Assert.Equal(fullLogits.TrainLosses.Count, headOnLabels.TrainLosses.Count);
+        for (var i = 0; i < fullLogits.TrainLosses.Count; i++) Assert.Equal(fullLogits.TrainLosses[i], headOnLabels.TrainLosses[i], 4);
+        Assert.Equal(fullLogits.FinalValidationLoss!.Value, headOnLabels.FinalValidationLoss!.Value, 4);
+        var trained = TrainerTestData.Snapshot(wrapped);
+        foreach (var (name, values) in TrainerTestData.Snapshot(direct))
+        {
+            var largest = values.Zip(trained["decoder." + name], (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(largest < 1e-4, $"{name} differs by {largest}");
+        }
+    }
+
+    private sealed class FullLogitsOnly : nn.Module<Tensor, Tensor>
+    {
+        private readonly FineTuneService.Ml.Models.DecoderLM decoder;
+
+        public FullLogitsOnly(FineTuneService.Ml.Models.DecoderLM decoder) : base(nameof(FullLogitsOnly))
+        {
+            this.decoder = decoder;
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor inputIds) => decoder.forward(inputIds);
+    }
+
+    [Fact]
     public void Packed_rows_train()
     {
         using var model = TrainerTestData.Decoder();
