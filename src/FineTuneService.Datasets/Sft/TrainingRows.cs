@@ -41,37 +41,58 @@ public static class TrainingRows
         if (!packing) return rows;
 
         // Pack in a seeded order so rows mix examples from the whole set; the packing is fixed for the run and
-        // each epoch then shuffles the packed rows, which keeps the number of steps per epoch constant.
+        // each epoch then shuffles the packed rows, which keeps the number of steps per epoch constant. An example
+        // goes into the first open row with room for it; closing a row at the first example that does not fit left
+        // a fifth of the bootstrap build's positions as padding.
         var order = DataOrder.Permutation(rows.Count, seed, epoch: -1);
         var packed = new List<TrainingRow>();
-        var ids = new List<int>(maxLength);
-        var labels = new List<int>(maxLength);
-        var weights = new List<float>(maxLength);
-        var targets = 0;
-        var weightSum = 0.0;
+        var open = new List<PackedRow>(OpenPackedRows);
         foreach (var index in order)
         {
             var row = rows[index];
-            if (ids.Count + row.Length > maxLength) Flush();
+            var target = open.Find(p => p.Length + row.Length <= maxLength);
+            if (target is null)
+            {
+                if (open.Count == OpenPackedRows) Close(open.MaxBy(p => p.Length)!);
+                target = new PackedRow(maxLength);
+                open.Add(target);
+            }
+            target.Append(row);
+            if (target.Length == maxLength) Close(target);
+        }
+        packed.AddRange(open.Select(p => p.ToRow()));
+        return packed;
+
+        void Close(PackedRow row)
+        {
+            open.Remove(row);
+            packed.Add(row.ToRow());
+        }
+    }
+
+    /// <summary>How many packed rows take examples at once.</summary>
+    public const int OpenPackedRows = 16;
+
+    private sealed class PackedRow(int capacity)
+    {
+        private readonly List<int> ids = new(capacity);
+        private readonly List<int> labels = new(capacity);
+        private readonly List<float> weights = new(capacity);
+        private int targets;
+        private double weightSum;
+
+        public int Length => ids.Count;
+
+        public void Append(TrainingRow row)
+        {
             ids.AddRange(row.InputIds);
             labels.AddRange(row.Labels);
             weights.AddRange(row.Weights);
             targets += row.TargetCount;
             weightSum += row.WeightSum;
         }
-        Flush();
-        return packed;
 
-        void Flush()
-        {
-            if (ids.Count == 0) return;
-            packed.Add(new TrainingRow([.. ids], [.. labels], targets, [.. weights], weightSum));
-            ids.Clear();
-            labels.Clear();
-            weights.Clear();
-            targets = 0;
-            weightSum = 0;
-        }
+        public TrainingRow ToRow() => new([.. ids], [.. labels], targets, [.. weights], weightSum);
     }
 
     /// <summary>Labels for position t are the token at t+1 when that token is in the loss mask.</summary>

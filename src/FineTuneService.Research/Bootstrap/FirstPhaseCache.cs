@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using FineTuneService.Datasets;
+using FineTuneService.Datasets.Sft;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.SafeTensors;
 using FineTuneService.Ml.Training;
@@ -14,8 +15,9 @@ public sealed record FirstPhaseSummary(string Key, int Steps, long TokensSeen, d
 
 /// <summary>
 /// Keeps the first phase of a bootstrap build (weights and summary) in a folder, so that sentiment-phase settings can
-/// be tried without training the first phase again. The key hashes everything the first phase depends on: the model
-/// config, the trainer options and every token, mask and weight of its data, so a stale folder is never reused.
+/// be tried without training the first phase again. The key hashes what the first phase depends on: the model config,
+/// the trainer options, every token, mask and weight of its data and the rows they are packed into, so a folder from
+/// other data or another packing is never reused.
 /// </summary>
 public static class FirstPhaseCache
 {
@@ -27,6 +29,13 @@ public static class FirstPhaseCache
         hash.AppendData(Encoding.UTF8.GetBytes(config.ToJson()));
         hash.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(trainer)));
         AppendExamples(hash, training);
+        hash.AppendData("|rows|"u8);
+        foreach (var row in TrainingRows.Build(training, trainer.MaxSequenceLength, trainer.Packing, trainer.Seed, trainer.LossAveraging))
+        {
+            hash.AppendData(MemoryMarshal.AsBytes(row.InputIds.AsSpan()));
+            hash.AppendData(MemoryMarshal.AsBytes(row.Labels.AsSpan()));
+            hash.AppendData(MemoryMarshal.AsBytes(row.Weights.AsSpan()));
+        }
         hash.AppendData("|validation|"u8);
         AppendExamples(hash, validation);
         return Convert.ToHexStringLower(hash.GetHashAndReset());

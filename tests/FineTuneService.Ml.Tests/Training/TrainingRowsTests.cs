@@ -42,6 +42,26 @@ public class TrainingRowsTests
     }
 
     [Fact]
+    public void Packing_fills_rows_with_later_examples_that_still_fit()
+    {
+        var random = new Random(5);
+        var examples = Enumerable.Range(0, 400).Select(i =>
+        {
+            var length = random.Next(20, 121);
+            return new TokenizedExample([.. Enumerable.Range(0, length).Select(t => 3 + (i + t) % 50)], [.. Enumerable.Range(0, length).Select(t => t > length / 2)]);
+        }).ToList();
+
+        var rows = TrainingRows.Build(examples, maxLength: 256, packing: true, seed: 2);
+
+        Assert.Equal(examples.Sum(e => e.Length), rows.Sum(r => r.Length));
+        Assert.Equal(examples.Sum(e => TrainingRows.ToRow(e, 256).TargetCount), rows.Sum(r => r.TargetCount));
+        Assert.All(rows, r => Assert.True(r.Length <= 256));
+        // Closing each row at the first example that does not fit leaves about half an example (14 %) empty here.
+        var fill = rows.Sum(r => r.Length) / (256.0 * rows.Count);
+        Assert.True(fill > 0.95, $"rows are {fill:P1} full");
+    }
+
+    [Fact]
     public void Per_example_averaging_gives_every_example_a_total_weight_of_one_also_when_packed()
     {
         var shortAnswer = new TokenizedExample([10, 11, 12], [false, false, true]);
