@@ -18,4 +18,8 @@ public static class TaskPrompts
     /// <summary>An SST-2 row as the single-turn instruction example every SST-2 fine-tune here uses.</summary>
     public static ChatExample Sst2Example(LabeledText row) =>
         new([new ChatMessage(ChatMessage.User, InstructionPrompt(Sst2Instruction, row.Text)), new ChatMessage(ChatMessage.Assistant, row.Label)], LineNumber: 0);
+
+    /// <summary>An AG News row as the same kind of instruction example, answered by its class name.</summary>
+    public static ChatExample AgNewsExample(LabeledText row) =>
+        new([new ChatMessage(ChatMessage.User, InstructionPrompt(AgNewsInstruction, row.Text)), new ChatMessage(ChatMessage.Assistant, row.Label)], LineNumber: 0);
 }

@@ -63,7 +63,7 @@ public sealed class SafetyBenchmark : IDisposable
         _classifier = HarmClassifier.LoadShipped();
         _evaluation = new SafetyBenchmarkEvaluation(options, data, RefusalKeywords.FromShippedData(data), _classifier);
 
-        _taskRows = data.Sst2("train").Select(TaskPrompts.Sst2Example).ToList();
+        _taskRows = SafetyBenchmarkTask.Named(options.Task).TrainingExamples(data).ToList();
         // Every held-out prompt is excluded, not only the evaluated subset, so the subset size can change freely; so
         // is every prompt of a harmful prompts file, which may overlap the shipped training pairs.
         _attackPool = HarmfulFineTuneMix.AttackPool(data, _evaluation.HeldOutHarmful.SelectMany(p => new[] { p.Prompt, p.Key })

@@ -40,8 +40,8 @@ public sealed class SafetyBenchmarkEvaluation
         _safe = options.SafePromptsFile is { } safeFile
             ? PromptSetLoader.LoadJsonl(safeFile, Path.GetFileNameWithoutExtension(safeFile))
             : xsTest with { Prompts = Subset(xsTest.Prompts, options.XsTestPrompts) };
-        var (sst2Dev, matcher) = ShippedPromptSets.TaskSplit(sets, "sst2");
-        (_accuracy, _matcher) = (Subset(sst2Dev, options.Sst2DevPrompts), matcher);
+        var (taskPrompts, matcher) = ShippedPromptSets.TaskSplit(sets, options.Task);
+        (_accuracy, _matcher) = (Subset(taskPrompts, options.Sst2DevPrompts), matcher);
         HeldOutHarmful = sets.HeldOutHarmful;
     }
 

@@ -142,6 +142,11 @@ public sealed record SafetyBenchmarkOptions
     /// <summary>JSONL of safe prompts that replaces the shipped XSTest subset for over-refusal (all of them).</summary>
     public string? SafePromptsFile { get; init; }
     public int XsTestPrompts { get; init; } = 100;
+    /// <summary>The task of the fine-tuning rows and of FA: a <see cref="SafetyBenchmarkTask"/> name.</summary>
+    public string Task { get; init; } = SafetyBenchmarkTask.Sst2.Name;
+    [JsonIgnore]
+    public SafetyBenchmarkTask TaskSplits => SafetyBenchmarkTask.Named(Task);
+    /// <summary>Prompts of the task's evaluation split that FA is measured on (SST-2 dev unless <see cref="Task"/> says otherwise).</summary>
     public int Sst2DevPrompts { get; init; } = 200;
     /// <summary>New tokens for harmful and XSTest answers; FA needs only <see cref="AccuracyMaxNewTokens"/>.</summary>
     public int MaxNewTokens { get; init; } = 32;
@@ -186,6 +191,7 @@ public sealed record SafetyBenchmarkOptions
         if (Seeds < 1) yield return "seeds must be >= 1.";
         if (Epochs < 1 || BatchSize < 1 || !(LearningRate > 0)) yield return "epochs, batch size and learning rate must be positive.";
         if (HarmfulPrompts < 1 || XsTestPrompts < 1 || Sst2DevPrompts < 1) yield return "evaluation sizes must be >= 1.";
+        if (SafetyBenchmarkTask.Find(Task) is null) yield return $"task must be one of {string.Join(", ", SafetyBenchmarkTask.All.Select(t => t.Name))}, not '{Task}'.";
         if (HarmfulPromptsFile is { } harmful && !File.Exists(harmful)) yield return $"harmful prompts file {harmful} does not exist.";
         if (SafePromptsFile is { } safe && !File.Exists(safe)) yield return $"safe prompts file {safe} does not exist.";
         if (Precision is not (TrainingPrecision.Float32 or TrainingPrecision.BFloat16)) yield return "precision must be fp32 or bf16.";
@@ -209,6 +215,7 @@ public sealed record SafetyBenchmarkOptions
         var json = JsonSerializer.Serialize(shared);
         // fp32 runs keep the fingerprints they had before the setting existed, so their stored cells stay resumable.
         if (Precision != TrainingPrecision.Float32) json += $"|precision={Precision}";
+        if (Task != SafetyBenchmarkTask.Sst2.Name) json += $"|task={Task}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)))[..16];
     }
 

@@ -3,6 +3,7 @@ using FineTuneService.Contracts.Safety;
 using FineTuneService.Contracts.Safety.Hardening;
 using FineTuneService.Datasets;
 using FineTuneService.Datasets.Corpus;
+using FineTuneService.Datasets.Evaluation;
 using FineTuneService.Datasets.Tokenization;
 using FineTuneService.Ml.Models;
 using FineTuneService.Ml.Safety.Hardening;
@@ -157,6 +158,26 @@ public sealed class SafetyBenchmarkTests : IDisposable
         Assert.NotEqual(shipped.Fingerprint, custom.Fingerprint);
         var cell = custom.RunCell("none", 0.25, seed: 1);
         Assert.Equal(2, cell.Samples.Count(s => s.Kind == "harmful")); // both of the file's harmful prompts were answered
+    }
+
+    [Fact]
+    public void The_task_option_picks_the_training_rows_and_the_accuracy_prompts_and_enters_the_fingerprint()
+    {
+        var baseModel = BaseModel();
+        // AG News articles need longer rows than the other tests' 64 tokens.
+        var options = Tiny with { MaxSequenceLength = 256 };
+        using var sst2 = new SafetyBenchmark(options, baseModel);
+        using var agNews = new SafetyBenchmark(options with { Task = "ag_news" }, baseModel);
+
+        Assert.All(sst2.Mix(0, seed: 1).Examples, e => Assert.StartsWith(TaskPrompts.Sst2Instruction, UserTurn(e)));
+        var agNewsRows = agNews.Mix(0, seed: 1).Examples;
+        Assert.All(agNewsRows, e => Assert.StartsWith(TaskPrompts.AgNewsInstruction, UserTurn(e)));
+        Assert.All(agNewsRows, e => Assert.Contains(e.Messages[^1].Content, new[] { "World", "Sports", "Business", "Sci/Tech" }));
+        Assert.NotEqual(sst2.Fingerprint, agNews.Fingerprint);
+        var cell = agNews.RunCell("none", 0, seed: 1);
+        Assert.Contains(cell.Samples, s => s.Prompt.StartsWith(TaskPrompts.AgNewsInstruction, StringComparison.Ordinal));
+        Assert.DoesNotContain(cell.Samples, s => s.Prompt.StartsWith(TaskPrompts.Sst2Instruction, StringComparison.Ordinal));
+        Assert.Contains((Tiny with { Task = "imdb" }).Errors(), e => e.Contains("task must be one of sst2, ag_news"));
     }
 
     private static string UserTurn(ChatExample example) => example.Messages.First(m => m.Role == ChatMessage.User).Content;
