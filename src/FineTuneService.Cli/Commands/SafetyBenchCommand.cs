@@ -62,6 +62,7 @@ public sealed class SafetyBenchCommand : ICliCommand
         {
             FineTunes = new SafetyBenchmarkFineTunes(arguments.Get("fine-tunes", Path.Combine(output, FineTunesFolder))),
         };
+        BenchCommandSupport.RequireValid(benchmark.DataErrors());
         Directory.CreateDirectory(output);
         var resultsPath = Path.Combine(output, ResultsFile);
         var environment = BenchCommandSupport.EnvironmentAtStart();

@@ -91,6 +91,19 @@ public sealed class SafetyBenchmark : IDisposable
 
     public int AttackPoolSize => _attackPool.Count;
 
+    /// <summary>Cells of the grid that the data cannot fill: more task rows than the task has, or more harmful rows than the attack pool.</summary>
+    public IEnumerable<string> DataErrors()
+    {
+        foreach (var ratio in _options.Ratios)
+        {
+            var harmful = (int)Math.Round(ratio * _options.Rows, MidpointRounding.AwayFromZero);
+            if (_options.Rows - harmful > _taskRows.Count)
+                yield return $"p = {ratio} needs {_options.Rows - harmful} {_options.TaskSplits.TrainingSplit} rows; the shipped data has {_taskRows.Count}.";
+            if (harmful > _attackPool.Count)
+                yield return $"p = {ratio} needs {harmful} harmful rows; the attack pool has {_attackPool.Count}.";
+        }
+    }
+
     /// <summary>The fine-tuning set of one cell (see <see cref="HarmfulFineTuneMix.Build"/>).</summary>
     public HarmfulFineTuneMix Mix(double ratio, int seed) => HarmfulFineTuneMix.Build(_taskRows, _attackPool, _options.Rows, ratio, seed * 1000);
 

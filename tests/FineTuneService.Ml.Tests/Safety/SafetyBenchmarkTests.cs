@@ -178,6 +178,9 @@ public sealed class SafetyBenchmarkTests : IDisposable
         Assert.Contains(cell.Samples, s => s.Prompt.StartsWith(TaskPrompts.AgNewsInstruction, StringComparison.Ordinal));
         Assert.DoesNotContain(cell.Samples, s => s.Prompt.StartsWith(TaskPrompts.Sst2Instruction, StringComparison.Ordinal));
         Assert.Contains((Tiny with { Task = "imdb" }).Errors(), e => e.Contains("task must be one of sst2, ag_news"));
+        Assert.Empty(agNews.DataErrors());
+        using var tooMany = new SafetyBenchmark(options with { Task = "ag_news", Rows = 5000, Ratios = [0, 0.2] }, baseModel);
+        Assert.Equal(["p = 0 needs 5000 AG News train rows; the shipped data has 1000.", "p = 0.2 needs 4000 AG News train rows; the shipped data has 1000.", "p = 0.2 needs 1000 harmful rows; the attack pool has 498."], tooMany.DataErrors());
     }
 
     private static string UserTurn(ChatExample example) => example.Messages.First(m => m.Role == ChatMessage.User).Content;
