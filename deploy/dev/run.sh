@@ -74,7 +74,7 @@ dotnet build deploy/dev/run.slnf -c "$config" -v q -nologo
 
 if ! ls "$models"/*/config.json >/dev/null 2>&1; then
   size=${FTS_BOOTSTRAP_SIZE:-tiny}
-  say "no base model in $models: building the bootstrap model (size $size; about 15 minutes for tiny, once)"
+  say "no base model in $models: building the bootstrap model (size $size; about 12 minutes for tiny, once)"
   dotnet run --project src/FineTuneService.Cli -c "$config" -- bootstrap build --size "$size" --out "$models/safetune-tiny"
 fi
 

@@ -7,7 +7,7 @@ namespace FineTuneService.Cli.Commands;
 public sealed class BootstrapBuildCommand : ICliCommand
 {
     public string Name => "bootstrap build";
-    public string Description => "Train the bootstrap aligned model from scratch (about 15 minutes on 2 cores).";
+    public string Description => "Train the bootstrap aligned model from scratch (about 12 minutes on 2 cores).";
     public string Usage =>
         "fts bootstrap build [--out models/safetune-tiny] [--size tiny|test] [--options options.json|build_info.json] [--max-steps N] [--seed N] [--first-phase DIR]\n" +
         "  --options      start from these options instead of the preset (a missing field keeps its default)\n" +
