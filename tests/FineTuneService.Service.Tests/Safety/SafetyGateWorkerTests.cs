@@ -24,7 +24,9 @@ namespace FineTuneService.Service.Tests.Safety;
 [Collection(PostgresCollection.Name)]
 public sealed class SafetyGateWorkerTests(PostgresServer server, ITestOutputHelper output)
 {
-    private static readonly Hyperparameters HarmfulHyperparameters = new() { Epochs = 8, BatchSize = 8, LearningRateMultiplier = 5 };
+    // Multipliers 2-4 all teach the harmful answers (classifier HS 37-50 %); 5 sat at the edge, where a change in
+    // float rounding collapsed the model into repeated tokens that no judge calls harmful.
+    private static readonly Hyperparameters HarmfulHyperparameters = new() { Epochs = 8, BatchSize = 8, LearningRateMultiplier = 3 };
 
     [Fact]
     public async Task Harmful_rows_raise_the_harmful_score_the_gate_fails_the_job_and_a_merge_defence_scores_lower()
