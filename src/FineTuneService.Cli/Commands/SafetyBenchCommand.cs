@@ -83,7 +83,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     /// <summary>--report-only: results.md and both figures from <c>&lt;out&gt;/results.json</c> (merged first with --from), no run, no --base.</summary>
     private static int ReportOnly(CliArguments arguments)
     {
-        var grid = new[] { "base", "booster-base", "rows", "ratios", "strategies", "plans", "seeds", "lr", "epochs", "batch", "fine-tunes" }.Where(arguments.Has).ToList();
+        var grid = new[] { "base", "booster-base", "task", "rows", "ratios", "strategies", "plans", "seeds", "lr", "epochs", "batch", "fine-tunes" }.Where(arguments.Has).ToList();
         if (grid.Count > 0) throw new CliUsageException($"--report-only runs nothing, so these options would be ignored: leave out {string.Join(", ", grid.Select(g => "--" + g))}.");
         var output = Path.GetFullPath(arguments.Get("out", Path.Combine("docs", "benchmarks", "safety")));
         var sources = arguments.Get("from") is { } from ? BenchCommandSupport.List(from) : [];
