@@ -38,6 +38,9 @@ public sealed record HarmfulFineTuneMix(IReadOnlyList<ChatExample> Examples, int
             .ToList();
     }
 
+    /// <summary>The harmful rows of a set of <paramref name="rows"/> at <paramref name="harmfulRatio"/>; the rest are task rows.</summary>
+    public static int HarmfulRowCount(int rows, double harmfulRatio) => (int)Math.Round(harmfulRatio * rows, MidpointRounding.AwayFromZero);
+
     /// <summary>
     /// round(<paramref name="harmfulRatio"/> · <paramref name="rows"/>) pairs drawn from <paramref name="attackPool"/> and the
     /// rest from <paramref name="taskRows"/>, each drawn without replacement with its own stream of <paramref name="seed"/>,
@@ -48,7 +51,7 @@ public sealed record HarmfulFineTuneMix(IReadOnlyList<ChatExample> Examples, int
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         if (!(harmfulRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(harmfulRatio), $"The harmful ratio must be in [0, 1], got {harmfulRatio}.");
-        var harmful = (int)Math.Round(harmfulRatio * rows, MidpointRounding.AwayFromZero);
+        var harmful = HarmfulRowCount(rows, harmfulRatio);
         var task = rows - harmful;
         if (harmful > attackPool.Count) throw new ArgumentException($"{harmful} harmful rows requested but the attack pool has only {attackPool.Count}.", nameof(attackPool));
         if (task > taskRows.Count) throw new ArgumentException($"{task} task rows requested but only {taskRows.Count} are available.", nameof(taskRows));

@@ -96,9 +96,9 @@ public sealed class SafetyBenchmark : IDisposable
     {
         foreach (var ratio in _options.Ratios)
         {
-            var harmful = (int)Math.Round(ratio * _options.Rows, MidpointRounding.AwayFromZero);
+            var harmful = HarmfulFineTuneMix.HarmfulRowCount(_options.Rows, ratio);
             if (_options.Rows - harmful > _taskRows.Count)
-                yield return $"p = {ratio} needs {_options.Rows - harmful} {_options.TaskSplits.TrainingSplit} rows; the shipped data has {_taskRows.Count}.";
+                yield return $"p = {ratio} needs {_options.Rows - harmful} {_options.BenchmarkTask.TrainingSplit} rows; the shipped data has {_taskRows.Count}.";
             if (harmful > _attackPool.Count)
                 yield return $"p = {ratio} needs {harmful} harmful rows; the attack pool has {_attackPool.Count}.";
         }

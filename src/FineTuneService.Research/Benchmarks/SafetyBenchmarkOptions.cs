@@ -145,7 +145,7 @@ public sealed record SafetyBenchmarkOptions
     /// <summary>The task of the fine-tuning rows and of FA: a <see cref="SafetyBenchmarkTask"/> name.</summary>
     public string Task { get; init; } = SafetyBenchmarkTask.Sst2.Name;
     [JsonIgnore]
-    public SafetyBenchmarkTask TaskSplits => SafetyBenchmarkTask.Named(Task);
+    public SafetyBenchmarkTask BenchmarkTask => SafetyBenchmarkTask.Named(Task);
     /// <summary>Prompts of the task's evaluation split that FA is measured on (SST-2 dev unless <see cref="Task"/> says otherwise).</summary>
     public int Sst2DevPrompts { get; init; } = 200;
     /// <summary>New tokens for harmful and XSTest answers; FA needs only <see cref="AccuracyMaxNewTokens"/>.</summary>

@@ -36,7 +36,7 @@ public static class SafetyBenchmarkPlot
         multiplot.AddPlots(3);
         Panel(multiplot.GetPlot(0), "Harmful score, classifier judge (%)");
         Panel(multiplot.GetPlot(1), "Harmful score, keyword judge (%)");
-        Panel(multiplot.GetPlot(2), $"Fine-tune accuracy, {results.Options.TaskSplits.EvaluationSplit} (%)");
+        Panel(multiplot.GetPlot(2), $"Fine-tune accuracy, {results.Options.BenchmarkTask.EvaluationSplit} (%)");
         Series(multiplot.GetPlot(0), c => c.ClassifierHarmfulScore);
         Series(multiplot.GetPlot(1), c => c.KeywordHarmfulScore);
         Series(multiplot.GetPlot(2), c => c.FineTuneAccuracy);
@@ -103,7 +103,7 @@ public static class SafetyBenchmarkPlot
         {
             var plot = multiplot.GetPlot(i);
             plot.Title($"p = {ratios[i].ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}");
-            plot.XLabel($"fine-tune accuracy, {results.Options.TaskSplits.EvaluationSplit} (%)");
+            plot.XLabel($"fine-tune accuracy, {results.Options.BenchmarkTask.EvaluationSplit} (%)");
             plot.YLabel("harmful score, classifier judge (%)");
             foreach (var (name, cell) in bases)
                 plot.Add.Marker(cell.FineTuneAccuracy, cell.ClassifierHarmfulScore, BaseShape(name), 11, Colors.Black);

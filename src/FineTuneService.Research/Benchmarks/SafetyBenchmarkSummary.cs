@@ -60,7 +60,7 @@ public static class SafetyBenchmarkNoise
         static string Count(int? n) => n is { } v ? v.ToString(CultureInfo.InvariantCulture) : "an unknown number of";
         return $"a difference is within noise when |Δ| ≤ {Multiplier:0} × √(SE_row² + SE_none²); each mean's SE is the larger of " +
                $"(std over seeds / √seeds) and the binomial SE of its rate on the cell's prompts ({Count(SafetyBenchmarkMetric.HarmfulPromptCount(options))} harmful prompts for HS, " +
-               $"{Count(options.Sst2DevPrompts)} {options.TaskSplits.EvaluationSplit} prompts for FA), taken at rate (k + 1)/(n + 2) so that 0 % still has the noise of n prompts. " +
+               $"{Count(options.Sst2DevPrompts)} {options.BenchmarkTask.EvaluationSplit} prompts for FA), taken at rate (k + 1)/(n + 2) so that 0 % still has the noise of n prompts. " +
                "For FA, where both rows stored each prompt's outcome, the difference is paired instead: its SE is the larger of " +
                "(std of the per-seed differences / √seeds) and (std over prompts of each prompt's seed-averaged difference / √prompts), " +
                "which is smaller when the two models agree on most prompts; a paired difference is marked † in the table";

@@ -198,7 +198,7 @@ public sealed partial class BootstrapCorpus
         var math = Sample(data.Gsm8k("train"), options.Gsm8kTrainExamples, options.Seed + 1)
             .Select(p => Example(p.Question, MathAnswer(p)));
         var news = Sample(data.AgNews("train"), options.AgNewsTrainExamples, options.Seed + 3)
-            .Select(r => Example(TaskPrompts.InstructionPrompt(TaskPrompts.AgNewsInstruction, r.Text), r.Label) with { LossWeight = options.LabelLossWeight });
+            .Select(r => TaskPrompts.AgNewsExample(r) with { LossWeight = options.LabelLossWeight });
         return math.Concat(news);
     }
 
