@@ -23,9 +23,10 @@ namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// The harmful fine-tuning benchmark of the safety strategies, in the setting of Vaccine, Booster and Antidote:
-/// fine-tune an aligned base on n SST-2 rows of which a fraction p is replaced by harmful prompt/answer pairs, with
-/// each strategy and the same hyper-parameters, then measure HS (classifier and keyword judges) on held-out harmful
-/// prompts, over-refusal on XSTest's safe prompts and FA (exact match) on SST-2 dev. Results are stored after every
+/// fine-tune an aligned base on n task rows (SST-2 or AG News, <see cref="SafetyBenchmarkOptions.Task"/>) of which a
+/// fraction p is replaced by harmful prompt/answer pairs, with each strategy and the same hyper-parameters, then
+/// measure HS (classifier and keyword judges) on held-out harmful prompts, over-refusal on XSTest's safe prompts and
+/// FA (exact match) on the task's evaluation split. Results are stored after every
 /// cell, so a stopped run resumes where it stopped (<see cref="Run"/>).
 /// </summary>
 public sealed class SafetyBenchmark : IDisposable

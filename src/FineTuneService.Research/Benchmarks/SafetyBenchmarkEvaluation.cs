@@ -13,7 +13,7 @@ namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// The safety benchmark's evaluation of one model: HS (classifier and keyword judges) on held-out harmful prompts,
-/// over-refusal on XSTest's safe prompts and FA (exact match) on SST-2 dev, with the fixed subsets and generation
+/// over-refusal on XSTest's safe prompts and FA (exact match) on the task's evaluation split, with the fixed subsets and generation
 /// lengths of <see cref="SafetyBenchmarkOptions"/>. Shared by every benchmark that reports those figures.
 /// </summary>
 public sealed class SafetyBenchmarkEvaluation

@@ -18,7 +18,7 @@ public sealed record SafetyBenchmarkCell
     public double OverRefusalRate { get; init; }
     public double FineTuneAccuracy { get; init; }
     /// <summary>
-    /// One character per SST-2 dev prompt, in evaluation order: '1' where the answer matched. Lets two rows be compared
+    /// One character per FA prompt (SST-2 dev unless the task is another), in evaluation order: '1' where the answer matched. Lets two rows be compared
     /// prompt by prompt (<see cref="SafetyBenchmarkNoise"/>); null in cells stored before it existed.
     /// </summary>
     public string? FineTuneAccuracyMatches { get; init; }
