@@ -51,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-connection=$(deploy/dev/postgres.sh start "$work/pg" "$(free_port)")
+connection=$(deploy/dev/postgres.sh start "$work/pg" auto)
 [ "$build" = 1 ] && { say "building the API (Release)"; dotnet build src/FineTuneService.Api/FineTuneService.Api.csproj -c Release -v q -nologo >&2; }
 
 # A base model only needs its config.json to be registered; no worker runs, so the job stays queued.

@@ -6,15 +6,6 @@ cd "$root"
 
 command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 1; }
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 30000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "test.sh: no free port" >&2; return 1
-}
-
 # Whole-suite runs on one machine take turns: run side by side they share the CPUs and each takes several times
 # longer. A filtered run (arguments given) does not wait. Long-lived children (PostgreSQL, build servers) get the
 # lock descriptor closed (9>&-) so that they cannot hold the lock after this script ends.
@@ -29,7 +20,7 @@ cleanup() { deploy/dev/postgres.sh stop "$work/pg" || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
 export FTS_TEST_POSTGRES
-FTS_TEST_POSTGRES=$(deploy/dev/postgres.sh start "$work/pg" "$(free_port)" --fast 9>&-)
+FTS_TEST_POSTGRES=$(deploy/dev/postgres.sh start "$work/pg" auto --fast 9>&-)
 echo "PostgreSQL for tests: $FTS_TEST_POSTGRES"
 
 dotnet build FineTuneService.sln -c Release -v q -nologo 9>&-

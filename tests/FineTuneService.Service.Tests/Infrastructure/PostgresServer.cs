@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace FineTuneService.Service.Tests.Infrastructure;
@@ -27,7 +25,7 @@ public sealed class PostgresServer : IAsyncLifetime
 
         _ownedDirectory = Directory.CreateTempSubdirectory("fts-pg-").FullName;
         File.SetUnixFileMode(_ownedDirectory, (UnixFileMode)0b111_101_101);
-        AdminConnectionString = (await RunScriptAsync("start", _ownedDirectory, FreePort().ToString(), "--fast")).Trim();
+        AdminConnectionString = (await RunScriptAsync("start", _ownedDirectory, "auto", "--fast")).Trim();
     }
 
     public async Task DisposeAsync()
@@ -49,13 +47,6 @@ public sealed class PostgresServer : IAsyncLifetime
             await command.ExecuteNonQueryAsync();
         }
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task<string> RunScriptAsync(params string[] arguments)
