@@ -1,5 +1,7 @@
 using FineTuneService.Core.Data;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,10 +19,11 @@ public interface ISchemaInstaller
 }
 
 /// <summary>
-/// Applies pending EF migrations, then every <see cref="ISchemaInstaller"/>, before the other hosted services start,
-/// when <see cref="DatabaseOptions.MigrateOnStartup"/> says so (in production: the API only). It connects with
+/// Installs every <see cref="ISchemaInstaller"/>, then applies pending EF migrations, before the other hosted services
+/// start, when <see cref="DatabaseOptions.MigrateOnStartup"/> says so (in production: the API only). It connects with
 /// <see cref="DatabaseOptions.MigrationConnectionString"/> when one is set. EF takes a database lock while migrating,
-/// so hosts starting together do not race.
+/// so hosts starting together do not race. EF goes last because "no pending migrations" is what replicas and
+/// <c>/readyz</c> wait for: seen earlier, a replica would enqueue into a Hangfire schema not yet installed.
 /// </summary>
 internal sealed class DatabaseMigrator(
     IOptions<DatabaseOptions> options, IEnumerable<ISchemaInstaller> installers, IHostEnvironment environment,
@@ -33,12 +36,12 @@ internal sealed class DatabaseMigrator(
         var connection = database.MigrationConnectionString ?? database.ConnectionString;
         var builder = new DbContextOptionsBuilder<FineTuneDbContext>();
         DatabaseHostingExtensions.ConfigureNpgsql(builder, database with { ConnectionString = connection });
-        await using (var db = new FineTuneDbContext(builder.Options))
-        {
-            logger.LogInformation("Applying pending database migrations");
-            await db.Database.MigrateAsync(cancellationToken);
-        }
+        await using var db = new FineTuneDbContext(builder.Options);
+        var creator = db.GetService<IRelationalDatabaseCreator>();
+        if (!await creator.ExistsAsync(cancellationToken)) await creator.CreateAsync(cancellationToken);
         foreach (var installer in installers) await installer.InstallAsync(connection, cancellationToken);
+        logger.LogInformation("Applying pending database migrations");
+        await db.Database.MigrateAsync(cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -3,7 +3,10 @@ using System.Text.Json.Nodes;
 using FineTuneService.Service.Tests.Api;
 using FineTuneService.Service.Tests.Infrastructure;
 using FineTuneService.Service.Tests.Worker;
+using FineTuneService.Core.Data;
+using FineTuneService.Core.Hosting;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace FineTuneService.Service.Tests.Deployment;
 
@@ -48,6 +51,32 @@ public sealed class ReadinessTests(PostgresServer server)
         finally
         {
             Directory.Delete(models, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Schemas_other_than_EFs_are_installed_before_the_migrations_that_replicas_wait_for()
+    {
+        var database = await server.CreateDatabaseAsync();
+        var probe = new PendingMigrationsProbe();
+        await using var host = new ApiFactory(database, configureServices: services => services.AddSingleton<ISchemaInstaller>(probe));
+        _ = host.Server;
+
+        Assert.NotNull(probe.PendingWhenInstalled);
+        Assert.NotEmpty(probe.PendingWhenInstalled);
+        Assert.Empty(await host.WithDbAsync(db => db.Database.GetPendingMigrationsAsync()));
+    }
+
+    /// <summary>Records which EF migrations were still pending when the migrator ran the schema installers.</summary>
+    private sealed class PendingMigrationsProbe : ISchemaInstaller
+    {
+        public IReadOnlyList<string>? PendingWhenInstalled { get; private set; }
+
+        public async Task InstallAsync(string connectionString, CancellationToken cancellationToken)
+        {
+            var options = new DbContextOptionsBuilder<FineTuneDbContext>().UseNpgsql(connectionString).Options;
+            await using var db = new FineTuneDbContext(options);
+            PendingWhenInstalled = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
         }
     }
 
