@@ -16,7 +16,7 @@ public sealed class SafetyBenchCommand : ICliCommand
     public string Name => "bench safety";
     public string Description => "HS/FA/over-refusal of every safety strategy after fine-tuning on SST-2 (or AG News) with a fraction p of harmful rows.";
     public string Usage => $"fts bench safety --base <hf folder> [--rows 400] [--ratios 0,0.05,0.1,0.2] [--strategies {string.Join(',', SafetyBenchmarkStrategies.All)}] [--plans FILE (more rows: {{\"name\": <a job's safety object>}})] " +
-                           "[--booster-base <folder by fts harden> (rows booster_none, booster_<strategy>)] [--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--task sst2|ag_news] [--sst2-prompts 200 (the task's evaluation prompts)] " +
+                           $"[--booster-base <folder by fts harden> (rows booster_none, booster_<strategy>)] [--seeds 3] [--lr 2e-4] [--epochs 1] [--batch 8] [--harmful-prompts 100|FILE] [--safe-prompts FILE] [--xstest-prompts 100] [--task {string.Join('|', SafetyBenchmarkTask.All.Select(t => t.Name))}] [--sst2-prompts 200 (the task's evaluation prompts)] " +
                            "[--max-new-tokens 32] [--threads 0] [--precision fp32|bf16] [--label text] [--out docs/benchmarks/safety] [--fine-tunes <out>/fine-tunes]\n" +
                            "       fts bench safety --report-only [--from a.json,b.json (merged into <out>/results.json)] [--label text] [--out docs/benchmarks/safety]";
 

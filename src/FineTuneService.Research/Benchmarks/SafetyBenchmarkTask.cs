@@ -6,7 +6,7 @@ namespace FineTuneService.Research.Benchmarks;
 
 /// <summary>
 /// A labelled task the safety benchmark fine-tunes on (its training rows, phrased as instructions) and scores FA on
-/// (its evaluation split in <see cref="ShippedPromptSets.TaskSplit"/>, under the same name).
+/// (its evaluation split in <see cref="FineTuneService.Ml.Evaluation.PromptSets.ShippedPromptSets.TaskSplit"/>, under the same name).
 /// </summary>
 public sealed record SafetyBenchmarkTask(string Name, string TrainingSplit, string EvaluationSplit, Func<ShippedData, IEnumerable<ChatExample>> TrainingExamples)
 {
